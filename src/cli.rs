@@ -1,0 +1,155 @@
+//! Command-line interface: parses arguments and chooses a sink for the same
+//! collect + model code.
+
+use crate::collect::{Collector, Options, SourceChoice, SystemCollector};
+use crate::model::{Filter, Snapshot, Socket};
+use crate::output;
+use clap::{Args, Parser, Subcommand};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+/// Every TCP and UDP socket on this machine, which process owns it, and what state it is stuck in.
+#[derive(Debug, Parser)]
+#[command(name = "sockscope", version, about, after_help = FILTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every socket once, with its owners, and exit.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = FILTER_HELP)]
+pub struct SnapshotArgs {
+    /// Filter terms, all of which must match (e.g. `6800 cw`, `proc:nginx state:listen`).
+    pub filter: Vec<String>,
+    /// One JSON array, one object per socket.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to read the socket table from.
+    #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
+    pub source: SourceChoice,
+}
+
+pub const FILTER_HELP: &str = "\
+Filter terms (all must match; `!term` negates):
+  6800, port:N       local or remote port       lport:N, rport:N   one end only
+  pid:N              owner pid                  proc:NAME          owner name contains NAME
+  user:NAME|UID      socket or owner user       state:S            close-wait, cw, est, tw, fw2, listen, ...
+  addr:IP|CIDR       either address             proto:tcp|udp      family:4|6
+  a bare word        a state, or a process name containing it
+
+Exit status: 0 success, 1 runtime failure, 2 usage error.";
+
+/// A failure with the exit status it maps to.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad flag or filter term: exit 2.
+    Usage(String),
+    /// Anything that went wrong at run time: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+/// Entry point for the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("sockscope: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            if is_broken_pipe(&e) {
+                // `sockscope snapshot | head`: the reader has what it wanted.
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("sockscope: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Some(Command::Snapshot(args)) => snapshot(args),
+        None => snapshot(SnapshotArgs {
+            filter: Vec::new(),
+            json: false,
+            source: SourceChoice::Auto,
+        }),
+    }
+}
+
+fn parse_filter(terms: &[String]) -> Result<Filter, Failure> {
+    Filter::from_args(terms).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+/// Sockets that match, in a stable order: protocol, local port, addresses.
+pub fn select<'a>(snap: &'a Snapshot, filter: &Filter) -> Vec<&'a Socket> {
+    let mut sockets: Vec<&Socket> = snap
+        .sockets
+        .iter()
+        .filter(|s| filter.matches(s, snap))
+        .collect();
+    sockets.sort_unstable_by_key(|s| {
+        (
+            s.proto,
+            s.family,
+            s.local.port(),
+            s.local.ip(),
+            s.remote,
+            s.inode,
+        )
+    });
+    sockets
+}
+
+fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
+    let filter = parse_filter(&args.filter)?;
+    let mut collector = SystemCollector::new(Options {
+        source: args.source,
+        // tcp_info is only printed in JSON; leaving it out halves the kernel's work.
+        tcp_info: args.json,
+        owners: true,
+    });
+    let snap = collector.collect().map_err(anyhow::Error::from)?;
+    let sockets = select(&snap, &filter);
+    let stdout = std::io::stdout();
+    let result = if args.json {
+        output::json::write_sockets(stdout.lock(), &snap, &sockets)
+    } else {
+        let color =
+            stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        output::table::write_table(stdout.lock(), &snap, &sockets, color)
+    };
+    result.map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))?;
+    if let Some(note) = snap.attribution.note() {
+        let _ = writeln!(std::io::stderr(), "sockscope: {note}");
+    }
+    Ok(())
+}

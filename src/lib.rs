@@ -1,0 +1,11 @@
+//! sockscope: every TCP and UDP socket on a Linux machine, who owns it, and
+//! what state it is stuck in.
+//!
+//! Data flows one way: [`collect`] turns the kernel into a [`model::Snapshot`],
+//! [`model`] groups, filters and explains it, and [`output`] / the UI render it.
+
+pub mod cli;
+pub mod collect;
+pub mod model;
+pub mod output;
+pub mod sanitize;

@@ -1,0 +1,166 @@
+//! Fixed snapshots for tests and demos: a redis with a CLOSE_WAIT leak on
+//! port 6800, an nginx, a resolver and a client. Nothing here reads the system.
+
+use super::snapshot::{Snapshot, SourceKind, SystemContext};
+use super::socket::{Family, Owner, Process, Proto, Socket, TcpInfo, TcpState};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+/// A socket with the given fields and everything else empty.
+pub fn socket(
+    proto: Proto,
+    state: TcpState,
+    local: &str,
+    remote: &str,
+    inode: u64,
+    uid: u32,
+    owners: &[(u32, u32)],
+) -> Socket {
+    let local: std::net::SocketAddr = local.parse().expect("fixture address");
+    let remote: std::net::SocketAddr = remote.parse().expect("fixture address");
+    Socket {
+        proto,
+        family: if local.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        },
+        state,
+        local,
+        remote,
+        inode,
+        uid,
+        recv_q: 0,
+        send_q: 0,
+        timer: None,
+        retransmits: 0,
+        cookie: inode,
+        tcp_info: (proto == Proto::Tcp && inode != 0).then(TcpInfo::default),
+        owners: owners.iter().map(|&(pid, fd)| Owner { pid, fd }).collect(),
+    }
+}
+
+pub fn process(pid: u32, name: &str, cmdline: &str, uid: u32, user: &str) -> Process {
+    Process {
+        pid,
+        name: name.to_string(),
+        cmdline: cmdline.to_string(),
+        uid: Some(uid),
+        user: Some(user.to_string()),
+    }
+}
+
+/// Eight sockets; inodes are chosen to be readable in assertions.
+pub fn small() -> Snapshot {
+    use Proto::*;
+    use TcpState::*;
+    let sockets = vec![
+        socket(
+            Tcp,
+            Listen,
+            "0.0.0.0:6800",
+            "0.0.0.0:0",
+            101,
+            999,
+            &[(1000, 6)],
+        ),
+        socket(
+            Tcp,
+            CloseWait,
+            "127.0.0.1:6800",
+            "127.0.0.1:51000",
+            102,
+            999,
+            &[(1000, 7)],
+        ),
+        socket(
+            Tcp,
+            CloseWait,
+            "10.0.0.1:6800",
+            "10.0.0.9:41000",
+            103,
+            999,
+            &[(1000, 8)],
+        ),
+        socket(
+            Tcp,
+            FinWait2,
+            "127.0.0.1:51000",
+            "127.0.0.1:6800",
+            104,
+            1000,
+            &[(5000, 3)],
+        ),
+        socket(
+            Tcp,
+            Listen,
+            "0.0.0.0:80",
+            "0.0.0.0:0",
+            201,
+            33,
+            &[(4242, 5)],
+        ),
+        socket(
+            Tcp,
+            Established,
+            "[::ffff:127.0.0.1]:80",
+            "[2001:db8::5]:50000",
+            202,
+            33,
+            &[(4242, 9)],
+        ),
+        socket(
+            Udp,
+            Close,
+            "0.0.0.0:53",
+            "0.0.0.0:0",
+            301,
+            101,
+            &[(700, 12)],
+        ),
+        socket(Tcp, TimeWait, "127.0.0.1:80", "127.0.0.1:52000", 0, 0, &[]),
+    ];
+    let processes: HashMap<u32, Process> = [
+        process(1000, "redis-server", "redis-server *:6800", 999, "redis"),
+        process(4242, "nginx", "nginx: worker process", 33, "www-data"),
+        process(
+            700,
+            "systemd-resolve",
+            "/lib/systemd/systemd-resolved",
+            101,
+            "systemd-resolve",
+        ),
+        process(5000, "python3", "python3 client.py", 1000, "alice"),
+    ]
+    .into_iter()
+    .map(|p| (p.pid, p))
+    .collect();
+    let users = [
+        (0, "root"),
+        (33, "www-data"),
+        (101, "systemd-resolve"),
+        (999, "redis"),
+        (1000, "alice"),
+    ]
+    .into_iter()
+    .map(|(u, n)| (u, n.to_string()))
+    .collect();
+    let mut system = SystemContext::default();
+    for (k, v) in [
+        ("net.ipv4.tcp_fin_timeout", "60"),
+        ("net.ipv4.ip_local_port_range", "32768 60999"),
+        ("net.core.somaxconn", "4096"),
+        ("net.ipv4.tcp_max_tw_buckets", "262144"),
+    ] {
+        system.sysctls.insert(k.to_string(), v.to_string());
+    }
+    Snapshot {
+        taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        source: SourceKind::Fixture,
+        sockets,
+        processes,
+        users,
+        attribution: Default::default(),
+        system,
+    }
+}

@@ -1,0 +1,13 @@
+//! Plain data and pure functions over it: no I/O, no terminal.
+
+pub mod filter;
+pub mod fixture;
+pub mod group;
+pub mod snapshot;
+pub mod socket;
+
+pub use filter::{Filter, FilterError};
+pub use snapshot::{Attribution, Snapshot, SourceKind, SystemContext};
+pub use socket::{
+    ConnKey, Family, Owner, Process, Proto, Socket, TcpInfo, TcpState, Timer, TimerKind,
+};

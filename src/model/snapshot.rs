@@ -1,0 +1,110 @@
+//! One immutable picture of the machine's sockets at an instant.
+
+use super::socket::{Process, Socket};
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
+
+/// Where the socket table came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Netlink,
+    Proc,
+    Fixture,
+}
+
+/// Kernel-wide counters and settings that explain socket behaviour.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SystemContext {
+    /// `/proc/net/snmp` and `/proc/net/netstat`, keyed `Tcp.RetransSegs`, `TcpExt.ListenOverflows`, ...
+    pub counters: BTreeMap<String, u64>,
+    /// `/proc/net/sockstat` and `sockstat6`, keyed `TCP.inuse`, `TCP.tw`, `UDP6.inuse`, ...
+    pub sockstat: BTreeMap<String, u64>,
+    /// Connection-lifetime sysctls, keyed by their dotted name (`net.ipv4.tcp_fin_timeout`).
+    /// Values are kept as text because some hold several numbers (`ip_local_port_range`).
+    pub sysctls: BTreeMap<String, String>,
+}
+
+impl SystemContext {
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.counters.get(name).copied()
+    }
+
+    /// A sysctl whose value is one integer.
+    pub fn sysctl_u64(&self, name: &str) -> Option<u64> {
+        self.sysctls.get(name)?.trim().parse().ok()
+    }
+
+    /// `net.ipv4.ip_local_port_range` as (low, high).
+    pub fn local_port_range(&self) -> Option<(u16, u16)> {
+        let v = self.sysctls.get("net.ipv4.ip_local_port_range")?;
+        let mut it = v.split_whitespace().map(|p| p.parse::<u16>());
+        match (it.next(), it.next()) {
+            (Some(Ok(lo)), Some(Ok(hi))) => Some((lo, hi)),
+            _ => None,
+        }
+    }
+}
+
+/// What the owner scan could not see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Attribution {
+    /// Processes whose fd table could not be read (not root, no CAP_SYS_PTRACE).
+    pub unreadable_processes: usize,
+    /// Sockets with an inode that no readable fd table refers to, while some
+    /// fd tables were unreadable: their owner is probably among those.
+    pub unattributed_sockets: usize,
+}
+
+impl Attribution {
+    /// The one-line note shown when owners are missing, or None when every owner is known.
+    pub fn note(&self) -> Option<String> {
+        if self.unreadable_processes == 0 {
+            return None;
+        }
+        Some(format!(
+            "{} sockets could not be attributed ({} processes' fd tables unreadable): run as root to see their owners",
+            self.unattributed_sockets, self.unreadable_processes
+        ))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub taken_at: SystemTime,
+    pub source: SourceKind,
+    pub sockets: Vec<Socket>,
+    pub processes: HashMap<u32, Process>,
+    /// User names of the uids that appear on sockets and processes.
+    pub users: HashMap<u32, String>,
+    pub attribution: Attribution,
+    pub system: SystemContext,
+}
+
+impl Snapshot {
+    pub fn empty(source: SourceKind) -> Snapshot {
+        Snapshot {
+            taken_at: SystemTime::UNIX_EPOCH,
+            source,
+            sockets: Vec::new(),
+            processes: HashMap::new(),
+            users: HashMap::new(),
+            attribution: Attribution::default(),
+            system: SystemContext::default(),
+        }
+    }
+
+    pub fn process(&self, pid: u32) -> Option<&Process> {
+        self.processes.get(&pid)
+    }
+
+    pub fn user_name(&self, uid: u32) -> Option<&str> {
+        self.users.get(&uid).map(String::as_str)
+    }
+
+    /// The name of the first owner of a socket, if known.
+    pub fn owner_name(&self, socket: &Socket) -> Option<&str> {
+        let owner = socket.first_owner()?;
+        self.processes.get(&owner.pid).map(|p| p.name.as_str())
+    }
+}

@@ -1,0 +1,160 @@
+//! `snapshot --json`: one object per socket.
+
+use crate::model::{Owner, Snapshot, Socket, TcpInfo, Timer};
+use serde::Serialize;
+use std::io::{self, Write};
+
+#[derive(Serialize)]
+struct OwnerView<'a> {
+    pid: u32,
+    fd: u32,
+    process: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct SocketView<'a> {
+    proto: &'static str,
+    family: u8,
+    state: &'static str,
+    local_addr: String,
+    local_port: u16,
+    remote_addr: String,
+    remote_port: u16,
+    inode: u64,
+    uid: u32,
+    user: Option<&'a str>,
+    recv_q: u32,
+    send_q: u32,
+    pid: Option<u32>,
+    process: Option<&'a str>,
+    owners: Vec<OwnerView<'a>>,
+    timer: Option<Timer>,
+    retransmits: u8,
+    cookie: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_info: Option<&'a TcpInfo>,
+}
+
+fn view<'a>(s: &'a Socket, snap: &'a Snapshot) -> SocketView<'a> {
+    let name = |o: &Owner| snap.process(o.pid).map(|p| p.name.as_str());
+    SocketView {
+        proto: s.proto.name(),
+        family: s.family.number(),
+        state: s.state.kernel_name(),
+        local_addr: s.local.ip().to_string(),
+        local_port: s.local.port(),
+        remote_addr: s.remote.ip().to_string(),
+        remote_port: s.remote.port(),
+        inode: s.inode,
+        uid: s.uid,
+        user: snap.user_name(s.uid),
+        recv_q: s.recv_q,
+        send_q: s.send_q,
+        pid: s.first_owner().map(|o| o.pid),
+        process: s.first_owner().and_then(|o| name(&o)),
+        owners: s
+            .owners
+            .iter()
+            .map(|o| OwnerView {
+                pid: o.pid,
+                fd: o.fd,
+                process: name(o),
+            })
+            .collect(),
+        timer: s.timer,
+        retransmits: s.retransmits,
+        cookie: format!("{:016x}", s.cookie),
+        tcp_info: s.tcp_info.as_ref(),
+    }
+}
+
+/// Writes a JSON array, one socket per line. Every control, C1 and bidi
+/// character in a string is written as a `\uXXXX` escape, so the output is
+/// safe to print on a terminal and parses back to the exact text.
+pub fn write_sockets<W: Write>(out: W, snap: &Snapshot, sockets: &[&Socket]) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, out);
+    out.write_all(b"[")?;
+    for (i, s) in sockets.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, SafeFormatter);
+        view(s, snap)
+            .serialize(&mut ser)
+            .map_err(io::Error::other)?;
+    }
+    out.write_all(b"\n]\n")?;
+    out.flush()
+}
+
+/// serde_json escapes only what JSON requires (below U+0020, `"` and `\`);
+/// this also escapes what a terminal would act on.
+pub struct SafeFormatter;
+
+impl serde_json::ser::Formatter for SafeFormatter {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if crate::sanitize::is_unsafe(c) {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                write!(w, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixture;
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let snap = fixture::small();
+        let all: Vec<&Socket> = snap.sockets.iter().collect();
+        let mut buf = Vec::new();
+        write_sockets(&mut buf, &snap, &all).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        let arr = v.as_array().unwrap();
+        assert_eq!(arr.len(), 8);
+        let cw = &arr[1];
+        assert_eq!(cw["proto"], "tcp");
+        assert_eq!(cw["family"], 4);
+        assert_eq!(cw["state"], "CLOSE_WAIT");
+        assert_eq!(cw["local_addr"], "127.0.0.1");
+        assert_eq!(cw["local_port"], 6800);
+        assert_eq!(cw["remote_port"], 51000);
+        assert_eq!(cw["pid"], 1000);
+        assert_eq!(cw["process"], "redis-server");
+        assert_eq!(cw["owners"][0]["fd"], 7);
+        assert!(cw["tcp_info"].is_object());
+        let udp = &arr[6];
+        assert_eq!(udp["state"], "CLOSE");
+        assert!(udp.get("tcp_info").is_none());
+        let tw = &arr[7];
+        assert!(tw["pid"].is_null() && tw["process"].is_null());
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_and_read_back_exactly() {
+        let mut snap = fixture::small();
+        let evil = "x\x1b]0;t\x07\u{9b}2J\u{202e}";
+        snap.processes.get_mut(&1000).unwrap().name = evil.to_string();
+        let all: Vec<&Socket> = snap.sockets.iter().collect();
+        let mut buf = Vec::new();
+        write_sockets(&mut buf, &snap, &all).unwrap();
+        let text = String::from_utf8(buf.clone()).unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| crate::sanitize::is_unsafe(c) && c != '\n')
+        );
+        assert!(text.contains("\\u001b]0;t\\u0007\\u009b2J\\u202e"));
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v[1]["process"], evil);
+    }
+}

@@ -1,0 +1,4 @@
+//! One-shot output of a snapshot: an aligned table for people, JSON for scripts.
+
+pub mod json;
+pub mod table;
