@@ -14,6 +14,30 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Start the live monitor already filtered (e.g. `sockscope 6800 cw`).
+    pub filter: Vec<String>,
+    /// Refresh interval of the live monitor: `1s`, `500ms`, `2.5s`, `3`.
+    /// It lengthens itself when collection would take more than 10% of a core.
+    #[arg(long, value_parser = parse_interval, default_value = "1s")]
+    pub interval: std::time::Duration,
+    /// Where the live monitor reads the socket table from.
+    #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
+    pub source: SourceChoice,
+}
+
+/// `1s`, `500ms`, `2.5s`, or a bare number of seconds; from 0.1 s to 1 hour.
+pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let secs = if let Some(ms) = t.strip_suffix("ms") {
+        ms.parse::<f64>().map(|v| v / 1000.0)
+    } else {
+        t.strip_suffix('s').unwrap_or(t).parse::<f64>()
+    }
+    .map_err(|_| format!("`{text}` is not a duration (try 1s, 500ms, 2.5)"))?;
+    if !(0.1..=3600.0).contains(&secs) {
+        return Err(format!("`{text}`: the interval must be between 100ms and 1h"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,7 +64,8 @@ Filter terms (all must match; `!term` negates):
   6800, port:N       local or remote port       lport:N, rport:N   one end only
   pid:N              owner pid                  proc:NAME          owner name contains NAME
   user:NAME|UID      socket or owner user       state:S            close-wait, cw, est, tw, fw2, listen, ...
-  addr:IP|CIDR       either address             proto:tcp|udp      family:4|6
+  addr:IP|CIDR       either address             laddr:, raddr:     one end only
+  pid:none           sockets no process holds   proto:tcp|udp      family:4|6
   a bare word        a state, or a process name containing it
 
 Exit status: 0 success, 1 runtime failure, 2 usage error.";
@@ -97,11 +122,53 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Snapshot(args)) => snapshot(args),
-        None => snapshot(SnapshotArgs {
-            filter: Vec::new(),
-            json: false,
-            source: SourceChoice::Auto,
-        }),
+        None => monitor(cli.filter, cli.interval, cli.source),
+    }
+}
+
+fn monitor(filter: Vec<String>, interval: std::time::Duration, source: SourceChoice) -> Result<(), Failure> {
+    let filter = parse_filter(&filter)?;
+    let keymap = load_keymap()?;
+    crate::tui::run(crate::tui::Config {
+        filter,
+        interval,
+        options: Options {
+            source,
+            tcp_info: true,
+            owners: true,
+        },
+        keymap,
+    })
+    .map_err(Failure::Runtime)
+}
+
+/// The default keymap with the user's config applied; a broken config is a
+/// usage error that says which file and what is wrong.
+fn load_keymap() -> Result<crate::app::keymap::Keymap, Failure> {
+    use crate::app::keymap::{Keymap, config_path};
+    let user = match config_path() {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => Some((text, path.display().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Failure::Usage(format!("cannot read {}: {e}", path.display()))),
+        },
+        None => None,
+    };
+    Keymap::load(user.as_ref().map(|(t, p)| (t.as_str(), p.as_str()))).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_in_the_usual_spellings() {
+        use std::time::Duration;
+        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_interval("0").is_err());
+        assert!(parse_interval("fast").unwrap_err().contains("fast"));
     }
 }
 

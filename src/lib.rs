@@ -9,3 +9,6 @@ pub mod collect;
 pub mod model;
 pub mod output;
 pub mod sanitize;
+pub mod app;
+pub mod tui;
+pub mod ui;

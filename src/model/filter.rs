@@ -10,7 +10,9 @@
 //! | `proc:NAME` | any owner's process name contains NAME (any case) |
 //! | `user:NAME` | the socket's or an owner's user (name or uid) |
 //! | `state:S` | TCP state: `CLOSE_WAIT`, `close-wait`, `cw`, `est`, `tw`, `fw2`, `listen`, ... |
+//! | `pid:none` | sockets no process holds (TIME_WAIT, orphans) |
 //! | `addr:IP`, `addr:CIDR` | local or remote address |
+//! | `laddr:IP`, `raddr:IP` | one end only (also CIDR) |
 //! | `proto:tcp\|udp` | protocol |
 //! | `family:4\|6` | address family |
 //! | bare word | a state, or a process name containing it |
@@ -34,10 +36,14 @@ enum Test {
     LocalPort(u16),
     RemotePort(u16),
     Pid(u32),
+    /// `pid:none`: no process holds the socket (or none could be seen).
+    NoOwner,
     Process(String),
     User(String),
     State(TcpState),
     Addr(IpNet),
+    LocalAddr(IpNet),
+    RemoteAddr(IpNet),
     Proto(Proto),
     Family(Family),
     /// A bare word: a state it names, or a process name containing it.
@@ -116,10 +122,11 @@ fn parse_term(raw: &str) -> Result<Term, FilterError> {
                 "port" => Test::Port(port(value)?),
                 "lport" | "sport" => Test::LocalPort(port(value)?),
                 "rport" | "dport" => Test::RemotePort(port(value)?),
+                "pid" if value.eq_ignore_ascii_case("none") => Test::NoOwner,
                 "pid" => Test::Pid(
                     value
                         .parse()
-                        .map_err(|_| err("a pid is a positive number"))?,
+                        .map_err(|_| err("a pid is a positive number, or `none`"))?,
                 ),
                 "proc" | "process" => Test::Process(value.to_lowercase()),
                 "user" => Test::User(value.to_string()),
@@ -127,6 +134,12 @@ fn parse_term(raw: &str) -> Result<Term, FilterError> {
                     err("unknown state; try established, syn-sent, syn-recv, fin-wait-1, fin-wait-2, time-wait, close, close-wait, last-ack, listen, closing (or est, cw, tw, fw2)")
                 })?),
                 "addr" | "host" => Test::Addr(parse_net(value).ok_or_else(|| {
+                    err("expected an IP address or a CIDR such as 10.0.0.0/8")
+                })?),
+                "laddr" => Test::LocalAddr(parse_net(value).ok_or_else(|| {
+                    err("expected an IP address or a CIDR such as 10.0.0.0/8")
+                })?),
+                "raddr" => Test::RemoteAddr(parse_net(value).ok_or_else(|| {
                     err("expected an IP address or a CIDR such as 10.0.0.0/8")
                 })?),
                 "proto" => Test::Proto(match value.to_ascii_lowercase().as_str() {
@@ -144,7 +157,7 @@ fn parse_term(raw: &str) -> Result<Term, FilterError> {
         }
         Some((key, _)) if parse_net(body).is_none() => {
             return Err(err(&format!(
-                "unknown key `{key}`; keys are port, lport, rport, pid, proc, user, state, addr, proto, family"
+                "unknown key `{key}`; keys are port, lport, rport, pid, proc, user, state, addr, laddr, raddr, proto, family"
             )));
         }
         Some(_) => Test::Addr(parse_net(body).expect("checked above")),
@@ -172,6 +185,8 @@ fn is_key(key: &str) -> bool {
             | "state"
             | "addr"
             | "host"
+            | "laddr"
+            | "raddr"
             | "proto"
             | "family"
     )
@@ -196,6 +211,7 @@ impl Test {
             Test::LocalPort(p) => s.local.port() == *p,
             Test::RemotePort(p) => s.remote.port() == *p,
             Test::Pid(pid) => s.owners.iter().any(|o| o.pid == *pid),
+            Test::NoOwner => s.owners.is_empty(),
             Test::Process(name) => owner_name_contains(s, snap, name),
             Test::User(user) => {
                 let is = |uid: u32| {
@@ -208,6 +224,8 @@ impl Test {
             }
             Test::State(st) => s.state == *st,
             Test::Addr(net) => net_contains(net, s.local.ip()) || net_contains(net, s.remote.ip()),
+            Test::LocalAddr(net) => net_contains(net, s.local.ip()),
+            Test::RemoteAddr(net) => net_contains(net, s.remote.ip()),
             Test::Proto(p) => s.proto == *p,
             Test::Family(f) => s.family == *f,
             Test::Word(word, state) => {
@@ -298,6 +316,13 @@ mod tests {
         assert_eq!(matching("addr:2001:db8::/32"), vec![202]);
         // [::ffff:127.0.0.1] on a dual-stack socket is 127.0.0.1
         assert!(matching("addr:127.0.0.1").contains(&202));
+    }
+
+    #[test]
+    fn pid_none_and_one_ended_addresses() {
+        assert_eq!(matching("pid:none"), vec![0]);
+        assert_eq!(matching("raddr:10.0.0.9"), vec![103]);
+        assert_eq!(matching("laddr:10.0.0.9"), Vec::<u64>::new());
     }
 
     #[test]

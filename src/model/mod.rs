@@ -1,10 +1,13 @@
 //! Plain data and pure functions over it: no I/O, no terminal.
 
+pub mod explain;
 pub mod filter;
 pub mod fixture;
 pub mod group;
+pub mod history;
 pub mod snapshot;
 pub mod socket;
+pub mod view;
 
 pub use filter::{Filter, FilterError};
 pub use snapshot::{Attribution, Snapshot, SourceKind, SystemContext};

@@ -1,0 +1,378 @@
+//! Keys → actions, in one table. Defaults live in `assets/keymap.toml`; a
+//! user's config file may rebind any action. One key, one action: a key bound
+//! twice is an error that names both actions.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::collections::{BTreeMap, HashMap};
+
+pub const DEFAULT_KEYMAP: &str = include_str!("../../assets/keymap.toml");
+
+/// Everything a key can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Quit,
+    Help,
+    Filter,
+    Back,
+    Enter,
+    Focus,
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    SortNext,
+    SortPrev,
+    SortReverse,
+    Group,
+    Pause,
+    Slower,
+    Faster,
+    Resolve,
+}
+
+impl Action {
+    pub const ALL: [Action; 22] = [
+        Action::Quit,
+        Action::Help,
+        Action::Filter,
+        Action::Back,
+        Action::Enter,
+        Action::Focus,
+        Action::Up,
+        Action::Down,
+        Action::Left,
+        Action::Right,
+        Action::PageUp,
+        Action::PageDown,
+        Action::Home,
+        Action::End,
+        Action::SortNext,
+        Action::SortPrev,
+        Action::SortReverse,
+        Action::Group,
+        Action::Pause,
+        Action::Slower,
+        Action::Faster,
+        Action::Resolve,
+    ];
+
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Help => "help",
+            Action::Filter => "filter",
+            Action::Back => "back",
+            Action::Enter => "enter",
+            Action::Focus => "focus",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::Left => "left",
+            Action::Right => "right",
+            Action::PageUp => "page_up",
+            Action::PageDown => "page_down",
+            Action::Home => "home",
+            Action::End => "end",
+            Action::SortNext => "sort_next",
+            Action::SortPrev => "sort_prev",
+            Action::SortReverse => "sort_reverse",
+            Action::Group => "group",
+            Action::Pause => "pause",
+            Action::Slower => "slower",
+            Action::Faster => "faster",
+            Action::Resolve => "resolve",
+        }
+    }
+
+    /// One line for the help overlay and the README.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Help => "show or hide this help",
+            Action::Filter => "filter (e.g. /6800 cw); Enter keeps it, Esc cancels",
+            Action::Back => "close / leave a drill-down / clear the filter",
+            Action::Enter => "drill into a group, or inspect a connection",
+            Action::Focus => "switch focus between the table and the state strip",
+            Action::Up => "move up",
+            Action::Down => "move down",
+            Action::Left => "previous state (state strip)",
+            Action::Right => "next state (state strip)",
+            Action::PageUp => "page up",
+            Action::PageDown => "page down",
+            Action::Home => "first row",
+            Action::End => "last row",
+            Action::SortNext => "sort by the next column",
+            Action::SortPrev => "sort by the previous column",
+            Action::SortReverse => "reverse the sort order",
+            Action::Group => "cycle grouping: process, local port, remote host, connections",
+            Action::Pause => "pause the view (collection goes on into history)",
+            Action::Slower => "longer refresh interval",
+            Action::Faster => "shorter refresh interval",
+            Action::Resolve => "reverse DNS of remote addresses on/off",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// A key as bindings see it: code plus ctrl/alt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub ctrl: bool,
+    pub alt: bool,
+}
+
+impl Key {
+    pub fn from_event(ev: &KeyEvent) -> Key {
+        // Shift is already in the character ('S'); terminals differ on whether
+        // they also report the modifier, so it is ignored.
+        let code = match ev.code {
+            KeyCode::Char(c) if ev.modifiers.contains(KeyModifiers::CONTROL) => KeyCode::Char(c.to_ascii_lowercase()),
+            other => other,
+        };
+        Key {
+            code,
+            ctrl: ev.modifiers.contains(KeyModifiers::CONTROL),
+            alt: ev.modifiers.contains(KeyModifiers::ALT),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Key> {
+        let (mut ctrl, mut alt, mut rest) = (false, false, text);
+        loop {
+            if let Some(r) = rest.strip_prefix("ctrl-").filter(|r| !r.is_empty()) {
+                ctrl = true;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("alt-").filter(|r| !r.is_empty()) {
+                alt = true;
+                rest = r;
+            } else {
+                break;
+            }
+        }
+        let mut chars = rest.chars();
+        let code = match (chars.next(), chars.next()) {
+            (Some(c), None) => KeyCode::Char(if ctrl { c.to_ascii_lowercase() } else { c }),
+            _ => match rest.to_ascii_lowercase().as_str() {
+                "enter" => KeyCode::Enter,
+                "esc" => KeyCode::Esc,
+                "tab" => KeyCode::Tab,
+                "backtab" => KeyCode::BackTab,
+                "backspace" => KeyCode::Backspace,
+                "space" => KeyCode::Char(' '),
+                "up" => KeyCode::Up,
+                "down" => KeyCode::Down,
+                "left" => KeyCode::Left,
+                "right" => KeyCode::Right,
+                "pageup" => KeyCode::PageUp,
+                "pagedown" => KeyCode::PageDown,
+                "home" => KeyCode::Home,
+                "end" => KeyCode::End,
+                "delete" => KeyCode::Delete,
+                "insert" => KeyCode::Insert,
+                f if f.starts_with('f') => KeyCode::F(f[1..].parse().ok().filter(|n| (1..=12).contains(n))?),
+                _ => return None,
+            },
+        };
+        Some(Key { code, ctrl, alt })
+    }
+
+    /// How the help overlay writes it.
+    pub fn label(&self) -> String {
+        let base = match self.code {
+            KeyCode::Char(' ') => "Space".to_string(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::Enter => "Enter".into(),
+            KeyCode::Esc => "Esc".into(),
+            KeyCode::Tab => "Tab".into(),
+            KeyCode::BackTab => "Shift-Tab".into(),
+            KeyCode::Backspace => "Backspace".into(),
+            KeyCode::Up => "↑".into(),
+            KeyCode::Down => "↓".into(),
+            KeyCode::Left => "←".into(),
+            KeyCode::Right => "→".into(),
+            KeyCode::PageUp => "PgUp".into(),
+            KeyCode::PageDown => "PgDn".into(),
+            KeyCode::Home => "Home".into(),
+            KeyCode::End => "End".into(),
+            KeyCode::Delete => "Del".into(),
+            KeyCode::Insert => "Ins".into(),
+            KeyCode::F(n) => format!("F{n}"),
+            other => format!("{other:?}"),
+        };
+        match (self.ctrl, self.alt) {
+            (true, _) => format!("Ctrl-{base}"),
+            (_, true) => format!("Alt-{base}"),
+            _ => base,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeymapError {
+    #[error("{file}: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}: unknown action `{action}`")]
+    UnknownAction { file: String, action: String },
+    #[error("{file}: `{key}` for `{action}` is not a key")]
+    BadKey { file: String, action: String, key: String },
+    #[error("key `{key}` is bound to both `{first}` and `{second}`")]
+    Duplicate { key: String, first: String, second: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keymap {
+    by_key: HashMap<Key, Action>,
+    by_action: BTreeMap<Action, Vec<Key>>,
+}
+
+#[derive(serde::Deserialize)]
+struct KeyFile {
+    #[serde(default)]
+    keys: BTreeMap<String, Vec<String>>,
+}
+
+fn parse_file(text: &str, file: &str) -> Result<BTreeMap<Action, Vec<Key>>, KeymapError> {
+    let parsed: KeyFile = toml::from_str(text).map_err(|e| KeymapError::Syntax {
+        file: file.to_string(),
+        message: e.message().to_string(),
+    })?;
+    let mut out = BTreeMap::new();
+    for (name, keys) in parsed.keys {
+        let action = Action::from_name(&name).ok_or_else(|| KeymapError::UnknownAction {
+            file: file.to_string(),
+            action: name.clone(),
+        })?;
+        let keys = keys
+            .iter()
+            .map(|k| {
+                Key::parse(k).ok_or_else(|| KeymapError::BadKey {
+                    file: file.to_string(),
+                    action: name.clone(),
+                    key: k.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.insert(action, keys);
+    }
+    Ok(out)
+}
+
+impl Keymap {
+    /// The defaults with the user's overrides (`[keys]` in `user`) applied:
+    /// an action named there gets exactly the keys listed.
+    pub fn load(user: Option<(&str, &str)>) -> Result<Keymap, KeymapError> {
+        let mut bindings = parse_file(DEFAULT_KEYMAP, "assets/keymap.toml")?;
+        if let Some((text, file)) = user {
+            bindings.extend(parse_file(text, file)?);
+        }
+        let mut by_key: HashMap<Key, Action> = HashMap::new();
+        for (&action, keys) in &bindings {
+            for &key in keys {
+                if let Some(&first) = by_key.get(&key)
+                    && first != action
+                {
+                    return Err(KeymapError::Duplicate {
+                        key: key.label(),
+                        first: first.name().to_string(),
+                        second: action.name().to_string(),
+                    });
+                }
+                by_key.insert(key, action);
+            }
+        }
+        Ok(Keymap {
+            by_key,
+            by_action: bindings,
+        })
+    }
+
+    pub fn defaults() -> Keymap {
+        Keymap::load(None).expect("the built-in keymap is valid (tested)")
+    }
+
+    pub fn action(&self, ev: &KeyEvent) -> Option<Action> {
+        self.by_key.get(&Key::from_event(ev)).copied()
+    }
+
+    pub fn keys(&self, action: Action) -> &[Key] {
+        self.by_action.get(&action).map_or(&[], Vec::as_slice)
+    }
+
+    /// "q, Ctrl-c" style label of an action's keys.
+    pub fn label(&self, action: Action) -> String {
+        self.keys(action).iter().map(Key::label).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// `$XDG_CONFIG_HOME/sockscope/config.toml`, or `~/.config/sockscope/config.toml`.
+pub fn config_path() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))?;
+    Some(base.join("sockscope").join("config.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    #[test]
+    fn defaults_load_and_bind_every_action() {
+        let km = Keymap::defaults();
+        for a in Action::ALL {
+            assert!(!km.keys(a).is_empty(), "{} has no key", a.name());
+        }
+        assert_eq!(km.action(&press(KeyCode::Char('q'), KeyModifiers::NONE)), Some(Action::Quit));
+        assert_eq!(km.action(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
+        assert_eq!(km.action(&press(KeyCode::Char('/'), KeyModifiers::NONE)), Some(Action::Filter));
+        assert_eq!(km.action(&press(KeyCode::Char('S'), KeyModifiers::SHIFT)), Some(Action::SortPrev));
+        assert_eq!(km.action(&press(KeyCode::Esc, KeyModifiers::NONE)), Some(Action::Back));
+        assert_eq!(km.action(&press(KeyCode::Char('k'), KeyModifiers::NONE)), None, "k is kept for kill");
+    }
+
+    #[test]
+    fn user_overrides_replace_an_actions_keys() {
+        let km = Keymap::load(Some(("[keys]\nsort_next = [\"x\"]\n", "cfg"))).unwrap();
+        assert_eq!(km.action(&press(KeyCode::Char('x'), KeyModifiers::NONE)), Some(Action::SortNext));
+        assert_eq!(km.action(&press(KeyCode::Char('s'), KeyModifiers::NONE)), None);
+    }
+
+    #[test]
+    fn duplicate_bindings_name_both_actions() {
+        let err = Keymap::load(Some(("[keys]\ngroup = [\"q\"]\n", "cfg"))).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`group`") && text.contains("`quit`"), "{text}");
+    }
+
+    #[test]
+    fn bad_config_is_a_clear_error() {
+        let e = Keymap::load(Some(("[keys]\nfly = [\"f\"]\n", "cfg"))).unwrap_err();
+        assert!(e.to_string().contains("unknown action `fly`"));
+        let e = Keymap::load(Some(("[keys]\nquit = [\"ctrl-\"]\n", "cfg"))).unwrap_err();
+        assert!(e.to_string().contains("not a key"), "{e}");
+        let e = Keymap::load(Some(("[keys\n", "cfg"))).unwrap_err();
+        assert!(e.to_string().starts_with("cfg: "));
+    }
+
+    #[test]
+    fn key_names_parse() {
+        assert_eq!(Key::parse("f5").unwrap().code, KeyCode::F(5));
+        assert!(Key::parse("ctrl-c").unwrap().ctrl);
+        assert_eq!(Key::parse("space").unwrap().code, KeyCode::Char(' '));
+        assert_eq!(Key::parse("nonsense"), None);
+        assert_eq!(Key::parse("f13"), None);
+    }
+}

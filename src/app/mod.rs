@@ -1,0 +1,562 @@
+//! The live monitor's state and its one entry point, [`App::handle`]: an event
+//! in, effects out. No I/O here; the loop in `tui` performs the effects.
+
+pub mod keymap;
+
+use crate::model::history::History;
+use crate::model::view::{self, Grouping, Row, RowKey, ViewCtx};
+use crate::model::{Filter, Snapshot, TcpState};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
+use keymap::{Action, Keymap};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Everything that can happen to the app.
+#[derive(Debug)]
+pub enum Event {
+    Key(KeyEvent),
+    Snapshot(Arc<Snapshot>, CollectStats),
+    CollectFailed(String),
+    Resize(u16, u16),
+    Resolved(IpAddr, Option<String>),
+    /// SIGTERM, SIGINT, SIGHUP, or the terminal went away.
+    Terminate,
+}
+
+/// How long the last collection took and the interval now in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectStats {
+    pub took: Duration,
+    pub interval: Duration,
+}
+
+/// What the loop must do after an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Quit,
+    SetInterval(Duration),
+    Resolve(Vec<IpAddr>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Filter,
+    Help,
+    Detail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Table,
+    States,
+}
+
+/// The states shown in the strip, in order.
+pub const STRIP_STATES: [TcpState; 7] = [
+    TcpState::Established,
+    TcpState::SynRecv,
+    TcpState::FinWait2,
+    TcpState::TimeWait,
+    TcpState::CloseWait,
+    TcpState::LastAck,
+    TcpState::Listen,
+];
+
+/// Refresh intervals `+` and `-` step through.
+const INTERVALS_MS: [u64; 9] = [500, 1000, 2000, 3000, 5000, 10_000, 15_000, 30_000, 60_000];
+
+/// A step into a group: the filter term it added and where we came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drill {
+    pub label: String,
+    pub term: String,
+    pub from: Grouping,
+    pub selected: Option<RowKey>,
+}
+
+pub struct App {
+    pub keymap: Keymap,
+    /// What is on screen; frozen while paused.
+    pub snapshot: Arc<Snapshot>,
+    /// Newer than `snapshot` when paused.
+    pub pending: Option<Arc<Snapshot>>,
+    pub history: History,
+    pub filter: Filter,
+    pub drill: Vec<Drill>,
+    pub grouping: Grouping,
+    sorts: HashMap<Grouping, (usize, bool)>,
+    selected: HashMap<Grouping, RowKey>,
+    /// Rows of the current view, sorted.
+    pub rows: Vec<Row>,
+    /// Index of the selected row in `rows`.
+    pub cursor: usize,
+    /// First visible row, kept by the table so the cursor stays on screen.
+    pub offset: usize,
+    pub mode: Mode,
+    pub focus: Focus,
+    pub state_cursor: usize,
+    pub paused: bool,
+    pub interval: Duration,
+    pub stats: Option<CollectStats>,
+    pub prompt: String,
+    pub prompt_error: Option<String>,
+    /// The filter in force when the prompt opened, restored by Esc.
+    saved_filter: Option<Filter>,
+    pub status: Option<String>,
+    pub resolve: bool,
+    pub names: HashMap<IpAddr, String>,
+    requested: HashSet<IpAddr>,
+    pub host: String,
+    pub kernel: String,
+    /// Rows the table shows at once; set from the terminal size.
+    pub page: usize,
+    /// Filter terms of the sockets shown, combined with drill terms.
+    effective: Filter,
+    pub detail_scroll: u16,
+    /// Wall-clock time of the draw, for the sample's age; set by the loop.
+    pub clock: SystemTime,
+}
+
+impl App {
+    pub fn new(keymap: Keymap, filter: Filter, interval: Duration) -> App {
+        let mut app = App {
+            keymap,
+            snapshot: Arc::new(Snapshot::empty(crate::model::SourceKind::Netlink)),
+            pending: None,
+            history: History::default(),
+            effective: filter.clone(),
+            filter,
+            drill: Vec::new(),
+            grouping: Grouping::Process,
+            sorts: HashMap::new(),
+            selected: HashMap::new(),
+            rows: Vec::new(),
+            cursor: 0,
+            offset: 0,
+            mode: Mode::Normal,
+            focus: Focus::Table,
+            state_cursor: 4,
+            paused: false,
+            interval,
+            stats: None,
+            prompt: String::new(),
+            prompt_error: None,
+            saved_filter: None,
+            status: None,
+            resolve: false,
+            names: HashMap::new(),
+            requested: HashSet::new(),
+            host: String::new(),
+            kernel: String::new(),
+            page: 10,
+            detail_scroll: 0,
+            clock: SystemTime::UNIX_EPOCH,
+        };
+        app.rebuild();
+        app
+    }
+
+    pub fn sort(&self) -> (usize, bool) {
+        self.sorts
+            .get(&self.grouping)
+            .copied()
+            .unwrap_or_else(|| view::default_sort(self.grouping))
+    }
+
+    pub fn ctx(&self) -> ViewCtx<'_> {
+        ViewCtx {
+            snap: &self.snapshot,
+            history: &self.history,
+            now: self.snapshot.taken_at,
+            names: self.resolve.then_some(&self.names),
+        }
+    }
+
+    /// The connection under the cursor, in the flat view.
+    pub fn selected_socket(&self) -> Option<&crate::model::Socket> {
+        self.rows.get(self.cursor)?.socket(&self.snapshot)
+    }
+
+    pub fn selected_key(&self) -> Option<&RowKey> {
+        self.selected.get(&self.grouping)
+    }
+
+    /// Number of sockets that pass the filter (and drill).
+    pub fn shown_sockets(&self) -> usize {
+        self.matching().len()
+    }
+
+    fn matching(&self) -> Vec<usize> {
+        let snap = &self.snapshot;
+        (0..snap.sockets.len())
+            .filter(|&i| self.effective.matches(&snap.sockets[i], snap))
+            .collect()
+    }
+
+    /// Recomputes rows after the snapshot, filter, grouping or sort changed,
+    /// and puts the cursor back on the selected row.
+    fn rebuild(&mut self) {
+        let indices = self.matching();
+        let mut rows = view::build(self.grouping, &self.snapshot, &indices);
+        let (col, desc) = self.sort();
+        view::sort(&mut rows, col, desc, &self.ctx());
+        self.rows = rows;
+        let key = self.selected.get(&self.grouping).cloned();
+        let found = key.and_then(|k| self.rows.iter().position(|r| r.key(&self.snapshot) == k));
+        self.cursor = match found {
+            Some(i) => i,
+            None => self.cursor.min(self.rows.len().saturating_sub(1)),
+        };
+        self.remember_selection();
+    }
+
+    fn remember_selection(&mut self) {
+        if let Some(row) = self.rows.get(self.cursor) {
+            let key = row.key(&self.snapshot);
+            self.selected.insert(self.grouping, key);
+        }
+    }
+
+    fn set_effective_filter(&mut self) {
+        let mut text = self.filter.text().to_string();
+        for d in &self.drill {
+            text.push(' ');
+            text.push_str(&d.term);
+        }
+        // Drill terms are built by us from valid values; they always parse.
+        self.effective = Filter::parse(&text).unwrap_or_else(|_| self.filter.clone());
+    }
+
+    pub fn handle(&mut self, event: Event) -> Vec<Effect> {
+        match event {
+            Event::Key(key) if key.kind == KeyEventKind::Press => self.on_key(key),
+            Event::Key(_) => Vec::new(),
+            Event::Snapshot(snap, stats) => {
+                self.stats = Some(stats);
+                self.history.record(&snap);
+                if self.paused {
+                    self.pending = Some(snap);
+                } else {
+                    self.snapshot = snap;
+                    self.rebuild();
+                }
+                self.resolve_effects()
+            }
+            Event::CollectFailed(msg) => {
+                self.status = Some(format!("collection failed: {msg}"));
+                Vec::new()
+            }
+            Event::Resize(_, h) => {
+                self.page = usize::from(h.saturating_sub(8)).max(1);
+                Vec::new()
+            }
+            Event::Resolved(ip, name) => {
+                if let Some(n) = name {
+                    self.names.insert(ip, n);
+                }
+                Vec::new()
+            }
+            Event::Terminate => vec![Effect::Quit],
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if self.mode == Mode::Filter {
+            return self.on_prompt_key(key);
+        }
+        let Some(action) = self.keymap.action(&key) else {
+            return Vec::new();
+        };
+        self.status = None;
+        if self.mode == Mode::Help {
+            return match action {
+                Action::Quit => vec![Effect::Quit],
+                _ => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+            };
+        }
+        if self.mode == Mode::Detail {
+            match action {
+                Action::Quit => return vec![Effect::Quit],
+                Action::Back | Action::Enter => {
+                    self.mode = Mode::Normal;
+                    return Vec::new();
+                }
+                Action::Up => {
+                    self.detail_scroll = self.detail_scroll.saturating_sub(1);
+                    return Vec::new();
+                }
+                Action::Down => {
+                    self.detail_scroll = self.detail_scroll.saturating_add(1);
+                    return Vec::new();
+                }
+                _ => {}
+            }
+        }
+        self.on_action(action)
+    }
+
+    pub fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Quit => return vec![Effect::Quit],
+            Action::Help => self.mode = Mode::Help,
+            Action::Filter => {
+                self.mode = Mode::Filter;
+                self.prompt = self.filter.text().to_string();
+                if !self.prompt.is_empty() {
+                    self.prompt.push(' ');
+                }
+                self.prompt_error = None;
+                self.saved_filter = Some(self.filter.clone());
+            }
+            Action::Back => self.back(),
+            Action::Enter => self.enter(),
+            Action::Focus => {
+                self.focus = match self.focus {
+                    Focus::Table => Focus::States,
+                    Focus::States => Focus::Table,
+                }
+            }
+            Action::Up => self.move_cursor(-1),
+            Action::Down => self.move_cursor(1),
+            Action::Left if self.focus == Focus::States => {
+                self.state_cursor = (self.state_cursor + STRIP_STATES.len() - 1) % STRIP_STATES.len()
+            }
+            Action::Right if self.focus == Focus::States => {
+                self.state_cursor = (self.state_cursor + 1) % STRIP_STATES.len()
+            }
+            Action::Left => self.cycle_sort(-1),
+            Action::Right => self.cycle_sort(1),
+            Action::PageUp => self.move_cursor(-(self.page as isize)),
+            Action::PageDown => self.move_cursor(self.page as isize),
+            Action::Home => self.move_cursor(isize::MIN / 2),
+            Action::End => self.move_cursor(isize::MAX / 2),
+            Action::SortNext => self.cycle_sort(1),
+            Action::SortPrev => self.cycle_sort(-1),
+            Action::SortReverse => {
+                let (col, desc) = self.sort();
+                self.sorts.insert(self.grouping, (col, !desc));
+                self.rebuild();
+            }
+            Action::Group => {
+                self.grouping = self.grouping.next();
+                self.offset = 0;
+                self.rebuild();
+                return self.resolve_effects();
+            }
+            Action::Pause => {
+                self.paused = !self.paused;
+                if !self.paused
+                    && let Some(snap) = self.pending.take()
+                {
+                    self.snapshot = snap;
+                    self.rebuild();
+                }
+            }
+            Action::Slower | Action::Faster => {
+                let ms = self.interval.as_millis() as u64;
+                let next = if action == Action::Slower {
+                    INTERVALS_MS.iter().copied().find(|&i| i > ms).unwrap_or(ms)
+                } else {
+                    INTERVALS_MS.iter().rev().copied().find(|&i| i < ms).unwrap_or(ms)
+                };
+                self.interval = Duration::from_millis(next);
+                self.status = Some(format!("refresh every {}", format_interval(self.interval)));
+                return vec![Effect::SetInterval(self.interval)];
+            }
+            Action::Resolve => {
+                self.resolve = !self.resolve;
+                self.status = Some(if self.resolve {
+                    "reverse DNS on (names appear as they resolve)".into()
+                } else {
+                    "reverse DNS off".into()
+                });
+                self.rebuild();
+                return self.resolve_effects();
+            }
+        }
+        Vec::new()
+    }
+
+    fn on_prompt_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                if let Some(err) = self.prompt_error.take() {
+                    self.status = Some(format!("{err} (kept: {})", self.filter.text()));
+                }
+            }
+            KeyCode::Esc => {
+                self.mode = Mode::Normal;
+                self.prompt_error = None;
+                // Cancel: back to the filter in force before the prompt opened.
+                let saved = self.prompt_saved();
+                self.filter = saved;
+                self.set_effective_filter();
+                self.rebuild();
+            }
+            KeyCode::Backspace => {
+                self.prompt.pop();
+                self.apply_prompt();
+            }
+            KeyCode::Char('c') if key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL) => {
+                return vec![Effect::Quit];
+            }
+            KeyCode::Char('u') if key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL) => {
+                self.prompt.clear();
+                self.apply_prompt();
+            }
+            KeyCode::Char(c) if !c.is_control() => {
+                self.prompt.push(c);
+                self.apply_prompt();
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn prompt_saved(&self) -> Filter {
+        self.saved_filter.clone().unwrap_or_default()
+    }
+
+    /// Applies the prompt live as it is typed; a bad term shows its error and
+    /// the last good filter stays in force.
+    fn apply_prompt(&mut self) {
+        match Filter::parse(&self.prompt) {
+            Ok(f) => {
+                self.prompt_error = None;
+                self.filter = f;
+                self.set_effective_filter();
+                self.rebuild();
+            }
+            Err(e) => self.prompt_error = Some(e.to_string()),
+        }
+    }
+
+    fn back(&mut self) {
+        if let Some(d) = self.drill.pop() {
+            self.grouping = d.from;
+            if let Some(sel) = d.selected {
+                self.selected.insert(d.from, sel);
+            }
+            self.set_effective_filter();
+            self.rebuild();
+        } else if !self.filter.is_empty() {
+            self.filter = Filter::default();
+            self.set_effective_filter();
+            self.rebuild();
+            self.status = Some("filter cleared".into());
+        }
+    }
+
+    fn enter(&mut self) {
+        if self.focus == Focus::States {
+            let state = STRIP_STATES[self.state_cursor];
+            self.push_drill(
+                state.kernel_name().to_string(),
+                format!("state:{}", state.kernel_name()),
+                self.grouping,
+            );
+            return;
+        }
+        let Some(row) = self.rows.get(self.cursor) else {
+            return;
+        };
+        let (label, term) = match row {
+            Row::Process(g) => match g.pid {
+                Some(pid) => (format!("pid {pid}"), format!("pid:{pid}")),
+                None => ("no owner".to_string(), "pid:none".to_string()),
+            },
+            Row::Port(g) => (
+                format!("{} port {}", g.proto.name(), g.port),
+                format!("proto:{} lport:{}", g.proto.name(), g.port),
+            ),
+            Row::Remote(g) => (format!("host {}", g.host), format!("raddr:{}", g.host)),
+            Row::Conn(_) => {
+                self.mode = Mode::Detail;
+                self.detail_scroll = 0;
+                return;
+            }
+        };
+        self.push_drill(label, term, Grouping::Flat);
+    }
+
+    fn push_drill(&mut self, label: String, term: String, to: Grouping) {
+        self.drill.push(Drill {
+            label,
+            term,
+            from: self.grouping,
+            selected: self.selected.get(&self.grouping).cloned(),
+        });
+        self.grouping = to;
+        self.cursor = 0;
+        self.offset = 0;
+        self.selected.remove(&to);
+        self.focus = Focus::Table;
+        self.set_effective_filter();
+        self.rebuild();
+    }
+
+    fn move_cursor(&mut self, by: isize) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let last = self.rows.len() as isize - 1;
+        self.cursor = (self.cursor as isize).saturating_add(by).clamp(0, last) as usize;
+        self.remember_selection();
+    }
+
+    fn cycle_sort(&mut self, by: isize) {
+        let n = view::columns(self.grouping).len() as isize;
+        let (col, _) = self.sort();
+        let next = ((col as isize + by).rem_euclid(n)) as usize;
+        let numeric = view::columns(self.grouping)[next].numeric;
+        // Numbers sort largest first, text A to Z.
+        self.sorts.insert(self.grouping, (next, numeric));
+        self.rebuild();
+    }
+
+    /// Asks for names of the remote hosts in view that are not known yet.
+    fn resolve_effects(&mut self) -> Vec<Effect> {
+        if !self.resolve {
+            return Vec::new();
+        }
+        let snap = &self.snapshot;
+        let mut ips = Vec::new();
+        let visible = self.rows.iter().skip(self.offset).take(self.page.max(50));
+        for row in visible {
+            let ip = match row {
+                Row::Remote(g) => Some(g.host),
+                Row::Conn(i) => {
+                    let s = &snap.sockets[*i];
+                    (!s.remote_is_unspecified()).then(|| s.remote.ip().to_canonical())
+                }
+                _ => None,
+            };
+            if let Some(ip) = ip
+                && self.requested.insert(ip)
+            {
+                ips.push(ip);
+            }
+        }
+        if ips.is_empty() {
+            Vec::new()
+        } else {
+            vec![Effect::Resolve(ips)]
+        }
+    }
+}
+
+pub fn format_interval(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

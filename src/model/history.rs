@@ -1,0 +1,196 @@
+//! What sockscope remembers between samples: per-state counts over time,
+//! per-process totals for trend columns, and since when each connection has
+//! been in its current state.
+
+use super::group::{self, StateCounts};
+use super::snapshot::Snapshot;
+use super::socket::{ConnKey, TcpState};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+/// One sample of the machine-wide state counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub at: SystemTime,
+    pub counts: StateCounts,
+}
+
+/// How much history is kept: ten minutes at the shortest interval (0.5 s),
+/// more at longer ones, in a few tens of KiB.
+pub const MAX_SAMPLES: usize = 1200;
+/// Samples kept per process for its trend column.
+pub const TREND_SAMPLES: usize = 60;
+
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    samples: VecDeque<Sample>,
+    /// pid → its total socket count per sample, newest last.
+    process_totals: HashMap<Option<u32>, VecDeque<u32>>,
+    /// connection → (state, first seen in that state).
+    since: HashMap<ConnKey, (TcpState, SystemTime)>,
+    /// When the first sample was taken: anything seen then may be older.
+    started: Option<SystemTime>,
+}
+
+impl History {
+    /// Records a snapshot. Cost is linear in its sockets.
+    pub fn record(&mut self, snap: &Snapshot) {
+        let at = snap.taken_at;
+        self.started.get_or_insert(at);
+        if self.samples.len() == MAX_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(Sample {
+            at,
+            counts: group::by_state(&snap.sockets),
+        });
+
+        let groups = group::by_process(&snap.sockets);
+        let mut seen = std::collections::HashSet::with_capacity(groups.len());
+        let depth = self.samples.len().min(TREND_SAMPLES);
+        for g in &groups {
+            seen.insert(g.pid);
+            let series = self.process_totals.entry(g.pid).or_default();
+            push_bounded(series, g.counts.total(), depth);
+        }
+        // A process that holds nothing now records a zero, and is forgotten
+        // once its whole window is zeros.
+        self.process_totals.retain(|pid, series| {
+            if !seen.contains(pid) {
+                push_bounded(series, 0, depth);
+            }
+            series.iter().any(|&n| n > 0)
+        });
+
+        let mut since = HashMap::with_capacity(snap.sockets.len());
+        for s in &snap.sockets {
+            let key = s.key();
+            let first = match self.since.get(&key) {
+                Some(&(state, t)) if state == s.state => t,
+                _ => at,
+            };
+            since.insert(key, (s.state, first));
+        }
+        self.since = since;
+    }
+
+    pub fn samples(&self) -> &VecDeque<Sample> {
+        &self.samples
+    }
+
+    /// The count of `state` in each sample, oldest first.
+    pub fn state_series(&self, state: TcpState) -> Vec<u64> {
+        self.samples
+            .iter()
+            .map(|s| u64::from(s.counts.get(state)))
+            .collect()
+    }
+
+    /// Change of `state` since the previous sample.
+    pub fn delta(&self, state: TcpState) -> i64 {
+        let n = self.samples.len();
+        if n < 2 {
+            return 0;
+        }
+        i64::from(self.samples[n - 1].counts.get(state)) - i64::from(self.samples[n - 2].counts.get(state))
+    }
+
+    /// A process's total sockets over the last samples, oldest first.
+    pub fn process_trend(&self, pid: Option<u32>) -> Vec<u64> {
+        self.process_totals
+            .get(&pid)
+            .map(|s| s.iter().map(|&n| u64::from(n)).collect())
+            .unwrap_or_default()
+    }
+
+    /// How long a connection has been in its current state, as of `now`, and
+    /// whether that is a lower bound (it was already there at the first sample).
+    pub fn age(&self, key: &ConnKey, now: SystemTime) -> Option<(Duration, bool)> {
+        let &(_, first) = self.since.get(key)?;
+        let at_least = Some(first) == self.started;
+        Some((now.duration_since(first).unwrap_or_default(), at_least))
+    }
+
+    /// Time covered by the samples.
+    pub fn span(&self) -> Duration {
+        match (self.samples.front(), self.samples.back()) {
+            (Some(a), Some(b)) => b.at.duration_since(a.at).unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+fn push_bounded(series: &mut VecDeque<u32>, value: u32, depth: usize) {
+    series.push_back(value);
+    while series.len() > depth.max(1) {
+        series.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixture;
+
+    fn at(snap: &mut Snapshot, secs: u64) {
+        snap.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    }
+
+    #[test]
+    fn deltas_and_series_follow_the_samples() {
+        let mut h = History::default();
+        let mut snap = fixture::small();
+        at(&mut snap, 100);
+        h.record(&snap);
+        let extra = snap.sockets[1].clone();
+        let mut more = extra.clone();
+        more.inode = 999;
+        more.remote.set_port(51999);
+        snap.sockets.push(more);
+        at(&mut snap, 101);
+        h.record(&snap);
+        assert_eq!(h.delta(TcpState::CloseWait), 1);
+        assert_eq!(h.state_series(TcpState::CloseWait), vec![2, 3]);
+        assert_eq!(h.process_trend(Some(1000)), vec![3, 4]);
+        assert_eq!(h.span(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn age_counts_from_the_state_change_and_marks_lower_bounds() {
+        let mut h = History::default();
+        let mut snap = fixture::small();
+        at(&mut snap, 100);
+        h.record(&snap);
+        let key = snap.sockets[1].key();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(130);
+        assert_eq!(h.age(&key, now), Some((Duration::from_secs(30), true)));
+        snap.sockets[1].state = TcpState::LastAck;
+        at(&mut snap, 120);
+        h.record(&snap);
+        assert_eq!(h.age(&key, now), Some((Duration::from_secs(10), false)));
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut h = History::default();
+        let mut snap = fixture::small();
+        for i in 0..(MAX_SAMPLES as u64 + 50) {
+            at(&mut snap, i);
+            h.record(&snap);
+        }
+        assert_eq!(h.samples().len(), MAX_SAMPLES);
+        assert_eq!(h.process_trend(Some(1000)).len(), TREND_SAMPLES);
+    }
+
+    #[test]
+    fn processes_that_hold_nothing_are_forgotten() {
+        let mut h = History::default();
+        let mut snap = fixture::small();
+        h.record(&snap);
+        snap.sockets.retain(|s| !s.owners.iter().any(|o| o.pid == 5000));
+        for _ in 0..TREND_SAMPLES + 1 {
+            h.record(&snap);
+        }
+        assert!(h.process_trend(Some(5000)).is_empty());
+    }
+}

@@ -1,0 +1,561 @@
+//! The main table as data: rows for each grouping, their columns, sorting and
+//! cell text. Flat rows are indices into the snapshot, formatted only when
+//! drawn, so 100k connections cost a sort, not 100k formatted rows.
+
+use super::group::{self, PortGroup, ProcessGroup, RemoteGroup, StateCounts};
+use super::history::History;
+use super::snapshot::Snapshot;
+use super::socket::{ConnKey, Proto, Socket, TcpState, format_addr};
+use crate::sanitize::clean;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Grouping {
+    Process,
+    Port,
+    Remote,
+    Flat,
+}
+
+impl Grouping {
+    pub const ALL: [Grouping; 4] = [Grouping::Process, Grouping::Port, Grouping::Remote, Grouping::Flat];
+
+    pub fn next(self) -> Grouping {
+        match self {
+            Grouping::Process => Grouping::Port,
+            Grouping::Port => Grouping::Remote,
+            Grouping::Remote => Grouping::Flat,
+            Grouping::Flat => Grouping::Process,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Grouping::Process => "by process",
+            Grouping::Port => "by local port",
+            Grouping::Remote => "by remote host",
+            Grouping::Flat => "connections",
+        }
+    }
+}
+
+/// What a row stands for; the selection is kept by this, not by index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RowKey {
+    Process(Option<u32>),
+    Port(Proto, u16),
+    Remote(IpAddr),
+    Conn(ConnKey),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    pub title: &'static str,
+    pub width: u16,
+    pub numeric: bool,
+    /// Lower is kept longer when the terminal is narrow; 0 is always shown.
+    pub priority: u8,
+}
+
+const fn col(title: &'static str, width: u16, numeric: bool, priority: u8) -> Column {
+    Column {
+        title,
+        width,
+        numeric,
+        priority,
+    }
+}
+
+/// The per-state columns shared by the group views.
+const STATE_COLUMNS: [TcpState; 5] = [
+    TcpState::Established,
+    TcpState::CloseWait,
+    TcpState::FinWait2,
+    TcpState::TimeWait,
+    TcpState::Listen,
+];
+
+const PROCESS_COLUMNS: &[Column] = &[
+    col("PID", 7, true, 0),
+    col("PROCESS", 15, false, 0),
+    col("USER", 8, false, 4),
+    col("TOTAL", 6, true, 0),
+    col("ESTAB", 6, true, 1),
+    col("CLOSE_WAIT", 10, true, 0),
+    col("FIN_WAIT2", 9, true, 2),
+    col("TIME_WAIT", 9, true, 2),
+    col("LISTEN", 6, true, 3),
+    col("OTHER", 5, true, 5),
+    col("TREND", 12, true, 3),
+];
+
+const PORT_COLUMNS: &[Column] = &[
+    col("PROTO", 5, false, 1),
+    col("PORT", 5, true, 0),
+    col("PROCESS", 15, false, 0),
+    col("TOTAL", 6, true, 0),
+    col("ESTAB", 6, true, 1),
+    col("CLOSE_WAIT", 10, true, 0),
+    col("FIN_WAIT2", 9, true, 2),
+    col("TIME_WAIT", 9, true, 2),
+    col("LISTEN", 6, true, 3),
+    col("OTHER", 5, true, 5),
+];
+
+const REMOTE_COLUMNS: &[Column] = &[
+    col("REMOTE HOST", 24, false, 0),
+    col("TOTAL", 6, true, 0),
+    col("ESTAB", 6, true, 1),
+    col("CLOSE_WAIT", 10, true, 0),
+    col("FIN_WAIT2", 9, true, 2),
+    col("TIME_WAIT", 9, true, 2),
+    col("OTHER", 5, true, 5),
+    col("LOCAL PORTS", 16, false, 3),
+];
+
+const FLAT_COLUMNS: &[Column] = &[
+    col("STATE", 11, false, 0),
+    col("PROTO", 5, false, 4),
+    col("LOCAL", 21, false, 0),
+    col("REMOTE", 21, false, 1),
+    col("RECV-Q", 6, true, 3),
+    col("SEND-Q", 6, true, 3),
+    col("PID", 7, true, 0),
+    col("PROCESS", 15, false, 0),
+    col("AGE", 6, true, 2),
+];
+
+pub fn columns(g: Grouping) -> &'static [Column] {
+    match g {
+        Grouping::Process => PROCESS_COLUMNS,
+        Grouping::Port => PORT_COLUMNS,
+        Grouping::Remote => REMOTE_COLUMNS,
+        Grouping::Flat => FLAT_COLUMNS,
+    }
+}
+
+/// The column a view is sorted by when first shown, and its direction.
+pub fn default_sort(g: Grouping) -> (usize, bool) {
+    match g {
+        Grouping::Process => (3, true), // TOTAL, most first
+        Grouping::Port => (3, true),
+        Grouping::Remote => (1, true),
+        Grouping::Flat => (0, false), // STATE: trouble first
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Row {
+    Process(ProcessGroup),
+    Port(PortGroup),
+    Remote(RemoteGroup),
+    /// Index into the snapshot's sockets.
+    Conn(usize),
+}
+
+/// Everything a cell may need besides the row.
+pub struct ViewCtx<'a> {
+    pub snap: &'a Snapshot,
+    pub history: &'a History,
+    pub now: SystemTime,
+    /// Reverse-DNS names, when the user turned them on.
+    pub names: Option<&'a HashMap<IpAddr, String>>,
+}
+
+impl Row {
+    pub fn key(&self, snap: &Snapshot) -> RowKey {
+        match self {
+            Row::Process(g) => RowKey::Process(g.pid),
+            Row::Port(g) => RowKey::Port(g.proto, g.port),
+            Row::Remote(g) => RowKey::Remote(g.host),
+            Row::Conn(i) => RowKey::Conn(snap.sockets[*i].key()),
+        }
+    }
+
+    pub fn socket<'a>(&self, snap: &'a Snapshot) -> Option<&'a Socket> {
+        match self {
+            Row::Conn(i) => snap.sockets.get(*i),
+            _ => None,
+        }
+    }
+
+    /// States that need attention in this row (drawn highlighted).
+    pub fn trouble(&self, snap: &Snapshot) -> bool {
+        let counts = match self {
+            Row::Process(g) => &g.counts,
+            Row::Port(g) => &g.counts,
+            Row::Remote(g) => &g.counts,
+            Row::Conn(i) => return is_trouble(snap.sockets[*i].state),
+        };
+        counts.get(TcpState::CloseWait) > 0 || counts.get(TcpState::SynRecv) > 0
+    }
+}
+
+/// States that usually mean something is wrong.
+pub fn is_trouble(state: TcpState) -> bool {
+    matches!(
+        state,
+        TcpState::CloseWait | TcpState::SynRecv | TcpState::FinWait2 | TcpState::LastAck | TcpState::Closing
+    )
+}
+
+/// Rows for `grouping` over the sockets at `indices` of the snapshot.
+pub fn build(grouping: Grouping, snap: &Snapshot, indices: &[usize]) -> Vec<Row> {
+    let sockets = indices.iter().map(|&i| &snap.sockets[i]);
+    match grouping {
+        Grouping::Process => group::by_process(sockets).into_iter().map(Row::Process).collect(),
+        Grouping::Port => group::by_local_port(sockets).into_iter().map(Row::Port).collect(),
+        Grouping::Remote => group::by_remote_host(sockets).into_iter().map(Row::Remote).collect(),
+        Grouping::Flat => indices.iter().map(|&i| Row::Conn(i)).collect(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SortKey {
+    Num(i64),
+    Text(String),
+}
+
+fn other(counts: &StateCounts) -> u32 {
+    counts.total() - STATE_COLUMNS.iter().map(|s| counts.get(*s)).sum::<u32>()
+}
+
+fn state_cell(counts: &StateCounts, col: usize) -> Option<i64> {
+    match col {
+        0..=4 => Some(i64::from(counts.get(STATE_COLUMNS[col]))),
+        5 => Some(i64::from(other(counts))),
+        _ => None,
+    }
+}
+
+/// Sorts trouble first in the STATE column: CLOSE_WAIT, SYN_RECV, ... then the rest.
+fn state_rank(state: TcpState) -> i64 {
+    match state {
+        TcpState::CloseWait => 0,
+        TcpState::SynRecv => 1,
+        TcpState::FinWait2 => 2,
+        TcpState::LastAck => 3,
+        TcpState::Closing => 4,
+        TcpState::FinWait1 => 5,
+        TcpState::TimeWait => 6,
+        TcpState::SynSent => 7,
+        TcpState::Established => 8,
+        TcpState::Listen => 9,
+        TcpState::Close => 10,
+    }
+}
+
+fn process_name<'a>(snap: &'a Snapshot, pid: Option<u32>) -> &'a str {
+    pid.and_then(|p| snap.process(p))
+        .map(|p| p.name.as_str())
+        .unwrap_or("-")
+}
+
+fn port_owners(snap: &Snapshot, pids: &[u32]) -> String {
+    match pids {
+        [] => "-".to_string(),
+        [one] => process_name(snap, Some(*one)).to_string(),
+        [first, rest @ ..] => format!("{} +{}", process_name(snap, Some(*first)), rest.len()),
+    }
+}
+
+pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
+    use SortKey::*;
+    let snap = ctx.snap;
+    match row {
+        Row::Process(g) => match col {
+            0 => Num(g.pid.map_or(-1, i64::from)),
+            1 => Text(process_name(snap, g.pid).to_lowercase()),
+            2 => Text(g.pid.and_then(|p| snap.process(p)?.user.clone()).unwrap_or_default()),
+            3 => Num(i64::from(g.counts.total())),
+            4..=9 => Num(state_cell(&g.counts, col - 4).unwrap_or(0)),
+            _ => {
+                // TREND: growth over the window.
+                let t = ctx.history.process_trend(g.pid);
+                Num(match (t.first(), t.last()) {
+                    (Some(a), Some(b)) => *b as i64 - *a as i64,
+                    _ => 0,
+                })
+            }
+        },
+        Row::Port(g) => match col {
+            0 => Text(g.proto.name().to_string()),
+            1 => Num(i64::from(g.port)),
+            2 => Text(port_owners(snap, &g.pids).to_lowercase()),
+            3 => Num(i64::from(g.counts.total())),
+            _ => Num(state_cell(&g.counts, col - 4).unwrap_or(0)),
+        },
+        Row::Remote(g) => match col {
+            0 => Text(g.host.to_string()),
+            1 => Num(i64::from(g.counts.total())),
+            2..=5 => Num(i64::from(g.counts.get(STATE_COLUMNS[col - 2]))),
+            6 => Num(i64::from(g.counts.total() - (0..4).map(|i| g.counts.get(STATE_COLUMNS[i])).sum::<u32>())),
+            _ => Num(g.local_ports.first().map_or(0, |p| i64::from(*p))),
+        },
+        Row::Conn(i) => {
+            let s = &snap.sockets[*i];
+            match col {
+                0 => Num(state_rank(s.state)),
+                1 => Text(s.proto.name().to_string()),
+                2 => Num(i64::from(s.local.port())),
+                3 => Text(format_addr(&s.remote)),
+                4 => Num(i64::from(s.recv_q)),
+                5 => Num(i64::from(s.send_q)),
+                6 => Num(s.first_owner().map_or(-1, |o| i64::from(o.pid))),
+                7 => Text(process_name(snap, s.first_owner().map(|o| o.pid)).to_lowercase()),
+                _ => Num(ctx.history.age(&s.key(), ctx.now).map_or(0, |(d, _)| d.as_secs() as i64)),
+            }
+        }
+    }
+}
+
+/// Stable sort by one column; ties keep a fixed order by pid / port / key so
+/// rows do not jump between refreshes.
+pub fn sort(rows: &mut [Row], col: usize, descending: bool, ctx: &ViewCtx) {
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum Ordered {
+        Num(i64),
+        Text(String),
+        TextDesc(std::cmp::Reverse<String>),
+    }
+    rows.sort_by_cached_key(|r| {
+        let k = match (sort_key(r, col, ctx), descending) {
+            (SortKey::Num(n), false) => Ordered::Num(n),
+            (SortKey::Num(n), true) => Ordered::Num(-n),
+            (SortKey::Text(t), false) => Ordered::Text(t),
+            (SortKey::Text(t), true) => Ordered::TextDesc(std::cmp::Reverse(t)),
+        };
+        (k, tiebreak(r, ctx.snap))
+    });
+}
+
+fn tiebreak(row: &Row, snap: &Snapshot) -> (i64, RowKeyOrd) {
+    match row {
+        Row::Process(g) => (g.pid.map_or(-1, i64::from), RowKeyOrd::None),
+        Row::Port(g) => (i64::from(g.port), RowKeyOrd::Proto(g.proto)),
+        Row::Remote(g) => (0, RowKeyOrd::Ip(g.host)),
+        Row::Conn(i) => {
+            let s = &snap.sockets[*i];
+            (s.first_owner().map_or(-1, |o| i64::from(o.pid)), RowKeyOrd::Conn(s.key()))
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum RowKeyOrd {
+    None,
+    Proto(Proto),
+    Ip(IpAddr),
+    Conn(ConnKey),
+}
+
+/// Compact human durations: `42s`, `7m`, `3h`, `2d`.
+pub fn format_age(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=99 => format!("{s}s"),
+        100..=5999 => format!("{}m", s / 60),
+        6000..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// A one-line sparkline from block characters, scaled to the series' maximum.
+pub fn sparkline_text(series: &[u64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let tail = &series[series.len().saturating_sub(width)..];
+    let max = tail.iter().copied().max().unwrap_or(0);
+    tail.iter()
+        .map(|&v| {
+            if max == 0 {
+                ' '
+            } else if v == 0 {
+                '▁'
+            } else {
+                BARS[((v * 7).div_ceil(max)) as usize]
+            }
+        })
+        .collect()
+}
+
+fn remote_text(addr: &std::net::SocketAddr, ctx: &ViewCtx) -> String {
+    if let Some(name) = ctx.names.and_then(|n| n.get(&addr.ip().to_canonical())) {
+        return format!("{}:{}", clean(name), addr.port());
+    }
+    format_addr(addr)
+}
+
+/// The text of every cell of a row, cleaned of control characters.
+pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
+    let snap = ctx.snap;
+    let counts_cells = |counts: &StateCounts, with_listen: bool| {
+        let n = if with_listen { 5 } else { 4 };
+        let mut v: Vec<String> = (0..n).map(|i| counts.get(STATE_COLUMNS[i]).to_string()).collect();
+        let shown: u32 = (0..n).map(|i| counts.get(STATE_COLUMNS[i])).sum();
+        v.push((counts.total() - shown).to_string());
+        v
+    };
+    match row {
+        Row::Process(g) => {
+            let p = g.pid.and_then(|p| snap.process(p));
+            let mut v = vec![
+                g.pid.map_or("-".into(), |p| p.to_string()),
+                match (g.pid, p) {
+                    (None, _) => "(no owner)".into(),
+                    (_, Some(p)) => clean(&p.name).into_owned(),
+                    (_, None) => "?".into(),
+                },
+                p.and_then(|p| p.user.as_deref()).map_or("-".into(), |u| clean(u).into_owned()),
+                g.counts.total().to_string(),
+            ];
+            v.extend(counts_cells(&g.counts, true));
+            v.push(sparkline_text(&ctx.history.process_trend(g.pid), 12));
+            v
+        }
+        Row::Port(g) => {
+            let mut v = vec![
+                g.proto.name().to_string(),
+                g.port.to_string(),
+                clean(&port_owners(snap, &g.pids)).into_owned(),
+                g.counts.total().to_string(),
+            ];
+            v.extend(counts_cells(&g.counts, true));
+            v
+        }
+        Row::Remote(g) => {
+            let host = ctx
+                .names
+                .and_then(|n| n.get(&g.host))
+                .map_or_else(|| g.host.to_string(), |n| format!("{} ({})", clean(n), g.host));
+            let mut v = vec![host, g.counts.total().to_string()];
+            v.extend(counts_cells(&g.counts, false));
+            let ports: Vec<String> = g.local_ports.iter().take(4).map(u16::to_string).collect();
+            let more = g.local_ports.len().saturating_sub(4);
+            v.push(if more > 0 {
+                format!("{} +{more}", ports.join(","))
+            } else {
+                ports.join(",")
+            });
+            v
+        }
+        Row::Conn(i) => {
+            let s = &snap.sockets[*i];
+            let owner = s.first_owner();
+            let age = ctx.history.age(&s.key(), ctx.now).map_or(String::new(), |(d, lower)| {
+                if lower {
+                    format!(">{}", format_age(d))
+                } else {
+                    format_age(d)
+                }
+            });
+            vec![
+                s.state.kernel_name().to_string(),
+                s.proto.name().to_string(),
+                format_addr(&s.local),
+                remote_text(&s.remote, ctx),
+                s.recv_q.to_string(),
+                s.send_q.to_string(),
+                owner.map_or("-".into(), |o| o.pid.to_string()),
+                clean(process_name(snap, owner.map(|o| o.pid))).into_owned(),
+                age,
+            ]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixture;
+
+    fn ctx<'a>(snap: &'a Snapshot, history: &'a History) -> ViewCtx<'a> {
+        ViewCtx {
+            snap,
+            history,
+            now: snap.taken_at,
+            names: None,
+        }
+    }
+
+    fn all(snap: &Snapshot) -> Vec<usize> {
+        (0..snap.sockets.len()).collect()
+    }
+
+    #[test]
+    fn process_rows_have_per_state_columns() {
+        let snap = fixture::small();
+        let h = History::default();
+        let rows = build(Grouping::Process, &snap, &all(&snap));
+        let c = cells(&rows[0], &ctx(&snap, &h));
+        assert_eq!(c[..4], ["1000", "redis-server", "redis", "3"]);
+        assert_eq!(c[5], "2", "CLOSE_WAIT column");
+        assert_eq!(c.len(), PROCESS_COLUMNS.len());
+    }
+
+    #[test]
+    fn every_grouping_has_as_many_cells_as_columns() {
+        let snap = fixture::small();
+        let h = History::default();
+        for g in Grouping::ALL {
+            for row in build(g, &snap, &all(&snap)) {
+                assert_eq!(cells(&row, &ctx(&snap, &h)).len(), columns(g).len(), "{g:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn flat_sort_by_state_puts_close_wait_first_and_is_stable() {
+        let snap = fixture::small();
+        let h = History::default();
+        let mut rows = build(Grouping::Flat, &snap, &all(&snap));
+        sort(&mut rows, 0, false, &ctx(&snap, &h));
+        let states: Vec<TcpState> = rows.iter().map(|r| r.socket(&snap).unwrap().state).collect();
+        assert_eq!(states[..2], [TcpState::CloseWait, TcpState::CloseWait]);
+        let again = {
+            let mut r = rows.clone();
+            r.reverse();
+            sort(&mut r, 0, false, &ctx(&snap, &h));
+            r
+        };
+        assert_eq!(rows, again, "same order whatever the input order");
+    }
+
+    #[test]
+    fn sorting_by_text_both_ways() {
+        let snap = fixture::small();
+        let h = History::default();
+        let mut rows = build(Grouping::Process, &snap, &all(&snap));
+        sort(&mut rows, 1, false, &ctx(&snap, &h));
+        let names: Vec<String> = rows.iter().map(|r| cells(r, &ctx(&snap, &h))[1].clone()).collect();
+        assert_eq!(names, ["(no owner)", "nginx", "python3", "redis-server", "systemd-resolve"]);
+        sort(&mut rows, 1, true, &ctx(&snap, &h));
+        let names: Vec<String> = rows.iter().map(|r| cells(r, &ctx(&snap, &h))[1].clone()).collect();
+        assert_eq!(names[0], "systemd-resolve");
+    }
+
+    #[test]
+    fn hostile_names_are_cleaned_in_cells() {
+        let mut snap = fixture::small();
+        snap.processes.get_mut(&1000).unwrap().name = "\x1b]0;x\x07".into();
+        let h = History::default();
+        let rows = build(Grouping::Process, &snap, &all(&snap));
+        assert_eq!(cells(&rows[0], &ctx(&snap, &h))[1], "?]0;x?");
+    }
+
+    #[test]
+    fn sparkline_scales_to_its_maximum() {
+        assert_eq!(sparkline_text(&[0, 1, 2, 4], 10), "▁▃▅█");
+        assert_eq!(sparkline_text(&[5, 5], 1), "█");
+        assert_eq!(sparkline_text(&[0, 0], 4), "  ");
+    }
+
+    #[test]
+    fn ages_are_compact() {
+        assert_eq!(format_age(Duration::from_secs(42)), "42s");
+        assert_eq!(format_age(Duration::from_secs(600)), "10m");
+        assert_eq!(format_age(Duration::from_secs(7200)), "2h");
+        assert_eq!(format_age(Duration::from_secs(300_000)), "3d");
+    }
+}

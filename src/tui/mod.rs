@@ -1,0 +1,202 @@
+//! The live monitor's runtime: terminal setup and restore, the collector,
+//! input, signal and resolver threads, and the one loop that applies effects.
+//!
+//! Everything reaches the loop as an [`Event`] on one channel. The loop drains
+//! what is queued before drawing, and draws only when something changed (or
+//! once a second, for the sample's age).
+
+mod terminal;
+
+use crate::app::keymap::Keymap;
+use crate::app::{App, CollectStats, Effect, Event};
+use crate::collect::{Collector, Options, SystemCollector};
+use crate::model::Filter;
+use crate::ui::{self, Theme};
+use ratatui::crossterm::event as ct;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Collection may use at most this share of one core: on very large socket
+/// tables the interval lengthens itself, and the header shows the real one.
+const MAX_COLLECT_SHARE: u32 = 10;
+/// Above this many sockets the periodic dump leaves out `tcp_info`.
+const TCP_INFO_LIMIT: usize = 20_000;
+
+pub struct Config {
+    pub filter: Filter,
+    pub interval: Duration,
+    pub options: Options,
+    pub keymap: Keymap,
+}
+
+enum Control {
+    Interval(Duration),
+}
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!("the live monitor needs a terminal; for scripts use `sockscope snapshot` (or `--json`)");
+    }
+    let (tx, rx) = mpsc::channel::<Event>();
+    let (ctl_tx, ctl_rx) = mpsc::channel::<Control>();
+    spawn_collector(tx.clone(), ctl_rx, config.options, config.interval);
+    spawn_signals(tx.clone())?;
+    let resolver = spawn_resolver(tx.clone());
+
+    let mut app = App::new(config.keymap, config.filter, config.interval);
+    app.host = sysinfo::System::host_name().unwrap_or_default();
+    app.kernel = sysinfo::System::kernel_version().unwrap_or_default();
+    let theme = Theme::from_env();
+
+    let mut term = terminal::Guard::enter()?;
+    spawn_input(tx);
+    let size = term.size()?;
+    app.handle(Event::Resize(size.width, size.height));
+    app.page = ui::table_rows(size.width, size.height);
+    event_loop(&mut app, &mut term, &theme, &rx, &ctl_tx, &resolver)
+}
+
+fn event_loop(
+    app: &mut App,
+    term: &mut terminal::Guard,
+    theme: &Theme,
+    rx: &Receiver<Event>,
+    ctl: &Sender<Control>,
+    resolver: &Sender<std::net::IpAddr>,
+) -> anyhow::Result<()> {
+    let mut dirty = true;
+    loop {
+        if dirty {
+            app.clock = SystemTime::now();
+            // A terminal that went away fails the write: that ends the loop.
+            term.draw(|f| ui::draw(f, app, theme))?;
+            dirty = false;
+        }
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(ev) => ev,
+            Err(RecvTimeoutError::Timeout) => {
+                dirty = true;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        // Apply everything queued before drawing, so a held key or a paste
+        // does not lag behind the screen.
+        for ev in std::iter::once(first).chain(rx.try_iter()) {
+            if let Event::Resize(w, h) = ev {
+                app.page = ui::table_rows(w, h);
+            }
+            for effect in app.handle(ev) {
+                match effect {
+                    Effect::Quit => return Ok(()),
+                    Effect::SetInterval(d) => {
+                        let _ = ctl.send(Control::Interval(d));
+                    }
+                    Effect::Resolve(ips) => {
+                        for ip in ips {
+                            let _ = resolver.send(ip);
+                        }
+                    }
+                }
+            }
+            dirty = true;
+        }
+    }
+}
+
+fn spawn_collector(tx: Sender<Event>, ctl: Receiver<Control>, options: Options, interval: Duration) {
+    std::thread::Builder::new()
+        .name("collector".into())
+        .spawn(move || {
+            let mut base = interval;
+            let mut options = options;
+            let mut collector = SystemCollector::new(options);
+            loop {
+                let start = Instant::now();
+                let result = collector.collect();
+                let took = start.elapsed();
+                let interval = base.max(took * MAX_COLLECT_SHARE);
+                let event = match result {
+                    Ok(snap) => {
+                        let want_info = snap.sockets.len() <= TCP_INFO_LIMIT;
+                        if want_info != options.tcp_info {
+                            options.tcp_info = want_info;
+                            collector = SystemCollector::new(options);
+                        }
+                        Event::Snapshot(Arc::new(snap), CollectStats { took, interval })
+                    }
+                    Err(e) => Event::CollectFailed(e.to_string()),
+                };
+                if tx.send(event).is_err() {
+                    return;
+                }
+                let deadline = start + interval;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match ctl.recv_timeout(left) {
+                        Ok(Control::Interval(d)) => {
+                            base = d;
+                            // A shorter interval takes effect now, not after the old wait.
+                            break;
+                        }
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            }
+        })
+        .expect("spawn collector thread");
+}
+
+fn spawn_input(tx: Sender<Event>) {
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            loop {
+                let ev = match ct::read() {
+                    Ok(ct::Event::Key(k)) => Event::Key(k),
+                    Ok(ct::Event::Resize(w, h)) => Event::Resize(w, h),
+                    Ok(_) => continue,
+                    // The terminal is gone (EIO after an SSH drop): stop, do not spin.
+                    Err(_) => Event::Terminate,
+                };
+                let stop = matches!(ev, Event::Terminate);
+                if tx.send(ev).is_err() || stop {
+                    return;
+                }
+            }
+        })
+        .expect("spawn input thread");
+}
+
+fn spawn_signals(tx: Sender<Event>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                let _ = tx.send(Event::Terminate);
+            }
+        })?;
+    Ok(())
+}
+
+/// Reverse DNS off the UI thread; each address is asked once.
+fn spawn_resolver(tx: Sender<Event>) -> Sender<std::net::IpAddr> {
+    let (req_tx, req_rx) = mpsc::channel::<std::net::IpAddr>();
+    std::thread::Builder::new()
+        .name("resolver".into())
+        .spawn(move || {
+            for ip in req_rx {
+                let name = dns_lookup::lookup_addr(&ip).ok().filter(|n| *n != ip.to_string());
+                if tx.send(Event::Resolved(ip, name)).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("spawn resolver thread");
+    req_tx
+}

@@ -1,0 +1,52 @@
+//! Raw mode and the alternate screen, restored on every way out: drop (quit,
+//! error, signal), and panic (a hook that restores first, then chains to the
+//! previous hook so the message is readable).
+
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::{cursor, execute, terminal};
+use std::io::{BufWriter, Stdout, Write};
+
+pub struct Guard {
+    terminal: Terminal<CrosstermBackend<BufWriter<Stdout>>>,
+}
+
+/// Best effort: the terminal may already be gone.
+pub fn restore() {
+    let _ = terminal::disable_raw_mode();
+    let mut out = std::io::stdout();
+    let _ = execute!(out, terminal::LeaveAlternateScreen, cursor::Show);
+    let _ = out.flush();
+}
+
+impl Guard {
+    pub fn enter() -> anyhow::Result<Guard> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+        terminal::enable_raw_mode()?;
+        let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout());
+        execute!(out, terminal::EnterAlternateScreen, cursor::Hide)?;
+        // Fullscreen viewport: ratatui asks the kernel for the size (ioctl) and
+        // never sends the terminal a query that might not be answered.
+        let terminal = Terminal::new(CrosstermBackend::new(out))?;
+        Ok(Guard { terminal })
+    }
+
+    pub fn size(&self) -> anyhow::Result<ratatui::layout::Size> {
+        Ok(self.terminal.size()?)
+    }
+
+    pub fn draw(&mut self, f: impl FnOnce(&mut ratatui::Frame)) -> anyhow::Result<()> {
+        self.terminal.draw(f)?;
+        Ok(())
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        restore();
+    }
+}

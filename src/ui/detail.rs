@@ -1,0 +1,195 @@
+//! The detail pane: everything about the selected connection or group, and
+//! what its state means.
+
+use super::Theme;
+use crate::app::App;
+use crate::model::explain::explain;
+use crate::model::socket::format_addr;
+use crate::model::view::{Row, format_age, is_trouble};
+use crate::model::{Snapshot, Socket, TimerKind};
+use crate::sanitize::clean;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect, overlay: bool) {
+    let lines = match app.rows.get(app.cursor) {
+        Some(Row::Conn(i)) => connection_lines(app, &app.snapshot.sockets[*i], theme),
+        Some(row) => group_lines(app, row, theme),
+        None => vec![Line::from("nothing selected")],
+    };
+    let title = if overlay { " connection (Esc to close) " } else { " detail " };
+    let block = Block::default().borders(Borders::ALL).title(Span::styled(title, theme.title()));
+    if overlay {
+        frame.render_widget(Clear, area);
+    }
+    let p = Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false })
+        .scroll((if overlay { app.detail_scroll } else { 0 }, 0));
+    frame.render_widget(p, area);
+}
+
+fn kv<'a>(key: &'a str, value: String, theme: &Theme) -> Vec<Span<'a>> {
+    vec![Span::styled(key, theme.dim()), Span::raw(value)]
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+fn ms_ago(ms: u32) -> String {
+    format_age(std::time::Duration::from_millis(u64::from(ms)))
+}
+
+fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<'a>> {
+    let snap: &Snapshot = &app.snapshot;
+    let state_style = if is_trouble(s.state) { theme.trouble() } else { theme.title() };
+    let age = app.history.age(&s.key(), snap.taken_at).map_or("?".to_string(), |(d, lower)| {
+        format!("{}{}", if lower { "at least " } else { "" }, format_age(d))
+    });
+    let mut lines = vec![Line::from(vec![
+        Span::styled(s.state.kernel_name(), state_style),
+        Span::raw(format!(
+            "  {} {} → {}   in this state for {age}",
+            s.proto.name(),
+            format_addr(&s.local),
+            format_addr(&s.remote)
+        )),
+    ])];
+    if s.owners.is_empty() {
+        lines.push(Line::from(kv(
+            "owners  ",
+            if s.inode == 0 {
+                "none: no process holds this socket any more (the kernel keeps it)".into()
+            } else {
+                "unknown (run as root to see other users' processes)".into()
+            },
+            theme,
+        )));
+    }
+    for o in &s.owners {
+        let text = match snap.process(o.pid) {
+            Some(p) => format!(
+                "pid {} fd {} {} ({}) — {}",
+                o.pid,
+                o.fd,
+                clean(&p.name),
+                clean(p.user.as_deref().unwrap_or("?")),
+                clean(&p.cmdline)
+            ),
+            None => format!("pid {} fd {}", o.pid, o.fd),
+        };
+        lines.push(Line::from(kv("owner   ", text, theme)));
+    }
+    let timer = match s.timer {
+        None => "none".to_string(),
+        Some(t) => {
+            let kind = match t.kind {
+                TimerKind::Retransmit => "retransmit",
+                TimerKind::Keepalive => "keepalive",
+                TimerKind::TimeWait => "time-wait",
+                TimerKind::ZeroWindowProbe => "zero-window probe",
+            };
+            match t.expires_ms {
+                Some(ms) => format!("{kind} in {}", format_age(std::time::Duration::from_millis(ms))),
+                None => kind.to_string(),
+            }
+        }
+    };
+    lines.push(Line::from(kv(
+        "queues  ",
+        format!(
+            "recv {}  send {}   timer {timer}   retransmits {}   uid {} inode {}",
+            s.recv_q, s.send_q, s.retransmits, s.uid, s.inode
+        ),
+        theme,
+    )));
+    match &s.tcp_info {
+        Some(i) => {
+            lines.push(Line::from(kv(
+                "tcp     ",
+                format!(
+                    "rtt {:.2} ms ±{:.2}  retrans {}/{}  lost {}  unacked {}  cwnd {}",
+                    f64::from(i.rtt_us) / 1000.0,
+                    f64::from(i.rttvar_us) / 1000.0,
+                    i.retransmits,
+                    i.total_retrans,
+                    i.lost,
+                    i.unacked,
+                    i.snd_cwnd
+                ),
+                theme,
+            )));
+            lines.push(Line::from(kv(
+                "        ",
+                format!(
+                    "in {}  out {}  last send {} ago  last recv {} ago  last ack {} ago",
+                    bytes(i.bytes_received),
+                    bytes(i.bytes_acked),
+                    ms_ago(i.last_data_sent_ms),
+                    ms_ago(i.last_data_recv_ms),
+                    ms_ago(i.last_ack_recv_ms)
+                ),
+                theme,
+            )));
+        }
+        None if s.proto == crate::model::Proto::Tcp => {
+            lines.push(Line::from(kv("tcp     ", "no tcp_info for this socket".into(), theme)))
+        }
+        None => {}
+    }
+    let e = explain(s.state);
+    lines.push(Line::from(kv("what    ", e.happened.clone(), theme)));
+    lines.push(Line::from(kv("closed  ", e.closed_first.clone(), theme)));
+    lines.push(Line::from(kv("waits   ", e.waits_for.clone(), theme)));
+    lines.push(Line::from(kv("ends    ", e.ends.clone(), theme)));
+    lines
+}
+
+fn group_lines<'a>(app: &'a App, row: &'a Row, theme: &Theme) -> Vec<Line<'a>> {
+    let snap = &app.snapshot;
+    let (title, counts) = match row {
+        Row::Process(g) => {
+            let t = match g.pid.and_then(|p| snap.process(p)) {
+                Some(p) => format!(
+                    "pid {} {} ({}) — {}",
+                    p.pid,
+                    clean(&p.name),
+                    clean(p.user.as_deref().unwrap_or("?")),
+                    clean(&p.cmdline)
+                ),
+                None if g.pid.is_none() => "sockets no process holds (TIME_WAIT, orphans) or whose owner is not visible".into(),
+                None => format!("pid {}", g.pid.unwrap_or_default()),
+            };
+            (t, g.counts)
+        }
+        Row::Port(g) => (format!("{} port {} — {} processes", g.proto.name(), g.port, g.pids.len()), g.counts),
+        Row::Remote(g) => (
+            format!("remote host {} — local ports {:?}", g.host, g.local_ports.iter().take(12).collect::<Vec<_>>()),
+            g.counts,
+        ),
+        Row::Conn(_) => unreachable!("connections have their own pane"),
+    };
+    let mut lines = vec![Line::from(Span::styled(title, theme.title()))];
+    let states: Vec<String> = counts.nonzero().map(|(s, n)| format!("{} {n}", s.kernel_name())).collect();
+    lines.push(Line::from(kv("states  ", states.join("  "), theme)));
+    lines.push(Line::from(Span::styled("Enter lists these connections.", theme.dim())));
+    if let Row::Process(g) = row {
+        let trend = app.history.process_trend(g.pid);
+        lines.push(Line::from(kv(
+            "trend   ",
+            crate::model::view::sparkline_text(&trend, 60),
+            theme,
+        )));
+    }
+    lines
+}

@@ -1,0 +1,37 @@
+//! The help overlay: every key, from the keymap in force.
+
+use super::Theme;
+use crate::app::App;
+use crate::app::keymap::Action;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let mut lines: Vec<Line> = Action::ALL
+        .iter()
+        .map(|&a| {
+            Line::from(vec![
+                Span::styled(format!("{:>18}  ", app.keymap.label(a)), theme.title()),
+                Span::raw(a.describe()),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled("Filter: 6800 port:N lport:N rport:N pid:N proc:NAME user:U", theme.dim())));
+    lines.push(Line::from(Span::styled(
+        "        state:cw|est|tw|fw2|listen addr:IP/CIDR proto:tcp family:6 !term",
+        theme.dim(),
+    )));
+    let w = area.width.min(90);
+    let h = area.height.min(lines.len() as u16 + 2);
+    let popup = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(Span::styled(" keys (any key closes) ", theme.title()))),
+        popup,
+    );
+}
