@@ -35,7 +35,9 @@ pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     }
     .map_err(|_| format!("`{text}` is not a duration (try 1s, 500ms, 2.5)"))?;
     if !(0.1..=3600.0).contains(&secs) {
-        return Err(format!("`{text}`: the interval must be between 100ms and 1h"));
+        return Err(format!(
+            "`{text}`: the interval must be between 100ms and 1h"
+        ));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }
@@ -126,7 +128,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn monitor(filter: Vec<String>, interval: std::time::Duration, source: SourceChoice) -> Result<(), Failure> {
+fn monitor(
+    filter: Vec<String>,
+    interval: std::time::Duration,
+    source: SourceChoice,
+) -> Result<(), Failure> {
     let filter = parse_filter(&filter)?;
     let keymap = load_keymap()?;
     crate::tui::run(crate::tui::Config {
@@ -150,26 +156,17 @@ fn load_keymap() -> Result<crate::app::keymap::Keymap, Failure> {
         Some(path) => match std::fs::read_to_string(&path) {
             Ok(text) => Some((text, path.display().to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Failure::Usage(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(Failure::Usage(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
         },
         None => None,
     };
-    Keymap::load(user.as_ref().map(|(t, p)| (t.as_str(), p.as_str()))).map_err(|e| Failure::Usage(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals_parse_in_the_usual_spellings() {
-        use std::time::Duration;
-        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_interval("2.5"), Ok(Duration::from_millis(2500)));
-        assert!(parse_interval("0").is_err());
-        assert!(parse_interval("fast").unwrap_err().contains("fast"));
-    }
+    Keymap::load(user.as_ref().map(|(t, p)| (t.as_str(), p.as_str())))
+        .map_err(|e| Failure::Usage(e.to_string()))
 }
 
 fn parse_filter(terms: &[String]) -> Result<Filter, Failure> {
@@ -219,4 +216,19 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_in_the_usual_spellings() {
+        use std::time::Duration;
+        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_interval("0").is_err());
+        assert!(parse_interval("fast").unwrap_err().contains("fast"));
+    }
 }

@@ -4,11 +4,11 @@
 //! Data flows one way: [`collect`] turns the kernel into a [`model::Snapshot`],
 //! [`model`] groups, filters and explains it, and [`output`] / the UI render it.
 
+pub mod app;
 pub mod cli;
 pub mod collect;
 pub mod model;
 pub mod output;
 pub mod sanitize;
-pub mod app;
 pub mod tui;
 pub mod ui;

@@ -134,7 +134,9 @@ impl Key {
         // Shift is already in the character ('S'); terminals differ on whether
         // they also report the modifier, so it is ignored.
         let code = match ev.code {
-            KeyCode::Char(c) if ev.modifiers.contains(KeyModifiers::CONTROL) => KeyCode::Char(c.to_ascii_lowercase()),
+            KeyCode::Char(c) if ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                KeyCode::Char(c.to_ascii_lowercase())
+            }
             other => other,
         };
         Key {
@@ -177,7 +179,9 @@ impl Key {
                 "end" => KeyCode::End,
                 "delete" => KeyCode::Delete,
                 "insert" => KeyCode::Insert,
-                f if f.starts_with('f') => KeyCode::F(f[1..].parse().ok().filter(|n| (1..=12).contains(n))?),
+                f if f.starts_with('f') => {
+                    KeyCode::F(f[1..].parse().ok().filter(|n| (1..=12).contains(n))?)
+                }
                 _ => return None,
             },
         };
@@ -222,9 +226,17 @@ pub enum KeymapError {
     #[error("{file}: unknown action `{action}`")]
     UnknownAction { file: String, action: String },
     #[error("{file}: `{key}` for `{action}` is not a key")]
-    BadKey { file: String, action: String, key: String },
+    BadKey {
+        file: String,
+        action: String,
+        key: String,
+    },
     #[error("key `{key}` is bound to both `{first}` and `{second}`")]
-    Duplicate { key: String, first: String, second: String },
+    Duplicate {
+        key: String,
+        first: String,
+        second: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,7 +320,11 @@ impl Keymap {
 
     /// "q, Ctrl-c" style label of an action's keys.
     pub fn label(&self, action: Action) -> String {
-        self.keys(action).iter().map(Key::label).collect::<Vec<_>>().join(", ")
+        self.keys(action)
+            .iter()
+            .map(Key::label)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -317,7 +333,9 @@ pub fn config_path() -> Option<std::path::PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+        })?;
     Some(base.join("sockscope").join("config.toml"))
 }
 
@@ -335,26 +353,54 @@ mod tests {
         for a in Action::ALL {
             assert!(!km.keys(a).is_empty(), "{} has no key", a.name());
         }
-        assert_eq!(km.action(&press(KeyCode::Char('q'), KeyModifiers::NONE)), Some(Action::Quit));
-        assert_eq!(km.action(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
-        assert_eq!(km.action(&press(KeyCode::Char('/'), KeyModifiers::NONE)), Some(Action::Filter));
-        assert_eq!(km.action(&press(KeyCode::Char('S'), KeyModifiers::SHIFT)), Some(Action::SortPrev));
-        assert_eq!(km.action(&press(KeyCode::Esc, KeyModifiers::NONE)), Some(Action::Back));
-        assert_eq!(km.action(&press(KeyCode::Char('k'), KeyModifiers::NONE)), None, "k is kept for kill");
+        assert_eq!(
+            km.action(&press(KeyCode::Char('q'), KeyModifiers::NONE)),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            km.action(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            km.action(&press(KeyCode::Char('/'), KeyModifiers::NONE)),
+            Some(Action::Filter)
+        );
+        assert_eq!(
+            km.action(&press(KeyCode::Char('S'), KeyModifiers::SHIFT)),
+            Some(Action::SortPrev)
+        );
+        assert_eq!(
+            km.action(&press(KeyCode::Esc, KeyModifiers::NONE)),
+            Some(Action::Back)
+        );
+        assert_eq!(
+            km.action(&press(KeyCode::Char('k'), KeyModifiers::NONE)),
+            None,
+            "k is kept for kill"
+        );
     }
 
     #[test]
     fn user_overrides_replace_an_actions_keys() {
         let km = Keymap::load(Some(("[keys]\nsort_next = [\"x\"]\n", "cfg"))).unwrap();
-        assert_eq!(km.action(&press(KeyCode::Char('x'), KeyModifiers::NONE)), Some(Action::SortNext));
-        assert_eq!(km.action(&press(KeyCode::Char('s'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            km.action(&press(KeyCode::Char('x'), KeyModifiers::NONE)),
+            Some(Action::SortNext)
+        );
+        assert_eq!(
+            km.action(&press(KeyCode::Char('s'), KeyModifiers::NONE)),
+            None
+        );
     }
 
     #[test]
     fn duplicate_bindings_name_both_actions() {
         let err = Keymap::load(Some(("[keys]\ngroup = [\"q\"]\n", "cfg"))).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("`group`") && text.contains("`quit`"), "{text}");
+        assert!(
+            text.contains("`group`") && text.contains("`quit`"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -325,7 +325,8 @@ impl App {
             Action::Up => self.move_cursor(-1),
             Action::Down => self.move_cursor(1),
             Action::Left if self.focus == Focus::States => {
-                self.state_cursor = (self.state_cursor + STRIP_STATES.len() - 1) % STRIP_STATES.len()
+                self.state_cursor =
+                    (self.state_cursor + STRIP_STATES.len() - 1) % STRIP_STATES.len()
             }
             Action::Right if self.focus == Focus::States => {
                 self.state_cursor = (self.state_cursor + 1) % STRIP_STATES.len()
@@ -363,7 +364,12 @@ impl App {
                 let next = if action == Action::Slower {
                     INTERVALS_MS.iter().copied().find(|&i| i > ms).unwrap_or(ms)
                 } else {
-                    INTERVALS_MS.iter().rev().copied().find(|&i| i < ms).unwrap_or(ms)
+                    INTERVALS_MS
+                        .iter()
+                        .rev()
+                        .copied()
+                        .find(|&i| i < ms)
+                        .unwrap_or(ms)
                 };
                 self.interval = Duration::from_millis(next);
                 self.status = Some(format!("refresh every {}", format_interval(self.interval)));
@@ -404,10 +410,18 @@ impl App {
                 self.prompt.pop();
                 self.apply_prompt();
             }
-            KeyCode::Char('c') if key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL) => {
+            KeyCode::Char('c')
+                if key
+                    .modifiers
+                    .contains(crossterm::event::KeyModifiers::CONTROL) =>
+            {
                 return vec![Effect::Quit];
             }
-            KeyCode::Char('u') if key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL) => {
+            KeyCode::Char('u')
+                if key
+                    .modifiers
+                    .contains(crossterm::event::KeyModifiers::CONTROL) =>
+            {
                 self.prompt.clear();
                 self.apply_prompt();
             }
@@ -554,7 +568,7 @@ impl App {
 
 pub fn format_interval(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", d.as_secs_f64())

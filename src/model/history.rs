@@ -92,7 +92,8 @@ impl History {
         if n < 2 {
             return 0;
         }
-        i64::from(self.samples[n - 1].counts.get(state)) - i64::from(self.samples[n - 2].counts.get(state))
+        i64::from(self.samples[n - 1].counts.get(state))
+            - i64::from(self.samples[n - 2].counts.get(state))
     }
 
     /// A process's total sockets over the last samples, oldest first.
@@ -187,7 +188,8 @@ mod tests {
         let mut h = History::default();
         let mut snap = fixture::small();
         h.record(&snap);
-        snap.sockets.retain(|s| !s.owners.iter().any(|o| o.pid == 5000));
+        snap.sockets
+            .retain(|s| !s.owners.iter().any(|o| o.pid == 5000));
         for _ in 0..TREND_SAMPLES + 1 {
             h.record(&snap);
         }

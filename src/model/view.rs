@@ -20,7 +20,12 @@ pub enum Grouping {
 }
 
 impl Grouping {
-    pub const ALL: [Grouping; 4] = [Grouping::Process, Grouping::Port, Grouping::Remote, Grouping::Flat];
+    pub const ALL: [Grouping; 4] = [
+        Grouping::Process,
+        Grouping::Port,
+        Grouping::Remote,
+        Grouping::Flat,
+    ];
 
     pub fn next(self) -> Grouping {
         match self {
@@ -197,7 +202,11 @@ impl Row {
 pub fn is_trouble(state: TcpState) -> bool {
     matches!(
         state,
-        TcpState::CloseWait | TcpState::SynRecv | TcpState::FinWait2 | TcpState::LastAck | TcpState::Closing
+        TcpState::CloseWait
+            | TcpState::SynRecv
+            | TcpState::FinWait2
+            | TcpState::LastAck
+            | TcpState::Closing
     )
 }
 
@@ -205,9 +214,18 @@ pub fn is_trouble(state: TcpState) -> bool {
 pub fn build(grouping: Grouping, snap: &Snapshot, indices: &[usize]) -> Vec<Row> {
     let sockets = indices.iter().map(|&i| &snap.sockets[i]);
     match grouping {
-        Grouping::Process => group::by_process(sockets).into_iter().map(Row::Process).collect(),
-        Grouping::Port => group::by_local_port(sockets).into_iter().map(Row::Port).collect(),
-        Grouping::Remote => group::by_remote_host(sockets).into_iter().map(Row::Remote).collect(),
+        Grouping::Process => group::by_process(sockets)
+            .into_iter()
+            .map(Row::Process)
+            .collect(),
+        Grouping::Port => group::by_local_port(sockets)
+            .into_iter()
+            .map(Row::Port)
+            .collect(),
+        Grouping::Remote => group::by_remote_host(sockets)
+            .into_iter()
+            .map(Row::Remote)
+            .collect(),
         Grouping::Flat => indices.iter().map(|&i| Row::Conn(i)).collect(),
     }
 }
@@ -247,7 +265,7 @@ fn state_rank(state: TcpState) -> i64 {
     }
 }
 
-fn process_name<'a>(snap: &'a Snapshot, pid: Option<u32>) -> &'a str {
+fn process_name(snap: &Snapshot, pid: Option<u32>) -> &str {
     pid.and_then(|p| snap.process(p))
         .map(|p| p.name.as_str())
         .unwrap_or("-")
@@ -268,7 +286,11 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
         Row::Process(g) => match col {
             0 => Num(g.pid.map_or(-1, i64::from)),
             1 => Text(process_name(snap, g.pid).to_lowercase()),
-            2 => Text(g.pid.and_then(|p| snap.process(p)?.user.clone()).unwrap_or_default()),
+            2 => Text(
+                g.pid
+                    .and_then(|p| snap.process(p)?.user.clone())
+                    .unwrap_or_default(),
+            ),
             3 => Num(i64::from(g.counts.total())),
             4..=9 => Num(state_cell(&g.counts, col - 4).unwrap_or(0)),
             _ => {
@@ -291,7 +313,9 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
             0 => Text(g.host.to_string()),
             1 => Num(i64::from(g.counts.total())),
             2..=5 => Num(i64::from(g.counts.get(STATE_COLUMNS[col - 2]))),
-            6 => Num(i64::from(g.counts.total() - (0..4).map(|i| g.counts.get(STATE_COLUMNS[i])).sum::<u32>())),
+            6 => Num(i64::from(
+                g.counts.total() - (0..4).map(|i| g.counts.get(STATE_COLUMNS[i])).sum::<u32>(),
+            )),
             _ => Num(g.local_ports.first().map_or(0, |p| i64::from(*p))),
         },
         Row::Conn(i) => {
@@ -305,7 +329,10 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
                 5 => Num(i64::from(s.send_q)),
                 6 => Num(s.first_owner().map_or(-1, |o| i64::from(o.pid))),
                 7 => Text(process_name(snap, s.first_owner().map(|o| o.pid)).to_lowercase()),
-                _ => Num(ctx.history.age(&s.key(), ctx.now).map_or(0, |(d, _)| d.as_secs() as i64)),
+                _ => Num(ctx
+                    .history
+                    .age(&s.key(), ctx.now)
+                    .map_or(0, |(d, _)| d.as_secs() as i64)),
             }
         }
     }
@@ -338,7 +365,10 @@ fn tiebreak(row: &Row, snap: &Snapshot) -> (i64, RowKeyOrd) {
         Row::Remote(g) => (0, RowKeyOrd::Ip(g.host)),
         Row::Conn(i) => {
             let s = &snap.sockets[*i];
-            (s.first_owner().map_or(-1, |o| i64::from(o.pid)), RowKeyOrd::Conn(s.key()))
+            (
+                s.first_owner().map_or(-1, |o| i64::from(o.pid)),
+                RowKeyOrd::Conn(s.key()),
+            )
         }
     }
 }
@@ -392,7 +422,9 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
     let snap = ctx.snap;
     let counts_cells = |counts: &StateCounts, with_listen: bool| {
         let n = if with_listen { 5 } else { 4 };
-        let mut v: Vec<String> = (0..n).map(|i| counts.get(STATE_COLUMNS[i]).to_string()).collect();
+        let mut v: Vec<String> = (0..n)
+            .map(|i| counts.get(STATE_COLUMNS[i]).to_string())
+            .collect();
         let shown: u32 = (0..n).map(|i| counts.get(STATE_COLUMNS[i])).sum();
         v.push((counts.total() - shown).to_string());
         v
@@ -407,7 +439,8 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
                     (_, Some(p)) => clean(&p.name).into_owned(),
                     (_, None) => "?".into(),
                 },
-                p.and_then(|p| p.user.as_deref()).map_or("-".into(), |u| clean(u).into_owned()),
+                p.and_then(|p| p.user.as_deref())
+                    .map_or("-".into(), |u| clean(u).into_owned()),
                 g.counts.total().to_string(),
             ];
             v.extend(counts_cells(&g.counts, true));
@@ -425,10 +458,10 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
             v
         }
         Row::Remote(g) => {
-            let host = ctx
-                .names
-                .and_then(|n| n.get(&g.host))
-                .map_or_else(|| g.host.to_string(), |n| format!("{} ({})", clean(n), g.host));
+            let host = ctx.names.and_then(|n| n.get(&g.host)).map_or_else(
+                || g.host.to_string(),
+                |n| format!("{} ({})", clean(n), g.host),
+            );
             let mut v = vec![host, g.counts.total().to_string()];
             v.extend(counts_cells(&g.counts, false));
             let ports: Vec<String> = g.local_ports.iter().take(4).map(u16::to_string).collect();
@@ -443,13 +476,16 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
         Row::Conn(i) => {
             let s = &snap.sockets[*i];
             let owner = s.first_owner();
-            let age = ctx.history.age(&s.key(), ctx.now).map_or(String::new(), |(d, lower)| {
-                if lower {
-                    format!(">{}", format_age(d))
-                } else {
-                    format_age(d)
-                }
-            });
+            let age = ctx
+                .history
+                .age(&s.key(), ctx.now)
+                .map_or(String::new(), |(d, lower)| {
+                    if lower {
+                        format!(">{}", format_age(d))
+                    } else {
+                        format_age(d)
+                    }
+                });
             vec![
                 s.state.kernel_name().to_string(),
                 s.proto.name().to_string(),
@@ -500,7 +536,11 @@ mod tests {
         let h = History::default();
         for g in Grouping::ALL {
             for row in build(g, &snap, &all(&snap)) {
-                assert_eq!(cells(&row, &ctx(&snap, &h)).len(), columns(g).len(), "{g:?}");
+                assert_eq!(
+                    cells(&row, &ctx(&snap, &h)).len(),
+                    columns(g).len(),
+                    "{g:?}"
+                );
             }
         }
     }
@@ -511,7 +551,10 @@ mod tests {
         let h = History::default();
         let mut rows = build(Grouping::Flat, &snap, &all(&snap));
         sort(&mut rows, 0, false, &ctx(&snap, &h));
-        let states: Vec<TcpState> = rows.iter().map(|r| r.socket(&snap).unwrap().state).collect();
+        let states: Vec<TcpState> = rows
+            .iter()
+            .map(|r| r.socket(&snap).unwrap().state)
+            .collect();
         assert_eq!(states[..2], [TcpState::CloseWait, TcpState::CloseWait]);
         let again = {
             let mut r = rows.clone();
@@ -528,10 +571,25 @@ mod tests {
         let h = History::default();
         let mut rows = build(Grouping::Process, &snap, &all(&snap));
         sort(&mut rows, 1, false, &ctx(&snap, &h));
-        let names: Vec<String> = rows.iter().map(|r| cells(r, &ctx(&snap, &h))[1].clone()).collect();
-        assert_eq!(names, ["(no owner)", "nginx", "python3", "redis-server", "systemd-resolve"]);
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| cells(r, &ctx(&snap, &h))[1].clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "(no owner)",
+                "nginx",
+                "python3",
+                "redis-server",
+                "systemd-resolve"
+            ]
+        );
         sort(&mut rows, 1, true, &ctx(&snap, &h));
-        let names: Vec<String> = rows.iter().map(|r| cells(r, &ctx(&snap, &h))[1].clone()).collect();
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| cells(r, &ctx(&snap, &h))[1].clone())
+            .collect();
         assert_eq!(names[0], "systemd-resolve");
     }
 

@@ -37,7 +37,9 @@ enum Control {
 pub fn run(config: Config) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
-        anyhow::bail!("the live monitor needs a terminal; for scripts use `sockscope snapshot` (or `--json`)");
+        anyhow::bail!(
+            "the live monitor needs a terminal; for scripts use `sockscope snapshot` (or `--json`)"
+        );
     }
     let (tx, rx) = mpsc::channel::<Event>();
     let (ctl_tx, ctl_rx) = mpsc::channel::<Control>();
@@ -106,7 +108,12 @@ fn event_loop(
     }
 }
 
-fn spawn_collector(tx: Sender<Event>, ctl: Receiver<Control>, options: Options, interval: Duration) {
+fn spawn_collector(
+    tx: Sender<Event>,
+    ctl: Receiver<Control>,
+    options: Options,
+    interval: Duration,
+) {
     std::thread::Builder::new()
         .name("collector".into())
         .spawn(move || {
@@ -132,18 +139,12 @@ fn spawn_collector(tx: Sender<Event>, ctl: Receiver<Control>, options: Options, 
                 if tx.send(event).is_err() {
                     return;
                 }
-                let deadline = start + interval;
-                loop {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    match ctl.recv_timeout(left) {
-                        Ok(Control::Interval(d)) => {
-                            base = d;
-                            // A shorter interval takes effect now, not after the old wait.
-                            break;
-                        }
-                        Err(RecvTimeoutError::Timeout) => break,
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
+                let left = (start + interval).saturating_duration_since(Instant::now());
+                match ctl.recv_timeout(left) {
+                    // A new interval takes effect now, not after the old wait.
+                    Ok(Control::Interval(d)) => base = d,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
                 }
             }
         })
@@ -191,7 +192,9 @@ fn spawn_resolver(tx: Sender<Event>) -> Sender<std::net::IpAddr> {
         .name("resolver".into())
         .spawn(move || {
             for ip in req_rx {
-                let name = dns_lookup::lookup_addr(&ip).ok().filter(|n| *n != ip.to_string());
+                let name = dns_lookup::lookup_addr(&ip)
+                    .ok()
+                    .filter(|n| *n != ip.to_string());
                 if tx.send(Event::Resolved(ip, name)).is_err() {
                     return;
                 }

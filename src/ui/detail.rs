@@ -19,8 +19,14 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect, overlay: 
         Some(row) => group_lines(app, row, theme),
         None => vec![Line::from("nothing selected")],
     };
-    let title = if overlay { " connection (Esc to close) " } else { " detail " };
-    let block = Block::default().borders(Borders::ALL).title(Span::styled(title, theme.title()));
+    let title = if overlay {
+        " connection (Esc to close) "
+    } else {
+        " detail "
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(title, theme.title()));
     if overlay {
         frame.render_widget(Clear, area);
     }
@@ -43,7 +49,11 @@ fn bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 fn ms_ago(ms: u32) -> String {
@@ -52,10 +62,17 @@ fn ms_ago(ms: u32) -> String {
 
 fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<'a>> {
     let snap: &Snapshot = &app.snapshot;
-    let state_style = if is_trouble(s.state) { theme.trouble() } else { theme.title() };
-    let age = app.history.age(&s.key(), snap.taken_at).map_or("?".to_string(), |(d, lower)| {
-        format!("{}{}", if lower { "at least " } else { "" }, format_age(d))
-    });
+    let state_style = if is_trouble(s.state) {
+        theme.trouble()
+    } else {
+        theme.title()
+    };
+    let age = app
+        .history
+        .age(&s.key(), snap.taken_at)
+        .map_or("?".to_string(), |(d, lower)| {
+            format!("{}{}", if lower { "at least " } else { "" }, format_age(d))
+        });
     let mut lines = vec![Line::from(vec![
         Span::styled(s.state.kernel_name(), state_style),
         Span::raw(format!(
@@ -100,7 +117,10 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
                 TimerKind::ZeroWindowProbe => "zero-window probe",
             };
             match t.expires_ms {
-                Some(ms) => format!("{kind} in {}", format_age(std::time::Duration::from_millis(ms))),
+                Some(ms) => format!(
+                    "{kind} in {}",
+                    format_age(std::time::Duration::from_millis(ms))
+                ),
                 None => kind.to_string(),
             }
         }
@@ -142,9 +162,11 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
                 theme,
             )));
         }
-        None if s.proto == crate::model::Proto::Tcp => {
-            lines.push(Line::from(kv("tcp     ", "no tcp_info for this socket".into(), theme)))
-        }
+        None if s.proto == crate::model::Proto::Tcp => lines.push(Line::from(kv(
+            "tcp     ",
+            "no tcp_info for this socket".into(),
+            theme,
+        ))),
         None => {}
     }
     let e = explain(s.state);
@@ -167,22 +189,43 @@ fn group_lines<'a>(app: &'a App, row: &'a Row, theme: &Theme) -> Vec<Line<'a>> {
                     clean(p.user.as_deref().unwrap_or("?")),
                     clean(&p.cmdline)
                 ),
-                None if g.pid.is_none() => "sockets no process holds (TIME_WAIT, orphans) or whose owner is not visible".into(),
+                None if g.pid.is_none() => {
+                    "sockets no process holds (TIME_WAIT, orphans) or whose owner is not visible"
+                        .into()
+                }
                 None => format!("pid {}", g.pid.unwrap_or_default()),
             };
             (t, g.counts)
         }
-        Row::Port(g) => (format!("{} port {} — {} processes", g.proto.name(), g.port, g.pids.len()), g.counts),
+        Row::Port(g) => (
+            format!(
+                "{} port {} — {} processes",
+                g.proto.name(),
+                g.port,
+                g.pids.len()
+            ),
+            g.counts,
+        ),
         Row::Remote(g) => (
-            format!("remote host {} — local ports {:?}", g.host, g.local_ports.iter().take(12).collect::<Vec<_>>()),
+            format!(
+                "remote host {} — local ports {:?}",
+                g.host,
+                g.local_ports.iter().take(12).collect::<Vec<_>>()
+            ),
             g.counts,
         ),
         Row::Conn(_) => unreachable!("connections have their own pane"),
     };
     let mut lines = vec![Line::from(Span::styled(title, theme.title()))];
-    let states: Vec<String> = counts.nonzero().map(|(s, n)| format!("{} {n}", s.kernel_name())).collect();
+    let states: Vec<String> = counts
+        .nonzero()
+        .map(|(s, n)| format!("{} {n}", s.kernel_name()))
+        .collect();
     lines.push(Line::from(kv("states  ", states.join("  "), theme)));
-    lines.push(Line::from(Span::styled("Enter lists these connections.", theme.dim())));
+    lines.push(Line::from(Span::styled(
+        "Enter lists these connections.",
+        theme.dim(),
+    )));
     if let Row::Process(g) = row {
         let trend = app.history.process_trend(g.pid);
         lines.push(Line::from(kv(

@@ -5,49 +5,62 @@ use crate::app::{App, format_interval};
 use crate::sanitize::clean;
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let snap = &app.snapshot;
-    let mut spans = vec![Span::styled("sockscope", theme.title())];
-    let mut push = |text: String, style| {
-        spans.push(Span::styled(" │ ", theme.dim()));
-        spans.push(Span::styled(text, style));
-    };
-    if !app.host.is_empty() {
-        push(clean(&app.host).into_owned(), Default::default());
+    // Items in order of importance; each is shown only if it still fits.
+    let mut items: Vec<(String, Style)> = Vec::new();
+    items.push((format!("{} sockets", snap.sockets.len()), Style::new()));
+    match snap.attribution.unreadable_processes {
+        0 => items.push(("all owners visible".into(), theme.good())),
+        _ => items.push((
+            format!(
+                "{} unattributed (not root)",
+                snap.attribution.unattributed_sockets
+            ),
+            theme.warn(),
+        )),
     }
-    if !app.kernel.is_empty() && area.width >= 100 {
-        push(format!("Linux {}", clean(&app.kernel)), theme.dim());
+    if app.paused {
+        items.insert(0, ("PAUSED".into(), theme.trouble()));
     }
     let interval = app.stats.map_or(app.interval, |s| s.interval);
     let mut every = format!("every {}", format_interval(interval));
     if interval > app.interval {
         every.push_str(" (auto)");
     }
-    if let Some(s) = app.stats {
-        every.push_str(&format!(", took {}ms", s.took.as_millis()));
-    }
-    push(every, Default::default());
-    let age = app
-        .clock
-        .duration_since(snap.taken_at)
-        .map(|d| format!("{:.1}s ago", d.as_secs_f64()))
-        .unwrap_or_else(|_| "now".into());
+    items.push((every, Style::new()));
     if app.stats.is_some() {
-        push(age, theme.dim());
+        let age = app
+            .clock
+            .duration_since(snap.taken_at)
+            .map(|d| format!("{:.1}s ago", d.as_secs_f64()))
+            .unwrap_or_else(|_| "now".into());
+        items.push((age, theme.dim()));
     }
-    push(format!("{} sockets", snap.sockets.len()), Default::default());
-    match snap.attribution.unreadable_processes {
-        0 => push("all owners visible".into(), theme.good()),
-        _ => push(
-            format!("{} unattributed (not root)", snap.attribution.unattributed_sockets),
-            theme.warn(),
-        ),
+    if !app.host.is_empty() {
+        items.push((clean(&app.host).into_owned(), Style::new()));
     }
-    if app.paused {
-        push("PAUSED".into(), theme.trouble());
+    if let Some(s) = app.stats {
+        items.push((format!("took {}ms", s.took.as_millis()), theme.dim()));
+    }
+    if !app.kernel.is_empty() {
+        items.push((format!("Linux {}", clean(&app.kernel)), theme.dim()));
+    }
+
+    let mut spans = vec![Span::styled("sockscope", theme.title())];
+    let mut used = "sockscope".len();
+    for (text, style) in items {
+        let need = 3 + text.chars().count();
+        if used + need > usize::from(area.width) {
+            continue;
+        }
+        used += need;
+        spans.push(Span::styled(" │ ", theme.dim()));
+        spans.push(Span::styled(text, style));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

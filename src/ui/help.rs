@@ -19,19 +19,29 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         })
         .collect();
     lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled("Filter: 6800 port:N lport:N rport:N pid:N proc:NAME user:U", theme.dim())));
+    lines.push(Line::from(Span::styled(
+        "Filter: 6800 port:N lport:N rport:N pid:N proc:NAME user:U",
+        theme.dim(),
+    )));
     lines.push(Line::from(Span::styled(
         "        state:cw|est|tw|fw2|listen addr:IP/CIDR proto:tcp family:6 !term",
         theme.dim(),
     )));
     let w = area.width.min(90);
     let h = area.height.min(lines.len() as u16 + 2);
-    let popup = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
+    let popup = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::default().borders(Borders::ALL).title(Span::styled(" keys (any key closes) ", theme.title()))),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Span::styled(" keys (any key closes) ", theme.title())),
+        ),
         popup,
     );
 }

@@ -44,7 +44,11 @@ pub struct Regions {
 }
 
 pub fn regions(area: Rect) -> Regions {
-    let detail_h = if area.height >= DETAIL_SPLIT_HEIGHT { DETAIL_HEIGHT } else { 0 };
+    let detail_h = if area.height >= DETAIL_SPLIT_HEIGHT {
+        DETAIL_HEIGHT
+    } else {
+        0
+    };
     let [header, states, table, detail, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(3),
@@ -65,7 +69,13 @@ pub fn regions(area: Rect) -> Regions {
 /// Rows of data the table shows in a terminal of this height.
 pub fn table_rows(width: u16, height: u16) -> usize {
     // The table has a title line and a column header line.
-    usize::from(regions(Rect::new(0, 0, width, height)).table.height.saturating_sub(2)).max(1)
+    usize::from(
+        regions(Rect::new(0, 0, width, height))
+            .table
+            .height
+            .saturating_sub(2),
+    )
+    .max(1)
 }
 
 pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
@@ -75,7 +85,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
             "terminal too small ({}x{}); need {MIN_WIDTH}x{MIN_HEIGHT}",
             area.width, area.height
         );
-        frame.render_widget(Paragraph::new(Line::from(msg)).wrap(ratatui::widgets::Wrap { trim: true }), area);
+        frame.render_widget(
+            Paragraph::new(Line::from(msg)).wrap(ratatui::widgets::Wrap { trim: true }),
+            area,
+        );
         return;
     }
     let r = regions(area);
@@ -89,7 +102,12 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     match app.mode {
         Mode::Help => help::render(frame, app, theme, area),
         Mode::Detail => {
-            let [_, body, _] = Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(area);
+            let [_, body, _] = Layout::vertical([
+                Constraint::Length(1),
+                Constraint::Min(1),
+                Constraint::Length(1),
+            ])
+            .areas(area);
             detail::render(frame, app, theme, body, true);
         }
         Mode::Normal | Mode::Filter => {}

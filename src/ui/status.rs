@@ -1,8 +1,8 @@
 //! The bottom line: the filter prompt, a message, or key hints.
 
 use super::Theme;
-use crate::app::{App, Mode};
 use crate::app::keymap::Action;
+use crate::app::{App, Mode};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -24,8 +24,16 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         Line::from(Span::styled(msg.clone(), theme.warn()))
     } else {
         let hint = |a: Action, what: &str| {
-            let key = app.keymap.keys(a).first().map(|k| k.label()).unwrap_or_default();
-            vec![Span::styled(key, theme.title()), Span::styled(format!(" {what}  "), theme.dim())]
+            let key = app
+                .keymap
+                .keys(a)
+                .first()
+                .map(|k| k.label())
+                .unwrap_or_default();
+            vec![
+                Span::styled(key, theme.title()),
+                Span::styled(format!(" {what}  "), theme.dim()),
+            ]
         };
         let mut spans = Vec::new();
         for (a, what) in [

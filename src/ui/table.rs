@@ -28,16 +28,23 @@ pub fn fit_columns(columns: &[Column], width: u16) -> Vec<usize> {
 }
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
-    let [title_area, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let [title_area, body] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
     let columns = view::columns(app.grouping);
     let (sort_col, desc) = app.sort();
 
-    let mut title = vec![Span::styled(format!(" {} ", app.grouping.title()), theme.title())];
+    let mut title = vec![Span::styled(
+        format!(" {} ", app.grouping.title()),
+        theme.title(),
+    )];
     for d in &app.drill {
         title.push(Span::styled(format!("› {} ", d.label), theme.title()));
     }
     if !app.filter.is_empty() {
-        title.push(Span::styled(format!("│ filter: {} ", app.filter.text()), theme.warn()));
+        title.push(Span::styled(
+            format!("│ filter: {} ", app.filter.text()),
+            theme.warn(),
+        ));
     }
     title.push(Span::styled(
         format!(
@@ -53,7 +60,11 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let keep = fit_columns(columns, body.width);
     let header = Row::new(keep.iter().map(|&i| {
         let c = &columns[i];
-        let mark = if i == sort_col { if desc { "↓" } else { "↑" } } else { "" };
+        let mark = if i == sort_col {
+            if desc { "↓" } else { "↑" }
+        } else {
+            ""
+        };
         Cell::from(align(&format!("{}{mark}", c.title), c.width, c.numeric))
     }))
     .style(theme.header());
@@ -61,28 +72,58 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let height = usize::from(body.height.saturating_sub(1)).max(1);
     let offset = visible_offset(app.offset, app.cursor, height, app.rows.len());
     let ctx = app.ctx();
-    let rows = app.rows.iter().enumerate().skip(offset).take(height).map(|(i, row)| {
-        let cells = view::cells(row, &ctx);
-        let mut style = if row.trouble(&app.snapshot) { theme.trouble() } else { Style::new() };
-        if i == app.cursor && app.focus == Focus::Table {
-            style = style.patch(theme.selected());
-        }
-        Row::new(keep.iter().map(|&c| Cell::from(align(&cells[c], columns[c].width, columns[c].numeric)))).style(style)
-    });
+    let rows = app
+        .rows
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(height)
+        .map(|(i, row)| {
+            let cells = view::cells(row, &ctx);
+            let mut style = if row.trouble(&app.snapshot) {
+                theme.trouble()
+            } else {
+                Style::new()
+            };
+            if i == app.cursor && app.focus == Focus::Table {
+                style = style.patch(theme.selected());
+            }
+            Row::new(
+                keep.iter()
+                    .map(|&c| Cell::from(align(&cells[c], columns[c].width, columns[c].numeric))),
+            )
+            .style(style)
+        });
     let widths: Vec<Constraint> = keep
         .iter()
         .enumerate()
         .map(|(pos, &i)| {
             // The last column takes what is left.
-            if pos + 1 == keep.len() { Constraint::Min(columns[i].width) } else { Constraint::Length(columns[i].width) }
+            if pos + 1 == keep.len() {
+                Constraint::Min(columns[i].width)
+            } else {
+                Constraint::Length(columns[i].width)
+            }
         })
         .collect();
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     frame.render_widget(table, body);
     if app.rows.is_empty() {
-        let msg = if app.snapshot.sockets.is_empty() { "collecting…" } else { "no sockets match the filter (Esc clears it)" };
-        let [_, line, _] = Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(0)]).areas(body);
-        frame.render_widget(Paragraph::new(Span::styled(format!("  {msg}"), theme.dim())), line);
+        let msg = if app.snapshot.sockets.is_empty() {
+            "collecting…"
+        } else {
+            "no sockets match the filter (Esc clears it)"
+        };
+        let [_, line, _] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Min(0),
+        ])
+        .areas(body);
+        frame.render_widget(
+            Paragraph::new(Span::styled(format!("  {msg}"), theme.dim())),
+            line,
+        );
     }
 }
 
@@ -121,7 +162,9 @@ mod tests {
         assert_eq!(all.len(), cols.len());
         let narrow = fit_columns(cols, 60);
         let titles: Vec<&str> = narrow.iter().map(|&i| cols[i].title).collect();
-        assert!(titles.contains(&"PID") && titles.contains(&"CLOSE_WAIT") && titles.contains(&"TOTAL"));
+        assert!(
+            titles.contains(&"PID") && titles.contains(&"CLOSE_WAIT") && titles.contains(&"TOTAL")
+        );
         assert!(!titles.contains(&"OTHER"));
         let needed: u16 = narrow.iter().map(|&i| cols[i].width + 1).sum();
         assert!(needed <= 60);
