@@ -142,6 +142,7 @@ fn monitor(
             source,
             tcp_info: true,
             owners: true,
+            incremental: true,
         },
         keymap,
     })
@@ -200,6 +201,7 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
         // tcp_info is only printed in JSON; leaving it out halves the kernel's work.
         tcp_info: args.json,
         owners: true,
+        incremental: false,
     });
     let snap = collector.collect().map_err(anyhow::Error::from)?;
     let sockets = select(&snap, &filter);

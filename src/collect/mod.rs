@@ -45,6 +45,10 @@ pub struct Options {
     pub tcp_info: bool,
     /// Map sockets to processes by scanning `/proc/PID/fd`.
     pub owners: bool,
+    /// Remember fd tables between collections and read only what changed
+    /// (the live monitor). One-shot commands scan everything, in parallel
+    /// with the socket dump.
+    pub incremental: bool,
 }
 
 impl Default for Options {
@@ -53,6 +57,7 @@ impl Default for Options {
             source: SourceChoice::Auto,
             tcp_info: true,
             owners: true,
+            incremental: false,
         }
     }
 }
@@ -63,6 +68,7 @@ pub struct SystemCollector {
     dumper: Option<netlink::Dumper>,
     users: UserNames,
     threads: usize,
+    tracker: owners::OwnerTracker,
 }
 
 impl SystemCollector {
@@ -75,7 +81,13 @@ impl SystemCollector {
             dumper: None,
             users: UserNames::default(),
             threads,
+            tracker: owners::OwnerTracker::default(),
         }
+    }
+
+    /// Turns `tcp_info` on or off for the next collections.
+    pub fn set_tcp_info(&mut self, on: bool) {
+        self.options.tcp_info = on;
     }
 
     fn dump_sockets(&mut self) -> Result<(Vec<crate::model::Socket>, SourceKind), CollectError> {
@@ -122,20 +134,40 @@ impl Collector for SystemCollector {
         let taken_at = SystemTime::now();
         let want_owners = self.options.owners;
         let threads = self.threads;
-        // The socket dump is mostly kernel time in this thread; the fd scan runs
-        // beside it on the other cores.
-        let (dumped, scanned, system) = std::thread::scope(|s| {
-            let scan = s.spawn(move || want_owners.then(|| owners::scan(threads)));
-            let system = s.spawn(system::read);
-            let dumped = self.dump_sockets();
-            let scanned = scan.join().unwrap_or(None);
-            let system = system.join().unwrap_or_default();
-            (dumped, scanned, system)
-        });
-        let (mut sockets, source) = dumped?;
-        let scan = match scanned {
-            Some(r) => r.map_err(CollectError::Owners)?,
-            None => owners::OwnerScan::default(),
+        let (mut sockets, source, scan, system) = if self.options.incremental {
+            // The tracker needs this round's inodes to trust its cache.
+            let system = system::read();
+            let (sockets, source) = self.dump_sockets()?;
+            let live: std::collections::HashSet<u64> = sockets
+                .iter()
+                .map(|s| s.inode)
+                .filter(|&i| i != 0)
+                .collect();
+            let scan = if want_owners {
+                self.tracker
+                    .scan(threads, &live)
+                    .map_err(CollectError::Owners)?
+            } else {
+                owners::OwnerScan::default()
+            };
+            (sockets, source, scan, system)
+        } else {
+            // The socket dump is mostly kernel time in this thread; the fd scan
+            // runs beside it on the other cores.
+            let (dumped, scanned, system) = std::thread::scope(|s| {
+                let scan = s.spawn(move || want_owners.then(|| owners::scan(threads)));
+                let system = s.spawn(system::read);
+                let dumped = self.dump_sockets();
+                let scanned = scan.join().unwrap_or(None);
+                let system = system.join().unwrap_or_default();
+                (dumped, scanned, system)
+            });
+            let (sockets, source) = dumped?;
+            let scan = match scanned {
+                Some(r) => r.map_err(CollectError::Owners)?,
+                None => owners::OwnerScan::default(),
+            };
+            (sockets, source, scan, system)
         };
 
         let index: HashMap<u64, usize> = sockets

@@ -11,7 +11,7 @@
 use crate::model::{Owner, Process};
 use rustix::fs::{Dir, Mode, OFlags, openat};
 use rustix::io::Errno;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +30,51 @@ pub struct OwnerScan {
 
 /// Scans all processes with up to `threads` threads.
 pub fn scan(threads: usize) -> std::io::Result<OwnerScan> {
+    scan_with(threads, &HashMap::new(), None).map(|(scan, _)| scan)
+}
+
+/// What the tracker remembers of a process between scans.
+#[derive(Debug, Clone)]
+struct Tracked {
+    /// Start time from `/proc/PID/stat`: a reused pid has another one.
+    start: u64,
+    /// fd → socket inode, 0 for descriptors that are not sockets.
+    fds: HashMap<u32, u64>,
+    info: Option<Process>,
+}
+
+/// Incremental owner lookups for the live monitor. Each scan lists every fd
+/// table (cheap: one getdents per few hundred fds) but reads the link of a
+/// descriptor only when it is new, was not a socket, or pointed at a socket
+/// that no longer exists. A full rescan every [`FULL_RESCAN`] catches the rare
+/// fd number reused while its old socket lives on in another process.
+#[derive(Debug, Default)]
+pub struct OwnerTracker {
+    procs: HashMap<u32, Tracked>,
+    last_full: Option<std::time::Instant>,
+}
+
+pub const FULL_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl OwnerTracker {
+    /// `live` holds the inodes of the sockets in the current dump.
+    pub fn scan(&mut self, threads: usize, live: &HashSet<u64>) -> std::io::Result<OwnerScan> {
+        let full = self.last_full.is_none_or(|t| t.elapsed() >= FULL_RESCAN);
+        if full {
+            self.procs.clear();
+            self.last_full = Some(std::time::Instant::now());
+        }
+        let (scan, procs) = scan_with(threads, &self.procs, Some(live))?;
+        self.procs = procs;
+        Ok(scan)
+    }
+}
+
+fn scan_with(
+    threads: usize,
+    prev: &HashMap<u32, Tracked>,
+    live: Option<&HashSet<u64>>,
+) -> std::io::Result<(OwnerScan, HashMap<u32, Tracked>)> {
     let proc_dir = openat(
         rustix::fs::CWD,
         "/proc",
@@ -38,21 +83,26 @@ pub fn scan(threads: usize) -> std::io::Result<OwnerScan> {
     )?;
     let pids = list_pids(&proc_dir)?;
     let next = AtomicUsize::new(0);
-    let result = Mutex::new(OwnerScan::default());
+    let result = Mutex::new((OwnerScan::default(), HashMap::new()));
     let threads = threads.clamp(1, 8).min(pids.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 let mut local = OwnerScan::default();
+                let mut tracked = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&pid) = pids.get(i) else { break };
-                    scan_process(&proc_dir, pid, &mut local);
+                    let t = scan_process(&proc_dir, pid, prev.get(&pid), live, &mut local);
+                    if let Some(t) = t {
+                        tracked.push((pid, t));
+                    }
                 }
                 let mut all = result.lock().unwrap_or_else(|e| e.into_inner());
-                all.holders.append(&mut local.holders);
-                all.processes.extend(local.processes);
-                all.unreadable_processes += local.unreadable_processes;
+                all.0.holders.append(&mut local.holders);
+                all.0.processes.extend(local.processes);
+                all.0.unreadable_processes += local.unreadable_processes;
+                all.1.extend(tracked);
             });
         }
     });
@@ -74,26 +124,39 @@ fn list_pids(proc_dir: &OwnedFd) -> std::io::Result<Vec<u32>> {
     Ok(pids)
 }
 
-fn scan_process(proc_dir: &OwnedFd, pid: u32, out: &mut OwnerScan) {
+fn scan_process(
+    proc_dir: &OwnedFd,
+    pid: u32,
+    prev: Option<&Tracked>,
+    live: Option<&HashSet<u64>>,
+    out: &mut OwnerScan,
+) -> Option<Tracked> {
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let Ok(pid_dir) = openat(proc_dir, pid.to_string(), dir_flags, Mode::empty()) else {
-        return; // exited before we got to it
+        return None; // exited before we got to it
     };
+    // Only the incremental path needs the start time, to notice a reused pid.
+    let start_time = match live {
+        Some(_) => start_time(&pid_dir)?,
+        None => 0,
+    };
+    let prev = prev.filter(|p| p.start == start_time);
     let fd_dir = match openat(&pid_dir, "fd", dir_flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ACCESS) | Err(Errno::PERM) => {
             out.unreadable_processes += 1;
-            return;
+            return None;
         }
-        Err(_) => return, // vanished (ENOENT, ESRCH)
+        Err(_) => return None, // vanished (ENOENT, ESRCH)
     };
     // Dir::read_from reads through a private copy of the descriptor, which
     // leaves `fd_dir` free to resolve links against while iterating.
     let Ok(mut dir) = Dir::read_from(&fd_dir) else {
-        return;
+        return None;
     };
     let start = out.holders.len();
     let mut denied = false;
+    let mut fds = HashMap::with_capacity(prev.map_or(16, |p| p.fds.len()));
     let mut link = [0u8; 64];
     while let Some(entry) = dir.read() {
         let Ok(entry) = entry else {
@@ -106,31 +169,73 @@ fn scan_process(proc_dir: &OwnedFd, pid: u32, out: &mut OwnerScan) {
         else {
             continue; // "." and ".."
         };
-        match rustix::fs::readlinkat_raw(&fd_dir, name, &mut link[..]) {
-            Ok(len) => {
-                if let Some(inode) = socket_inode(&link[..len]) {
-                    out.holders.push((inode, Owner { pid, fd }));
+        // A socket this fd held last time that still exists: still this fd's.
+        let known = prev
+            .and_then(|p| p.fds.get(&fd))
+            .copied()
+            .filter(|&ino| ino != 0 && live.is_some_and(|l| l.contains(&ino)));
+        let inode = match known {
+            Some(ino) => ino,
+            None => match rustix::fs::readlinkat_raw(&fd_dir, name, &mut link[..]) {
+                Ok(len) => socket_inode(&link[..len]).unwrap_or(0),
+                Err(Errno::ACCESS) | Err(Errno::PERM) => {
+                    denied = true;
+                    continue;
                 }
-            }
-            Err(Errno::ACCESS) | Err(Errno::PERM) => denied = true,
-            Err(_) => {} // fd closed meanwhile
+                Err(_) => continue, // fd closed meanwhile
+            },
+        };
+        if inode != 0 {
+            out.holders.push((inode, Owner { pid, fd }));
+        }
+        if live.is_some() {
+            fds.insert(fd, inode);
         }
     }
     if denied && out.holders.len() == start {
         out.unreadable_processes += 1;
-        return;
+        return None;
     }
     if out.holders.len() == start {
-        return;
+        return Some(Tracked {
+            start: start_time,
+            fds,
+            info: None,
+        });
     }
-    match read_process(&pid_dir, pid) {
+    let info = match prev.and_then(|p| p.info.clone()) {
+        Some(info) => Some(info),
+        None => read_process(&pid_dir, pid),
+    };
+    match info {
         Some(p) => {
-            out.processes.insert(pid, p);
+            out.processes.insert(pid, p.clone());
+            Some(Tracked {
+                start: start_time,
+                fds,
+                info: Some(p),
+            })
         }
         // Gone before we could name it: its descriptors are closed by now, and
         // an owner we cannot name is not one we should report.
-        None => out.holders.truncate(start),
+        None => {
+            out.holders.truncate(start);
+            None
+        }
     }
+}
+
+/// Field 22 of `/proc/PID/stat`, counted after the `)` that ends the name
+/// (a name may hold spaces and parentheses).
+fn start_time(pid_dir: &OwnedFd) -> Option<u64> {
+    let stat = read_at(pid_dir, "stat")?;
+    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    std::str::from_utf8(after)
+        .ok()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
 }
 
 /// `socket:[12345]` → 12345.
@@ -182,6 +287,74 @@ mod tests {
         assert_eq!(socket_inode(b"pipe:[12345]"), None);
         assert_eq!(socket_inode(b"/dev/null"), None);
         assert_eq!(socket_inode(b"socket:[]"), None);
+    }
+
+    #[test]
+    fn start_time_reads_past_a_name_with_parentheses_and_spaces() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("stat"),
+            "42 (a) b (c) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 1000 100",
+        )
+        .unwrap();
+        let fd = openat(
+            rustix::fs::CWD,
+            dir.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        assert_eq!(start_time(&fd), Some(98765));
+    }
+
+    #[test]
+    fn tracker_sees_sockets_opened_after_its_first_scan() {
+        let me = std::process::id();
+        let inode_of = |l: &std::net::TcpListener| {
+            use std::os::fd::AsRawFd;
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", l.as_raw_fd())).unwrap();
+            socket_inode(link.to_string_lossy().as_bytes()).unwrap()
+        };
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut tracker = OwnerTracker::default();
+        let live: HashSet<u64> = [inode_of(&a)].into();
+        let first = tracker.scan(2, &live).unwrap();
+        assert!(
+            first
+                .holders
+                .iter()
+                .any(|(i, o)| *i == inode_of(&a) && o.pid == me)
+        );
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let live: HashSet<u64> = [inode_of(&a), inode_of(&b)].into();
+        let second = tracker.scan(2, &live).unwrap();
+        for l in [&a, &b] {
+            assert!(
+                second
+                    .holders
+                    .iter()
+                    .any(|(i, o)| *i == inode_of(l) && o.pid == me)
+            );
+        }
+        drop(b);
+        // Usually takes b's fd number, whose cached inode is gone.
+        let c = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd_c = {
+            use std::os::fd::AsRawFd;
+            c.as_raw_fd() as u32
+        };
+        let live: HashSet<u64> = [inode_of(&a), inode_of(&c)].into();
+        let third = tracker.scan(2, &live).unwrap();
+        let c_owner = third
+            .holders
+            .iter()
+            .find(|(i, _)| *i == inode_of(&c))
+            .map(|(_, o)| *o);
+        assert_eq!(
+            c_owner,
+            Some(Owner { pid: me, fd: fd_c }),
+            "a reused fd number is read again"
+        );
     }
 
     #[test]

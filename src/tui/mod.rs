@@ -118,7 +118,6 @@ fn spawn_collector(
         .name("collector".into())
         .spawn(move || {
             let mut base = interval;
-            let mut options = options;
             let mut collector = SystemCollector::new(options);
             loop {
                 let start = Instant::now();
@@ -127,11 +126,7 @@ fn spawn_collector(
                 let interval = base.max(took * MAX_COLLECT_SHARE);
                 let event = match result {
                     Ok(snap) => {
-                        let want_info = snap.sockets.len() <= TCP_INFO_LIMIT;
-                        if want_info != options.tcp_info {
-                            options.tcp_info = want_info;
-                            collector = SystemCollector::new(options);
-                        }
+                        collector.set_tcp_info(snap.sockets.len() <= TCP_INFO_LIMIT);
                         Event::Snapshot(Arc::new(snap), CollectStats { took, interval })
                     }
                     Err(e) => Event::CollectFailed(e.to_string()),
