@@ -201,6 +201,7 @@ impl Collector for SystemCollector {
             } else {
                 0
             },
+            as_root: rustix::process::geteuid().is_root(),
         };
 
         let mut users = HashMap::new();

@@ -54,6 +54,8 @@ pub struct Attribution {
     /// Sockets with an inode that no readable fd table refers to, while some
     /// fd tables were unreadable: their owner is probably among those.
     pub unattributed_sockets: usize,
+    /// The scan ran as root: missing owners are not a matter of privileges.
+    pub as_root: bool,
 }
 
 impl Attribution {
@@ -62,8 +64,13 @@ impl Attribution {
         if self.unreadable_processes == 0 {
             return None;
         }
+        let why = if self.as_root {
+            "refuse access to their fd tables even to root (a security module or another namespace's ptrace policy)"
+        } else {
+            "have fd tables only root can read: run as root to see their owners"
+        };
         Some(format!(
-            "{} sockets could not be attributed ({} processes' fd tables unreadable): run as root to see their owners",
+            "{} sockets could not be attributed: {} processes {why}",
             self.unattributed_sockets, self.unreadable_processes
         ))
     }
