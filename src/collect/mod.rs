@@ -85,6 +85,18 @@ impl SystemCollector {
         }
     }
 
+    /// The current state and `tcp_info` of one socket, asked of the kernel
+    /// directly. None when it is gone or netlink is not available.
+    pub fn query_one(&mut self, socket: &crate::model::Socket) -> Option<crate::model::Socket> {
+        if self.options.source == SourceChoice::Proc || socket.cookie == 0 {
+            return None;
+        }
+        if self.dumper.is_none() {
+            self.dumper = netlink::Dumper::open().ok();
+        }
+        self.dumper.as_mut()?.query(socket).ok().flatten()
+    }
+
     /// Turns `tcp_info` on or off for the next collections.
     pub fn set_tcp_info(&mut self, on: bool) {
         self.options.tcp_info = on;

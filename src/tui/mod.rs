@@ -32,6 +32,9 @@ pub struct Config {
 
 enum Control {
     Interval(Duration),
+    /// The connection the user is looking at: its `tcp_info` is fetched on
+    /// its own when the periodic dump leaves `tcp_info` out.
+    Focus(Option<crate::model::Socket>),
 }
 
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -69,7 +72,13 @@ fn event_loop(
     resolver: &Sender<std::net::IpAddr>,
 ) -> anyhow::Result<()> {
     let mut dirty = true;
+    let mut focus: Option<crate::model::ConnKey> = None;
     loop {
+        let selected = app.selected_socket();
+        if selected.map(|s| s.key()) != focus {
+            focus = selected.map(|s| s.key());
+            let _ = ctl.send(Control::Focus(selected.cloned()));
+        }
         if dirty {
             app.clock = SystemTime::now();
             // A terminal that went away fails the write: that ends the loop.
@@ -119,13 +128,19 @@ fn spawn_collector(
         .spawn(move || {
             let mut base = interval;
             let mut collector = SystemCollector::new(options);
+            let mut focus: Option<crate::model::Socket> = None;
             loop {
                 let start = Instant::now();
                 let result = collector.collect();
                 let took = start.elapsed();
                 let interval = base.max(took * MAX_COLLECT_SHARE);
                 let event = match result {
-                    Ok(snap) => {
+                    Ok(mut snap) => {
+                        if let Some(f) = &focus
+                            && f.proto == crate::model::Proto::Tcp
+                        {
+                            add_focus_tcp_info(&mut collector, &mut snap, f);
+                        }
                         collector.set_tcp_info(snap.sockets.len() <= TCP_INFO_LIMIT);
                         Event::Snapshot(Arc::new(snap), CollectStats { took, interval })
                     }
@@ -134,16 +149,42 @@ fn spawn_collector(
                 if tx.send(event).is_err() {
                     return;
                 }
-                let left = (start + interval).saturating_duration_since(Instant::now());
-                match ctl.recv_timeout(left) {
-                    // A new interval takes effect now, not after the old wait.
-                    Ok(Control::Interval(d)) => base = d,
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
+                loop {
+                    let left = (start + interval).saturating_duration_since(Instant::now());
+                    match ctl.recv_timeout(left) {
+                        // A new interval takes effect now, not after the old wait.
+                        Ok(Control::Interval(d)) => {
+                            base = d;
+                            break;
+                        }
+                        Ok(Control::Focus(f)) => focus = f,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
                 }
             }
         })
         .expect("spawn collector thread");
+}
+
+/// Fills in `tcp_info` for the focused connection when the dump left it out.
+fn add_focus_tcp_info(
+    collector: &mut SystemCollector,
+    snap: &mut crate::model::Snapshot,
+    focus: &crate::model::Socket,
+) {
+    let key = focus.key();
+    let Some(sock) = snap.sockets.iter_mut().find(|s| s.key() == key) else {
+        return;
+    };
+    if sock.tcp_info.is_some() {
+        return;
+    }
+    if let Some(fresh) = collector.query_one(sock)
+        && fresh.state == sock.state
+    {
+        sock.tcp_info = fresh.tcp_info;
+    }
 }
 
 fn spawn_input(tx: Sender<Event>) {
