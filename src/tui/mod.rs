@@ -34,7 +34,7 @@ enum Control {
     Interval(Duration),
     /// The connection the user is looking at: its `tcp_info` is fetched on
     /// its own when the periodic dump leaves `tcp_info` out.
-    Focus(Option<crate::model::Socket>),
+    Focus(Option<Box<crate::model::Socket>>),
 }
 
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -77,7 +77,7 @@ fn event_loop(
         let selected = app.selected_socket();
         if selected.map(|s| s.key()) != focus {
             focus = selected.map(|s| s.key());
-            let _ = ctl.send(Control::Focus(selected.cloned()));
+            let _ = ctl.send(Control::Focus(selected.cloned().map(Box::new)));
         }
         if dirty {
             app.clock = SystemTime::now();
@@ -128,7 +128,7 @@ fn spawn_collector(
         .spawn(move || {
             let mut base = interval;
             let mut collector = SystemCollector::new(options);
-            let mut focus: Option<crate::model::Socket> = None;
+            let mut focus: Option<Box<crate::model::Socket>> = None;
             loop {
                 let start = Instant::now();
                 let result = collector.collect();
