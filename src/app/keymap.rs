@@ -99,8 +99,8 @@ impl Action {
             Action::Focus => "switch focus between the table and the state strip",
             Action::Up => "move up",
             Action::Down => "move down",
-            Action::Left => "previous state (state strip)",
-            Action::Right => "next state (state strip)",
+            Action::Left => "previous state (state strip) or sort column (table)",
+            Action::Right => "next state (state strip) or sort column (table)",
             Action::PageUp => "page up",
             Action::PageDown => "page down",
             Action::Home => "first row",
@@ -411,6 +411,21 @@ mod tests {
         assert!(e.to_string().contains("not a key"), "{e}");
         let e = Keymap::load(Some(("[keys\n", "cfg"))).unwrap_err();
         assert!(e.to_string().starts_with("cfg: "));
+    }
+
+    #[test]
+    fn readme_documents_every_action_with_its_default_keys() {
+        let readme = include_str!("../../README.md");
+        let km = Keymap::defaults();
+        for a in Action::ALL {
+            let row = readme
+                .lines()
+                .find(|l| l.ends_with(&format!("| {} |", a.describe())))
+                .unwrap_or_else(|| panic!("README has no key row for `{}`", a.name()));
+            for k in km.keys(a) {
+                assert!(row.contains(&format!("`{}`", k.label())), "README row for {} lacks {}", a.name(), k.label());
+            }
+        }
     }
 
     #[test]
