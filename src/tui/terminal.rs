@@ -3,12 +3,18 @@
 //! previous hook so the message is readable).
 
 use ratatui::Terminal;
+use ratatui::backend::Backend;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::{cursor, execute, terminal};
 use std::io::{BufWriter, Stdout, Write};
+use std::mem::ManuallyDrop;
 
 pub struct Guard {
-    terminal: Terminal<CrosstermBackend<BufWriter<Stdout>>>,
+    /// Never dropped: ratatui's `Drop` shows the cursor again and, when that
+    /// fails because the terminal is gone (EIO after a hang-up), reports it
+    /// with `eprintln!`, which panics when stderr is that same dead terminal
+    /// (exit 101). `restore` already shows the cursor, best effort.
+    terminal: ManuallyDrop<Terminal<CrosstermBackend<BufWriter<Stdout>>>>,
 }
 
 /// Best effort: the terminal may already be gone.
@@ -32,7 +38,9 @@ impl Guard {
         // Fullscreen viewport: ratatui asks the kernel for the size (ioctl) and
         // never sends the terminal a query that might not be answered.
         let terminal = Terminal::new(CrosstermBackend::new(out))?;
-        Ok(Guard { terminal })
+        Ok(Guard {
+            terminal: ManuallyDrop::new(terminal),
+        })
     }
 
     pub fn size(&self) -> anyhow::Result<ratatui::layout::Size> {
@@ -47,6 +55,9 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // Whatever a failed draw left buffered goes out before the restore,
+        // not after it onto the main screen.
+        let _ = Backend::flush(self.terminal.backend_mut());
         restore();
     }
 }
