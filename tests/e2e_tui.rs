@@ -57,13 +57,15 @@ fn cell_under(
     title: &str,
     width: usize,
 ) -> String {
-    let header: String = row_chars(screen, header_row).into_iter().collect();
-    let header_chars: Vec<char> = header.chars().collect();
+    let header = row_chars(screen, header_row);
     let title_chars: Vec<char> = title.chars().collect();
-    let start = header_chars
+    let start = header
         .windows(title_chars.len())
         .position(|w| w == title_chars.as_slice())
-        .unwrap_or_else(|| panic!("no {title} column in {header:?}"));
+        .unwrap_or_else(|| {
+            let text: String = header.iter().collect();
+            panic!("no {title} column in {text:?}")
+        });
     let end = start + title_chars.len();
     let line = row_chars(screen, row);
     let span = if title == "PROCESS" {
@@ -370,14 +372,21 @@ fn sigterm_ends_the_monitor_and_restores_the_terminal() {
     let mut tui = spawn(&[], 80, 24, &[]);
     tui.wait_for_header();
     // Wait for a first sample too, so the monitor is in its steady loop.
-    tui.wait_for("a first sample", |s| s.contents().contains(" sockets"));
+    tui.wait_for("a first sample (the header says how long it took)", |s| {
+        s.contents().contains(", took ")
+    });
     let pid = i32::try_from(tui.pid()).expect("pid fits in i32");
     kill(Pid::from_raw(pid), Signal::SIGTERM).expect("send SIGTERM");
     let status = tui
         .wait_exit(EXIT_WAIT)
         .unwrap_or_else(|| panic!("sockscope still running {EXIT_WAIT:?} after SIGTERM"));
     tui.wait_output_end();
-    eprintln!("sockscope exit status after SIGTERM: {status:?}");
+    // It handled the signal (a death by SIGTERM would skip the restore) and
+    // did not panic on the way out.
+    assert!(
+        status.signal().is_none() && status.exit_code() != 101,
+        "sockscope did not handle SIGTERM cleanly: {status:?}"
+    );
     assert_terminal_restored(&tui);
 }
 
