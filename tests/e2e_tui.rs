@@ -80,21 +80,23 @@ fn cell_under(
         .to_string()
 }
 
-/// Whether the "by process" table shows a row for `pid` named `name` with
-/// `close_wait` sockets in CLOSE_WAIT.
-fn shows_leak(screen: &vt100::Screen, pid: u32, name: &str, close_wait: u32) -> bool {
+/// The screen row of the "by process" table that shows `pid` named `name`
+/// with `close_wait` sockets in CLOSE_WAIT.
+fn leak_row(screen: &vt100::Screen, pid: u32, name: &str, close_wait: u32) -> Option<u16> {
     let (rows, _) = screen.size();
-    let Some(header_row) = (0..rows.get()).find(|&r| {
+    let header_row = (0..rows.get()).find(|&r| {
         let line: String = row_chars(screen, r).into_iter().collect();
         line.contains("PID") && line.contains("PROCESS") && line.contains("CLOSE_WAIT")
-    }) else {
-        return false;
-    };
-    (header_row + 1..rows.get()).any(|r| {
+    })?;
+    (header_row + 1..rows.get()).find(|&r| {
         cell_under(screen, header_row, r, "PID", 7) == pid.to_string()
             && cell_under(screen, header_row, r, "PROCESS", 15) == name
             && cell_under(screen, header_row, r, "CLOSE_WAIT", 10) == close_wait.to_string()
     })
+}
+
+fn shows_leak(screen: &vt100::Screen, pid: u32, name: &str, close_wait: u32) -> bool {
+    leak_row(screen, pid, name, close_wait).is_some()
 }
 
 /// The monitor's status line is back to key hints (the prompt closed).
@@ -206,6 +208,22 @@ fn no_color_shows_the_leak_without_any_colour_at_80x24() {
                     );
                 }
             }
+            // Without colour, trouble and the selection still show: the
+            // leak's row is bold, and one row is in reverse video.
+            let row = leak_row(s, std::process::id(), &own_comm(), 5).expect("the leak's row");
+            let first = s.cell(row, 2).expect("a cell of the leak's row");
+            assert!(
+                first.bold(),
+                "the CLOSE_WAIT row is not bold under NO_COLOR:\n{}",
+                s.contents()
+            );
+            let reversed = (0..rows.get())
+                .any(|r| (0..cols.get()).all(|c| s.cell(r, c).is_some_and(|x| x.inverse())));
+            assert!(
+                reversed,
+                "no row is shown selected (reverse video) under NO_COLOR:\n{}",
+                s.contents()
+            );
         });
     });
     // And in everything written: no SGR sets a colour. Resets to the default
