@@ -100,7 +100,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(msg)) => {
-            eprintln!("sockscope: {msg}");
+            // stderr may be a terminal that is gone: never panic on it.
+            let _ = writeln!(std::io::stderr(), "sockscope: {msg}");
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
@@ -108,7 +109,7 @@ pub fn main() -> ExitCode {
                 // `sockscope snapshot | head`: the reader has what it wanted.
                 return ExitCode::SUCCESS;
             }
-            eprintln!("sockscope: {e:#}");
+            let _ = writeln!(std::io::stderr(), "sockscope: {e:#}");
             ExitCode::from(1)
         }
     }

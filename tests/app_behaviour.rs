@@ -88,6 +88,29 @@ fn a_bad_term_shows_an_error_and_keeps_the_last_good_filter() {
     assert_eq!(a.filter.text(), "6800 state");
     press(&mut a, KeyCode::Enter);
     assert!(a.status.as_deref().unwrap().contains("state:nope"));
+    assert!(
+        a.filter.is_empty(),
+        "Enter on a bad term keeps the filter from before the prompt"
+    );
+
+    press(&mut a, KeyCode::Char('/'));
+    typed(&mut a, "nginx");
+    press(&mut a, KeyCode::Enter);
+    press(&mut a, KeyCode::Char('/'));
+    typed(&mut a, " port:x");
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.filter.text(), "nginx");
+}
+
+#[test]
+fn any_key_closes_the_help() {
+    let mut a = app();
+    press(&mut a, KeyCode::Char('?'));
+    assert_eq!(a.mode, Mode::Help);
+    press(&mut a, KeyCode::Char('x'));
+    assert_eq!(a.mode, Mode::Normal);
+    press(&mut a, KeyCode::Char('?'));
+    assert_eq!(press(&mut a, KeyCode::Char('q')), vec![Effect::Quit]);
 }
 
 #[test]

@@ -455,11 +455,7 @@ fn a_paused_view_says_so_at_80x24() {
     assert!(status.success(), "{status:?}");
 }
 
-// Known bugs, reproduced here so whoever fixes them can un-ignore the test
-// (`cargo test --test e2e_tui -- --ignored`).
-
 #[test]
-#[ignore = "known bug: App::on_key returns on an unbound key before the Help-mode check (src/app/mod.rs)"]
 fn the_help_overlay_closes_on_any_key_as_its_title_says() {
     let mut tui = spawn(&[], 120, 40, &[]);
     tui.wait_for_header();

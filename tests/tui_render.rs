@@ -103,10 +103,19 @@ fn connection_detail_explains_close_wait() {
 fn help_lists_every_action() {
     let mut app = app_with_fixture();
     key(&mut app, KeyCode::Char('?'));
-    let t = text(&render(&app, 100, 40, Theme::mono()));
+    // It must fit 80x24: every action's keys are on screen.
+    let t = text(&render(&app, 80, 24, Theme::mono()));
     for a in sockscope::app::keymap::Action::ALL {
-        assert!(t.contains(a.describe()), "help lacks {}", a.name());
+        for k in app.keymap.keys(a) {
+            assert!(
+                t.contains(&k.label()),
+                "help lacks {} for {}:\n{t}",
+                k.label(),
+                a.name()
+            );
+        }
     }
+    assert!(t.contains("state:cw"), "filter syntax shown:\n{t}");
 }
 
 #[test]

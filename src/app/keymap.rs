@@ -108,7 +108,7 @@ impl Action {
             Action::SortNext => "sort by the next column",
             Action::SortPrev => "sort by the previous column",
             Action::SortReverse => "reverse the sort order",
-            Action::Group => "cycle grouping: process, local port, remote host, connections",
+            Action::Group => "grouping: process, local port, remote host, connections",
             Action::Pause => "pause the view (collection goes on into history)",
             Action::Slower => "longer refresh interval",
             Action::Faster => "shorter refresh interval",
@@ -212,7 +212,7 @@ impl Key {
             other => format!("{other:?}"),
         };
         match (self.ctrl, self.alt) {
-            (true, _) => format!("Ctrl-{base}"),
+            (true, _) => format!("Ctrl-{}", base.to_uppercase()),
             (_, true) => format!("Alt-{base}"),
             _ => base,
         }
@@ -423,7 +423,12 @@ mod tests {
                 .find(|l| l.ends_with(&format!("| {} |", a.describe())))
                 .unwrap_or_else(|| panic!("README has no key row for `{}`", a.name()));
             for k in km.keys(a) {
-                assert!(row.contains(&format!("`{}`", k.label())), "README row for {} lacks {}", a.name(), k.label());
+                assert!(
+                    row.contains(&format!("`{}`", k.label())),
+                    "README row for {} lacks {}",
+                    a.name(),
+                    k.label()
+                );
             }
         }
     }

@@ -267,19 +267,19 @@ impl App {
         if self.mode == Mode::Filter {
             return self.on_prompt_key(key);
         }
-        let Some(action) = self.keymap.action(&key) else {
+        let action = self.keymap.action(&key);
+        if self.mode == Mode::Help {
+            // Any key closes the help, as its title says; quit still quits.
+            self.mode = Mode::Normal;
+            return match action {
+                Some(Action::Quit) => vec![Effect::Quit],
+                _ => Vec::new(),
+            };
+        }
+        let Some(action) = action else {
             return Vec::new();
         };
         self.status = None;
-        if self.mode == Mode::Help {
-            return match action {
-                Action::Quit => vec![Effect::Quit],
-                _ => {
-                    self.mode = Mode::Normal;
-                    Vec::new()
-                }
-            };
-        }
         if self.mode == Mode::Detail {
             match action {
                 Action::Quit => return vec![Effect::Quit],
@@ -394,7 +394,16 @@ impl App {
             KeyCode::Enter => {
                 self.mode = Mode::Normal;
                 if let Some(err) = self.prompt_error.take() {
-                    self.status = Some(format!("{err} (kept: {})", self.filter.text()));
+                    // Keep the filter from before the prompt, not a half-typed one.
+                    self.filter = self.prompt_saved();
+                    self.set_effective_filter();
+                    self.rebuild();
+                    let kept = if self.filter.is_empty() {
+                        "no filter"
+                    } else {
+                        self.filter.text()
+                    };
+                    self.status = Some(format!("{err}; kept {kept}"));
                 }
             }
             KeyCode::Esc => {

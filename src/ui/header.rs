@@ -55,8 +55,9 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let mut used = "sockscope".len();
     for (text, style) in items {
         let need = 3 + text.chars().count();
+        // Items are in order of importance: once one does not fit, stop.
         if used + need > usize::from(area.width) {
-            continue;
+            break;
         }
         used += need;
         spans.push(Span::styled(" │ ", theme.dim()));

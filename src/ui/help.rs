@@ -9,15 +9,41 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    // Movement keys share lines so the whole help fits in 80x24.
+    let grouped = [
+        (
+            &[
+                Action::Up,
+                Action::Down,
+                Action::PageUp,
+                Action::PageDown,
+                Action::Home,
+                Action::End,
+            ][..],
+            "move",
+        ),
+        (
+            &[Action::Left, Action::Right][..],
+            "previous/next state (strip) or sort column (table)",
+        ),
+    ];
     let mut lines: Vec<Line> = Action::ALL
         .iter()
+        .filter(|a| !grouped.iter().any(|(g, _)| g.contains(a)))
         .map(|&a| {
             Line::from(vec![
-                Span::styled(format!("{:>18}  ", app.keymap.label(a)), theme.title()),
+                Span::styled(format!("{:>16}  ", app.keymap.label(a)), theme.title()),
                 Span::raw(a.describe()),
             ])
         })
         .collect();
+    for (actions, what) in grouped {
+        let keys: Vec<String> = actions.iter().map(|&a| app.keymap.label(a)).collect();
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:>16}  ", keys.join(" ")), theme.title()),
+            Span::raw(what),
+        ]));
+    }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
         "Filter: 6800 port:N lport:N rport:N pid:N proc:NAME user:U",

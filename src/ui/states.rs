@@ -29,11 +29,40 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             label_style = label_style.patch(theme.selected());
         }
         let label = state.short_name();
-        let delta_text = match delta {
-            0 => String::new(),
-            d if d > 0 => format!(" +{d}"),
-            d => format!(" {d}"),
+        // Narrow cells get compact numbers, then lose the delta: never run
+        // two cells' numbers together.
+        let count_text = |compact: bool| {
+            let n = if compact {
+                compact_number(u64::from(n))
+            } else {
+                n.to_string()
+            };
+            if alarming { format!("!{n}") } else { n }
         };
+        let delta_text = |compact: bool| {
+            let d = if compact {
+                compact_number(delta.unsigned_abs())
+            } else {
+                delta.unsigned_abs().to_string()
+            };
+            match delta {
+                0 => String::new(),
+                x if x > 0 => format!(" +{d}"),
+                _ => format!(" -{d}"),
+            }
+        };
+        let (count_text, delta_text) = [(false, true), (true, true), (true, false)]
+            .into_iter()
+            .map(|(compact, with_delta)| {
+                let d = if with_delta {
+                    delta_text(compact)
+                } else {
+                    String::new()
+                };
+                (count_text(compact), d)
+            })
+            .find(|(c, d)| c.chars().count() + d.chars().count() <= w)
+            .unwrap_or_else(|| (count_text(true), String::new()));
         let delta_style = if delta > 0 && is_trouble(state) {
             theme.trouble()
         } else {
@@ -45,11 +74,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             Line::from(vec![
                 // The `!` makes trouble visible without colour.
                 Span::styled(
-                    if alarming {
-                        format!("!{n}")
-                    } else {
-                        n.to_string()
-                    },
+                    truncate(&count_text, w),
                     if alarming {
                         theme.trouble()
                     } else {
@@ -71,6 +96,31 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     }
 }
 
+/// `999`, `12k`, `1.2M`: at most four characters for any count.
+pub fn compact_number(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{}k", n / 1000),
+        1_000_000..=9_949_999 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{}M", n / 1_000_000),
+    }
+}
+
 fn truncate(s: &str, w: usize) -> String {
     s.chars().take(w).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact_number;
+
+    #[test]
+    fn compact_numbers_fit_four_columns() {
+        assert_eq!(compact_number(9999), "9999");
+        assert_eq!(compact_number(100_000), "100k");
+        assert_eq!(compact_number(1_234_567), "1.2M");
+        for n in [0, 5, 12_345, 999_999, 9_999_999, 123_456_789] {
+            assert!(compact_number(n).len() <= 4, "{n}");
+        }
+    }
 }
