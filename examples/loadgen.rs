@@ -16,7 +16,8 @@
 //!   FIN_WAIT2 is dropped by the kernel after `tcp_fin_timeout`).
 //! * the churner listens on `127.77.1.1..16:PORT` and keeps about
 //!   `time-wait` sockets in TIME_WAIT: a burst at start, then it replaces the
-//!   ones that expire (the kernel keeps TIME_WAIT for 60 s). Its churn can be
+//!   ones that expire (the kernel keeps TIME_WAIT for 60 s; the churner asks it,
+//!   with a sock_diag lookup, when they are really gone). Its churn can be
 //!   paused (SIGUSR1 to the coordinator) and resumed (SIGUSR2), so that two
 //!   tools can be compared on an unchanging set of held sockets.
 //!
@@ -28,12 +29,19 @@
 //! whose coordinator is gone (even killed with SIGKILL) sees its stdin close
 //! and exits too.
 
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_sock_diag::{
+    SockDiagMessage,
+    constants::{AF_INET, IPPROTO_TCP},
+    inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
+};
+use netlink_sys::{Socket as NlSocket, SocketAddr as NlAddr, protocols::NETLINK_SOCK_DIAG};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::socket::{Backlog, listen, setsockopt, sockopt};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -426,15 +434,140 @@ fn worker(args: &[String]) -> Result<()> {
 
 // ---------------------------------------------------------------- churner
 
-/// One short connection whose client end ends in TIME_WAIT.
-fn time_wait_once(listener: &TcpListener, addr: SocketAddrV4) -> Result<()> {
+/// Asks the kernel whether one TCP socket is still in TIME_WAIT: a sock_diag
+/// lookup of its exact 4-tuple, the way `ss` queries one socket.
+///
+/// The churner needs this because the kernel's TIME_WAIT timer is coarse: a
+/// socket lasts 60 s plus up to one timer-wheel step (2 s at HZ=250), and a
+/// burst of them made together goes together. Refilling on our own clock would
+/// either double the count for a moment or leave a hole.
+struct Probe {
+    socket: NlSocket,
+    buf: Vec<u8>,
+    seq: u32,
+}
+
+impl Probe {
+    fn open() -> std::io::Result<Probe> {
+        let mut socket = NlSocket::new(NETLINK_SOCK_DIAG)?;
+        socket.bind_auto()?;
+        socket.connect(&NlAddr::new(0, 0))?;
+        Ok(Probe {
+            socket,
+            buf: vec![0; 8192],
+            seq: 0,
+        })
+    }
+
+    fn in_time_wait(&mut self, local: SocketAddrV4, remote: SocketAddrV4) -> std::io::Result<bool> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST;
+        header.sequence_number = self.seq;
+        let mut packet = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family: AF_INET,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states: StateFlags::all(),
+                socket_id: SocketId {
+                    source_port: local.port(),
+                    destination_port: remote.port(),
+                    source_address: IpAddr::V4(*local.ip()),
+                    destination_address: IpAddr::V4(*remote.ip()),
+                    interface_id: 0,
+                    cookie: [0xff; 8], // INET_DIAG_NOCOOKIE: match on the 4-tuple only
+                },
+            })
+            .into(),
+        );
+        packet.finalize();
+        let mut request = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut request);
+        self.socket.send(&request, 0)?;
+        let n = self.socket.recv(&mut &mut self.buf[..], 0)?;
+        let msg = NetlinkMessage::<SockDiagMessage>::deserialize(&self.buf[..n])
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(match msg.payload {
+            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+                r.header.state == TCP_TIME_WAIT && r.header.socket_id.source_port == local.port()
+            }
+            NetlinkPayload::Error(e) => match e.code {
+                Some(c) if -c.get() == nix::libc::ENOENT => false,
+                _ => return Err(std::io::Error::other(format!("sock_diag: {e:?}"))),
+            },
+            _ => false,
+        })
+    }
+}
+
+/// `TCP_TIME_WAIT` in the kernel's numbering.
+const TCP_TIME_WAIT: u8 = 6;
+/// Without a working probe, when a TIME_WAIT socket is surely gone: 60 s plus
+/// one timer-wheel step at HZ=100 (the coarsest).
+const TIME_WAIT_MAX: Duration = Duration::from_secs(66);
+
+/// One short connection whose client end ends in TIME_WAIT; returns that end's address.
+fn time_wait_once(listener: &TcpListener, addr: SocketAddrV4) -> Result<SocketAddrV4> {
     let client = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    let local = match client.local_addr() {
+        Ok(std::net::SocketAddr::V4(a)) => a,
+        other => return Err(format!("unexpected local address {other:?}")),
+    };
     let (mut server, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
     drop(client); // the client closes first: it is the end that waits
     let mut byte = [0u8; 1];
     let _ = server.read(&mut byte); // the FIN has arrived (EOF)
     drop(server); // LAST_ACK, then gone; the client moves to TIME_WAIT
-    Ok(())
+    Ok(local)
+}
+
+/// The churner's state: its listeners and the TIME_WAIT sockets it made.
+struct Churn {
+    target: usize,
+    listeners: Vec<(TcpListener, SocketAddrV4)>,
+    next: usize,
+    probe: Option<Probe>,
+    /// Oldest first: when each was made, and its 4-tuple.
+    made: VecDeque<(Instant, SocketAddrV4, SocketAddrV4)>,
+}
+
+impl Churn {
+    /// Forgets the sockets the kernel has dropped, then makes new ones up to the target.
+    fn top_up(&mut self, paused: &AtomicBool) -> Result<()> {
+        while let Some(&(t, local, remote)) = self.made.front() {
+            let age = t.elapsed();
+            if age < TIME_WAIT_LEN {
+                break;
+            }
+            let gone = match self.probe.as_mut() {
+                _ if age >= TIME_WAIT_MAX => true,
+                None => false,
+                Some(p) => match p.in_time_wait(local, remote) {
+                    Ok(alive) => !alive,
+                    Err(e) => {
+                        eprintln!(
+                            "loadgen: churner: sock_diag lookup failed ({e}); using the clock"
+                        );
+                        self.probe = None;
+                        false
+                    }
+                },
+            };
+            if !gone {
+                break;
+            }
+            self.made.pop_front();
+        }
+        while self.made.len() < self.target && !paused.load(Ordering::Relaxed) {
+            let (l, addr) = &self.listeners[self.next % self.listeners.len()];
+            self.next = self.next.wrapping_add(1);
+            let local = time_wait_once(l, *addr)?;
+            self.made.push_back((Instant::now(), local, *addr));
+        }
+        Ok(())
+    }
 }
 
 /// `--churner TARGET PORT`
@@ -456,29 +589,24 @@ fn churner(args: &[String]) -> Result<()> {
         "resume" => flag.store(false, Ordering::SeqCst),
         _ => {}
     });
-
-    // When each of our TIME_WAIT sockets was made, oldest first.
-    let mut made: VecDeque<Instant> = VecDeque::with_capacity(target);
-    let mut next = 0usize;
-    let mut top_up = |made: &mut VecDeque<Instant>, paused: &AtomicBool| -> Result<()> {
-        while let Some(t) = made.front() {
-            if t.elapsed() < TIME_WAIT_LEN {
-                break;
-            }
-            made.pop_front();
-        }
-        while made.len() < target && !paused.load(Ordering::Relaxed) {
-            let (l, addr) = &listeners[next % listeners.len()];
-            next = next.wrapping_add(1);
-            time_wait_once(l, *addr)?;
-            made.push_back(Instant::now());
-        }
-        Ok(())
+    let probe = Probe::open()
+        .inspect_err(|e| {
+            eprintln!(
+                "loadgen: churner: no sock_diag ({e}); assuming TIME_WAIT lasts {TIME_WAIT_MAX:?}"
+            )
+        })
+        .ok();
+    let mut churn = Churn {
+        target,
+        listeners,
+        next: 0,
+        probe,
+        made: VecDeque::with_capacity(target),
     };
-    top_up(&mut made, &paused)?;
-    println!("ready time_wait={}", made.len());
+    churn.top_up(&paused)?;
+    println!("ready time_wait={}", churn.made.len());
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        top_up(&mut made, &paused)?;
+        churn.top_up(&paused)?;
     }
 }
