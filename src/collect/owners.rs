@@ -39,6 +39,7 @@ pub fn scan(threads: usize) -> std::io::Result<OwnerScan> {
     let pids = list_pids(&proc_dir)?;
     let next = AtomicUsize::new(0);
     let result = Mutex::new(OwnerScan::default());
+    let failure = Mutex::new(None);
     let threads = threads.clamp(1, 8).min(pids.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -47,7 +48,13 @@ pub fn scan(threads: usize) -> std::io::Result<OwnerScan> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&pid) = pids.get(i) else { break };
-                    scan_process(&proc_dir, pid, &mut local);
+                    if let Err(e) = scan_process(&proc_dir, pid, &mut local) {
+                        // Stop every thread: the scan is incomplete whatever they find.
+                        next.store(pids.len(), Ordering::Relaxed);
+                        let mut f = failure.lock().unwrap_or_else(|e| e.into_inner());
+                        f.get_or_insert(e);
+                        return;
+                    }
                 }
                 let mut all = result.lock().unwrap_or_else(|e| e.into_inner());
                 all.holders.append(&mut local.holders);
@@ -56,7 +63,21 @@ pub fn scan(threads: usize) -> std::io::Result<OwnerScan> {
             });
         }
     });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
     Ok(result.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Out of descriptors or memory: the scan itself failed. Taking it for a
+/// process that exited would silently drop that process's owners.
+fn scan_failed(e: Errno) -> bool {
+    matches!(e, Errno::MFILE | Errno::NFILE | Errno::NOMEM)
+}
+
+fn failure(pid: u32, what: &str, e: Errno) -> std::io::Error {
+    let e = std::io::Error::from(e);
+    std::io::Error::new(e.kind(), format!("/proc/{pid}/{what}: {e}"))
 }
 
 fn list_pids(proc_dir: &OwnedFd) -> std::io::Result<Vec<u32>> {
@@ -74,23 +95,28 @@ fn list_pids(proc_dir: &OwnedFd) -> std::io::Result<Vec<u32>> {
     Ok(pids)
 }
 
-fn scan_process(proc_dir: &OwnedFd, pid: u32, out: &mut OwnerScan) {
+fn scan_process(proc_dir: &OwnedFd, pid: u32, out: &mut OwnerScan) -> std::io::Result<()> {
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let Ok(pid_dir) = openat(proc_dir, pid.to_string(), dir_flags, Mode::empty()) else {
-        return; // exited before we got to it
+    let pid_dir = match openat(proc_dir, pid.to_string(), dir_flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if scan_failed(e) => return Err(failure(pid, "", e)),
+        Err(_) => return Ok(()), // exited before we got to it
     };
     let fd_dir = match openat(&pid_dir, "fd", dir_flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ACCESS) | Err(Errno::PERM) => {
             out.unreadable_processes += 1;
-            return;
+            return Ok(());
         }
-        Err(_) => return, // vanished (ENOENT, ESRCH)
+        Err(e) if scan_failed(e) => return Err(failure(pid, "fd", e)),
+        Err(_) => return Ok(()), // vanished (ENOENT, ESRCH)
     };
     // Dir::read_from reads through a private copy of the descriptor, which
     // leaves `fd_dir` free to resolve links against while iterating.
-    let Ok(mut dir) = Dir::read_from(&fd_dir) else {
-        return;
+    let mut dir = match Dir::read_from(&fd_dir) {
+        Ok(dir) => dir,
+        Err(e) if scan_failed(e) => return Err(failure(pid, "fd", e)),
+        Err(_) => return Ok(()),
     };
     let start = out.holders.len();
     let mut denied = false;
@@ -118,12 +144,12 @@ fn scan_process(proc_dir: &OwnedFd, pid: u32, out: &mut OwnerScan) {
     }
     if denied && out.holders.len() == start {
         out.unreadable_processes += 1;
-        return;
+        return Ok(());
     }
     if out.holders.len() == start {
-        return;
+        return Ok(());
     }
-    match read_process(&pid_dir, pid) {
+    match read_process(&pid_dir, pid)? {
         Some(p) => {
             out.processes.insert(pid, p);
         }
@@ -131,6 +157,7 @@ fn scan_process(proc_dir: &OwnedFd, pid: u32, out: &mut OwnerScan) {
         // an owner we cannot name is not one we should report.
         None => out.holders.truncate(start),
     }
+    Ok(())
 }
 
 /// `socket:[12345]` → 12345.
@@ -143,33 +170,45 @@ fn socket_inode(link: &[u8]) -> Option<u64> {
 ///
 /// `comm` and `cmdline` are read as bytes: procfs's `cmdline()` fails on a
 /// command line that is not UTF-8, and those are exactly the ones to show.
-fn read_process(pid_dir: &OwnedFd, pid: u32) -> Option<Process> {
-    let comm = read_at(pid_dir, "comm")?;
+fn read_process(pid_dir: &OwnedFd, pid: u32) -> std::io::Result<Option<Process>> {
+    let comm = match read_at(pid_dir, "comm") {
+        Ok(Some(comm)) => comm,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(failure(pid, "comm", e)),
+    };
     // The kernel ends comm with one newline; a name may hold more of its own.
     let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
-    let cmdline = read_at(pid_dir, "cmdline").unwrap_or_default();
+    let cmdline = match read_at(pid_dir, "cmdline") {
+        Ok(cmdline) => cmdline.unwrap_or_default(),
+        Err(e) => return Err(failure(pid, "cmdline", e)),
+    };
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     let uid = rustix::fs::fstat(pid_dir).ok().map(|st| st.st_uid);
-    Some(Process {
+    Ok(Some(Process {
         pid,
         name: String::from_utf8_lossy(comm).into_owned(),
         cmdline: args.join(" "),
         uid,
         user: None,
-    })
+    }))
 }
 
-fn read_at(dir: &OwnedFd, name: &str) -> Option<Vec<u8>> {
+/// The file's bytes; None when the process is gone. Errors only when the
+/// scan itself cannot go on (see [`scan_failed`]).
+fn read_at(dir: &OwnedFd, name: &str) -> Result<Option<Vec<u8>>, Errno> {
     use std::io::Read;
-    let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let fd = match openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if scan_failed(e) => return Err(e),
+        Err(_) => return Ok(None),
+    };
     let mut file = std::fs::File::from(fd);
     let mut buf = Vec::with_capacity(256);
-    file.read_to_end(&mut buf).ok()?;
-    Some(buf)
+    Ok(file.read_to_end(&mut buf).ok().map(|_| buf))
 }
 
 #[cfg(test)]
