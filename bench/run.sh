@@ -311,16 +311,18 @@ def row(label, a, b, must_match):
 row("TCP sockets", sc["total"], ss["total"], False)
 for st in sorted(set(sc["states"]) | set(ss["states"]), key=lambda s: -sc["states"][s]):
     row(f"  {st}", sc["states"][st], ss["states"][st], False)
-ok = row("TCP sockets held by a process", sc["held"], ss["held"], True)
-ok &= row("distinct (pid, fd) owners", len(sc["pairs"]), len(ss["pairs"]), True)
-ok &= sc["pairs"] == ss["pairs"]
-ok &= row("  of which loadgen's sockets", sc["lg_held"], ss["lg_held"], True)
-ok &= row("  of which loadgen's (pid, fd) owners", len(sc["lg_pairs"]), len(ss["lg_pairs"]), True)
+all_same = row("TCP sockets held by a process", sc["held"], ss["held"], True)
+all_same &= row("distinct (pid, fd) owners", len(sc["pairs"]), len(ss["pairs"]), True)
+all_same &= sc["pairs"] == ss["pairs"]
+ok = row("  of them loadgen's sockets", sc["lg_held"], ss["lg_held"], True)
+ok &= row("  of them loadgen's (pid, fd) owners", len(sc["lg_pairs"]), len(ss["lg_pairs"]), True)
+ok &= sc["lg_pairs"] == ss["lg_pairs"]
 if sc["pairs"] != ss["pairs"]:
     only_sc, only_ss = sc["pairs"] - ss["pairs"], ss["pairs"] - sc["pairs"]
     print(f"  owner sets differ: {len(only_sc)} only in sockscope {sorted(only_sc)[:5]}, "
           f"{len(only_ss)} only in ss {sorted(only_ss)[:5]}")
-print("(totals can differ by sockets that other programs open or close, or that the kernel drops, between the two reads)")
+print("(machine-wide numbers can differ by sockets that other programs open or close, or that the")
+print(" kernel drops, between the two reads; loadgen's cannot, with its churn paused)")
 
 print()
 print("targets:")
@@ -330,5 +332,10 @@ if ref and runs.get("sockscope snapshot --json"):
     print(f"  sockscope time <= 1/10 of ss -tanp:     {'PASS' if m <= ref / 10 else 'FAIL'}  "
           f"({m:.3f} s vs {ref:.3f} s: 1/{ref / m:.1f})")
     print(f"  sockscope peak RSS <= 150 MiB:          {'PASS' if rss <= 150 else 'FAIL'}  ({rss:.1f} MiB)")
-print(f"  same held sockets and owners as ss:     {'PASS' if ok else 'FAIL'}")
+print(f"  same held sockets and owners as ss:     {'PASS' if ok else 'FAIL'}  "
+      f"(loadgen's; machine-wide: {'same' if all_same else 'different, see above'})")
+load = float(os.environ["LOAD_BEFORE"].split()[0])
+if load > 0.5 * os.cpu_count():
+    print(f"note: the machine was busy (load average {os.environ['LOAD_BEFORE']} before, "
+          f"{os.environ['LOAD_AFTER']} after, on {os.cpu_count()} CPUs): timings are noisy")
 PY
