@@ -15,18 +15,18 @@ fn child_process_entry_point() {
 const SOCKETS: usize = 300;
 const LIMIT: &str = "64";
 
-/// A command that runs `program args` with RLIMIT_NOFILE at 64 (soft and hard).
-fn limited(program: &str, args: &[&str]) -> Command {
+/// A command that runs `program args` with RLIMIT_NOFILE at `limit` (soft and hard).
+fn limited(limit: &str, program: &str, args: &[&str]) -> Command {
     let mut cmd = match find_program("prlimit") {
         Some(prlimit) => {
             let mut c = Command::new(prlimit);
-            c.arg(format!("--nofile={LIMIT}")).arg("--");
+            c.arg(format!("--nofile={limit}")).arg("--");
             c
         }
         // Without util-linux: the shell's ulimit, then exec.
         None => {
             let mut c = Command::new("sh");
-            c.args(["-c", &format!("ulimit -n {LIMIT} && exec \"$0\" \"$@\"")]);
+            c.args(["-c", &format!("ulimit -n {limit} && exec \"$0\" \"$@\"")]);
             c
         }
     };
@@ -49,7 +49,7 @@ fn run(cmd: &mut Command) -> Vec<Row> {
 #[test]
 fn low_fd_limit_still_lists_and_attributes_all_300_sockets() {
     // The limit really applies to what we run.
-    let out = output(&mut limited("sh", &["-c", "ulimit -n"]));
+    let out = output(&mut limited(LIMIT, "sh", &["-c", "ulimit -n"]));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), LIMIT);
 
     let mut h = Holder::new();
@@ -87,7 +87,7 @@ fn low_fd_limit_still_lists_and_attributes_all_300_sockets() {
         let args = ["snapshot", "--json", "--source", source, &filter];
         let unlimited = run(&mut common::sockscope(&args));
         check(&unlimited, &format!("{source}, no limit"));
-        let low = run(&mut limited(common::bin(), &args));
+        let low = run(&mut limited(LIMIT, common::bin(), &args));
         check(&low, &format!("{source}, {LIMIT} fds"));
         let mut a: Vec<_> = unlimited.iter().map(identity).collect();
         let mut b: Vec<_> = low.iter().map(identity).collect();
@@ -113,12 +113,7 @@ fn fd_limit_too_low_to_scan_fails_loudly_instead_of_dropping_owners() {
 
     let mut failed = 0;
     for n in 5..=16 {
-        let mut cmd = Command::new(find_program("prlimit").expect("prlimit (util-linux)"));
-        cmd.arg(format!("--nofile={n}"))
-            .arg("--")
-            .arg(common::bin())
-            .args(args);
-        let out = output(&mut cmd);
+        let out = output(&mut limited(&n.to_string(), common::bin(), &args));
         let stderr = String::from_utf8_lossy(&out.stderr);
         match out.status.code() {
             Some(0) => {

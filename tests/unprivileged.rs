@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Holder, exe_comm, find_program, is_root, output, parse_attribution_note, parse_rows};
+use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
@@ -35,30 +36,68 @@ fn as_nobody() -> Option<Vec<&'static str>> {
     ])
 }
 
+/// Copies of the sockscope binary and of this test binary where nobody can
+/// run them (the build directory may be under a private home directory).
+struct Copies {
+    _dir: tempfile::TempDir,
+    sockscope: PathBuf,
+    test: PathBuf,
+}
+
+fn copies_for_nobody() -> Copies {
+    use std::os::unix::fs::PermissionsExt;
+    // No fork while the copies are open for writing, or running one could
+    // fail with ETXTBSY.
+    let _no_spawns = common::SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::Builder::new()
+        .prefix("sockscope-test-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sockscope = dir.path().join("sockscope");
+    std::fs::copy(common::bin(), &sockscope).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // Same file name, so the same comm.
+    let test = dir.path().join(exe.file_name().unwrap());
+    std::fs::copy(&exe, &test).unwrap();
+    Copies {
+        _dir: dir,
+        sockscope,
+        test,
+    }
+}
+
 #[test]
 fn unprivileged_run_lists_root_sockets_without_owners_and_says_so_once() {
+    let wrapper = as_nobody();
+    let copies = wrapper.as_ref().map(|_| copies_for_nobody());
+
     // A listener held by a process of ours (root, when the test runs as root).
     let mut root_holder = Holder::new();
     let (_, root_port) = root_holder.listen("127.0.0.1:0");
 
-    let wrapper = as_nobody();
     // A listener held by a process of the same user as the unprivileged sockscope.
-    let mut own = match &wrapper {
-        Some(w) => Holder {
-            h: common::Helper::role_via("holder", &[], Some(w)),
+    let mut own = match (&wrapper, &copies) {
+        (Some(w), Some(c)) => Holder {
+            h: common::Helper::role_via(&c.test, "holder", &[], w),
         },
-        None => Holder::new(),
+        _ => Holder::new(),
     };
     let (own_id, own_port) = own.listen("127.0.0.1:0");
     let own_fd = own.fd(own_id);
+    if wrapper.is_some() {
+        let uid = std::fs::metadata(format!("/proc/{}", own.pid())).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_ne!(uid.uid(), 0, "the second holder runs as nobody");
+    }
 
-    let mut cmd = match &wrapper {
-        Some(w) => {
-            let mut c = Command::new(w[0]);
-            c.args(&w[1..]).arg(common::bin());
-            c
+    let mut cmd = match (&wrapper, &copies) {
+        (Some(w), Some(c)) => {
+            let mut cmd = Command::new(w[0]);
+            cmd.args(&w[1..]).arg(&c.sockscope);
+            cmd
         }
-        None => Command::new(common::bin()),
+        _ => Command::new(common::bin()),
     };
     cmd.args([
         "snapshot",

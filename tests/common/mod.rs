@@ -13,7 +13,7 @@
 
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -173,6 +173,17 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether this machine has IPv6 on loopback (some containers do not).
+pub fn ipv6_loopback() -> bool {
+    match TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("no IPv6 on loopback here ({e}): IPv6 checks skipped");
+            false
+        }
+    }
+}
+
 /// A child process: its stdin and stdout are pipes to the test. On drop its
 /// stdin is closed (it exits by itself), then it is killed if it has not, and
 /// reaped.
@@ -191,20 +202,26 @@ pub const REPLY_LIMIT: Duration = Duration::from_secs(30);
 impl Helper {
     /// This test binary in `role`, with extra environment.
     pub fn role(role: &str, env: &[(&str, &OsStr)]) -> Helper {
-        Helper::role_via(role, env, None)
+        let exe = std::env::current_exe().expect("current_exe");
+        Helper::role_via(&exe, role, env, &[])
     }
 
-    /// Like [`Helper::role`], started through a wrapper command such as `setpriv ...`
-    /// that execs the test binary in place (so the pid stays the same).
-    pub fn role_via(role: &str, env: &[(&str, &OsStr)], wrapper: Option<&[&str]>) -> Helper {
-        let exe = std::env::current_exe().expect("current_exe");
+    /// Like [`Helper::role`], for a copy `exe` of this test binary, started
+    /// through a `wrapper` command such as `setpriv ...` that execs it in
+    /// place (so the pid stays the same).
+    pub fn role_via(
+        exe: &std::path::Path,
+        role: &str,
+        env: &[(&str, &OsStr)],
+        wrapper: &[&str],
+    ) -> Helper {
         let mut cmd = match wrapper {
-            Some([program, args @ ..]) => {
+            [program, args @ ..] => {
                 let mut c = Command::new(program);
-                c.args(args).arg(&exe);
+                c.args(args).arg(exe);
                 c
             }
-            _ => Command::new(&exe),
+            [] => Command::new(exe),
         };
         cmd.args(["--exact", ENTRY_POINT, "--nocapture", "--test-threads=1"])
             .env(ROLE_ENV, role);
@@ -682,8 +699,4 @@ pub fn identity(
         r.inode,
         r.owners.clone(),
     )
-}
-
-pub fn os(s: &str) -> OsString {
-    OsString::from(s)
 }
