@@ -84,6 +84,7 @@ fn scan_with(
     let pids = list_pids(&proc_dir)?;
     let next = AtomicUsize::new(0);
     let result = Mutex::new((OwnerScan::default(), HashMap::new()));
+    let failure = Mutex::new(None);
     let threads = threads.clamp(1, 8).min(pids.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -93,9 +94,16 @@ fn scan_with(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&pid) = pids.get(i) else { break };
-                    let t = scan_process(&proc_dir, pid, prev.get(&pid), live, &mut local);
-                    if let Some(t) = t {
-                        tracked.push((pid, t));
+                    match scan_process(&proc_dir, pid, prev.get(&pid), live, &mut local) {
+                        Ok(Some(t)) => tracked.push((pid, t)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            // Stop every thread: the scan is incomplete whatever they find.
+                            next.store(pids.len(), Ordering::Relaxed);
+                            let mut f = failure.lock().unwrap_or_else(|e| e.into_inner());
+                            f.get_or_insert(e);
+                            return;
+                        }
                     }
                 }
                 let mut all = result.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,7 +114,21 @@ fn scan_with(
             });
         }
     });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
     Ok(result.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Out of descriptors or memory: the scan itself failed. Taking it for a
+/// process that exited would silently drop that process's owners.
+fn scan_failed(e: Errno) -> bool {
+    matches!(e, Errno::MFILE | Errno::NFILE | Errno::NOMEM)
+}
+
+fn failure(pid: u32, what: &str, e: Errno) -> std::io::Error {
+    let e = std::io::Error::from(e);
+    std::io::Error::new(e.kind(), format!("/proc/{pid}/{what}: {e}"))
 }
 
 fn list_pids(proc_dir: &OwnedFd) -> std::io::Result<Vec<u32>> {
@@ -130,14 +152,19 @@ fn scan_process(
     prev: Option<&Tracked>,
     live: Option<&HashSet<u64>>,
     out: &mut OwnerScan,
-) -> Option<Tracked> {
+) -> std::io::Result<Option<Tracked>> {
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let Ok(pid_dir) = openat(proc_dir, pid.to_string(), dir_flags, Mode::empty()) else {
-        return None; // exited before we got to it
+    let pid_dir = match openat(proc_dir, pid.to_string(), dir_flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if scan_failed(e) => return Err(failure(pid, "", e)),
+        Err(_) => return Ok(None), // exited before we got to it
     };
     // Only the incremental path needs the start time, to notice a reused pid.
     let start_time = match live {
-        Some(_) => start_time(&pid_dir)?,
+        Some(_) => match start_time(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
+            Some(t) => t,
+            None => return Ok(None),
+        },
         None => 0,
     };
     let prev = prev.filter(|p| p.start == start_time);
@@ -145,14 +172,17 @@ fn scan_process(
         Ok(fd) => fd,
         Err(Errno::ACCESS) | Err(Errno::PERM) => {
             out.unreadable_processes += 1;
-            return None;
+            return Ok(None);
         }
-        Err(_) => return None, // vanished (ENOENT, ESRCH)
+        Err(e) if scan_failed(e) => return Err(failure(pid, "fd", e)),
+        Err(_) => return Ok(None), // vanished (ENOENT, ESRCH)
     };
     // Dir::read_from reads through a private copy of the descriptor, which
     // leaves `fd_dir` free to resolve links against while iterating.
-    let Ok(mut dir) = Dir::read_from(&fd_dir) else {
-        return None;
+    let mut dir = match Dir::read_from(&fd_dir) {
+        Ok(dir) => dir,
+        Err(e) if scan_failed(e) => return Err(failure(pid, "fd", e)),
+        Err(_) => return Ok(None),
     };
     let start = out.holders.len();
     let mut denied = false;
@@ -194,48 +224,54 @@ fn scan_process(
     }
     if denied && out.holders.len() == start {
         out.unreadable_processes += 1;
-        return None;
+        return Ok(None);
     }
     if out.holders.len() == start {
-        return Some(Tracked {
+        return Ok(Some(Tracked {
             start: start_time,
             fds,
             info: None,
-        });
+        }));
     }
     let info = match prev.and_then(|p| p.info.clone()) {
         Some(info) => Some(info),
-        None => read_process(&pid_dir, pid),
+        None => read_process(&pid_dir, pid)?,
     };
     match info {
         Some(p) => {
             out.processes.insert(pid, p.clone());
-            Some(Tracked {
+            Ok(Some(Tracked {
                 start: start_time,
                 fds,
                 info: Some(p),
-            })
+            }))
         }
         // Gone before we could name it: its descriptors are closed by now, and
         // an owner we cannot name is not one we should report.
         None => {
             out.holders.truncate(start);
-            None
+            Ok(None)
         }
     }
 }
 
 /// Field 22 of `/proc/PID/stat`, counted after the `)` that ends the name
 /// (a name may hold spaces and parentheses).
-fn start_time(pid_dir: &OwnedFd) -> Option<u64> {
-    let stat = read_at(pid_dir, "stat")?;
-    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
-    std::str::from_utf8(after)
-        .ok()?
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+/// None when the process is gone.
+fn start_time(pid_dir: &OwnedFd) -> Result<Option<u64>, Errno> {
+    let Some(stat) = read_at(pid_dir, "stat")? else {
+        return Ok(None);
+    };
+    let parse = || {
+        let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+        std::str::from_utf8(after)
+            .ok()?
+            .split_whitespace()
+            .nth(19)?
+            .parse()
+            .ok()
+    };
+    Ok(parse())
 }
 
 /// `socket:[12345]` → 12345.
@@ -248,33 +284,45 @@ fn socket_inode(link: &[u8]) -> Option<u64> {
 ///
 /// `comm` and `cmdline` are read as bytes: procfs's `cmdline()` fails on a
 /// command line that is not UTF-8, and those are exactly the ones to show.
-fn read_process(pid_dir: &OwnedFd, pid: u32) -> Option<Process> {
-    let comm = read_at(pid_dir, "comm")?;
+fn read_process(pid_dir: &OwnedFd, pid: u32) -> std::io::Result<Option<Process>> {
+    let comm = match read_at(pid_dir, "comm") {
+        Ok(Some(comm)) => comm,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(failure(pid, "comm", e)),
+    };
     // The kernel ends comm with one newline; a name may hold more of its own.
     let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
-    let cmdline = read_at(pid_dir, "cmdline").unwrap_or_default();
+    let cmdline = match read_at(pid_dir, "cmdline") {
+        Ok(cmdline) => cmdline.unwrap_or_default(),
+        Err(e) => return Err(failure(pid, "cmdline", e)),
+    };
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     let uid = rustix::fs::fstat(pid_dir).ok().map(|st| st.st_uid);
-    Some(Process {
+    Ok(Some(Process {
         pid,
         name: String::from_utf8_lossy(comm).into_owned(),
         cmdline: args.join(" "),
         uid,
         user: None,
-    })
+    }))
 }
 
-fn read_at(dir: &OwnedFd, name: &str) -> Option<Vec<u8>> {
+/// The file's bytes; None when the process is gone. Errors only when the
+/// scan itself cannot go on (see [`scan_failed`]).
+fn read_at(dir: &OwnedFd, name: &str) -> Result<Option<Vec<u8>>, Errno> {
     use std::io::Read;
-    let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let fd = match openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if scan_failed(e) => return Err(e),
+        Err(_) => return Ok(None),
+    };
     let mut file = std::fs::File::from(fd);
     let mut buf = Vec::with_capacity(256);
-    file.read_to_end(&mut buf).ok()?;
-    Some(buf)
+    Ok(file.read_to_end(&mut buf).ok().map(|_| buf))
 }
 
 #[cfg(test)]
@@ -304,7 +352,7 @@ mod tests {
             Mode::empty(),
         )
         .unwrap();
-        assert_eq!(start_time(&fd), Some(98765));
+        assert_eq!(start_time(&fd), Ok(Some(98765)));
     }
 
     #[test]
