@@ -170,7 +170,10 @@ impl Collector for SystemCollector {
                 let scan = s.spawn(move || want_owners.then(|| owners::scan(threads)));
                 let system = s.spawn(system::read);
                 let dumped = self.dump_sockets();
-                let scanned = scan.join().unwrap_or(None);
+                // A panicking scan is a failed scan, not "no owners".
+                let scanned = scan.join().unwrap_or_else(|_| {
+                    Some(Err(std::io::Error::other("the owner scan thread panicked")))
+                });
                 let system = system.join().unwrap_or_default();
                 (dumped, scanned, system)
             });
