@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Collection may use at most this share of one core: on very large socket
+/// The monitor may use at most 1/this of one core: on very large socket
 /// tables the interval lengthens itself, and the header shows the real one.
-const MAX_COLLECT_SHARE: u32 = 10;
+/// 11 rather than 10 leaves room for drawing between refreshes.
+const MAX_COLLECT_SHARE: u32 = 11;
 /// Above this many sockets the periodic dump leaves out `tcp_info`.
 const TCP_INFO_LIMIT: usize = 20_000;
 
@@ -129,11 +130,18 @@ fn spawn_collector(
             let mut base = interval;
             let mut collector = SystemCollector::new(options);
             let mut focus: Option<Box<crate::model::Socket>> = None;
+            let mut cpu_before = process_cpu();
             loop {
                 let start = Instant::now();
                 let result = collector.collect();
                 let took = start.elapsed();
-                let interval = base.max(took * MAX_COLLECT_SHARE);
+                // CPU the whole process spent per refresh (collection on several
+                // threads, and the UI digesting the previous sample) decides how
+                // often we can afford to refresh.
+                let cpu_now = process_cpu();
+                let per_cycle = cpu_now.saturating_sub(cpu_before);
+                cpu_before = cpu_now;
+                let interval = base.max(took.max(per_cycle) * MAX_COLLECT_SHARE);
                 let event = match result {
                     Ok(mut snap) => {
                         if let Some(f) = &focus
@@ -165,6 +173,15 @@ fn spawn_collector(
             }
         })
         .expect("spawn collector thread");
+}
+
+/// CPU time this process has used so far (user + system, all threads).
+fn process_cpu() -> Duration {
+    let ticks = procfs::process::Process::myself()
+        .and_then(|p| p.stat())
+        .map(|st| st.utime + st.stime)
+        .unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / procfs::ticks_per_second() as f64)
 }
 
 /// Fills in `tcp_info` for the focused connection when the dump left it out.

@@ -13,14 +13,22 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let snap = &app.snapshot;
     // Items in order of importance; each is shown only if it still fits.
     let mut items: Vec<(String, Style)> = Vec::new();
-    items.push((format!("{} sockets", snap.sockets.len()), Style::new()));
+    items.push((sockets(snap.sockets.len()), Style::new()));
     match snap.attribution.unreadable_processes {
         0 => items.push(("all owners visible".into(), theme.good())),
         _ => items.push((
-            format!(
-                "{} unattributed (not root)",
-                snap.attribution.unattributed_sockets
-            ),
+            if snap.attribution.as_root {
+                // Root, yet some fd tables are closed (pid 1 in a sandbox, LSMs).
+                format!(
+                    "{} without visible owner",
+                    sockets(snap.attribution.unattributed_sockets)
+                )
+            } else {
+                format!(
+                    "{} unattributed: not root",
+                    sockets(snap.attribution.unattributed_sockets)
+                )
+            },
             theme.warn(),
         )),
     }
@@ -64,4 +72,12 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         spans.push(Span::styled(text, style));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn sockets(n: usize) -> String {
+    if n == 1 {
+        "1 socket".into()
+    } else {
+        format!("{n} sockets")
+    }
 }
