@@ -150,7 +150,7 @@ impl Collector for SystemCollector {
             // The tracker needs this round's inodes to trust its cache.
             let system = system::read();
             let (sockets, source) = self.dump_sockets()?;
-            let live: std::collections::HashSet<u64> = sockets
+            let live: owners::InodeSet = sockets
                 .iter()
                 .map(|s| s.inode)
                 .filter(|&i| i != 0)
@@ -185,7 +185,7 @@ impl Collector for SystemCollector {
             (sockets, source, scan, system)
         };
 
-        let index: HashMap<u64, usize> = sockets
+        let index: HashMap<u64, usize, foldhash::fast::RandomState> = sockets
             .iter()
             .enumerate()
             .filter(|(_, s)| s.inode != 0)

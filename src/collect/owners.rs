@@ -11,7 +11,11 @@
 use crate::model::{Owner, Process};
 use rustix::fs::{Dir, Mode, OFlags, openat};
 use rustix::io::Errno;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+/// Socket inodes of the current dump. foldhash: probed once per descriptor.
+pub type InodeSet = std::collections::HashSet<u64, foldhash::fast::RandomState>;
+type FdMap = HashMap<u32, u64, foldhash::fast::RandomState>;
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,7 +43,7 @@ struct Tracked {
     /// Start time from `/proc/PID/stat`: a reused pid has another one.
     start: u64,
     /// fd → socket inode, 0 for descriptors that are not sockets.
-    fds: HashMap<u32, u64>,
+    fds: FdMap,
     info: Option<Process>,
 }
 
@@ -58,7 +62,7 @@ pub const FULL_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl OwnerTracker {
     /// `live` holds the inodes of the sockets in the current dump.
-    pub fn scan(&mut self, threads: usize, live: &HashSet<u64>) -> std::io::Result<OwnerScan> {
+    pub fn scan(&mut self, threads: usize, live: &InodeSet) -> std::io::Result<OwnerScan> {
         let full = self.last_full.is_none_or(|t| t.elapsed() >= FULL_RESCAN);
         if full {
             self.procs.clear();
@@ -73,7 +77,7 @@ impl OwnerTracker {
 fn scan_with(
     threads: usize,
     prev: &HashMap<u32, Tracked>,
-    live: Option<&HashSet<u64>>,
+    live: Option<&InodeSet>,
 ) -> std::io::Result<(OwnerScan, HashMap<u32, Tracked>)> {
     let proc_dir = openat(
         rustix::fs::CWD,
@@ -150,7 +154,7 @@ fn scan_process(
     proc_dir: &OwnedFd,
     pid: u32,
     prev: Option<&Tracked>,
-    live: Option<&HashSet<u64>>,
+    live: Option<&InodeSet>,
     out: &mut OwnerScan,
 ) -> std::io::Result<Option<Tracked>> {
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -186,7 +190,8 @@ fn scan_process(
     };
     let start = out.holders.len();
     let mut denied = false;
-    let mut fds = HashMap::with_capacity(prev.map_or(16, |p| p.fds.len()));
+    let mut fds =
+        FdMap::with_capacity_and_hasher(prev.map_or(16, |p| p.fds.len()), Default::default());
     let mut link = [0u8; 64];
     while let Some(entry) = dir.read() {
         let Ok(entry) = entry else {
@@ -365,7 +370,7 @@ mod tests {
         };
         let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut tracker = OwnerTracker::default();
-        let live: HashSet<u64> = [inode_of(&a)].into();
+        let live: InodeSet = [inode_of(&a)].into_iter().collect();
         let first = tracker.scan(2, &live).unwrap();
         assert!(
             first
@@ -374,7 +379,7 @@ mod tests {
                 .any(|(i, o)| *i == inode_of(&a) && o.pid == me)
         );
         let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let live: HashSet<u64> = [inode_of(&a), inode_of(&b)].into();
+        let live: InodeSet = [inode_of(&a), inode_of(&b)].into_iter().collect();
         let second = tracker.scan(2, &live).unwrap();
         for l in [&a, &b] {
             assert!(
@@ -391,7 +396,7 @@ mod tests {
             use std::os::fd::AsRawFd;
             c.as_raw_fd() as u32
         };
-        let live: HashSet<u64> = [inode_of(&a), inode_of(&c)].into();
+        let live: InodeSet = [inode_of(&a), inode_of(&c)].into_iter().collect();
         let third = tracker.scan(2, &live).unwrap();
         let c_owner = third
             .holders

@@ -21,13 +21,23 @@ pub const MAX_SAMPLES: usize = 1200;
 /// Samples kept per process for its trend column.
 pub const TREND_SAMPLES: usize = 60;
 
+#[derive(Debug, Clone, Copy)]
+struct Since {
+    state: TcpState,
+    first: SystemTime,
+    generation: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct History {
     samples: VecDeque<Sample>,
     /// pid → its total socket count per sample, newest last.
     process_totals: HashMap<Option<u32>, VecDeque<u32>>,
     /// connection → (state, first seen in that state).
-    since: HashMap<ConnKey, (TcpState, SystemTime)>,
+    /// Updated in place each sample; `generation` marks who is still there.
+    /// foldhash: this map is rehashed for every socket at every refresh.
+    since: HashMap<ConnKey, Since, foldhash::fast::RandomState>,
+    generation: u64,
     /// When the first sample was taken: anything seen then may be older.
     started: Option<SystemTime>,
 }
@@ -62,16 +72,21 @@ impl History {
             series.iter().any(|&n| n > 0)
         });
 
-        let mut since = HashMap::with_capacity(snap.sockets.len());
+        self.generation += 1;
+        let generation = self.generation;
         for s in &snap.sockets {
-            let key = s.key();
-            let first = match self.since.get(&key) {
-                Some(&(state, t)) if state == s.state => t,
-                _ => at,
-            };
-            since.insert(key, (s.state, first));
+            let entry = self.since.entry(s.key()).or_insert(Since {
+                state: s.state,
+                first: at,
+                generation,
+            });
+            if entry.state != s.state {
+                entry.state = s.state;
+                entry.first = at;
+            }
+            entry.generation = generation;
         }
-        self.since = since;
+        self.since.retain(|_, e| e.generation == generation);
     }
 
     pub fn samples(&self) -> &VecDeque<Sample> {
@@ -107,7 +122,7 @@ impl History {
     /// How long a connection has been in its current state, as of `now`, and
     /// whether that is a lower bound (it was already there at the first sample).
     pub fn age(&self, key: &ConnKey, now: SystemTime) -> Option<(Duration, bool)> {
-        let &(_, first) = self.since.get(key)?;
+        let first = self.since.get(key)?.first;
         let at_least = Some(first) == self.started;
         Some((now.duration_since(first).unwrap_or_default(), at_least))
     }
