@@ -10,8 +10,10 @@ use crate::model::{Snapshot, Socket, TimerKind};
 use crate::sanitize::clean;
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use unicode_width::UnicodeWidthChar;
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect, overlay: bool) {
     let lines = match app.rows.get(app.cursor) {
@@ -30,11 +32,68 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect, overlay: 
     if overlay {
         frame.render_widget(Clear, area);
     }
+    let inner = usize::from(area.width.saturating_sub(2));
+    let lines: Vec<Line> = lines.into_iter().flat_map(|l| hang(l, inner, 8)).collect();
     let p = Paragraph::new(lines)
         .block(block)
-        .wrap(Wrap { trim: false })
         .scroll((if overlay { app.detail_scroll } else { 0 }, 0));
     frame.render_widget(p, area);
+}
+
+/// Wraps a line at word boundaries to `width` columns; continuation lines are
+/// indented by `indent` so they read as part of their field, not a new one.
+pub fn hang(line: Line<'_>, width: usize, indent: usize) -> Vec<Line<'static>> {
+    let cells: Vec<(char, Style)> = line
+        .spans
+        .iter()
+        .flat_map(|sp| sp.content.chars().map(move |c| (c, sp.style)))
+        .collect();
+    if width <= indent + 8 {
+        let text: String = cells.iter().map(|(c, _)| c).collect();
+        return vec![Line::from(text)];
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut first = true;
+    while start < cells.len() {
+        let room = if first { width } else { width - indent };
+        // Find the furthest end that fits, preferring a break at a space.
+        let (mut end, mut used, mut last_space) = (start, 0, None);
+        while end < cells.len() {
+            let w = cells[end].0.width().unwrap_or(0);
+            if used + w > room {
+                break;
+            }
+            if cells[end].0 == ' ' {
+                last_space = Some(end);
+            }
+            used += w;
+            end += 1;
+        }
+        if end < cells.len()
+            && let Some(sp) = last_space.filter(|&sp| sp > start)
+        {
+            end = sp + 1;
+        }
+        let end = end.max(start + 1);
+        let mut spans: Vec<Span<'static>> = Vec::new();
+        if !first {
+            spans.push(Span::raw(" ".repeat(indent)));
+        }
+        for (c, style) in &cells[start..end] {
+            match spans.last_mut() {
+                Some(last) if last.style == *style => last.content.to_mut().push(*c),
+                _ => spans.push(Span::styled(c.to_string(), *style)),
+            }
+        }
+        out.push(Line::from(spans));
+        start = end;
+        first = false;
+    }
+    if out.is_empty() {
+        out.push(Line::from(""));
+    }
+    out
 }
 
 fn kv<'a>(key: &'a str, value: String, theme: &Theme) -> Vec<Span<'a>> {
@@ -235,4 +294,38 @@ fn group_lines<'a>(app: &'a App, row: &'a Row, theme: &Theme) -> Vec<Line<'a>> {
         )));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hang;
+    use ratatui::text::Line;
+
+    fn texts(lines: Vec<Line>) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn long_fields_wrap_under_their_value_at_word_breaks() {
+        let l = Line::from("ends    Only when the program closes the socket or exits");
+        assert_eq!(
+            texts(hang(l, 30, 8)),
+            [
+                "ends    Only when the program ",
+                "        closes the socket or ",
+                "        exits"
+            ]
+        );
+    }
+
+    #[test]
+    fn short_lines_and_long_words_survive() {
+        assert_eq!(texts(hang(Line::from("short"), 30, 8)), ["short"]);
+        let long = "x".repeat(50);
+        let out = texts(hang(Line::from(long.clone()), 30, 8));
+        assert_eq!(out.concat().replace(' ', ""), long);
+    }
 }
