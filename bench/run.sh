@@ -110,7 +110,7 @@ raise_sysctl net.core.somaxconn 65535
 raise_sysctl net.ipv4.tcp_max_syn_backlog 65535
 raise_sysctl net.ipv4.tcp_max_tw_buckets 262144
 raise_sysctl net.ipv4.tcp_max_orphans 65536
-# Loadgen's listeners use port 7700, below this range.
+# Loadgen's listeners use ports from 7700 up, below this range.
 set_sysctl net.ipv4.ip_local_port_range "10000 64999"
 
 # --- load --------------------------------------------------------------------
