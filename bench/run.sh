@@ -110,7 +110,7 @@ raise_sysctl net.core.somaxconn 65535
 raise_sysctl net.ipv4.tcp_max_syn_backlog 65535
 raise_sysctl net.ipv4.tcp_max_tw_buckets 262144
 raise_sysctl net.ipv4.tcp_max_orphans 65536
-# Loadgen's listeners use port 7700, below this range.
+# Loadgen's listeners use ports from 7700 up, below this range.
 set_sysctl net.ipv4.ip_local_port_range "10000 64999"
 
 # --- load --------------------------------------------------------------------
@@ -182,11 +182,24 @@ tcp_total() {
          END { print n }' /proc/net/sockstat /proc/net/sockstat6
 }
 
+# cpu_busy: percent of CPU time not idle over the next 2 s (other programs,
+# when nothing of ours runs).
+cpu_busy() {
+    local a b c d e f g h t1 i1 t2 i2
+    read -r _ a b c d e f g h _ </proc/stat
+    t1=$((a + b + c + d + e + f + g + h)) i1=$((d + e))
+    sleep 2
+    read -r _ a b c d e f g h _ </proc/stat
+    t2=$((a + b + c + d + e + f + g + h)) i2=$((d + e))
+    echo $((100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1 > 0 ? t2 - t1 : 1)))
+}
+
 say "warm-up: one untimed run of each tool but netstat"
 for i in 0 1 2 3; do
     tool_cmd "$i"
     "${CMD[@]}" >/dev/null 2>&1 || true
 done
+BUSY_BEFORE=$(cpu_busy)
 : >"$TMP/results.tsv"
 for ((r = 0; r < ROUNDS; r++)); do
     order=()
@@ -202,9 +215,10 @@ for ((r = 0; r < ROUNDS; r++)); do
     done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_AFTER=$(cpu_busy)
 
 # --- report ------------------------------------------------------------------
-export READY LOAD_BEFORE LOAD_AFTER ROUNDS NETSTAT_ROUNDS
+export READY LOAD_BEFORE LOAD_AFTER BUSY_BEFORE BUSY_AFTER ROUNDS NETSTAT_ROUNDS
 python3 - "$TMP" <<'PY'
 import collections, json, os, re, statistics, sys
 
@@ -223,7 +237,9 @@ print(f"sockscope benchmark: {uname.sysname} {uname.release}, {os.cpu_count()} C
       f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
       f"{os.environ['ROUNDS']} rounds (netstat: {min(int(os.environ['NETSTAT_ROUNDS']), int(os.environ['ROUNDS']))})")
 print(f"load:  {os.environ['READY']}")
-print(f"load average before: {os.environ['LOAD_BEFORE']}   after: {os.environ['LOAD_AFTER']}")
+print(f"load average before: {os.environ['LOAD_BEFORE']}   after: {os.environ['LOAD_AFTER']};   "
+      f"CPU busy with other work in 2 s just before the timed runs: {os.environ['BUSY_BEFORE']}%, "
+      f"just after: {os.environ['BUSY_AFTER']}%")
 print()
 
 ref = statistics.median(t for t, _ in runs["ss -tanp"]) if runs.get("ss -tanp") else None
@@ -334,8 +350,7 @@ if ref and runs.get("sockscope snapshot --json"):
     print(f"  sockscope peak RSS <= 150 MiB:          {'PASS' if rss <= 150 else 'FAIL'}  ({rss:.1f} MiB)")
 print(f"  same held sockets and owners as ss:     {'PASS' if ok else 'FAIL'}  "
       f"(loadgen's; machine-wide: {'same' if all_same else 'different, see above'})")
-load = float(os.environ["LOAD_BEFORE"].split()[0])
-if load > 0.5 * os.cpu_count():
-    print(f"note: the machine was busy (load average {os.environ['LOAD_BEFORE']} before, "
-          f"{os.environ['LOAD_AFTER']} after, on {os.cpu_count()} CPUs): timings are noisy")
+busy = max(int(os.environ["BUSY_BEFORE"]), int(os.environ["BUSY_AFTER"]))
+if busy > 10:
+    print(f"note: other programs kept the CPUs {busy}% busy around the timed runs: timings are noisy")
 PY

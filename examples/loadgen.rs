@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example loadgen -- [--workers 8] [--established 50000]
-//!     [--close-wait 10000] [--time-wait 10000] [--port 7700]
+//!     [--close-wait 10000] [--time-wait 10000] [--port P]
 //! ```
 //!
 //! The coordinator (this process, no sockets of its own) re-executes itself
@@ -83,8 +83,12 @@ struct Config {
     established: usize,
     close_wait: usize,
     time_wait: usize,
-    port: u16,
+    /// Listener port; by default the first from [`DEFAULT_PORT`] free on every
+    /// listener address (another loadgen may be running).
+    port: Option<u16>,
 }
+
+const DEFAULT_PORT: u16 = 7700;
 
 const USAGE: &str =
     "usage: loadgen [--workers N] [--established N] [--close-wait N] [--time-wait N] [--port P]";
@@ -95,7 +99,7 @@ fn parse_config(args: &[String]) -> Result<Config> {
         established: 50_000,
         close_wait: 10_000,
         time_wait: 10_000,
-        port: 7700,
+        port: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -114,14 +118,16 @@ fn parse_config(args: &[String]) -> Result<Config> {
             "--established" => c.established = n,
             "--close-wait" => c.close_wait = n,
             "--time-wait" => c.time_wait = n,
-            "--port" => c.port = u16::try_from(n).map_err(|_| format!("bad port {n}"))?,
+            "--port" => {
+                c.port = Some(u16::try_from(n).map_err(|_| format!("bad port {n}"))?);
+            }
             _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
         }
     }
     if !(1..=254).contains(&c.workers) {
         return Err("--workers must be between 1 and 254".into());
     }
-    if c.port == 0 {
+    if c.port == Some(0) {
         return Err("--port must not be 0".into());
     }
     Ok(c)
@@ -138,6 +144,25 @@ fn worker_addr(i: usize, port: u16) -> SocketAddrV4 {
 
 fn churn_addr(i: u8, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::new(127, 77, 1, i + 1), port)
+}
+
+/// The first port from [`DEFAULT_PORT`] on which every listener can bind.
+fn free_port(workers: usize) -> Result<u16> {
+    'port: for port in DEFAULT_PORT..DEFAULT_PORT + 100 {
+        let addrs = (0..workers)
+            .map(|i| worker_addr(i, port))
+            .chain((0..CHURN_LISTENERS).map(|i| churn_addr(i, port)));
+        for addr in addrs {
+            if TcpListener::bind(addr).is_err() {
+                continue 'port;
+            }
+        }
+        return Ok(port);
+    }
+    Err(format!(
+        "no free listener port in {DEFAULT_PORT}..{}: use --port",
+        DEFAULT_PORT + 100
+    ))
 }
 
 /// Raises the soft fd limit to the hard one and returns it.
@@ -221,6 +246,10 @@ fn field(line: &str, key: &str) -> usize {
 fn coordinator(args: &[String]) -> Result<()> {
     let c = parse_config(args)?;
     let started = Instant::now();
+    let port = match c.port {
+        Some(p) => p,
+        None => free_port(c.workers)?,
+    };
 
     // Preflight: every worker must fit its sockets under the fd limit.
     let limit = raise_fd_limit()?;
@@ -260,8 +289,8 @@ fn coordinator(args: &[String]) -> Result<()> {
         let accept = share(c.established, c.workers, prev) + share(c.close_wait, c.workers, prev);
         let args = [
             "--worker".to_string(),
-            worker_addr(i, c.port).to_string(),
-            worker_addr(next, c.port).to_string(),
+            worker_addr(i, port).to_string(),
+            worker_addr(next, port).to_string(),
             share(c.established, c.workers, i).to_string(),
             share(c.close_wait, c.workers, i).to_string(),
             accept.to_string(),
@@ -272,7 +301,7 @@ fn coordinator(args: &[String]) -> Result<()> {
         let args = [
             "--churner".to_string(),
             c.time_wait.to_string(),
-            c.port.to_string(),
+            port.to_string(),
         ];
         children.0.push(Proc::spawn("churner".to_string(), &args)?);
     }
@@ -301,7 +330,7 @@ fn coordinator(args: &[String]) -> Result<()> {
         .collect();
     println!(
         "ready: established={est} close_wait={cw} time_wait={tw} held_sockets={held} \
-         listeners={listeners} workers={workers} setup={secs:.1}s pid={me} children={pids}",
+         listeners={listeners} port={port} workers={workers} setup={secs:.1}s pid={me} children={pids}",
         held = est + accepted,
         listeners = workers
             + if has_churner {
