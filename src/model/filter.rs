@@ -57,6 +57,18 @@ struct Term {
 }
 
 /// A parsed filter. The empty filter matches everything.
+///
+/// ```
+/// use sockscope::model::{Filter, fixture};
+///
+/// let snap = fixture::small(); // a redis with two CLOSE_WAIT sockets on port 6800
+/// let leak = Filter::parse("6800 cw").unwrap();
+/// let hits = snap.sockets.iter().filter(|s| leak.matches(s, &snap)).count();
+/// assert_eq!(hits, 2);
+///
+/// let err = Filter::parse("6800 state:nope").unwrap_err();
+/// assert_eq!(err.term, "state:nope");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     terms: Vec<Term>,
