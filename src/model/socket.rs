@@ -93,6 +93,19 @@ impl TcpState {
         })
     }
 
+    /// States that usually mean something is wrong when they pile up:
+    /// drawn highlighted in the table and the monitor.
+    pub fn is_trouble(self) -> bool {
+        matches!(
+            self,
+            TcpState::CloseWait
+                | TcpState::SynRecv
+                | TcpState::FinWait2
+                | TcpState::LastAck
+                | TcpState::Closing
+        )
+    }
+
     /// The kernel's name, upper case with underscores: `CLOSE_WAIT`.
     pub fn kernel_name(self) -> &'static str {
         match self {

@@ -192,22 +192,10 @@ impl Row {
             Row::Process(g) => &g.counts,
             Row::Port(g) => &g.counts,
             Row::Remote(g) => &g.counts,
-            Row::Conn(i) => return is_trouble(snap.sockets[*i].state),
+            Row::Conn(i) => return snap.sockets[*i].state.is_trouble(),
         };
         counts.get(TcpState::CloseWait) > 0 || counts.get(TcpState::SynRecv) > 0
     }
-}
-
-/// States that usually mean something is wrong.
-pub fn is_trouble(state: TcpState) -> bool {
-    matches!(
-        state,
-        TcpState::CloseWait
-            | TcpState::SynRecv
-            | TcpState::FinWait2
-            | TcpState::LastAck
-            | TcpState::Closing
-    )
 }
 
 /// Rows for `grouping` over the sockets at `indices` of the snapshot.

@@ -11,18 +11,6 @@ const HEADERS: [&str; 9] = [
 /// Right-aligned columns (numbers).
 const RIGHT: [bool; 9] = [false, false, false, false, true, true, true, false, false];
 
-/// States that usually mean something is wrong, drawn in colour on a terminal.
-pub fn is_trouble(state: TcpState) -> bool {
-    matches!(
-        state,
-        TcpState::CloseWait
-            | TcpState::SynRecv
-            | TcpState::FinWait2
-            | TcpState::LastAck
-            | TcpState::Closing
-    )
-}
-
 fn row(s: &Socket, snap: &Snapshot) -> [String; 9] {
     let owner = s.first_owner();
     let process = owner.and_then(|o| snap.process(o.pid));
@@ -74,7 +62,7 @@ pub fn write_table<W: Write>(
     }
     write_row(&mut out, &HEADERS.map(String::from), &widths, None)?;
     for (r, s) in rows.iter().zip(sockets) {
-        let colour = (color && is_trouble(s.state)).then_some(if s.state == TcpState::CloseWait {
+        let colour = (color && s.state.is_trouble()).then_some(if s.state == TcpState::CloseWait {
             "\x1b[1;31m"
         } else {
             "\x1b[33m"

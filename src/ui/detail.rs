@@ -5,7 +5,7 @@ use super::Theme;
 use crate::app::App;
 use crate::model::explain::explain;
 use crate::model::socket::format_addr;
-use crate::model::view::{Row, format_age, is_trouble};
+use crate::model::view::{Row, format_age};
 use crate::model::{Snapshot, Socket, TimerKind};
 use crate::sanitize::clean;
 use ratatui::Frame;
@@ -121,7 +121,7 @@ fn ms_ago(ms: u32) -> String {
 
 fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<'a>> {
     let snap: &Snapshot = &app.snapshot;
-    let state_style = if is_trouble(s.state) {
+    let state_style = if s.state.is_trouble() {
         theme.trouble()
     } else {
         theme.title()

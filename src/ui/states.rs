@@ -3,7 +3,7 @@
 use super::Theme;
 use crate::app::{App, Focus, STRIP_STATES};
 use crate::model::group;
-use crate::model::view::{is_trouble, sparkline_text};
+use crate::model::view::sparkline_text;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -18,7 +18,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     for (i, (&state, &cell)) in STRIP_STATES.iter().zip(cells.iter()).enumerate() {
         let n = counts.get(state);
         let delta = app.history.delta(state);
-        let alarming = is_trouble(state) && n > 0;
+        let alarming = state.is_trouble() && n > 0;
         let w = usize::from(cell.width.saturating_sub(1));
         let mut label_style = if alarming {
             theme.trouble()
@@ -63,7 +63,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             })
             .find(|(c, d)| c.chars().count() + d.chars().count() <= w)
             .unwrap_or_else(|| (count_text(true), String::new()));
-        let delta_style = if delta > 0 && is_trouble(state) {
+        let delta_style = if delta > 0 && state.is_trouble() {
             theme.trouble()
         } else {
             theme.dim()
