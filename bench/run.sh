@@ -25,6 +25,9 @@
 #   NETSTAT_ROUNDS  rounds that include netstat -tanp, the slowest (default 2; 0 = skip)
 #   LOADGEN_ARGS    extra loadgen arguments, e.g. "--established 20000 --workers 4"
 #   CARGO_TARGET_DIR  honoured, as by cargo
+#
+# The setup (tools, build, sysctls, loadgen) is in bench/lib.sh, shared with
+# bench/monitor.sh.
 set -euo pipefail
 
 ROUNDS=${1:-5}
@@ -34,107 +37,16 @@ if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: $0 [ROUNDS]   (ROUNDS: a positive integer, default 5)" >&2
     exit 2
 fi
-if ((EUID != 0)); then
-    echo "bench: run as root: it sets sysctls, and owners are only all visible to root" >&2
-    exit 1
-fi
-if ((BASH_VERSINFO[0] < 5)); then
-    echo "bench: needs bash 5 (EPOCHREALTIME)" >&2
-    exit 1
-fi
-
-cd "$(dirname "$0")/.."
-say() { printf 'bench: %s\n' "$*" >&2; }
-
-# --- tools -------------------------------------------------------------------
-missing=()
-[[ -x /usr/bin/time ]] || missing+=(time)
-command -v lsof >/dev/null || missing+=(lsof)
-command -v ss >/dev/null || missing+=(iproute2)
-command -v netstat >/dev/null || missing+=(net-tools)
-command -v python3 >/dev/null || missing+=(python3)
-if ((${#missing[@]})); then
-    say "installing missing packages with apt-get: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-# --- build -------------------------------------------------------------------
-say "building sockscope and examples/loadgen (release)"
-cargo build --release --bin sockscope --example loadgen
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-SOCKSCOPE=$TARGET_DIR/release/sockscope
-LOADGEN=$TARGET_DIR/release/examples/loadgen
-
-# --- sysctls and cleanup -----------------------------------------------------
-TMP=$(mktemp -d /tmp/sockscope-bench.XXXXXX)
-declare -A SAVED=()
-LG_PID=
-
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if [[ -n $LG_PID ]] && kill -0 "$LG_PID" 2>/dev/null; then
-        kill -TERM "$LG_PID" 2>/dev/null || true
-        wait "$LG_PID" 2>/dev/null || true
-    fi
-    local key
-    for key in "${!SAVED[@]}"; do
-        sysctl -q -w "$key=${SAVED[$key]}" >/dev/null || say "could not restore $key=${SAVED[$key]}"
-    done
-    ((${#SAVED[@]})) && say "sysctls restored"
-    rm -rf "$TMP"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# set_sysctl KEY VALUE: sets it for the run, remembering the old value.
-set_sysctl() {
-    local old
-    old=$(sysctl -n "$1" | tr -s '\t ' ' ')
-    if [[ $old != "$2" ]]; then
-        SAVED[$1]=$old
-        sysctl -q -w "$1=$2" >/dev/null
-    fi
-}
-# raise_sysctl KEY MIN: sets it to MIN if it is lower.
-raise_sysctl() {
-    local old
-    old=$(sysctl -n "$1")
-    if ((old < $2)); then set_sysctl "$1" "$2"; fi
-}
-raise_sysctl net.core.somaxconn 65535
-raise_sysctl net.ipv4.tcp_max_syn_backlog 65535
-raise_sysctl net.ipv4.tcp_max_tw_buckets 262144
-raise_sysctl net.ipv4.tcp_max_orphans 65536
-# Loadgen's listeners use ports from 7700 up, below this range.
-set_sysctl net.ipv4.ip_local_port_range "10000 64999"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+bench_init
+install_missing /usr/bin/time=time lsof=lsof ss=iproute2 netstat=net-tools python3=python3
+build_release
+bench_setup
 
 # --- load --------------------------------------------------------------------
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-say "starting loadgen $LOADGEN_ARGS"
-# shellcheck disable=SC2086 # LOADGEN_ARGS is a list of arguments
-"$LOADGEN" $LOADGEN_ARGS >"$TMP/loadgen.out" 2>"$TMP/loadgen.err" &
-LG_PID=$!
-for ((i = 0; i < 1200; i++)); do
-    grep -q '^ready:' "$TMP/loadgen.out" && break
-    if ! kill -0 "$LG_PID" 2>/dev/null; then
-        say "loadgen failed:"
-        cat "$TMP/loadgen.err" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-if ! grep -q '^ready:' "$TMP/loadgen.out"; then
-    say "loadgen not ready after 120 s"
-    cat "$TMP/loadgen.err" >&2
-    exit 1
-fi
-READY=$(grep '^ready:' "$TMP/loadgen.out")
-say "loadgen $READY"
+start_loadgen "$LOADGEN_ARGS"
 
 # --- counts ------------------------------------------------------------------
 # Right after setup nothing of ours is due to expire (TIME_WAIT and the
@@ -174,24 +86,6 @@ run_one() {
     read -r rss user sys < <(tail -n 1 "$TMP/time")
     printf '%s\t%d\t%s\t%s\t%s\n' "$name" $((${t1//[.,]/} - ${t0//[.,]/})) "$rss" "$user" "$sys" \
         >>"$TMP/results.tsv"
-}
-
-# TCP sockets on the machine right now, from /proc/net/sockstat{,6} (inuse + tw).
-tcp_total() {
-    awk '$1 == "TCP:" || $1 == "TCP6:" { for (i = 2; i < NF; i += 2) if ($i == "inuse" || $i == "tw") n += $(i + 1) }
-         END { print n }' /proc/net/sockstat /proc/net/sockstat6
-}
-
-# cpu_busy: percent of CPU time not idle over the next 2 s (other programs,
-# when nothing of ours runs).
-cpu_busy() {
-    local a b c d e f g h t1 i1 t2 i2
-    read -r _ a b c d e f g h _ </proc/stat
-    t1=$((a + b + c + d + e + f + g + h)) i1=$((d + e))
-    sleep 2
-    read -r _ a b c d e f g h _ </proc/stat
-    t2=$((a + b + c + d + e + f + g + h)) i2=$((d + e))
-    echo $((100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1 > 0 ? t2 - t1 : 1)))
 }
 
 say "warm-up: one untimed run of each tool but netstat"
