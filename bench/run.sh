@@ -37,7 +37,7 @@ if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: $0 [ROUNDS]   (ROUNDS: a positive integer, default 5)" >&2
     exit 2
 fi
-# shellcheck source=bench/lib.sh
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 bench_init
 install_missing /usr/bin/time=time lsof=lsof ss=iproute2 netstat=net-tools python3=python3
