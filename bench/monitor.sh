@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sockscope live-monitor benchmark.
 #
-#   sudo bench/monitor.sh [SECONDS]      (default 60; about 3 + 2*SECONDS/60 minutes)
+#   sudo bench/monitor.sh [SECONDS]      (default 60; takes about 4 min + 2 * SECONDS)
 #
 # Runs the live monitor (`sockscope`, release build, default --interval 1s) in
 # a detached tmux session of 120x40 on a private tmux socket
@@ -532,7 +532,7 @@ new_session calibrate-$$ "exec python3 $(printf '%q' "$TMP/responder.py")"
 python3 "$TMP/measure.py" calibrate calibrate-$$ "$TMP/calibrate.json"
 kill_sessions
 
-# The small load first: the large one leaves ~20k sockets behind for 60 s.
+# The small load first: the large one leaves 10k TIME_WAIT behind for 60 s.
 measure_load "(b) ~1k" "$TMP/small.json" "$SMALL_LOADGEN_ARGS"
 measure_load "(a) ~130k" "$TMP/large.json" "$LOADGEN_ARGS"
 
