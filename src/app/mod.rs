@@ -83,6 +83,8 @@ pub struct App {
     pub snapshot: Arc<Snapshot>,
     /// Newer than `snapshot` when paused.
     pub pending: Option<Arc<Snapshot>>,
+    /// Sockets per state in `snapshot`, for the state strip.
+    pub counts: crate::model::group::StateCounts,
     pub history: History,
     pub filter: Filter,
     pub drill: Vec<Drill>,
@@ -126,6 +128,7 @@ impl App {
             keymap,
             snapshot: Arc::new(Snapshot::empty(crate::model::SourceKind::Netlink)),
             pending: None,
+            counts: Default::default(),
             history: History::default(),
             effective: filter.clone(),
             filter,
@@ -196,6 +199,14 @@ impl App {
             .collect()
     }
 
+    /// Puts a sample on screen; its per-state counts are computed once here,
+    /// not on every draw.
+    fn show(&mut self, snap: Arc<Snapshot>) {
+        self.counts = crate::model::group::by_state(&snap.sockets);
+        self.snapshot = snap;
+        self.rebuild();
+    }
+
     /// Recomputes rows after the snapshot, filter, grouping or sort changed,
     /// and puts the cursor back on the selected row.
     fn rebuild(&mut self) {
@@ -240,8 +251,7 @@ impl App {
                 if self.paused {
                     self.pending = Some(snap);
                 } else {
-                    self.snapshot = snap;
-                    self.rebuild();
+                    self.show(snap);
                 }
                 self.resolve_effects()
             }
@@ -355,8 +365,7 @@ impl App {
                 if !self.paused
                     && let Some(snap) = self.pending.take()
                 {
-                    self.snapshot = snap;
-                    self.rebuild();
+                    self.show(snap);
                 }
             }
             Action::Slower | Action::Faster => {

@@ -2,7 +2,6 @@
 
 use super::Theme;
 use crate::app::{App, Focus, STRIP_STATES};
-use crate::model::group;
 use crate::model::view::sparkline_text;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -11,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
-    let counts = group::by_state(&app.snapshot.sockets);
+    let counts = &app.counts;
     let cells =
         Layout::horizontal([Constraint::Ratio(1, STRIP_STATES.len() as u32); STRIP_STATES.len()])
             .split(area);
