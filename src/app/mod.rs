@@ -187,11 +187,6 @@ impl App {
         self.selected.get(&self.grouping)
     }
 
-    /// Number of sockets that pass the filter (and drill).
-    pub fn shown_sockets(&self) -> usize {
-        self.matching().len()
-    }
-
     fn matching(&self) -> Vec<usize> {
         let snap = &self.snapshot;
         (0..snap.sockets.len())
@@ -259,10 +254,8 @@ impl App {
                 self.status = Some(format!("collection failed: {msg}"));
                 Vec::new()
             }
-            Event::Resize(_, h) => {
-                self.page = usize::from(h.saturating_sub(8)).max(1);
-                Vec::new()
-            }
+            // The loop sets `page` from the screen layout; a resize only redraws.
+            Event::Resize(..) => Vec::new(),
             Event::Resolved(ip, name) => {
                 if let Some(n) = name {
                     self.names.insert(ip, n);

@@ -67,14 +67,15 @@ impl Dumper {
     /// struct), the dump is repeated without it rather than losing sockets.
     pub fn dump(&mut self, req: DumpRequest, out: &mut Vec<Socket>) -> Result<(), NetlinkError> {
         let start = out.len();
-        match self.dump_once(req, out) {
+        match self.request(req, None, out) {
             Err(NetlinkError::Decode { .. }) if req.tcp_info => {
                 out.truncate(start);
-                self.dump_once(
+                self.request(
                     DumpRequest {
                         tcp_info: false,
                         ..req
                     },
+                    None,
                     out,
                 )
             }
@@ -110,10 +111,6 @@ impl Dumper {
             }
             Err(e) => Err(e),
         }
-    }
-
-    fn dump_once(&mut self, req: DumpRequest, out: &mut Vec<Socket>) -> Result<(), NetlinkError> {
-        self.request(req, None, out)
     }
 
     /// A dump (`exact` None) or a query for one socket.

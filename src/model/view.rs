@@ -224,16 +224,19 @@ pub enum SortKey {
     Text(String),
 }
 
-fn other(counts: &StateCounts) -> u32 {
-    counts.total() - STATE_COLUMNS.iter().map(|s| counts.get(*s)).sum::<u32>()
+/// The first `n` per-state columns of a group row, then OTHER: every socket
+/// those columns leave out.
+fn state_values(counts: &StateCounts, n: usize) -> Vec<u32> {
+    let mut v: Vec<u32> = STATE_COLUMNS[..n].iter().map(|s| counts.get(*s)).collect();
+    v.push(counts.total() - v.iter().sum::<u32>());
+    v
 }
 
-fn state_cell(counts: &StateCounts, col: usize) -> Option<i64> {
-    match col {
-        0..=4 => Some(i64::from(counts.get(STATE_COLUMNS[col]))),
-        5 => Some(i64::from(other(counts))),
-        _ => None,
-    }
+/// Column `col` of [`state_values`], 0 past its end.
+fn state_cell(counts: &StateCounts, n: usize, col: usize) -> i64 {
+    state_values(counts, n)
+        .get(col)
+        .map_or(0, |&v| i64::from(v))
 }
 
 /// Sorts trouble first in the STATE column: CLOSE_WAIT, SYN_RECV, ... then the rest.
@@ -280,7 +283,7 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
                     .unwrap_or_default(),
             ),
             3 => Num(i64::from(g.counts.total())),
-            4..=9 => Num(state_cell(&g.counts, col - 4).unwrap_or(0)),
+            4..=9 => Num(state_cell(&g.counts, 5, col - 4)),
             _ => {
                 // TREND: growth over the window.
                 let t = ctx.history.process_trend(g.pid);
@@ -295,15 +298,12 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
             1 => Num(i64::from(g.port)),
             2 => Text(port_owners(snap, &g.pids).to_lowercase()),
             3 => Num(i64::from(g.counts.total())),
-            _ => Num(state_cell(&g.counts, col - 4).unwrap_or(0)),
+            _ => Num(state_cell(&g.counts, 5, col - 4)),
         },
         Row::Remote(g) => match col {
             0 => Text(g.host.to_string()),
             1 => Num(i64::from(g.counts.total())),
-            2..=5 => Num(i64::from(g.counts.get(STATE_COLUMNS[col - 2]))),
-            6 => Num(i64::from(
-                g.counts.total() - (0..4).map(|i| g.counts.get(STATE_COLUMNS[i])).sum::<u32>(),
-            )),
+            2..=6 => Num(state_cell(&g.counts, 4, col - 2)),
             _ => Num(g.local_ports.first().map_or(0, |p| i64::from(*p))),
         },
         Row::Conn(i) => {
@@ -408,15 +408,8 @@ fn remote_text(addr: &std::net::SocketAddr, ctx: &ViewCtx) -> String {
 /// The text of every cell of a row, cleaned of control characters.
 pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
     let snap = ctx.snap;
-    let counts_cells = |counts: &StateCounts, with_listen: bool| {
-        let n = if with_listen { 5 } else { 4 };
-        let mut v: Vec<String> = (0..n)
-            .map(|i| counts.get(STATE_COLUMNS[i]).to_string())
-            .collect();
-        let shown: u32 = (0..n).map(|i| counts.get(STATE_COLUMNS[i])).sum();
-        v.push((counts.total() - shown).to_string());
-        v
-    };
+    let counts_cells =
+        |counts: &StateCounts, n: usize| state_values(counts, n).into_iter().map(|v| v.to_string());
     match row {
         Row::Process(g) => {
             let p = g.pid.and_then(|p| snap.process(p));
@@ -431,7 +424,7 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
                     .map_or("-".into(), |u| clean(u).into_owned()),
                 g.counts.total().to_string(),
             ];
-            v.extend(counts_cells(&g.counts, true));
+            v.extend(counts_cells(&g.counts, 5));
             v.push(sparkline_text(&ctx.history.process_trend(g.pid), 12));
             v
         }
@@ -442,7 +435,7 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
                 clean(&port_owners(snap, &g.pids)).into_owned(),
                 g.counts.total().to_string(),
             ];
-            v.extend(counts_cells(&g.counts, true));
+            v.extend(counts_cells(&g.counts, 5));
             v
         }
         Row::Remote(g) => {
@@ -451,7 +444,7 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
                 |n| format!("{} ({})", clean(n), g.host),
             );
             let mut v = vec![host, g.counts.total().to_string()];
-            v.extend(counts_cells(&g.counts, false));
+            v.extend(counts_cells(&g.counts, 4));
             let ports: Vec<String> = g.local_ports.iter().take(4).map(u16::to_string).collect();
             let more = g.local_ports.len().saturating_sub(4);
             v.push(if more > 0 {

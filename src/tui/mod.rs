@@ -59,7 +59,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut term = terminal::Guard::enter()?;
     spawn_input(tx);
     let size = term.size()?;
-    app.handle(Event::Resize(size.width, size.height));
     app.page = ui::table_rows(size.width, size.height);
     event_loop(&mut app, &mut term, &theme, &rx, &ctl_tx, &resolver)
 }
