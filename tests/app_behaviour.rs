@@ -305,3 +305,29 @@ fn key_releases_are_ignored() {
     ev.kind = crossterm::event::KeyEventKind::Release;
     assert!(a.handle(Event::Key(ev)).is_empty());
 }
+
+#[test]
+fn the_view_scrolls_only_when_the_cursor_leaves_the_page() {
+    let mut a = app();
+    a.page = 3;
+    for _ in 0..3 {
+        press(&mut a, KeyCode::Char('g'));
+    }
+    assert_eq!(a.rows.len(), 8, "flat view of the fixture");
+    for _ in 0..5 {
+        press(&mut a, KeyCode::Down);
+    }
+    assert_eq!(
+        (a.cursor, a.offset),
+        (5, 3),
+        "scrolled so row 5 is the last visible"
+    );
+    press(&mut a, KeyCode::Up);
+    assert_eq!(
+        (a.cursor, a.offset),
+        (4, 3),
+        "moving up inside the page does not scroll"
+    );
+    press(&mut a, KeyCode::Home);
+    assert_eq!((a.cursor, a.offset), (0, 0));
+}

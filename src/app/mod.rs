@@ -216,7 +216,13 @@ impl App {
             Some(i) => i,
             None => self.cursor.min(self.rows.len().saturating_sub(1)),
         };
+        self.follow_cursor();
         self.remember_selection();
+    }
+
+    /// Scrolls only as far as needed to keep the cursor on the page.
+    fn follow_cursor(&mut self) {
+        self.offset = view::visible_offset(self.offset, self.cursor, self.page, self.rows.len());
     }
 
     fn remember_selection(&mut self) {
@@ -533,6 +539,7 @@ impl App {
         }
         let last = self.rows.len() as isize - 1;
         self.cursor = (self.cursor as isize).saturating_add(by).clamp(0, last) as usize;
+        self.follow_cursor();
         self.remember_selection();
     }
 

@@ -369,6 +369,18 @@ enum RowKeyOrd {
     Conn(ConnKey),
 }
 
+/// The first row to show so that the cursor is visible; keeps the
+/// remembered offset while the cursor stays inside the page.
+pub fn visible_offset(offset: usize, cursor: usize, height: usize, len: usize) -> usize {
+    let mut off = offset.min(len.saturating_sub(1));
+    if cursor < off {
+        off = cursor;
+    } else if cursor >= off + height {
+        off = cursor + 1 - height;
+    }
+    off
+}
+
 /// Compact human durations: `42s`, `7m`, `3h`, `2d`.
 pub fn format_age(d: Duration) -> String {
     let s = d.as_secs();
@@ -588,6 +600,14 @@ mod tests {
         assert_eq!(sparkline_text(&[0, 1, 2, 4], 10), "▁▃▅█");
         assert_eq!(sparkline_text(&[5, 5], 1), "█");
         assert_eq!(sparkline_text(&[0, 0], 4), "  ");
+    }
+
+    #[test]
+    fn offset_keeps_the_cursor_on_screen() {
+        assert_eq!(visible_offset(0, 5, 10, 100), 0);
+        assert_eq!(visible_offset(0, 15, 10, 100), 6);
+        assert_eq!(visible_offset(20, 15, 10, 100), 15);
+        assert_eq!(visible_offset(50, 0, 10, 3), 0);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     .style(theme.header());
 
     let height = usize::from(body.height.saturating_sub(1)).max(1);
-    let offset = visible_offset(app.offset, app.cursor, height, app.rows.len());
+    let offset = view::visible_offset(app.offset, app.cursor, height, app.rows.len());
     let ctx = app.ctx();
     let rows = app
         .rows
@@ -127,18 +127,6 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     }
 }
 
-/// The first row to show so that the cursor is visible; follows the app's
-/// remembered offset while the cursor stays inside the page.
-pub fn visible_offset(offset: usize, cursor: usize, height: usize, len: usize) -> usize {
-    let mut off = offset.min(len.saturating_sub(1));
-    if cursor < off {
-        off = cursor;
-    } else if cursor >= off + height {
-        off = cursor + 1 - height;
-    }
-    off
-}
-
 /// Right-aligns numbers; text is clipped by its cell.
 fn align(text: &str, width: u16, numeric: bool) -> String {
     use unicode_width::UnicodeWidthStr;
@@ -168,13 +156,5 @@ mod tests {
         assert!(!titles.contains(&"OTHER"));
         let needed: u16 = narrow.iter().map(|&i| cols[i].width + 1).sum();
         assert!(needed <= 60);
-    }
-
-    #[test]
-    fn offset_keeps_the_cursor_on_screen() {
-        assert_eq!(visible_offset(0, 5, 10, 100), 0);
-        assert_eq!(visible_offset(0, 15, 10, 100), 6);
-        assert_eq!(visible_offset(20, 15, 10, 100), 15);
-        assert_eq!(visible_offset(50, 0, 10, 3), 0);
     }
 }
