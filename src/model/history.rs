@@ -2,6 +2,7 @@
 //! per-process totals for trend columns, and since when each connection has
 //! been in its current state.
 
+use super::counters::CounterHistory;
 use super::group::{self, StateCounts};
 use super::snapshot::Snapshot;
 use super::socket::{ConnKey, TcpState};
@@ -28,11 +29,21 @@ struct Since {
     generation: u64,
 }
 
+/// One process's sockets in one sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessSample {
+    pub total: u32,
+    pub close_wait: u32,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct History {
     samples: VecDeque<Sample>,
-    /// pid → its total socket count per sample, newest last.
-    process_totals: HashMap<Option<u32>, VecDeque<u32>>,
+    /// pid → its socket counts per sample, newest last; aligned with the
+    /// newest entries of `samples`.
+    process_totals: HashMap<Option<u32>, VecDeque<ProcessSample>>,
+    /// Kernel counters over time, for rates.
+    pub counters: CounterHistory,
     /// connection → (state, first seen in that state).
     /// Updated in place each sample; `generation` marks who is still there.
     /// foldhash: this map is rehashed for every socket at every refresh.
@@ -61,16 +72,21 @@ impl History {
         for g in &groups {
             seen.insert(g.pid);
             let series = self.process_totals.entry(g.pid).or_default();
-            push_bounded(series, g.counts.total(), depth);
+            let sample = ProcessSample {
+                total: g.counts.total(),
+                close_wait: g.counts.get(TcpState::CloseWait),
+            };
+            push_bounded(series, sample, depth);
         }
         // A process that holds nothing now records a zero, and is forgotten
         // once its whole window is zeros.
         self.process_totals.retain(|pid, series| {
             if !seen.contains(pid) {
-                push_bounded(series, 0, depth);
+                push_bounded(series, ProcessSample::default(), depth);
             }
-            series.iter().any(|&n| n > 0)
+            series.iter().any(|n| n.total > 0)
         });
+        self.counters.record(at, &snap.system.counters);
 
         self.generation += 1;
         let generation = self.generation;
@@ -115,8 +131,38 @@ impl History {
     pub fn process_trend(&self, pid: Option<u32>) -> Vec<u64> {
         self.process_totals
             .get(&pid)
-            .map(|s| s.iter().map(|&n| u64::from(n)).collect())
+            .map(|s| s.iter().map(|n| u64::from(n.total)).collect())
             .unwrap_or_default()
+    }
+
+    /// How a process's CLOSE_WAIT count changed over the trend window:
+    /// (change, time it covers). None before two samples.
+    pub fn close_wait_change(&self, pid: Option<u32>) -> Option<(i64, Duration)> {
+        let series = self.process_totals.get(&pid)?;
+        let n = self.samples.len();
+        let k = series.len().min(n);
+        if k < 2 {
+            return None;
+        }
+        let first_at = self.samples[n - k].at;
+        let last_at = self.samples[n - 1].at;
+        let change = i64::from(series[series.len() - 1].close_wait)
+            - i64::from(series[series.len() - k].close_wait);
+        Some((change, last_at.duration_since(first_at).unwrap_or_default()))
+    }
+
+    /// When a connection entered its current state, and whether that is only
+    /// an upper bound (it was already there at the first sample).
+    pub fn first_seen(&self, key: &ConnKey) -> Option<(SystemTime, bool)> {
+        let first = self.since.get(key)?.first;
+        Some((first, Some(first) == self.started))
+    }
+
+    /// True when a connection reached its current state in the newest sample
+    /// (and was not simply there when sockscope started).
+    pub fn is_new(&self, key: &ConnKey) -> bool {
+        let newest = self.samples.back().map(|s| s.at);
+        matches!(self.first_seen(key), Some((first, false)) if Some(first) == newest)
     }
 
     /// How long a connection has been in its current state, as of `now`, and
@@ -136,7 +182,7 @@ impl History {
     }
 }
 
-fn push_bounded(series: &mut VecDeque<u32>, value: u32, depth: usize) {
+fn push_bounded<T>(series: &mut VecDeque<T>, value: T, depth: usize) {
     series.push_back(value);
     while series.len() > depth.max(1) {
         series.pop_front();
@@ -184,6 +230,34 @@ mod tests {
         at(&mut snap, 120);
         h.record(&snap);
         assert_eq!(h.age(&key, now), Some((Duration::from_secs(10), false)));
+    }
+
+    #[test]
+    fn close_wait_growth_and_new_connections_are_tracked_per_process() {
+        let mut h = History::default();
+        let mut snap = fixture::small();
+        at(&mut snap, 100);
+        h.record(&snap);
+        assert_eq!(h.close_wait_change(Some(1000)), None, "one sample");
+        let old_key = snap.sockets[1].key();
+        assert!(!h.is_new(&old_key), "present at start: not new");
+        let mut more = snap.sockets[1].clone();
+        more.inode = 999;
+        more.remote.set_port(51999);
+        let new_key = more.key();
+        snap.sockets.push(more);
+        at(&mut snap, 130);
+        h.record(&snap);
+        assert_eq!(
+            h.close_wait_change(Some(1000)),
+            Some((1, Duration::from_secs(30)))
+        );
+        assert!(h.is_new(&new_key));
+        assert!(!h.is_new(&old_key));
+        assert_eq!(
+            h.first_seen(&old_key),
+            Some((SystemTime::UNIX_EPOCH + Duration::from_secs(100), true))
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Plain data and pure functions over it: no I/O, no terminal.
 
+pub mod counters;
 pub mod explain;
 pub mod filter;
 pub mod fixture;
