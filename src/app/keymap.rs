@@ -32,10 +32,15 @@ pub enum Action {
     Slower,
     Faster,
     Resolve,
+    ViewSockets,
+    ViewFindings,
+    ViewCounters,
+    ViewSysctls,
+    ViewDiagram,
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 27] = [
         Action::Quit,
         Action::Help,
         Action::Filter,
@@ -58,6 +63,11 @@ impl Action {
         Action::Slower,
         Action::Faster,
         Action::Resolve,
+        Action::ViewSockets,
+        Action::ViewFindings,
+        Action::ViewCounters,
+        Action::ViewSysctls,
+        Action::ViewDiagram,
     ];
 
     /// The name used in the config file.
@@ -85,6 +95,11 @@ impl Action {
             Action::Slower => "slower",
             Action::Faster => "faster",
             Action::Resolve => "resolve",
+            Action::ViewSockets => "view_sockets",
+            Action::ViewFindings => "view_findings",
+            Action::ViewCounters => "view_counters",
+            Action::ViewSysctls => "view_sysctls",
+            Action::ViewDiagram => "view_diagram",
         }
     }
 
@@ -113,6 +128,11 @@ impl Action {
             Action::Slower => "longer refresh interval",
             Action::Faster => "shorter refresh interval",
             Action::Resolve => "reverse DNS of remote addresses on/off",
+            Action::ViewSockets => "view: sockets (the main table)",
+            Action::ViewFindings => "view: findings",
+            Action::ViewCounters => "view: kernel counters, per second",
+            Action::ViewSysctls => "view: sysctls, with advice",
+            Action::ViewDiagram => "view: TCP state diagram with live counts",
         }
     }
 

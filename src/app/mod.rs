@@ -2,6 +2,7 @@
 //! in, effects out. No I/O here; the loop in `tui` performs the effects.
 
 pub mod keymap;
+pub mod views;
 
 use crate::model::history::History;
 use crate::model::view::{self, Grouping, Row, RowKey, ViewCtx};
@@ -12,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+pub use views::{View, ViewState};
 
 /// Everything that can happen to the app.
 #[derive(Debug)]
@@ -120,6 +122,9 @@ pub struct App {
     pub detail_scroll: u16,
     /// Wall-clock time of the draw, for the sample's age; set by the loop.
     pub clock: SystemTime,
+    /// Which view is on screen (keys 1-5), and what the other views remember.
+    pub view: View,
+    pub views: ViewState,
 }
 
 impl App {
@@ -157,6 +162,8 @@ impl App {
             page: 10,
             detail_scroll: 0,
             clock: SystemTime::UNIX_EPOCH,
+            view: View::Sockets,
+            views: ViewState::default(),
         };
         app.rebuild();
         app
@@ -200,6 +207,7 @@ impl App {
         self.counts = crate::model::group::by_state(&snap.sockets);
         self.snapshot = snap;
         self.rebuild();
+        self.refresh_view();
     }
 
     /// Recomputes rows after the snapshot, filter, grouping or sort changed,
@@ -311,6 +319,11 @@ impl App {
     }
 
     pub fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        if self.view != View::Sockets
+            && let Some(effects) = self.on_view_action(action)
+        {
+            return effects;
+        }
         match action {
             Action::Quit => return vec![Effect::Quit],
             Action::Help => self.mode = Mode::Help,
@@ -393,6 +406,11 @@ impl App {
                 self.rebuild();
                 return self.resolve_effects();
             }
+            Action::ViewSockets => self.set_view(View::Sockets),
+            Action::ViewFindings => self.set_view(View::Findings),
+            Action::ViewCounters => self.set_view(View::Counters),
+            Action::ViewSysctls => self.set_view(View::Sysctls),
+            Action::ViewDiagram => self.set_view(View::Diagram),
         }
         Vec::new()
     }

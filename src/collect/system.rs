@@ -16,6 +16,14 @@ pub const SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_syncookies",
     "net.ipv4.tcp_tw_reuse",
     "net.ipv4.tcp_max_orphans",
+    "net.ipv4.tcp_retries2",
+    "net.ipv4.tcp_syn_retries",
+    "net.ipv4.tcp_syn_linear_timeouts",
+    "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_orphan_retries",
+    "net.ipv4.tcp_abort_on_overflow",
+    "net.ipv4.tcp_timestamps",
+    "net.core.netdev_max_backlog",
 ];
 
 /// Reads counters, sockstat and sysctls. Missing files leave their entries out:

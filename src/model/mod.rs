@@ -1,6 +1,8 @@
 //! Plain data and pure functions over it: no I/O, no terminal.
 
+pub mod counter_rows;
 pub mod counters;
+pub mod diagram;
 pub mod explain;
 pub mod filter;
 pub mod fixture;
@@ -8,6 +10,7 @@ pub mod group;
 pub mod history;
 pub mod snapshot;
 pub mod socket;
+pub mod sysctl_advice;
 pub mod view;
 
 pub use filter::{Filter, FilterError};

@@ -381,6 +381,16 @@ pub fn visible_offset(offset: usize, cursor: usize, height: usize, len: usize) -
     off
 }
 
+/// `999`, `12k`, `1.2M`: at most four characters for any count.
+pub fn compact_number(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{}k", n / 1000),
+        1_000_000..=9_949_999 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{}M", n / 1_000_000),
+    }
+}
+
 /// Compact human durations: `42s`, `7m`, `3h`, `2d`.
 pub fn format_age(d: Duration) -> String {
     let s = d.as_secs();

@@ -26,6 +26,20 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             &[Action::Left, Action::Right][..],
             "previous/next state (strip) or sort column (table)",
         ),
+        (
+            &[Action::Slower, Action::Faster][..],
+            "longer/shorter refresh interval",
+        ),
+        (
+            &[
+                Action::ViewSockets,
+                Action::ViewFindings,
+                Action::ViewCounters,
+                Action::ViewSysctls,
+                Action::ViewDiagram,
+            ][..],
+            "views: sockets, findings, counters, sysctls, TCP diagram",
+        ),
     ];
     let mut lines: Vec<Line> = Action::ALL
         .iter()

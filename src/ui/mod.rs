@@ -11,16 +11,23 @@
 //! │ status: prompt, message or key hints                         │ 1 line
 //! └──────────────────────────────────────────────────────────────┘
 //! ```
+//!
+//! The other views (keys 2-5: findings, counters, sysctls, diagram) draw in
+//! `body`, the rows of the state strip, table and detail pane.
 
+mod counters;
 mod detail;
+mod diagram;
 mod header;
 mod help;
 mod states;
 mod status;
+mod sysctls;
 mod table;
 pub mod theme;
+mod views;
 
-use crate::app::{App, Mode};
+use crate::app::{App, Mode, View};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
@@ -41,6 +48,8 @@ pub struct Regions {
     pub table: Rect,
     pub detail: Option<Rect>,
     pub status: Rect,
+    /// Where views other than the socket table draw: strip, table and detail.
+    pub body: Rect,
 }
 
 pub fn regions(area: Rect) -> Regions {
@@ -63,6 +72,7 @@ pub fn regions(area: Rect) -> Regions {
         table,
         detail: (detail_h > 0).then_some(detail),
         status,
+        body: states.union(table).union(detail),
     }
 }
 
@@ -93,10 +103,14 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
     let r = regions(area);
     header::render(frame, app, theme, r.header);
-    states::render(frame, app, theme, r.states);
-    table::render(frame, app, theme, r.table);
-    if let Some(d) = r.detail {
-        detail::render(frame, app, theme, d, false);
+    if app.view == View::Sockets {
+        states::render(frame, app, theme, r.states);
+        table::render(frame, app, theme, r.table);
+        if let Some(d) = r.detail {
+            detail::render(frame, app, theme, d, false);
+        }
+    } else {
+        views::render(frame, app, theme, r.body);
     }
     status::render(frame, app, theme, r.status);
     match app.mode {

@@ -95,15 +95,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     }
 }
 
-/// `999`, `12k`, `1.2M`: at most four characters for any count.
-pub fn compact_number(n: u64) -> String {
-    match n {
-        0..=9_999 => n.to_string(),
-        10_000..=999_999 => format!("{}k", n / 1000),
-        1_000_000..=9_949_999 => format!("{:.1}M", n as f64 / 1e6),
-        _ => format!("{}M", n / 1_000_000),
-    }
-}
+pub use crate::model::view::compact_number;
 
 fn truncate(s: &str, w: usize) -> String {
     s.chars().take(w).collect()

@@ -2,7 +2,7 @@
 
 use super::Theme;
 use crate::app::keymap::Action;
-use crate::app::{App, Mode};
+use crate::app::{App, Mode, View};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -36,6 +36,32 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             ]
         };
         let mut spans = Vec::new();
+        if app.view != View::Sockets {
+            let key = |a: Action| {
+                app.keymap
+                    .keys(a)
+                    .first()
+                    .map(|k| k.label())
+                    .unwrap_or_default()
+            };
+            spans.push(Span::styled(
+                format!("{}{}", key(Action::Up), key(Action::Down)),
+                theme.title(),
+            ));
+            spans.push(Span::styled(" scroll  ", theme.dim()));
+            spans.push(Span::styled(super::views::keys_hint(app), theme.title()));
+            spans.push(Span::styled(" views  ", theme.dim()));
+            for (a, what) in [
+                (Action::Back, "back"),
+                (Action::Help, "help"),
+                (Action::Pause, "pause"),
+                (Action::Quit, "quit"),
+            ] {
+                spans.extend(hint(a, what));
+            }
+            frame.render_widget(Paragraph::new(Line::from(spans)), area);
+            return;
+        }
         for (a, what) in [
             (Action::Help, "help"),
             (Action::Filter, "filter"),

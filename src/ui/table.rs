@@ -55,6 +55,11 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         ),
         theme.dim(),
     ));
+    // The other views' keys, when the line has room for them.
+    let views = format!(" │ {} views", super::views::keys_hint(app));
+    if Line::from(title.clone()).width() + views.chars().count() <= usize::from(area.width) {
+        title.push(Span::styled(views, theme.dim()));
+    }
     frame.render_widget(Paragraph::new(Line::from(title)), title_area);
 
     let keep = fit_columns(columns, body.width);

@@ -1,0 +1,154 @@
+//! The monitor's views: the socket table (the main screen), findings, kernel
+//! counters, sysctls and the TCP state diagram. Keys `1`..`5` switch between
+//! them; each view keeps its own cursor and scroll position. Views other
+//! than the socket table replace the state strip and the table.
+
+use super::keymap::Action;
+use super::{App, Effect};
+use crate::model::group::{self, StateCounts};
+use crate::model::{Proto, counter_rows, diagram, view};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    Sockets,
+    Findings,
+    Counters,
+    Sysctls,
+    Diagram,
+}
+
+impl View {
+    pub const ALL: [View; 5] = [
+        View::Sockets,
+        View::Findings,
+        View::Counters,
+        View::Sysctls,
+        View::Diagram,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Sockets => "sockets",
+            View::Findings => "findings",
+            View::Counters => "counters",
+            View::Sysctls => "sysctls",
+            View::Diagram => "diagram",
+        }
+    }
+
+    /// The action (and so the key) that selects this view.
+    pub fn action(self) -> Action {
+        match self {
+            View::Sockets => Action::ViewSockets,
+            View::Findings => Action::ViewFindings,
+            View::Counters => Action::ViewCounters,
+            View::Sysctls => Action::ViewSysctls,
+            View::Diagram => Action::ViewDiagram,
+        }
+    }
+}
+
+/// Cursor and first visible row of a list view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListPos {
+    pub cursor: usize,
+    pub offset: usize,
+}
+
+impl ListPos {
+    /// Moves the cursor within `len` rows and scrolls only as far as needed
+    /// to keep it on a page of `page` rows.
+    fn move_by(&mut self, by: isize, len: usize, page: usize) {
+        let last = len.saturating_sub(1) as isize;
+        self.cursor = (self.cursor as isize).saturating_add(by).clamp(0, last) as usize;
+        self.offset = view::visible_offset(self.offset, self.cursor, page.max(1), len);
+    }
+}
+
+/// What the views other than the socket table remember.
+#[derive(Debug, Clone, Default)]
+pub struct ViewState {
+    /// For the findings view (drawn by the findings engine's renderer).
+    pub findings: ListPos,
+    pub counters: ListPos,
+    pub sysctls: ListPos,
+    /// First drawing line shown when the diagram is taller than the screen.
+    pub diagram_scroll: usize,
+    /// TCP sockets per state in the sample on screen, for the diagram (the
+    /// strip's counts include UDP). Computed only while the diagram is shown.
+    pub tcp_counts: StateCounts,
+}
+
+impl App {
+    pub fn set_view(&mut self, view: View) {
+        self.view = view;
+        self.refresh_view();
+    }
+
+    /// Recomputes what the active view derives from the sample on screen.
+    pub(super) fn refresh_view(&mut self) {
+        if self.view == View::Diagram {
+            let tcp = self
+                .snapshot
+                .sockets
+                .iter()
+                .filter(|s| s.proto == Proto::Tcp);
+            self.views.tcp_counts = group::by_state(tcp);
+        }
+    }
+
+    /// An action in a view other than the socket table, or None when the
+    /// socket table's handling applies.
+    pub(super) fn on_view_action(&mut self, action: Action) -> Option<Vec<Effect>> {
+        let page = self.page as isize;
+        match action {
+            Action::Back => self.set_view(View::Sockets),
+            Action::Up => self.scroll_view(-1),
+            Action::Down => self.scroll_view(1),
+            Action::PageUp => self.scroll_view(-page),
+            Action::PageDown => self.scroll_view(page),
+            Action::Home => self.scroll_view(isize::MIN / 2),
+            Action::End => self.scroll_view(isize::MAX / 2),
+            // The filter applies to the socket table: show it while typing.
+            Action::Filter => {
+                self.set_view(View::Sockets);
+                return None;
+            }
+            // Table keys do nothing here rather than change a hidden table.
+            Action::Enter
+            | Action::Focus
+            | Action::Left
+            | Action::Right
+            | Action::SortNext
+            | Action::SortPrev
+            | Action::SortReverse
+            | Action::Group => {}
+            _ => return None,
+        }
+        Some(Vec::new())
+    }
+
+    fn scroll_view(&mut self, by: isize) {
+        // The table's page is close to what a view shows; the renderer keeps
+        // the cursor visible whatever the exact height.
+        let page = self.page;
+        match self.view {
+            View::Sockets | View::Findings => {}
+            View::Counters => {
+                let len = counter_rows::table(&self.history.counters).rows.len();
+                self.views.counters.move_by(by, len, page);
+            }
+            View::Sysctls => {
+                let len = self.snapshot.system.sysctls.len();
+                self.views.sysctls.move_by(by, len, page);
+            }
+            View::Diagram => {
+                // The drawing gets the strip's 3 rows and the table's header
+                // and title, less the view's title and legend: page + 3.
+                let max = diagram::drawing().len().saturating_sub(page + 3);
+                let scroll = (self.views.diagram_scroll as isize).saturating_add(by);
+                self.views.diagram_scroll = scroll.clamp(0, max as isize) as usize;
+            }
+        }
+    }
+}
