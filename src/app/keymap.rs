@@ -109,7 +109,7 @@ impl Action {
             Action::Quit => "quit",
             Action::Help => "show or hide this help",
             Action::Filter => "filter (e.g. /6800 cw); Enter keeps it, Esc cancels",
-            Action::Back => "close / leave a drill-down / clear the filter",
+            Action::Back => "close / leave a view or a drill-down / clear the filter",
             Action::Enter => "drill into a group, or inspect a connection",
             Action::Focus => "switch focus between the table and the state strip",
             Action::Up => "move up",

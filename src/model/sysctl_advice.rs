@@ -125,7 +125,9 @@ pub fn facts(snap: &Snapshot, counters: &CounterHistory) -> Facts {
         ..Facts::default()
     };
     let range = snap.system.local_port_range();
-    let mut destinations: HashMap<(IpAddr, SocketAddr), u64> = HashMap::new();
+    // foldhash: one insert per connection, on every draw of the view.
+    let mut destinations: HashMap<(IpAddr, SocketAddr), u64, foldhash::fast::RandomState> =
+        HashMap::default();
     let mut time_wait = 0;
     for s in snap.sockets.iter().filter(|s| s.proto == Proto::Tcp) {
         match s.state {
