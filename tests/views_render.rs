@@ -111,7 +111,7 @@ fn sample(i: usize) -> Snapshot {
         .filter(|s| s.state == TcpState::Listen)
     {
         (s.send_q, s.recv_q) = if s.local.port() == 80 {
-            (511, 511)
+            (511, 512)
         } else {
             (4096, 0)
         };

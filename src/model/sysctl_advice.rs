@@ -230,12 +230,14 @@ pub fn context_for(name: &str, snap: &Snapshot, f: &Facts) -> Option<Context> {
     match name {
         "net.core.somaxconn" => {
             let cap = value?;
-            if let Some(l) = f.fullest_queue.as_ref().filter(|l| l.queued >= l.backlog) {
+            // The kernel counts a queue full when it holds more than the
+            // backlog (sk_acceptq_is_full: ack_backlog > max_ack_backlog).
+            if let Some(l) = f.fullest_queue.as_ref().filter(|l| l.queued > l.backlog) {
                 return context(
                     Level::Trouble,
                     format!("accept queue full: {}", l.label()),
                     format!(
-                        "The accept queue of {} is full ({} of {}): new connections are dropped until its program calls accept().",
+                        "The accept queue of {} is full ({} waiting, backlog {}): new connections are dropped until its program calls accept().",
                         l.label(),
                         l.queued,
                         l.backlog
@@ -670,13 +672,24 @@ mod tests {
         let c = context_for("net.core.somaxconn", &snap, &f).unwrap();
         assert_eq!(c.short, "largest backlog 4096 (:6800 redis-server)");
         assert!(c.detail.contains("at this cap"), "{}", c.detail);
-        // Port 80's queue fills up: that is what matters now.
+        // Port 80's queue holds its backlog: not full yet (the kernel takes one more).
         for s in snap
             .sockets
             .iter_mut()
             .filter(|s| s.local.port() == 80 && s.state == TcpState::Listen)
         {
             s.recv_q = 511;
+        }
+        let f = facts(&snap, &CounterHistory::default());
+        let c = context_for("net.core.somaxconn", &snap, &f).unwrap();
+        assert_eq!(c.level, Level::Info, "{c:?}");
+        // One more: full, and that is what matters now.
+        for s in snap
+            .sockets
+            .iter_mut()
+            .filter(|s| s.local.port() == 80 && s.state == TcpState::Listen)
+        {
+            s.recv_q = 512;
         }
         let f = facts(&snap, &CounterHistory::default());
         let c = context_for("net.core.somaxconn", &snap, &f).unwrap();
