@@ -1,6 +1,8 @@
 //! Command-line interface: parses arguments and chooses a sink for the same
 //! collect + model code.
 
+pub mod actions;
+
 use crate::collect::{Collector, Options, SourceChoice, SystemCollector};
 use crate::model::{Filter, Snapshot, Socket};
 use crate::output;
@@ -23,6 +25,9 @@ pub struct Cli {
     /// Where the live monitor reads the socket table from.
     #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
     pub source: SourceChoice,
+    /// Turn every action off: the monitor's k and x, and the kill and destroy commands.
+    #[arg(long, global = true)]
+    pub read_only: bool,
 }
 
 /// `1s`, `500ms`, `2.5s`, or a bare number of seconds; from 0.1 s to 1 hour.
@@ -46,6 +51,12 @@ pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
 pub enum Command {
     /// Print every socket once, with its owners, and exit.
     Snapshot(SnapshotArgs),
+    /// Send a signal to the processes that hold matching sockets (through a
+    /// pidfd: a reused pid is never signalled). Asks first unless --yes.
+    Kill(actions::KillArgs),
+    /// Destroy matching sockets with netlink SOCK_DESTROY, as `ss -K` (needs
+    /// CAP_NET_ADMIN). Asks first unless --yes.
+    Destroy(actions::DestroyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -125,7 +136,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Snapshot(args)) => snapshot(args),
-        None => monitor(cli.filter, cli.interval, cli.source),
+        Some(Command::Kill(args)) => actions::kill(args, cli.read_only),
+        Some(Command::Destroy(args)) => actions::destroy(args, cli.read_only),
+        None => monitor(cli.filter, cli.interval, cli.source, cli.read_only),
     }
 }
 
@@ -133,6 +146,7 @@ fn monitor(
     filter: Vec<String>,
     interval: std::time::Duration,
     source: SourceChoice,
+    read_only: bool,
 ) -> Result<(), Failure> {
     let filter = parse_filter(&filter)?;
     let keymap = load_keymap()?;
@@ -146,6 +160,7 @@ fn monitor(
             incremental: true,
         },
         keymap,
+        read_only,
     })
     .map_err(Failure::Runtime)
 }

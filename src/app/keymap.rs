@@ -32,10 +32,15 @@ pub enum Action {
     Slower,
     Faster,
     Resolve,
+    Kill,
+    Destroy,
+    ExportCsv,
+    ExportJson,
+    Copy,
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 27] = [
         Action::Quit,
         Action::Help,
         Action::Filter,
@@ -58,6 +63,11 @@ impl Action {
         Action::Slower,
         Action::Faster,
         Action::Resolve,
+        Action::Kill,
+        Action::Destroy,
+        Action::ExportCsv,
+        Action::ExportJson,
+        Action::Copy,
     ];
 
     /// The name used in the config file.
@@ -85,6 +95,11 @@ impl Action {
             Action::Slower => "slower",
             Action::Faster => "faster",
             Action::Resolve => "resolve",
+            Action::Kill => "kill",
+            Action::Destroy => "destroy",
+            Action::ExportCsv => "export_csv",
+            Action::ExportJson => "export_json",
+            Action::Copy => "copy",
         }
     }
 
@@ -113,6 +128,11 @@ impl Action {
             Action::Slower => "longer refresh interval",
             Action::Faster => "shorter refresh interval",
             Action::Resolve => "reverse DNS of remote addresses on/off",
+            Action::Kill => "signal the owner of the selected process or connection",
+            Action::Destroy => "destroy the selected connection or the group's sockets",
+            Action::ExportCsv => "write the view (every row after the filter) to a CSV file",
+            Action::ExportJson => "write the view to a JSON file",
+            Action::Copy => "copy the selected row to the clipboard (OSC 52)",
         }
     }
 
@@ -375,16 +395,20 @@ mod tests {
         );
         assert_eq!(
             km.action(&press(KeyCode::Char('k'), KeyModifiers::NONE)),
-            None,
-            "k is kept for kill"
+            Some(Action::Kill),
+            "k kills, as in htop"
+        );
+        assert_eq!(
+            km.action(&press(KeyCode::Char('E'), KeyModifiers::SHIFT)),
+            Some(Action::ExportJson)
         );
     }
 
     #[test]
     fn user_overrides_replace_an_actions_keys() {
-        let km = Keymap::load(Some(("[keys]\nsort_next = [\"x\"]\n", "cfg"))).unwrap();
+        let km = Keymap::load(Some(("[keys]\nsort_next = [\"z\"]\n", "cfg"))).unwrap();
         assert_eq!(
-            km.action(&press(KeyCode::Char('x'), KeyModifiers::NONE)),
+            km.action(&press(KeyCode::Char('z'), KeyModifiers::NONE)),
             Some(Action::SortNext)
         );
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The live monitor's state and its one entry point, [`App::handle`]: an event
 //! in, effects out. No I/O here; the loop in `tui` performs the effects.
 
+pub mod actions;
 pub mod keymap;
 
 use crate::model::history::History;
@@ -23,6 +24,8 @@ pub enum Event {
     Resolved(IpAddr, Option<String>),
     /// SIGTERM, SIGINT, SIGHUP, or the terminal went away.
     Terminate,
+    /// The result of an [`Effect::Action`].
+    Action(actions::ActionEvent),
 }
 
 /// How long the last collection took and the interval now in force.
@@ -38,6 +41,8 @@ pub enum Effect {
     Quit,
     SetInterval(Duration),
     Resolve(Vec<IpAddr>),
+    /// Signal, destroy, export, copy: see [`actions`].
+    Action(actions::ActionEffect),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,10 @@ pub enum Mode {
     Filter,
     Help,
     Detail,
+    /// The signal dialog (`k`); state in [`App::dialog`].
+    Kill,
+    /// The destroy confirmation (`x`).
+    Destroy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +129,14 @@ pub struct App {
     pub detail_scroll: u16,
     /// Wall-clock time of the draw, for the sample's age; set by the loop.
     pub clock: SystemTime,
+    /// `--read-only`: k and x are refused.
+    pub read_only: bool,
+    /// Never signalled.
+    pub own_pid: u32,
+    /// The SSH connection this session came in on: acting on it asks twice.
+    pub ssh: Option<crate::act::plan::SshSession>,
+    /// The open kill or destroy dialog.
+    pub dialog: Option<actions::Dialog>,
 }
 
 impl App {
@@ -157,6 +174,10 @@ impl App {
             page: 10,
             detail_scroll: 0,
             clock: SystemTime::UNIX_EPOCH,
+            read_only: false,
+            own_pid: std::process::id(),
+            ssh: None,
+            dialog: None,
         };
         app.rebuild();
         app
@@ -269,12 +290,16 @@ impl App {
                 Vec::new()
             }
             Event::Terminate => vec![Effect::Quit],
+            Event::Action(ev) => self.on_action_event(ev),
         }
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if self.mode == Mode::Filter {
             return self.on_prompt_key(key);
+        }
+        if matches!(self.mode, Mode::Kill | Mode::Destroy) {
+            return self.on_dialog_key(key);
         }
         let action = self.keymap.action(&key);
         if self.mode == Mode::Help {
@@ -393,6 +418,11 @@ impl App {
                 self.rebuild();
                 return self.resolve_effects();
             }
+            Action::Kill
+            | Action::Destroy
+            | Action::ExportCsv
+            | Action::ExportJson
+            | Action::Copy => return self.on_act(action),
         }
         Vec::new()
     }

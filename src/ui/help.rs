@@ -26,6 +26,14 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             &[Action::Left, Action::Right][..],
             "previous/next state (strip) or sort column (table)",
         ),
+        (
+            &[Action::Slower, Action::Faster][..],
+            "longer / shorter refresh interval",
+        ),
+        (
+            &[Action::ExportCsv, Action::ExportJson][..],
+            "write the view (every row after the filter) to CSV / JSON",
+        ),
     ];
     let mut lines: Vec<Line> = Action::ALL
         .iter()

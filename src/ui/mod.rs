@@ -13,6 +13,7 @@
 //! ```
 
 mod detail;
+mod dialog;
 mod header;
 mod help;
 mod states;
@@ -110,6 +111,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
             .areas(area);
             detail::render(frame, app, theme, body, true);
         }
+        Mode::Kill | Mode::Destroy => dialog::render(frame, app, theme, area),
         Mode::Normal | Mode::Filter => {}
     }
 }
