@@ -215,7 +215,7 @@ impl App {
             self.status = Some(READ_ONLY.into());
             return Vec::new();
         }
-        if self.snapshot.source != SourceKind::Netlink {
+        if self.snapshot.source == SourceKind::Proc {
             self.status = Some(
                 "destroying needs the kernel's socket cookies, which only netlink gives (this table came from /proc/net)"
                     .into(),

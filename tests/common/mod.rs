@@ -708,3 +708,64 @@ pub fn identity(
         r.owners.clone(),
     )
 }
+
+/// `setpriv` arguments that drop to `nobody`, or None when this is not
+/// possible here (not root). Fails the test when root lacks setpriv.
+pub fn as_nobody() -> Option<Vec<&'static str>> {
+    if !is_root() {
+        return None;
+    }
+    find_program("setpriv").expect("setpriv (util-linux) is installed");
+    let group = ["nogroup", "nobody"]
+        .into_iter()
+        .find(|g| nix::unistd::Group::from_name(g).ok().flatten().is_some())
+        .expect("a nogroup or nobody group");
+    Some(vec![
+        "setpriv",
+        "--reuid=nobody",
+        if group == "nogroup" {
+            "--regid=nogroup"
+        } else {
+            "--regid=nobody"
+        },
+        "--clear-groups",
+    ])
+}
+
+/// A copy of the sockscope binary that `nobody` can run (the build
+/// directory may be under a private home directory).
+pub struct NobodyCopy {
+    _dir: tempfile::TempDir,
+    pub sockscope: PathBuf,
+}
+
+pub fn sockscope_for_nobody() -> NobodyCopy {
+    use std::os::unix::fs::PermissionsExt;
+    // No fork while the copy is open for writing, or running it could fail
+    // with ETXTBSY.
+    let _no_spawns = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::Builder::new()
+        .prefix("sockscope-test-")
+        .tempdir()
+        .expect("temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod the temporary directory");
+    let sockscope = dir.path().join("sockscope");
+    std::fs::copy(bin(), &sockscope).expect("copy sockscope");
+    NobodyCopy {
+        _dir: dir,
+        sockscope,
+    }
+}
+
+/// Whether `pid` has ended: gone from /proc, or a zombie waiting for its
+/// parent (a test's child is not reaped until its handle drops).
+pub fn has_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 2..i + 3))
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
