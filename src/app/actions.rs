@@ -254,9 +254,12 @@ impl App {
             self.status = Some("nothing selected".into());
             return Vec::new();
         };
+        // The cells as shown, without the sparkline, which means nothing pasted.
         let text = view::cells(row, &self.ctx())
             .iter()
-            .map(|c| c.trim())
+            .zip(view::columns(self.grouping))
+            .filter(|(_, col)| col.title != "TREND")
+            .map(|(c, _)| c.trim())
             .filter(|c| !c.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
@@ -285,6 +288,7 @@ impl App {
             _ => {}
         }
         let page = self.page.max(1) as isize;
+        let rows = self.page.max(1);
         match &mut self.dialog {
             Some(Dialog::Kill(d)) => {
                 let step = match action {
@@ -309,7 +313,8 @@ impl App {
                     Action::End => isize::MAX / 2,
                     _ => 0,
                 };
-                let last = d.tuples.len().saturating_sub(1) as isize;
+                // The dialog shows about a table's page of tuples.
+                let last = d.tuples.len().saturating_sub(rows) as isize;
                 d.scroll = (d.scroll as isize).saturating_add(by).clamp(0, last) as usize;
             }
             None => self.mode = Mode::Normal,

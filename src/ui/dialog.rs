@@ -28,6 +28,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    // The header and the status line stay visible around the dialog.
+    let area = if area.height > 12 {
+        Rect::new(area.x, area.y + 1, area.width, area.height - 2)
+    } else {
+        area
+    };
     let (title, lines) = match &app.dialog {
         Some(Dialog::Kill(d)) => (" send a signal ".to_string(), kill_lines(app, d, theme)),
         Some(Dialog::Destroy(d)) => destroy_lines(d, theme, area.height),
@@ -148,8 +154,9 @@ fn destroy_lines<'a>(d: &'a DestroyDialog, theme: &Theme, height: u16) -> (Strin
     // Borders, the line above, and the four below the list.
     let fixed = 2 + 1 + 4 + usize::from(d.ssh.is_some());
     let room = usize::from(height).saturating_sub(fixed).max(1);
-    let shown = d.tuples.iter().skip(d.scroll).take(room);
-    for t in shown {
+    // The last page stays full however far the list was scrolled.
+    let scroll = d.scroll.min(n.saturating_sub(room));
+    for t in d.tuples.iter().skip(scroll).take(room) {
         let style = if t.state.is_trouble() {
             theme.trouble()
         } else {
@@ -157,24 +164,19 @@ fn destroy_lines<'a>(d: &'a DestroyDialog, theme: &Theme, height: u16) -> (Strin
         };
         lines.push(Line::from(Span::styled(format!("  {t}"), style)));
     }
-    let end = (d.scroll + room).min(n);
+    let end = (scroll + room).min(n);
     let more = n - end;
-    lines.push(Line::from(Span::styled(
-        if more > 0 || d.scroll > 0 {
-            format!(
-                "  {}–{end} of {n}{}  ↑↓ PgUp PgDn scroll",
-                d.scroll + 1,
-                if more > 0 {
-                    format!(", and {more} more")
-                } else {
-                    String::new()
-                }
-            )
+    if more > 0 || scroll > 0 {
+        let more = if more > 0 {
+            format!(", and {more} more")
         } else {
             String::new()
-        },
-        theme.dim(),
-    )));
+        };
+        lines.push(Line::from(Span::styled(
+            format!("  {}–{end} of {n}{more}  ↑↓ PgUp PgDn scroll", scroll + 1),
+            theme.dim(),
+        )));
+    }
     lines.push(Line::from(Span::styled(
         " The kernel aborts each one (RST to the peer where needed), as ss -K.",
         theme.dim(),
