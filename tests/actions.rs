@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{Holder, as_nobody, has_ended, output, poll, snapshot_json, sockscope};
+use common::{
+    Holder, as_nobody, close_wait_leaker, close_wait_on, has_ended, output, poll, snapshot_json,
+    sockscope,
+};
 use sockscope::act::plan;
 use sockscope::act::signal::{Signal, SignalError, Target};
 use sockscope::collect::{Collector, Options, SystemCollector};
@@ -16,28 +19,6 @@ use std::process::Command;
 #[test]
 fn child_process_entry_point() {
     common::child_main();
-}
-
-/// A holder child with a loopback listener and `n` accepted connections
-/// whose clients it closed: `n` sockets in CLOSE_WAIT that it never closes.
-fn close_wait_leaker(n: usize) -> (Holder, u16) {
-    let mut h = Holder::new();
-    let (listener, port) = h.listen("127.0.0.1:0");
-    for _ in 0..n {
-        let (client, _) = h.connect(&format!("127.0.0.1:{port}"));
-        h.accept(listener);
-        h.close(client);
-    }
-    let filter = format!("lport:{port}");
-    poll(&format!("{n} CLOSE_WAIT sockets on port {port}"), || {
-        let rows = snapshot_json(&[&filter, "state:close-wait"]);
-        (rows.len() == n && rows.iter().all(|r| r.pid == Some(h.pid()))).then_some(())
-    });
-    (h, port)
-}
-
-fn close_wait_on(port: u16) -> usize {
-    snapshot_json(&[&format!("lport:{port}"), "state:close-wait"]).len()
 }
 
 /// A process the tests must not touch: it still answers after the action.
@@ -319,4 +300,32 @@ fn as_nobody_kill_of_a_root_process_is_not_permitted_and_says_why() {
     );
     assert!(stderr.contains("1 of 1 process not signalled"), "{stderr}");
     assert_alive(&mut leaker, "the root-owned leaker");
+}
+
+#[test]
+fn destroy_reports_what_the_socket_table_says_afterwards_not_the_kernels_ack() {
+    // The kernel acknowledges SOCK_DESTROY on a UDP socket bound to an
+    // explicit port but, as of Linux 6.x, leaves it bound: sockscope must
+    // say what is true afterwards, whichever way the kernel goes.
+    let mut h = Holder::new();
+    let (_, port) = h.udp("127.0.0.1:0");
+    let filter = format!("lport:{port}");
+    let out = output(&mut sockscope(&["destroy", &filter, "proto:udp", "--yes"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let after = snapshot_json(&[&filter, "proto:udp"]);
+    if after.is_empty() {
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        assert_eq!(stdout.lines().last(), Some("destroyed 1"), "{stdout}");
+    } else {
+        assert_eq!(after[0].pid, Some(h.pid()));
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!(
+                "udp 127.0.0.1:{port} *:* CLOSE: still present (CLOSE) after the kernel's ack"
+            )),
+            "{stdout}"
+        );
+        assert!(stderr.contains("1 of 1 socket not destroyed"), "{stderr}");
+    }
 }

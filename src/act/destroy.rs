@@ -4,11 +4,13 @@
 //!
 //! Each socket is named by its 4-tuple and the cookie from the dump that
 //! showed it, so a newer socket that took the same addresses is left alone.
-//! The kernel's acknowledgement is not taken as proof: the socket is looked
-//! up again, and one that is still there is reported as such.
+//! The kernel's acknowledgement is not taken as proof: the socket table is
+//! read again, and a socket that is still there is reported as such (an
+//! explicitly bound UDP socket, for one, stays bound after its abort).
 
-use crate::collect::netlink::{Dumper, SocketRef};
-use crate::model::{Socket, TcpState, socket::format_addr};
+use crate::collect::netlink::{DumpRequest, Dumper, SocketRef};
+use crate::model::{Family, Proto, Socket, TcpState, socket::format_addr};
+use std::collections::HashMap;
 use std::fmt;
 
 /// One socket to destroy: what the kernel needs, and its state for the listing.
@@ -111,7 +113,12 @@ pub fn classify(result: &std::io::Result<()>) -> Option<Outcome> {
     })
 }
 
-/// Destroys each socket in turn on one netlink socket of its own.
+/// Destroys each socket in turn on one netlink socket of its own, then
+/// looks again: one dump per protocol and family involved, where a socket
+/// is found by its cookie (unique since boot). A dump rather than an exact
+/// query per socket, because the kernel's exact lookup of UDP sockets swaps
+/// the two ends ("for historical reasons") and so misses sockets that are
+/// still there, and SO_REUSEPORT groups answer for each other.
 pub fn destroy_all(tuples: &[Tuple]) -> Vec<(Tuple, Outcome)> {
     let mut dumper = match Dumper::open() {
         Ok(d) => d,
@@ -123,35 +130,54 @@ pub fn destroy_all(tuples: &[Tuple]) -> Vec<(Tuple, Outcome)> {
                 .collect();
         }
     };
-    tuples
+    let mut results: Vec<(Tuple, Option<Outcome>)> = tuples
         .iter()
-        .map(|t| (*t, destroy_one(&mut dumper, t)))
-        .collect()
-}
-
-fn destroy_one(dumper: &mut Dumper, t: &Tuple) -> Outcome {
-    if t.socket.cookie == 0 {
-        return Outcome::NoCookie;
-    }
-    let result = dumper.destroy(&t.socket);
-    if let Some(outcome) = classify(&result) {
-        return outcome;
-    }
+        .map(|t| {
+            let outcome = if t.socket.cookie == 0 {
+                Some(Outcome::NoCookie)
+            } else {
+                classify(&dumper.destroy(&t.socket))
+            };
+            (*t, outcome)
+        })
+        .collect();
     // Never report success for a socket that is still there.
-    match dumper.query_ref(&t.socket) {
-        Ok(None) => Outcome::Destroyed,
-        Ok(Some(s)) if s.cookie == t.socket.cookie => Outcome::StillPresent(s.state),
-        // Another socket answers for these addresses: ours is gone.
-        Ok(Some(_)) => Outcome::Destroyed,
-        Err(crate::collect::netlink::NetlinkError::Dump { source, .. })
-            if source.raw_os_error() == Some(libc::ESTALE) =>
-        {
-            Outcome::Destroyed
+    let mut kinds: Vec<(Proto, Family)> = results
+        .iter()
+        .filter(|(_, o)| o.is_none())
+        .map(|(t, _)| (t.socket.proto, t.socket.family))
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut present: HashMap<u64, TcpState> = HashMap::new();
+    let mut failed_look: Option<String> = None;
+    for (proto, family) in kinds {
+        let mut out = Vec::new();
+        let req = DumpRequest {
+            proto,
+            family,
+            tcp_info: false,
+        };
+        match dumper.dump(req, &mut out) {
+            Ok(()) => present.extend(out.iter().map(|s| (s.cookie, s.state))),
+            Err(e) => failed_look = Some(e.to_string()),
         }
-        Err(e) => Outcome::Failed(format!(
-            "the kernel acknowledged, but looking again failed: {e}"
-        )),
     }
+    for (t, outcome) in &mut results {
+        if outcome.is_none() {
+            *outcome = Some(match (&failed_look, present.get(&t.socket.cookie)) {
+                (_, Some(state)) => Outcome::StillPresent(*state),
+                (None, None) => Outcome::Destroyed,
+                (Some(e), None) => Outcome::Failed(format!(
+                    "the kernel acknowledged, but looking again failed: {e}"
+                )),
+            });
+        }
+    }
+    results
+        .into_iter()
+        .map(|(t, o)| (t, o.expect("every outcome set above")))
+        .collect()
 }
 
 /// Counts per outcome, in a fixed order: "destroyed 298, already gone 2".

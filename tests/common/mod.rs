@@ -769,3 +769,27 @@ pub fn has_ended(pid: u32) -> bool {
             .is_some_and(|state| state == "Z" || state == "X"),
     }
 }
+
+/// A holder child with a loopback listener and `n` accepted connections
+/// whose clients it closed: `n` sockets in CLOSE_WAIT that it never closes
+/// (and `n` orphaned FIN_WAIT2 client ends). Returns it with the port.
+pub fn close_wait_leaker(n: usize) -> (Holder, u16) {
+    let mut h = Holder::new();
+    let (listener, port) = h.listen("127.0.0.1:0");
+    for _ in 0..n {
+        let (client, _) = h.connect(&format!("127.0.0.1:{port}"));
+        h.accept(listener);
+        h.close(client);
+    }
+    let filter = format!("lport:{port}");
+    poll(&format!("{n} CLOSE_WAIT sockets on port {port}"), || {
+        let rows = snapshot_json(&[&filter, "state:close-wait"]);
+        (rows.len() == n && rows.iter().all(|r| r.pid == Some(h.pid()))).then_some(())
+    });
+    (h, port)
+}
+
+/// How many sockets are in CLOSE_WAIT on local port `port`.
+pub fn close_wait_on(port: u16) -> usize {
+    snapshot_json(&[&format!("lport:{port}"), "state:close-wait"]).len()
+}
