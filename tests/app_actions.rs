@@ -302,7 +302,7 @@ fn x_on_a_process_lists_its_sockets_under_the_filter() {
     assert!(cw.iter().all(|t| t.state == TcpState::CloseWait));
     match &a.dialog {
         Some(Dialog::Destroy(d)) => {
-            assert_eq!(d.what, "pid 1000 (redis-server)");
+            assert_eq!(d.what, "held by pid 1000 (redis-server)");
             assert_eq!(d.states, vec![(TcpState::CloseWait, 2)]);
         }
         _ => unreachable!(),

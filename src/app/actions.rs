@@ -70,7 +70,7 @@ pub struct KillDialog {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestroyDialog {
-    /// What was selected: `pid 1000 (redis-server)`, `tcp port 6800`, ...
+    /// What was selected: `held by pid 1000 (redis-server)`, `on tcp port 6800`, ...
     /// May hold a process name: sanitize to show.
     pub what: String,
     pub tuples: Vec<Tuple>,
@@ -181,10 +181,10 @@ impl App {
             Some(Row::Process(g)) => {
                 let what = match g.pid {
                     Some(pid) => format!(
-                        "pid {pid} ({})",
+                        "held by pid {pid} ({})",
                         snap.process(pid).map_or("?", |p| p.name.as_str())
                     ),
-                    None => "sockets no process holds".into(),
+                    None => "held by no process".into(),
                 };
                 let of = |s: &Socket| match g.pid {
                     Some(pid) => s.owners.iter().any(|o| o.pid == pid),
@@ -193,13 +193,13 @@ impl App {
                 (what, shown().filter(|s| of(s)).collect())
             }
             Some(Row::Port(g)) => (
-                format!("{} port {}", g.proto.name(), g.port),
+                format!("on {} port {}", g.proto.name(), g.port),
                 shown()
                     .filter(|s| s.proto == g.proto && s.local.port() == g.port)
                     .collect(),
             ),
             Some(Row::Remote(g)) => (
-                format!("host {}", g.host),
+                format!("to or from {}", g.host),
                 shown()
                     .filter(|s| {
                         !s.remote_is_unspecified() && s.remote.ip().to_canonical() == g.host

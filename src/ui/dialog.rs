@@ -146,7 +146,7 @@ fn destroy_lines<'a>(d: &'a DestroyDialog, theme: &Theme, height: u16) -> (Strin
     let title = format!(" destroy {n} socket{} ", if n == 1 { "" } else { "s" });
     let states: Vec<String> = d.states.iter().map(|(s, c)| format!("{c} {s}")).collect();
     let mut lines = vec![Line::from(vec![
-        Span::styled(" of ", theme.dim()),
+        Span::raw(" "),
         Span::raw(clean(&d.what).into_owned()),
         Span::styled(": ", theme.dim()),
         Span::raw(states.join(", ")),
