@@ -1,6 +1,6 @@
 //! `close_wait_leak`: a process holding connections its peer has closed.
 
-use super::text::{list, plural, who};
+use super::text::{describe_peer, list, plural, who};
 use super::{Finding, Input, Kind, Severity, oldest, ranked};
 use crate::model::socket::{Proto, Socket, TcpState};
 use std::collections::{BTreeSet, HashMap};
@@ -73,13 +73,7 @@ fn finding(input: &Input, pid: Option<u32>, sockets: &[&Socket]) -> Finding {
         plural(count, "socket")
     );
     let peers = input.peers(sockets, 5);
-    let peer_text = peers
-        .iter()
-        .map(|p| match (&p.process, p.pid) {
-            (Some(n), Some(pid)) => format!("{} ({n}, pid {pid}, {})", p.addr, p.count),
-            _ => format!("{} ({})", p.addr, p.count),
-        })
-        .collect::<Vec<_>>();
+    let peer_text: Vec<String> = peers.iter().map(describe_peer).collect();
     let new_text = if new > 0 {
         format!(" {new} of them appeared since the previous sample.")
     } else {
@@ -91,15 +85,14 @@ fn finding(input: &Input, pid: Option<u32>, sockets: &[&Socket]) -> Finding {
         ""
     };
     f.message = format!(
-        "{holder} holds {} in CLOSE_WAIT on {on_ports}{trend}. The peers ({}) closed these \
-         connections: their FIN arrived and the kernel acknowledged it, but {} has not called \
-         close() on the sockets. The usual cause is a missing close() on an error or timeout \
-         path, or a connection pool that never discards connections the server side has \
-         closed; a worker stuck elsewhere leaves them too. The kernel keeps each socket and its \
-         file descriptor until the process closes it or exits.{new_text}{unknown}",
-        plural(count, "socket"),
-        list(&peer_text, 3),
+        "The peers closed these connections (or shut down their sending side): their FIN \
+         arrived and the kernel acknowledged it, but {} has not called close() on the sockets. \
+         The usual cause is a missing close() on an error or timeout path, or a connection pool \
+         that never discards connections the other side has closed; a worker stuck elsewhere \
+         leaves them too. The kernel keeps each socket and its file descriptor until the \
+         process closes it or exits. Peers: {}.{new_text}{unknown}",
         name.as_deref().unwrap_or("the process"),
+        list(&peer_text, 3),
     );
     f.next_step = format!(
         "Find the code path in {} that stops using a connection after the peer closed it \

@@ -2,7 +2,7 @@
 //! peer's FIN. Orphaned sockets time out; owned ones wait as long as the
 //! program keeps them.
 
-use super::text::{list, plural, who};
+use super::text::{describe_peer, list, plural, who};
 use super::{Finding, Input, Kind, Severity, oldest, ranked};
 use crate::model::socket::{Proto, Socket, TcpState};
 use std::collections::{BTreeSet, HashMap};
@@ -42,18 +42,7 @@ fn ports_of(sockets: &[&Socket]) -> Vec<u16> {
 fn orphaned(input: &Input, sockets: &[&Socket]) -> Finding {
     let count = sockets.len() as u64;
     let fin_timeout = input.sysctl("net.ipv4.tcp_fin_timeout");
-    let max_orphans = input.sysctl("net.ipv4.tcp_max_orphans");
-    let orphans_now = input.snap.system.sockstat.get("TCP.orphan").copied();
-    let near_limit = match (orphans_now, max_orphans) {
-        (Some(n), Some(max)) if max > 0 => n * 2 >= max,
-        _ => false,
-    };
-    let severity = if near_limit {
-        Severity::Warning
-    } else {
-        Severity::Info
-    };
-    let mut f = Finding::new(Kind::FinWait2, severity, count);
+    let mut f = Finding::new(Kind::FinWait2, Severity::Info, count);
     let ports = ports_of(sockets);
     let timeout = match fin_timeout {
         Some(t) => format!("net.ipv4.tcp_fin_timeout = {t} s"),
@@ -64,32 +53,25 @@ fn orphaned(input: &Input, sockets: &[&Socket]) -> Finding {
         plural(count, "socket")
     );
     let peers = input.peers(sockets, 5);
-    let peer_list: Vec<String> = peers
-        .iter()
-        .map(|p| format!("{} ({})", p.addr, p.count))
-        .collect();
-    let limit = match (orphans_now, max_orphans) {
-        (Some(n), Some(max)) => format!(
-            " The kernel has {n} orphaned sockets against net.ipv4.tcp_max_orphans = {max}; past \
-             that limit it resets orphans and logs \"too many orphaned sockets\"."
-        ),
-        _ => String::new(),
-    };
+    let peer_list: Vec<String> = peers.iter().map(describe_peer).collect();
     f.message = format!(
-        "{} in FIN_WAIT2 belong to no process: a program on this machine closed them, the peers \
-         ({}) acknowledged our FIN but have not sent their own. The kernel keeps such orphans for \
-         {timeout} and then drops them.{limit}",
-        plural(count, "socket"),
+        "A program on this machine closed these connections; the peers acknowledged its FIN but \
+         have not sent their own. No process holds them any more, and the kernel drops each \
+         after {timeout}. Peers: {}.",
         list(&peer_list, 3),
     );
-    f.next_step = if near_limit {
-        "Find out why the peers do not close (are they stuck, or in CLOSE_WAIT on their side?). \
-         Lowering net.ipv4.tcp_fin_timeout releases orphans sooner."
-            .into()
-    } else {
-        "Usually harmless: they expire by themselves. If they keep piling up, look at the peers: \
-         they do not close their side of the connection."
-            .into()
+    let leaking_peer = peers
+        .iter()
+        .find(|p| p.state == Some(TcpState::CloseWait) && p.pid.is_some());
+    f.next_step = match leaking_peer {
+        Some(p) => format!(
+            "The other ends are on this machine: {} holds them in CLOSE_WAIT and does not \
+             close them (see its close_wait_leak finding). Fixing that fixes these.",
+            who(p.pid, p.process.as_deref())
+        ),
+        None => "Usually harmless: they expire by themselves. If they keep piling up, look at \
+                 the peers: they do not close their side of the connection."
+            .into(),
     };
     f.filter = "state:fin-wait-2 pid:none".into();
     f.port = ports.first().copied();
@@ -117,17 +99,7 @@ fn held(input: &Input, pid: Option<u32>, sockets: &[&Socket]) -> Finding {
     let holder = who(pid, name.as_deref());
     let ports = ports_of(sockets);
     let peers = input.peers(sockets, 5);
-    let peer_text: Vec<String> = peers
-        .iter()
-        .map(|p| match (&p.process, p.pid, p.state) {
-            (Some(n), Some(pid), Some(state)) => format!(
-                "{} is {n} (pid {pid}) on this machine, its end in {}",
-                p.addr,
-                state.kernel_name()
-            ),
-            _ => p.addr.clone(),
-        })
-        .collect();
+    let peer_text: Vec<String> = peers.iter().map(describe_peer).collect();
     f.summary = format!(
         "{holder} half-closed {} on port {} and waits for the peer to close",
         plural(count, "connection"),

@@ -65,6 +65,19 @@ pub(super) fn who(pid: Option<u32>, name: Option<&str>) -> String {
     }
 }
 
+/// `127.0.0.1 (134; python3 (pid 5) on this machine, its end in FIN_WAIT2)`.
+pub(super) fn describe_peer(p: &super::Peer) -> String {
+    let end = match (p.pid, p.state) {
+        (Some(pid), Some(state)) => format!(
+            "; {} on this machine, its end in {state}",
+            who(Some(pid), p.process.as_deref())
+        ),
+        (None, Some(state)) => format!("; on this machine, its end in {state} with no process"),
+        _ => String::new(),
+    };
+    format!("{} ({}{end})", p.addr, p.count)
+}
+
 /// `3.4%`, `12%`.
 pub(super) fn percent(share: f64) -> String {
     let p = share * 100.0;

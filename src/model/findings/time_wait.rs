@@ -213,12 +213,22 @@ fn server(input: &Input, port: u16, count: u64) -> Finding {
 /// The machine's TIME_WAIT table against `tcp_max_tw_buckets`.
 fn buckets(input: &Input) -> Option<Finding> {
     let max = input.sysctl("net.ipv4.tcp_max_tw_buckets")?;
+    // sockstat's count includes orphaned FIN_WAIT2 sockets, which the kernel
+    // keeps in the same table; the socket list is the fallback.
     let tw = input
         .snap
-        .sockets
-        .iter()
-        .filter(|s| s.state == TcpState::TimeWait)
-        .count() as u64;
+        .system
+        .sockstat
+        .get("TCP.tw")
+        .copied()
+        .unwrap_or_else(|| {
+            input
+                .snap
+                .sockets
+                .iter()
+                .filter(|s| s.state == TcpState::TimeWait)
+                .count() as u64
+        });
     let overflow = input
         .counter_increase("TcpExt.TCPTimeWaitOverflow")
         .is_some_and(|(n, _)| n > 0);
