@@ -135,7 +135,8 @@ fn close_wait_message_says_what_happened_and_what_to_do() {
         f.message
     );
     assert!(
-        f.message.contains("127.0.0.1 (python3, pid 5000"),
+        f.message
+            .contains("127.0.0.1 (1; python3 (pid 5000) on this machine, its end in FIN_WAIT2)"),
         "{}",
         f.message
     );
