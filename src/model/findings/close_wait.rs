@@ -1,7 +1,7 @@
 //! `close_wait_leak`: a process holding connections its peer has closed.
 
 use super::text::{describe_peer, list, plural, who};
-use super::{Finding, Input, Kind, Severity, oldest, ranked};
+use super::{Finding, Input, Kind, Severity, oldest};
 use crate::model::socket::{Proto, Socket, TcpState};
 use std::collections::{BTreeSet, HashMap};
 
@@ -24,10 +24,7 @@ fn finding(input: &Input, pid: Option<u32>, sockets: &[&Socket]) -> Finding {
     let limits = &input.limits;
     let count = sockets.len() as u64;
     let name = pid.and_then(|p| input.process_name(p));
-    let ports: Vec<u16> = ranked(sockets.iter().map(|s| s.local.port()))
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
+    let ports = input.service_ports(sockets);
     let pids: BTreeSet<u32> = sockets
         .iter()
         .flat_map(|s| s.owners.iter().map(|o| o.pid))

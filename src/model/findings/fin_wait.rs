@@ -3,7 +3,7 @@
 //! program keeps them.
 
 use super::text::{describe_peer, list, plural, who};
-use super::{Finding, Input, Kind, Severity, oldest, ranked};
+use super::{Finding, Input, Kind, Severity, oldest};
 use crate::model::socket::{Proto, Socket, TcpState};
 use std::collections::{BTreeSet, HashMap};
 
@@ -32,18 +32,11 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     }
 }
 
-fn ports_of(sockets: &[&Socket]) -> Vec<u16> {
-    ranked(sockets.iter().map(|s| s.local.port()))
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect()
-}
-
 fn orphaned(input: &Input, sockets: &[&Socket]) -> Finding {
     let count = sockets.len() as u64;
     let fin_timeout = input.sysctl("net.ipv4.tcp_fin_timeout");
     let mut f = Finding::new(Kind::FinWait2, Severity::Info, count);
-    let ports = ports_of(sockets);
+    let ports = input.service_ports(sockets);
     let timeout = match fin_timeout {
         Some(t) => format!("net.ipv4.tcp_fin_timeout = {t} s"),
         None => "net.ipv4.tcp_fin_timeout".into(),
@@ -97,7 +90,7 @@ fn held(input: &Input, pid: Option<u32>, sockets: &[&Socket]) -> Finding {
     };
     let mut f = Finding::new(Kind::FinWait2, severity, count);
     let holder = who(pid, name.as_deref());
-    let ports = ports_of(sockets);
+    let ports = input.service_ports(sockets);
     let peers = input.peers(sockets, 5);
     let peer_text: Vec<String> = peers.iter().map(describe_peer).collect();
     f.summary = format!(

@@ -85,11 +85,11 @@ fn queue_full(
         None => " New connections beyond the queue are dropped.".into(),
     };
     f.message = format!(
-        "The listener on {} belongs to {holder}. Its accept queue holds {queued} connections, \
-         at its limit of {backlog}: the kernel has completed these handshakes, but the program \
-         has not called accept() on them.{drops} Clients see connect timeouts or slow retries; \
-         the kernel does not refuse them with a reset unless net.ipv4.tcp_abort_on_overflow \
-         is 1.",
+        "The listener on {} belongs to {holder}. Its accept queue is full: {queued} \
+         connections wait for accept(), with a backlog of {backlog}. The kernel has completed \
+         their handshakes, but the program has not called accept() on them.{drops} Clients \
+         see connect timeouts or slow retries; the kernel does not refuse them with a reset \
+         unless net.ipv4.tcp_abort_on_overflow is 1.",
         crate::model::socket::format_addr(&listener.local),
     );
     let somaxconn = input.sysctl("net.core.somaxconn");

@@ -91,7 +91,8 @@ pub struct Finding {
     /// Every process involved.
     pub pids: Vec<u32>,
     pub process: Option<String>,
-    /// The local port concerned.
+    /// The port of the service concerned: the local port for a server's
+    /// sockets (a port something listens on here), the remote one for a client's.
     pub port: Option<u16>,
     /// Sockets (or events) the finding counts.
     pub count: u64,
@@ -204,6 +205,8 @@ pub(crate) struct Input<'a> {
     /// Addresses this machine's sockets are bound to: a remote end on one of
     /// them is a local process.
     pub local_ips: HashSet<IpAddr>,
+    /// TCP ports something listens on here.
+    pub listening: HashSet<u16>,
 }
 
 impl Input<'_> {
@@ -216,6 +219,24 @@ impl Input<'_> {
         self.history
             .counters
             .increase_over(name, self.limits.rate_window)
+    }
+
+    /// The service a connection belongs to: its local port if this machine
+    /// listens there (a server's connection), else its remote port.
+    pub fn service_port(&self, s: &Socket) -> u16 {
+        if self.listening.contains(&s.local.port()) || s.remote.port() == 0 {
+            s.local.port()
+        } else {
+            s.remote.port()
+        }
+    }
+
+    /// Service ports of these sockets, most used first.
+    pub fn service_ports(&self, sockets: &[&Socket]) -> Vec<u16> {
+        ranked(sockets.iter().map(|s| self.service_port(s)))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
     }
 
     pub fn sysctl(&self, name: &str) -> Option<u64> {
@@ -310,7 +331,14 @@ pub fn analyze_with(
         .map(|s| s.local.ip().to_canonical())
         .filter(|ip| !ip.is_unspecified())
         .collect();
+    let listening = snap
+        .sockets
+        .iter()
+        .filter(|s| s.proto == super::socket::Proto::Tcp && s.state == TcpState::Listen)
+        .map(|s| s.local.port())
+        .collect();
     let input = Input {
+        listening,
         snap,
         history,
         sockets,

@@ -129,11 +129,7 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    // The service port, when the connections share one (a server's clients).
-    f.port = ranked(all.iter().map(|s| s.local.port()))
-        .first()
-        .filter(|(_, n)| *n >= 2 || all.len() == 1)
-        .map(|(p, _)| *p);
+    f.port = input.service_ports(&all).first().copied();
     f.peers = hosts
         .iter()
         .take(5)

@@ -151,7 +151,11 @@ fn close_wait_message_says_what_happened_and_what_to_do() {
 fn owned_fin_wait2_points_at_the_local_peer_in_close_wait() {
     let findings = run(&[fixture::small()]);
     let f = of_kind(&findings, Kind::FinWait2)[0];
-    assert_eq!((f.pid, f.port), (Some(5000), Some(51000)));
+    assert_eq!(
+        (f.pid, f.port),
+        (Some(5000), Some(6800)),
+        "the service it talks to"
+    );
     assert_eq!(f.peers[0].pid, Some(1000));
     assert_eq!(f.peers[0].state, Some(TcpState::CloseWait));
     assert!(

@@ -8,20 +8,14 @@
 use super::text::{list, percent, plural};
 use super::{Finding, Input, Kind, Severity, ranked};
 use crate::model::socket::{Proto, Socket, TcpState};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 /// Server-side TIME_WAIT on one port worth an info line.
 const SERVER_SIDE_INFO: u64 = 1000;
 
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
-    let listening: HashSet<u16> = input
-        .snap
-        .sockets
-        .iter()
-        .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen)
-        .map(|s| s.local.port())
-        .collect();
+    let listening = &input.listening;
     let range = input.snap.system.local_port_range();
     let in_range = |port: u16| range.is_some_and(|(lo, hi)| (lo..=hi).contains(&port));
 
