@@ -4,6 +4,7 @@
 //! ```text
 //! ┌──────────────────────────────────────────────────────────────┐
 //! │ header: host, kernel, interval, sample age, totals, owners   │ 1 line
+//! │ most severe finding (or "no problems found")                 │ 1 line
 //! │ state strip: ESTAB  SYN_RECV  FIN_WAIT2 ... count Δ spark    │ 3 lines
 //! │ ─ by process · filter · sort ─────────────────────────────── │
 //! │ main table                                                   │ rest
@@ -13,6 +14,7 @@
 //! ```
 
 mod detail;
+mod finding;
 mod header;
 mod help;
 mod states;
@@ -37,6 +39,7 @@ const DETAIL_HEIGHT: u16 = 13;
 /// The regions of the main screen for a terminal of this size.
 pub struct Regions {
     pub header: Rect,
+    pub finding: Rect,
     pub states: Rect,
     pub table: Rect,
     pub detail: Option<Rect>,
@@ -49,7 +52,8 @@ pub fn regions(area: Rect) -> Regions {
     } else {
         0
     };
-    let [header, states, table, detail, status] = Layout::vertical([
+    let [header, finding, states, table, detail, status] = Layout::vertical([
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(3),
         Constraint::Min(3),
@@ -59,6 +63,7 @@ pub fn regions(area: Rect) -> Regions {
     .areas(area);
     Regions {
         header,
+        finding,
         states,
         table,
         detail: (detail_h > 0).then_some(detail),
@@ -93,6 +98,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
     let r = regions(area);
     header::render(frame, app, theme, r.header);
+    finding::render(frame, app, theme, r.finding);
     states::render(frame, app, theme, r.states);
     table::render(frame, app, theme, r.table);
     if let Some(d) = r.detail {
