@@ -383,7 +383,9 @@ fn export_and_copy_ask_the_loop_and_report_the_path() {
     assert_eq!(
         fx,
         vec![Effect::Action(ActionEffect::Copy(
-            "1000 redis-server redis 3 0 2 0 0 1 0".into()
+            "PID=1000 PROCESS=redis-server USER=redis TOTAL=3 ESTAB=0 CLOSE_WAIT=2 FIN_WAIT2=0 \
+             TIME_WAIT=0 LISTEN=1 OTHER=0 IN/s=0 OUT/s=0"
+                .into()
         ))]
     );
 }

@@ -2,8 +2,8 @@
 //! the visible page) to a CSV or JSON file.
 //!
 //! The columns are the table's. Numeric columns are numbers (TREND is the
-//! change over the history window, AGE is in seconds), a missing value is
-//! empty (CSV) or `null` (JSON). Process and user names are the exact text,
+//! change over the history window, AGE is in seconds, IN/s and OUT/s are
+//! bytes per second), a missing value is empty (CSV) or `null` (JSON). Process and user names are the exact text,
 //! not the sanitized text the table draws:
 //!
 //! - CSV quotes a field that holds a comma, a quote, CR or LF, as RFC 4180
@@ -48,7 +48,9 @@ pub fn column_name(title: &str) -> String {
     match title {
         "TREND" => "TREND_CHANGE".into(),
         "AGE" => "AGE_SECONDS".into(),
-        t => t.replace([' ', '-'], "_"),
+        "IN/s" => "IN_BYTES_PER_S".into(),
+        "OUT/s" => "OUT_BYTES_PER_S".into(),
+        t => t.replace([' ', '-', '/'], "_"),
     }
 }
 
@@ -308,12 +310,12 @@ mod tests {
         let lines: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(
             lines[0],
-            "PID,PROCESS,USER,TOTAL,ESTAB,CLOSE_WAIT,FIN_WAIT2,TIME_WAIT,LISTEN,OTHER,TREND_CHANGE"
+            "PID,PROCESS,USER,TOTAL,ESTAB,CLOSE_WAIT,FIN_WAIT2,TIME_WAIT,LISTEN,OTHER,IN_BYTES_PER_S,OUT_BYTES_PER_S,TREND_CHANGE"
         );
-        // No history yet, so no trend: empty.
-        assert_eq!(lines[1], "1000,\"'=evil\x1b,x\",redis,3,0,2,0,0,1,0,");
+        // No history yet, so no rates and no trend: empty.
+        assert_eq!(lines[1], "1000,\"'=evil\x1b,x\",redis,3,0,2,0,0,1,0,,,");
         assert!(
-            text.contains("\r\n,(no owner),,1,0,0,0,1,0,0,\r\n"),
+            text.contains("\r\n,(no owner),,1,0,0,0,1,0,0,,,\r\n"),
             "{text}"
         );
         assert_eq!(

@@ -254,13 +254,13 @@ impl App {
             self.status = Some("nothing selected".into());
             return Vec::new();
         };
-        // The cells as shown, without the sparkline, which means nothing pasted.
+        // The cells as shown, each after its column's title so the paste
+        // reads on its own; not the sparkline, which means nothing pasted.
         let text = view::cells(row, &self.ctx())
             .iter()
             .zip(view::columns(self.grouping))
-            .filter(|(_, col)| col.title != "TREND")
-            .map(|(c, _)| c.trim())
-            .filter(|c| !c.is_empty())
+            .filter(|(cell, col)| col.title != "TREND" && !cell.trim().is_empty())
+            .map(|(cell, col)| format!("{}={}", col.title, cell.trim()))
             .collect::<Vec<_>>()
             .join(" ");
         self.status =

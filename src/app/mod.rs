@@ -95,6 +95,9 @@ pub struct App {
     /// Sockets per state in `snapshot`, for the state strip.
     pub counts: crate::model::group::StateCounts,
     pub history: History,
+    /// What the findings engine says about the shown snapshot (the whole
+    /// machine, not only what the filter shows), most severe first.
+    pub findings: Vec<crate::model::findings::Finding>,
     pub filter: Filter,
     pub drill: Vec<Drill>,
     pub grouping: Grouping,
@@ -147,6 +150,7 @@ impl App {
             pending: None,
             counts: Default::default(),
             history: History::default(),
+            findings: Vec::new(),
             effective: filter.clone(),
             filter,
             drill: Vec::new(),
@@ -219,6 +223,7 @@ impl App {
     /// not on every draw.
     fn show(&mut self, snap: Arc<Snapshot>) {
         self.counts = crate::model::group::by_state(&snap.sockets);
+        self.findings = crate::model::findings::analyze(&snap, &self.history, &Filter::default());
         self.snapshot = snap;
         self.rebuild();
     }

@@ -16,6 +16,8 @@ pub const SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_syncookies",
     "net.ipv4.tcp_tw_reuse",
     "net.ipv4.tcp_max_orphans",
+    "net.ipv4.tcp_timestamps",
+    "net.ipv4.tcp_abort_on_overflow",
 ];
 
 /// Reads counters, sockstat and sysctls. Missing files leave their entries out:

@@ -1,7 +1,9 @@
 //! Plain data and pure functions over it: no I/O, no terminal.
 
+pub mod counters;
 pub mod explain;
 pub mod filter;
+pub mod findings;
 pub mod fixture;
 pub mod group;
 pub mod history;

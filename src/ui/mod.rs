@@ -4,6 +4,7 @@
 //! ```text
 //! ┌──────────────────────────────────────────────────────────────┐
 //! │ header: host, kernel, interval, sample age, totals, owners   │ 1 line
+//! │ most severe finding (or "no problems found")                 │ 1 line
 //! │ state strip: ESTAB  SYN_RECV  FIN_WAIT2 ... count Δ spark    │ 3 lines
 //! │ ─ by process · filter · sort ─────────────────────────────── │
 //! │ main table                                                   │ rest
@@ -14,6 +15,7 @@
 
 mod detail;
 mod dialog;
+mod finding;
 mod header;
 mod help;
 mod states;
@@ -38,6 +40,7 @@ const DETAIL_HEIGHT: u16 = 13;
 /// The regions of the main screen for a terminal of this size.
 pub struct Regions {
     pub header: Rect,
+    pub finding: Rect,
     pub states: Rect,
     pub table: Rect,
     pub detail: Option<Rect>,
@@ -50,7 +53,8 @@ pub fn regions(area: Rect) -> Regions {
     } else {
         0
     };
-    let [header, states, table, detail, status] = Layout::vertical([
+    let [header, finding, states, table, detail, status] = Layout::vertical([
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(3),
         Constraint::Min(3),
@@ -60,6 +64,7 @@ pub fn regions(area: Rect) -> Regions {
     .areas(area);
     Regions {
         header,
+        finding,
         states,
         table,
         detail: (detail_h > 0).then_some(detail),
@@ -94,6 +99,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
     let r = regions(area);
     header::render(frame, app, theme, r.header);
+    finding::render(frame, app, theme, r.finding);
     states::render(frame, app, theme, r.states);
     table::render(frame, app, theme, r.table);
     if let Some(d) = r.detail {

@@ -368,6 +368,28 @@ impl Holder {
         self.h.send(&format!("udp-connect {id} {addr}"));
     }
 
+    /// Sets listener `id`'s backlog.
+    pub fn backlog(&mut self, id: u32, n: u32) {
+        self.h.send(&format!("backlog {id} {n}"));
+    }
+
+    /// Echoes on every connection to listener `id`, from threads in the child.
+    pub fn echo(&mut self, id: u32) {
+        self.h.send(&format!("echo {id}"));
+    }
+
+    /// `n` connections to `addr` accepted on `listener`, each closed by the
+    /// client first: `n` client ends in TIME_WAIT.
+    pub fn churn(&mut self, addr: &str, n: u32, listener: u32) {
+        self.h.send(&format!("churn {addr} {n} {listener}"));
+    }
+
+    /// For a holder started in a new network namespace: loopback up,
+    /// ephemeral ports `lo..=hi`, `tcp_tw_reuse` off.
+    pub fn netns(&mut self, lo: u16, hi: u16) {
+        self.h.send(&format!("netns {lo} {hi}"));
+    }
+
     pub fn shutdown_write(&mut self, id: u32) {
         self.h.send(&format!("shutdown-write {id}"));
     }
@@ -542,6 +564,76 @@ fn holder_command(
                 return Err("not a stream".into());
             };
             s.shutdown(Shutdown::Write)?;
+            String::new()
+        }
+        "backlog" => {
+            // listen() again on a listening socket only changes its backlog.
+            let Some(Sock::Listener(l)) = socks.get(&id(1)?) else {
+                return Err("not a listener".into());
+            };
+            let n: i32 = words.get(2).ok_or("missing backlog")?.parse()?;
+            nix::sys::socket::listen(l, nix::sys::socket::Backlog::new(n)?)?;
+            String::new()
+        }
+        "echo" => {
+            // Serves every connection to listener `id` on its own thread,
+            // echoing what it reads, until the peer closes.
+            let Some(Sock::Listener(l)) = socks.get(&id(1)?) else {
+                return Err("not a listener".into());
+            };
+            let l = l.try_clone()?;
+            std::thread::spawn(move || {
+                for conn in l.incoming() {
+                    let Ok(mut conn) = conn else { break };
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 4096];
+                        while let Ok(n) = conn.read(&mut buf) {
+                            if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+            String::new()
+        }
+        "churn" => {
+            // N short connections to ADDR, each closed by the client first:
+            // the client ends stay in TIME_WAIT.
+            let target = addr(1)?;
+            let n: u32 = words.get(2).ok_or("missing count")?.parse()?;
+            let Some(Sock::Listener(l)) = socks.get(&id(3)?) else {
+                return Err("not a listener".into());
+            };
+            for _ in 0..n {
+                let client = TcpStream::connect(target)?;
+                let (mut server, _) = l.accept()?;
+                drop(client);
+                // Read the client's FIN, then close: the server end goes
+                // through LAST_ACK and is gone; the client keeps TIME_WAIT.
+                let mut buf = [0u8; 1];
+                let _ = server.read(&mut buf)?;
+            }
+            String::new()
+        }
+        "netns" => {
+            // In a fresh network namespace: loopback up, and a small
+            // ephemeral port range without TIME_WAIT reuse.
+            let up = Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()?;
+            if !up.success() {
+                return Err("ip link set lo up failed".into());
+            }
+            std::fs::write(
+                "/proc/sys/net/ipv4/ip_local_port_range",
+                format!(
+                    "{} {}",
+                    words.get(1).ok_or("lo")?,
+                    words.get(2).ok_or("hi")?
+                ),
+            )?;
+            std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "0")?;
             String::new()
         }
         "close" => {
