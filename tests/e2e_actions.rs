@@ -175,3 +175,43 @@ fn destroy_asks_on_the_terminal_and_no_keeps_the_sockets_yes_destroys_them() {
     }
     leaker.listen("127.0.0.1:0");
 }
+
+#[test]
+fn read_only_monitor_says_so_in_the_header_and_refuses_k_and_x() {
+    let (mut leaker, port) = close_wait_leaker(1);
+    let mut tui = spawn(&["--read-only", &port.to_string()], 100, 30, ENV);
+    tui.wait_for("READ-ONLY in the header", |s| {
+        s.contents()
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("sockscope │ READ-ONLY │"))
+    });
+    for key in ["k", "x"] {
+        tui.type_keys(HOME);
+        tui.type_keys(key);
+        tui.wait_for(&format!("the refusal of {key}"), |s| {
+            s.contents()
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("read-only: k and x are off"))
+        });
+        let screen = tui.contents();
+        assert!(
+            !screen.contains("send a signal") && !screen.contains("destroy 1 socket"),
+            "a dialog opened in read-only mode:\n{screen}"
+        );
+        // Any other key clears the status line: wait for that, so the next
+        // refusal is not the old one still on screen.
+        tui.type_keys("r");
+        tui.wait_for("the key hints back", |s| {
+            s.contents()
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with('?'))
+        });
+    }
+    assert_eq!(close_wait_on(port), 1);
+    assert!(!has_ended(leaker.pid()));
+    leaker.listen("127.0.0.1:0");
+    quit(tui);
+}
