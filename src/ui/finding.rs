@@ -31,7 +31,10 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     // The count goes first: a long summary is cut at the right edge.
     let mut spans = vec![Span::styled(format!("{label} "), style)];
     if app.findings.len() > 1 {
-        spans.push(Span::styled(format!("1/{} ", app.findings.len()), theme.dim()));
+        spans.push(Span::styled(
+            format!("1/{} ", app.findings.len()),
+            theme.dim(),
+        ));
     }
     spans.push(Span::raw(clean(&top.summary).into_owned()));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
