@@ -62,30 +62,48 @@ fn accept_queue(port: u16) -> u32 {
     rows.first().map_or(0, |r| r.recv_q)
 }
 
+/// Clients connect, the child accepts each, the clients close: the child
+/// never closes its ends, which stay in CLOSE_WAIT.
+fn leak_one(h: &mut Holder, listener: u32, port: u16) {
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    h.accept(listener);
+    drop(client);
+}
+
 #[test]
-fn close_wait_leak_in_a_child_is_found_with_its_pid_and_port() {
+fn growing_close_wait_leak_in_a_child_is_found_with_its_pid_and_port() {
     let mut h = Holder::new();
     let (listener, port) = h.listen("127.0.0.1:0");
-    // Twelve clients connect, the child accepts each, the clients close:
-    // the child never closes its ends.
     for _ in 0..12 {
-        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        h.accept(listener);
-        drop(client);
+        leak_one(&mut h, listener, port);
     }
     let pid = h.pid().to_string();
     poll("12 CLOSE_WAIT in the child", || {
         let rows = common::snapshot_json(&["state:close-wait", &format!("pid:{pid}")]);
         (rows.len() == 12).then_some(())
     });
-    let (code, doc) = diagnose(&["--for", "1", &format!("pid:{pid}")]);
-    assert_eq!(code, 1, "a leak of 12 is a warning: exit 1\n{doc:#}");
+    // The leak keeps growing while diagnose watches.
+    let filter = format!("pid:{pid}");
+    let diag = std::thread::spawn(move || diagnose(&["--for", "2", &filter]));
+    let mut leaked = 12;
+    while !diag.is_finished() {
+        leak_one(&mut h, listener, port);
+        leaked += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, doc) = diag.join().unwrap();
+    assert_eq!(
+        code, 1,
+        "a growing leak of 12+ is a warning: exit 1\n{doc:#}"
+    );
     let leaks = of_kind(&doc, "close_wait_leak");
     assert_eq!(leaks.len(), 1, "{doc:#}");
     let f = leaks[0];
     assert_eq!(f["pid"], h.pid(), "{f:#}");
     assert_eq!(f["port"], port, "{f:#}");
-    assert_eq!(f["count"], 12, "{f:#}");
+    let count = f["count"].as_u64().unwrap();
+    assert!((12..=leaked).contains(&count), "{count} of {leaked}: {f:#}");
+    assert!(f["growth_per_min"].as_f64().unwrap() > 0.0, "{f:#}");
     assert_eq!(f["process"], common::exe_comm());
     assert!(is_warning_or_worse(f), "{f:#}");
     assert_eq!(f["filter"], format!("pid:{pid} state:close-wait"));

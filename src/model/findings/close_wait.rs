@@ -47,7 +47,10 @@ fn finding(input: &Input, pid: Option<u32>, sockets: &[&Socket]) -> Finding {
         || (count >= 100 && growth.is_some_and(|g| g >= limits.close_wait_growth_critical))
     {
         Severity::Critical
-    } else if count >= limits.close_wait_warning || stuck || (growing && count >= 5) {
+    } else if count >= limits.close_wait_warning
+        || stuck
+        || (growing && count >= limits.close_wait_growing_warning)
+    {
         Severity::Warning
     } else {
         Severity::Info
@@ -87,15 +90,20 @@ fn finding(input: &Input, pid: Option<u32>, sockets: &[&Socket]) -> Finding {
          The usual cause is a missing close() on an error or timeout path, or a connection pool \
          that never discards connections the other side has closed; a worker stuck elsewhere \
          leaves them too. The kernel keeps each socket and its file descriptor until the \
-         process closes it or exits. Peers: {}.{new_text}{unknown}",
+         process closes it or exits. A few that stay for minutes can also be idle pooled \
+         connections the server side timed out and the pool has not noticed yet; a growing \
+         number is a leak. Peers: {}.{new_text}{unknown}",
         name.as_deref().unwrap_or("the process"),
         list(&peer_text, 3),
     );
+    let fd_pid = pid.map_or("PID".to_string(), |p| p.to_string());
     f.next_step = format!(
         "Find the code path in {} that stops using a connection after the peer closed it \
          (a read returning 0 / EOF) without closing it. Restarting the process frees the \
-         sockets now. Keepalive and timeout sysctls do not help: only close(), or the process \
-         exiting, releases them.",
+         sockets now. Keepalive or a write may move a socket out of CLOSE_WAIT once the \
+         peer's end is gone, but its descriptor and memory stay until close(): a falling \
+         CLOSE_WAIT count does not mean the leak stopped. Watch the process's descriptors \
+         (ls /proc/{fd_pid}/fd | wc -l).",
         name.as_deref().unwrap_or("the owning program"),
     );
     f.filter = match pid {

@@ -41,6 +41,8 @@ fn orphaned(input: &Input, sockets: &[&Socket]) -> Finding {
         Some(t) => format!("net.ipv4.tcp_fin_timeout = {t} s"),
         None => "net.ipv4.tcp_fin_timeout".into(),
     };
+    // The socket's own TCP_LINGER2, if set, replaces the sysctl.
+    let timeout_detail = format!("{timeout} (or the socket's TCP_LINGER2)");
     f.summary = format!(
         "{} in FIN_WAIT2 with no owner (closed here, waiting for the peer); dropped after {timeout}",
         plural(count, "socket")
@@ -50,7 +52,7 @@ fn orphaned(input: &Input, sockets: &[&Socket]) -> Finding {
     f.message = format!(
         "A program on this machine closed these connections; the peers acknowledged its FIN but \
          have not sent their own. No process holds them any more, and the kernel drops each \
-         after {timeout}. Peers: {}.",
+         after {timeout_detail}. Peers: {}.",
         list(&peer_list, 3),
     );
     let leaking_peer = peers

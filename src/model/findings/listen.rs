@@ -3,8 +3,10 @@
 //! For a LISTEN socket the kernel reports the accept queue as Recv-Q (the
 //! connections whose handshake is complete and that wait for `accept()`) and
 //! the backlog as Send-Q. The queue is full when Recv-Q exceeds the backlog
-//! (`sk_acceptq_is_full`); then new handshakes are dropped and counted in
-//! `TcpExt.ListenOverflows` and `TcpExt.ListenDrops`.
+//! (`sk_acceptq_is_full`: the queue holds backlog + 1); then new handshakes
+//! are dropped and counted in `TcpExt.ListenOverflows` and `ListenDrops`.
+//! `/proc/net/tcp` reports 0 as a listener's Send-Q: the backlog is known
+//! only from sock_diag.
 
 use super::text::{format_rate, list, percent, plural, who};
 use super::{Finding, Input, Kind, Severity, ranked};
@@ -15,13 +17,14 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     let overflows = input.counter_increase("TcpExt.ListenOverflows");
     let rising = overflows.is_some_and(|(n, _)| n > 0);
     let mut full = 0;
+    let backlog_known = input.snap.source != crate::model::SourceKind::Proc;
     let mut syn_recv: HashMap<u16, Vec<&Socket>> = HashMap::new();
     for s in &input.sockets {
         if s.proto != Proto::Tcp {
             continue;
         }
         match s.state {
-            TcpState::Listen if s.recv_q > 0 && s.recv_q >= s.send_q => {
+            TcpState::Listen if backlog_known && s.recv_q > s.send_q => {
                 full += 1;
                 out.push(queue_full(input, s, overflows));
             }
@@ -73,7 +76,7 @@ fn queue_full(
     };
     let mut f = Finding::new(Kind::ListenQueueFull, severity, u64::from(queued));
     f.summary = format!(
-        "port {port}: accept queue full ({queued} waiting, backlog {backlog}); {holder} is not accepting"
+        "port {port}: accept queue full ({queued} waiting, backlog {backlog}); {holder} is not accepting fast enough"
     );
     let drops = match dropping {
         Some((n, span)) => format!(
@@ -88,19 +91,22 @@ fn queue_full(
         "The listener on {} belongs to {holder}. Its accept queue is full: {queued} \
          connections wait for accept(), with a backlog of {backlog}. The kernel has completed \
          their handshakes, but the program has not called accept() on them.{drops} Clients \
-         see connect timeouts or slow retries; the kernel does not refuse them with a reset \
-         unless net.ipv4.tcp_abort_on_overflow is 1.",
+         whose SYN is dropped see slow or timed-out connects; clients whose final ACK is \
+         dropped see connect() succeed and then their first request stall, and may later be \
+         reset. The kernel refuses them outright with a reset only if \
+         net.ipv4.tcp_abort_on_overflow is 1.",
         crate::model::socket::format_addr(&listener.local),
     );
     let somaxconn = input.sysctl("net.core.somaxconn");
     let cap = match somaxconn {
         Some(max) if u64::from(backlog) >= max => format!(
             " The backlog is capped by net.core.somaxconn = {max}: raise both it and the \
-             backlog the program passes to listen()."
+             backlog the program passes to listen(). somaxconn is read when listen() is \
+             called, so the program must listen again (usually a restart)."
         ),
         Some(max) => format!(
             " The program asked listen() for a backlog of {backlog}; net.core.somaxconn = {max} \
-             would allow up to that."
+             would allow up to {max}: raise the backlog the program passes to listen()."
         ),
         None => String::new(),
     };
@@ -166,17 +172,34 @@ fn overflowed_earlier(input: &Input, n: u64, span: std::time::Duration) -> Findi
 
 fn syn_flood(input: &Input, port: u16, sockets: &[&Socket]) -> Option<Finding> {
     let count = sockets.len() as u64;
-    let max_syn_backlog = input.sysctl("net.ipv4.tcp_max_syn_backlog");
-    let cookies_sent = input
-        .counter_increase("TcpExt.SyncookiesSent")
+    // Since Linux 4.4 a listener's SYN queue is limited by its own backlog
+    // (the sum over SO_REUSEPORT listeners); tcp_max_syn_backlog matters only
+    // with syncookies off.
+    let backlog: u64 = input
+        .snap
+        .sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen && s.local.port() == port)
+        .map(|s| u64::from(s.send_q))
+        .sum();
+    let backlog =
+        (backlog > 0 && input.snap.source != crate::model::SourceKind::Proc).then_some(backlog);
+    let syncookies = input.sysctl("net.ipv4.tcp_syncookies");
+    let queue_full_counter = if syncookies == Some(0) {
+        "TcpExt.TCPReqQFullDrop"
+    } else {
+        "TcpExt.TCPReqQFullDoCookies"
+    };
+    let overflowing = input
+        .counter_increase(queue_full_counter)
         .filter(|(n, _)| *n > 0);
-    let drops = input
-        .counter_increase("TcpExt.TCPReqQFullDrop")
-        .filter(|(n, _)| *n > 0);
-    let near_limit = max_syn_backlog.is_some_and(|m| m > 0 && count * 2 >= m);
-    let severity = if drops.is_some() || (near_limit && count >= input.limits.syn_recv_warning) {
+    let half_full = match backlog {
+        Some(b) => count >= 16 && count * 2 >= b,
+        None => count >= input.limits.syn_recv_warning,
+    };
+    let severity = if half_full && overflowing.is_some() {
         Severity::Critical
-    } else if count >= input.limits.syn_recv_warning || cookies_sent.is_some() {
+    } else if half_full {
         Severity::Warning
     } else {
         return None;
@@ -199,18 +222,21 @@ fn syn_flood(input: &Input, port: u16, sockets: &[&Socket]) -> Option<Finding> {
         "Many distinct sources each with few attempts is the pattern of a SYN flood, often \
          from spoofed addresses."
     } else {
-        "Few sources with many attempts each points at those clients, or at a path that loses \
-         the final ACK (a firewall, asymmetric routing)."
+        "Few sources with many attempts each points at those clients, at a path that loses \
+         the final ACK (a firewall, asymmetric routing), at a full accept queue (the final ACK \
+         arrived but was dropped: see ListenOverflows), or at TCP_DEFER_ACCEPT on the \
+         listener."
     };
-    let syncookies = match input.sysctl("net.ipv4.tcp_syncookies") {
+    let cookies_text = match syncookies {
         Some(0) => "net.ipv4.tcp_syncookies = 0: when the SYN queue fills, new connections are \
                     simply dropped."
             .to_string(),
         Some(1) => format!(
             "net.ipv4.tcp_syncookies = 1: when the SYN queue overflows the kernel answers with \
-             SYN cookies instead of dropping{}.",
-            match cookies_sent {
-                Some((n, _)) => format!(" (it sent {n} recently)"),
+             SYN cookies instead of dropping{} (connections answered with a cookie do not \
+             show as SYN_RECV, so the real number of attempts can be higher).",
+            match overflowing {
+                Some((n, _)) => format!(" (it did {n} times recently)"),
                 None => String::new(),
             }
         ),
@@ -219,21 +245,21 @@ fn syn_flood(input: &Input, port: u16, sockets: &[&Socket]) -> Option<Finding> {
         }
         _ => String::new(),
     };
-    let limit = match max_syn_backlog {
-        Some(m) => format!(
-            " That is {} of net.ipv4.tcp_max_syn_backlog = {m}.",
-            percent(count as f64 / m.max(1) as f64)
+    let limit = match backlog {
+        Some(b) => format!(
+            " That is {} of the listener's backlog ({b}), which also limits its SYN queue.",
+            percent(count as f64 / b as f64)
         ),
         None => String::new(),
     };
     f.message = format!(
         "{count} connections to port {port} ({}) are half-open: their SYN arrived and was \
          answered with a SYN-ACK, but the client's final ACK has not come.{limit} Top sources: \
-         {}. {spread} {syncookies}",
+         {}. {spread} {cookies_text}",
         who(pid, name.as_deref()),
         list(&top, 3),
     );
-    f.next_step = match input.sysctl("net.ipv4.tcp_syncookies") {
+    f.next_step = match syncookies {
         Some(0) => "Turn on net.ipv4.tcp_syncookies = 1 so legitimate clients still get in \
                     when the queue is full; if this is an attack, filter or rate-limit the \
                     sources upstream."

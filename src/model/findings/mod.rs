@@ -144,8 +144,12 @@ impl Finding {
 /// Where the findings engine draws its lines.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
-    /// CLOSE_WAIT sockets in one process for a warning / critical.
+    /// CLOSE_WAIT sockets in one process for a warning / critical. A busy
+    /// proxy always has a few that last milliseconds; fewer than
+    /// `close_wait_warning` warn only when growing or old.
     pub close_wait_warning: u64,
+    /// CLOSE_WAIT sockets that, growing, make a warning.
+    pub close_wait_growing_warning: u64,
     pub close_wait_critical: u64,
     /// A CLOSE_WAIT socket older than this is a leak, whatever the count.
     pub close_wait_stuck: Duration,
@@ -174,7 +178,8 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            close_wait_warning: 10,
+            close_wait_warning: 100,
+            close_wait_growing_warning: 10,
             close_wait_critical: 1000,
             close_wait_stuck: Duration::from_secs(60),
             close_wait_growth_critical: 60.0,

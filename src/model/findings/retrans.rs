@@ -13,7 +13,14 @@ const STALLED_RETRIES: u8 = 3;
 
 /// A connection's retransmissions, when they are unhealthy.
 fn trouble(s: &Socket, min: u32, share: f64) -> Option<(u64, u64)> {
-    if s.proto != Proto::Tcp || matches!(s.state, TcpState::Listen | TcpState::TimeWait) {
+    // Handshakes are left out: their counters count resent SYNs and
+    // SYN-ACKs (an unreachable host, a SYN flood), not loss on a connection.
+    if s.proto != Proto::Tcp
+        || matches!(
+            s.state,
+            TcpState::Listen | TcpState::TimeWait | TcpState::SynSent | TcpState::SynRecv
+        )
+    {
         return None;
     }
     match &s.tcp_info {
@@ -49,7 +56,9 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
         (Some((r, _)), Some((s, _))) if s > 0 => Some(r as f64 / s as f64),
         _ => None,
     };
-    let rising = retrans.is_some_and(|(n, _)| n > 0);
+    // Some retransmission is normal on any busy host: "rising" means 1% of
+    // the segments sent in the window or more.
+    let rising = machine_share.is_some_and(|share| share >= 0.01);
     if by_host.is_empty() {
         // Machine-wide loss with no connection to pin it on (tcp_info off or
         // the connections already gone): only without a filter.
@@ -111,7 +120,9 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     f.message = format!(
         "{} to {} have retransmitted a large share of their segments. {worst_text}{machine} \
          Retransmissions mean segments or their ACKs were lost or arrived too late: a \
-         congested or faulty path, a bad link or NIC, or a peer too overloaded to keep up.",
+         congested or faulty path, a bad link or NIC, or a peer too overloaded to keep up. \
+         The per-connection share counts the connection's whole life, so an old burst keeps \
+         a long-lived connection listed.",
         plural(connections as u64, "connection"),
         list(&host_names, 3),
     );

@@ -1,9 +1,10 @@
 //! `time_wait_pressure`: TIME_WAIT sockets using up ephemeral ports towards
 //! one endpoint, or the machine's TIME_WAIT table.
 //!
-//! TIME_WAIT is kept by the side that closed first (the active closer) for a
-//! fixed 60 s (`TCP_TIMEWAIT_LEN`; no sysctl changes it). On a client, each
-//! one keeps its ephemeral port busy towards that remote address and port.
+//! TIME_WAIT is kept by the side that closed first (the active closer) for
+//! about 60 s (`TCP_TIMEWAIT_LEN`; restarted if the peer resends its FIN). On a
+//! client, each one keeps its ephemeral port busy towards that remote address
+//! and port.
 
 use super::text::{list, percent, plural};
 use super::{Finding, Input, Kind, Severity, ranked};
@@ -129,27 +130,31 @@ fn ephemeral(
         )
     };
     let reuse_text = if reuse {
-        " net.ipv4.tcp_tw_reuse lets new connections to it take over TIME_WAIT ports older than \
-         1 s, so only the live connections can exhaust the range."
+        " net.ipv4.tcp_tw_reuse lets new connections to it take over TIME_WAIT ports about 1 s \
+         after their last segment (tcp_tw_reuse_delay on 6.13+), provided both ends used TCP \
+         timestamps, so mostly the live connections can exhaust the range."
     } else {
         " With net.ipv4.tcp_tw_reuse off for this destination, a port in TIME_WAIT cannot be \
-         used again for it until the 60 s are over; when all are busy, connect() fails with \
-         EADDRNOTAVAIL (\"Cannot assign requested address\")."
+         used again for it until its TIME_WAIT is over; when all are busy, connect() fails \
+         with EADDRNOTAVAIL (\"Cannot assign requested address\")."
     };
     let (lo, hi) = input.snap.system.local_port_range().unwrap_or((0, 0));
     f.message = format!(
         "This machine closed {} to {target} first (it is the active closer, as a client), so \
-         each one stays in TIME_WAIT for 60 s, keeping its local port. {in_use} of the {size} \
-         ports in net.ipv4.ip_local_port_range ({lo}-{hi}) are now taken towards {target} \
-         ({}).{reuse_text} {clients}",
+         each one stays in TIME_WAIT for about 60 s, keeping its local port. {in_use} of the \
+         {size} ports in net.ipv4.ip_local_port_range ({lo}-{hi}) are now taken towards \
+         {target} ({}); the limit is per source address, and ports in \
+         net.ipv4.ip_local_reserved_ports or taken by bind() before connect() leave fewer.\
+         {reuse_text} {clients}",
         plural(tw, "connection"),
         percent(share),
     );
     f.next_step = "Reuse connections instead of opening one per request (HTTP keep-alive, a \
-         connection pool). To buy room: widen net.ipv4.ip_local_port_range, and set \
-         net.ipv4.tcp_tw_reuse = 1 on this client (safe for outgoing connections; needs TCP \
-         timestamps). Do not shorten TIME_WAIT with tricks such as SO_LINGER 0: that sends RSTs \
-         and risks mixing data between connections."
+         connection pool). To buy room: widen net.ipv4.ip_local_port_range, spread connections \
+         over more source addresses, or set net.ipv4.tcp_tw_reuse = 1 on this client (it \
+         affects only outgoing connect(); needs TCP timestamps on both ends). Do not shorten \
+         TIME_WAIT with SO_LINGER 0: it discards unsent data, the peer gets ECONNRESET, and old \
+         segments can reach a new connection on the same 4-tuple."
         .into();
     f.filter = format!(
         "state:time-wait raddr:{} rport:{}",
@@ -189,7 +194,7 @@ fn server(input: &Input, port: u16, count: u64) -> Finding {
     f.message = format!(
         "{count} connections to port {port} ({}) are in TIME_WAIT on this machine: the server \
          closed them first (it is the active closer), e.g. HTTP without keep-alive or closing \
-         idle clients. Each lasts 60 s. On the server side they do not use up ports, but they \
+         idle clients. Each lasts about 60 s. On the server side they do not use up ports, but they \
          count against net.ipv4.tcp_max_tw_buckets.",
         super::text::who(pid, name.as_deref())
     );
@@ -231,9 +236,8 @@ fn buckets(input: &Input) -> Option<Finding> {
     } else {
         tw as f64 / max as f64
     };
-    let severity = if overflow {
-        Severity::Critical
-    } else if share >= input.limits.tw_buckets_warning {
+    // Overflowing is the kernel's own defence and rarely hurts: a warning.
+    let severity = if overflow || share >= input.limits.tw_buckets_warning {
         Severity::Warning
     } else {
         return None;
@@ -245,7 +249,8 @@ fn buckets(input: &Input) -> Option<Finding> {
     );
     let overflowing = if overflow {
         " The table overflowed recently (TcpExt.TCPTimeWaitOverflow is rising): the kernel is \
-         closing connections without TIME_WAIT and logging \"time wait bucket table overflow\"."
+         closing connections without TIME_WAIT (and orphaned FIN_WAIT2 sockets at once); only \
+         the counter records it."
     } else {
         ""
     };
