@@ -1,6 +1,8 @@
 //! Command-line interface: parses arguments and chooses a sink for the same
 //! collect + model code.
 
+pub mod actions;
+
 use crate::collect::{Collector, Options, SourceChoice, SystemCollector};
 use crate::model::{Filter, Snapshot, Socket};
 use crate::output;
@@ -23,6 +25,9 @@ pub struct Cli {
     /// Where the live monitor reads the socket table from.
     #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
     pub source: SourceChoice,
+    /// Turn every action off: the monitor's k and x, and the kill and destroy commands.
+    #[arg(long, global = true)]
+    pub read_only: bool,
 }
 
 /// `1s`, `500ms`, `2.5s`, or a bare number of seconds; from 0.1 s to 1 hour.
@@ -46,6 +51,41 @@ pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
 pub enum Command {
     /// Print every socket once, with its owners, and exit.
     Snapshot(SnapshotArgs),
+    /// Send a signal to the processes that hold matching sockets (through a
+    /// pidfd: a reused pid is never signalled). Asks first unless --yes.
+    Kill(actions::KillArgs),
+    /// Destroy matching sockets with netlink SOCK_DESTROY, as `ss -K` (needs
+    /// CAP_NET_ADMIN). Asks first unless --yes.
+    Destroy(actions::DestroyArgs),
+    /// Watch for a short window and say what is wrong, who is responsible and
+    /// what to do. Exit status: 0 when nothing is at warning level, 1 when
+    /// something is warning or critical, 2 on error.
+    Diagnose(DiagnoseArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = FILTER_HELP)]
+pub struct DiagnoseArgs {
+    /// Only look at the sockets these terms select (e.g. `port:6800`, `pid:4242`).
+    pub filter: Vec<String>,
+    /// `{"findings": [...]}` instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to sample, to measure growth and counter rates: `2`, `5s`,
+    /// `500ms`; `0` looks once.
+    #[arg(long = "for", value_name = "SECONDS", value_parser = parse_window, default_value = "2")]
+    pub window: std::time::Duration,
+    /// Where to read the socket table from.
+    #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
+    pub source: SourceChoice,
+}
+
+/// A sampling window: like an interval, but 0 (one sample) is allowed.
+pub fn parse_window(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim().parse::<f64>().is_ok_and(|v| v == 0.0) {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_interval(text)
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +119,10 @@ pub enum Failure {
     Usage(String),
     /// Anything that went wrong at run time: exit 1.
     Runtime(anyhow::Error),
+    /// A run-time failure with its own status (`diagnose` uses 2: its 1 means "found something").
+    RuntimeWith(anyhow::Error, u8),
+    /// Nothing went wrong; exit quietly with this status.
+    Exit(u8),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -104,15 +148,19 @@ pub fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "sockscope: {msg}");
             ExitCode::from(2)
         }
-        Err(Failure::Runtime(e)) => {
-            if is_broken_pipe(&e) {
-                // `sockscope snapshot | head`: the reader has what it wanted.
-                return ExitCode::SUCCESS;
-            }
-            let _ = writeln!(std::io::stderr(), "sockscope: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(Failure::Runtime(e)) => runtime_failure(&e, 1),
+        Err(Failure::RuntimeWith(e, code)) => runtime_failure(&e, code),
+        Err(Failure::Exit(code)) => ExitCode::from(code),
     }
+}
+
+fn runtime_failure(e: &anyhow::Error, code: u8) -> ExitCode {
+    if is_broken_pipe(e) {
+        // `sockscope snapshot | head`: the reader has what it wanted.
+        return ExitCode::SUCCESS;
+    }
+    let _ = writeln!(std::io::stderr(), "sockscope: {e:#}");
+    ExitCode::from(code)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -125,7 +173,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Snapshot(args)) => snapshot(args),
-        None => monitor(cli.filter, cli.interval, cli.source),
+        Some(Command::Kill(args)) => actions::kill(args, cli.read_only),
+        Some(Command::Destroy(args)) => actions::destroy(args, cli.read_only),
+        Some(Command::Diagnose(args)) => diagnose(args).map_err(|f| match f {
+            Failure::Runtime(e) => Failure::RuntimeWith(e, 2),
+            other => other,
+        }),
+        None => monitor(cli.filter, cli.interval, cli.source, cli.read_only),
     }
 }
 
@@ -133,6 +187,7 @@ fn monitor(
     filter: Vec<String>,
     interval: std::time::Duration,
     source: SourceChoice,
+    read_only: bool,
 ) -> Result<(), Failure> {
     let filter = parse_filter(&filter)?;
     let keymap = load_keymap()?;
@@ -146,6 +201,7 @@ fn monitor(
             incremental: true,
         },
         keymap,
+        read_only,
     })
     .map_err(Failure::Runtime)
 }
@@ -221,6 +277,63 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
     Ok(())
+}
+
+fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
+    use crate::model::findings;
+    use std::time::{Duration, Instant};
+    let filter = parse_filter(&args.filter)?;
+    let mut collector = SystemCollector::new(Options {
+        source: args.source,
+        // Retransmissions and ages come from tcp_info.
+        tcp_info: true,
+        owners: true,
+        incremental: true,
+    });
+    let mut history = crate::model::history::History::default();
+    let start = Instant::now();
+    let mut snap = collector.collect().map_err(anyhow::Error::from)?;
+    history.record(&snap);
+    let mut samples = 1;
+    // One sample a second (two at least), the last at the end of the window.
+    let step = args.window.min(Duration::from_secs(1));
+    let mut due = Duration::ZERO;
+    while due < args.window {
+        due = (due + step).min(args.window);
+        std::thread::sleep((start + due).saturating_duration_since(Instant::now()));
+        snap = collector.collect().map_err(anyhow::Error::from)?;
+        history.record(&snap);
+        samples += 1;
+    }
+    let found = findings::analyze(&snap, &history, &filter);
+    let run = output::findings::Run {
+        sampled_for_s: (history.span().as_secs_f64() * 1000.0).round() / 1000.0,
+        samples,
+        sockets: snap
+            .sockets
+            .iter()
+            .filter(|s| filter.matches(s, &snap))
+            .count(),
+        filter: filter.text().to_string(),
+        taken_at: snap.taken_at,
+    };
+    let stdout = std::io::stdout();
+    let result = if args.json {
+        output::findings::write_json(stdout.lock(), &run, &found)
+    } else {
+        let tty = stdout.is_terminal();
+        let color = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let width = if tty { output::findings::width() } else { 100 };
+        output::findings::write_text(stdout.lock(), &run, &found, width, color)
+    };
+    result.map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))?;
+    if let Some(note) = snap.attribution.note() {
+        let _ = writeln!(std::io::stderr(), "sockscope: {note}");
+    }
+    match findings::worst(&found) {
+        Some(s) if s >= findings::Severity::Warning => Err(Failure::Exit(1)),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

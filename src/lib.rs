@@ -4,6 +4,7 @@
 //! Data flows one way: [`collect`] turns the kernel into a [`model::Snapshot`],
 //! [`model`] groups, filters and explains it, and [`output`] / the UI render it.
 
+pub mod act;
 pub mod app;
 pub mod cli;
 pub mod collect;

@@ -32,6 +32,11 @@ pub enum Action {
     Slower,
     Faster,
     Resolve,
+    Kill,
+    Destroy,
+    ExportCsv,
+    ExportJson,
+    Copy,
     ViewSockets,
     ViewFindings,
     ViewCounters,
@@ -40,7 +45,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 32] = [
         Action::Quit,
         Action::Help,
         Action::Filter,
@@ -63,6 +68,11 @@ impl Action {
         Action::Slower,
         Action::Faster,
         Action::Resolve,
+        Action::Kill,
+        Action::Destroy,
+        Action::ExportCsv,
+        Action::ExportJson,
+        Action::Copy,
         Action::ViewSockets,
         Action::ViewFindings,
         Action::ViewCounters,
@@ -95,6 +105,11 @@ impl Action {
             Action::Slower => "slower",
             Action::Faster => "faster",
             Action::Resolve => "resolve",
+            Action::Kill => "kill",
+            Action::Destroy => "destroy",
+            Action::ExportCsv => "export_csv",
+            Action::ExportJson => "export_json",
+            Action::Copy => "copy",
             Action::ViewSockets => "view_sockets",
             Action::ViewFindings => "view_findings",
             Action::ViewCounters => "view_counters",
@@ -128,6 +143,11 @@ impl Action {
             Action::Slower => "longer refresh interval",
             Action::Faster => "shorter refresh interval",
             Action::Resolve => "reverse DNS of remote addresses on/off",
+            Action::Kill => "signal the owner of the selected process or connection",
+            Action::Destroy => "destroy the selected connection or the group's sockets",
+            Action::ExportCsv => "write the view (every row after the filter) to a CSV file",
+            Action::ExportJson => "write the view to a JSON file",
+            Action::Copy => "copy the selected row to the clipboard (OSC 52)",
             Action::ViewSockets => "view: sockets (the main table)",
             Action::ViewFindings => "view: findings",
             Action::ViewCounters => "view: kernel counters, per second",
@@ -395,16 +415,20 @@ mod tests {
         );
         assert_eq!(
             km.action(&press(KeyCode::Char('k'), KeyModifiers::NONE)),
-            None,
-            "k is kept for kill"
+            Some(Action::Kill),
+            "k kills, as in htop"
+        );
+        assert_eq!(
+            km.action(&press(KeyCode::Char('E'), KeyModifiers::SHIFT)),
+            Some(Action::ExportJson)
         );
     }
 
     #[test]
     fn user_overrides_replace_an_actions_keys() {
-        let km = Keymap::load(Some(("[keys]\nsort_next = [\"x\"]\n", "cfg"))).unwrap();
+        let km = Keymap::load(Some(("[keys]\nsort_next = [\"z\"]\n", "cfg"))).unwrap();
         assert_eq!(
-            km.action(&press(KeyCode::Char('x'), KeyModifiers::NONE)),
+            km.action(&press(KeyCode::Char('z'), KeyModifiers::NONE)),
             Some(Action::SortNext)
         );
         assert_eq!(

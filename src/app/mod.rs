@@ -1,6 +1,7 @@
 //! The live monitor's state and its one entry point, [`App::handle`]: an event
 //! in, effects out. No I/O here; the loop in `tui` performs the effects.
 
+pub mod actions;
 pub mod keymap;
 pub mod views;
 
@@ -25,6 +26,8 @@ pub enum Event {
     Resolved(IpAddr, Option<String>),
     /// SIGTERM, SIGINT, SIGHUP, or the terminal went away.
     Terminate,
+    /// The result of an [`Effect::Action`].
+    Action(actions::ActionEvent),
 }
 
 /// How long the last collection took and the interval now in force.
@@ -40,6 +43,8 @@ pub enum Effect {
     Quit,
     SetInterval(Duration),
     Resolve(Vec<IpAddr>),
+    /// Signal, destroy, export, copy: see [`actions`].
+    Action(actions::ActionEffect),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +53,10 @@ pub enum Mode {
     Filter,
     Help,
     Detail,
+    /// The signal dialog (`k`); state in [`App::dialog`].
+    Kill,
+    /// The destroy confirmation (`x`).
+    Destroy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +97,9 @@ pub struct App {
     /// Sockets per state in `snapshot`, for the state strip.
     pub counts: crate::model::group::StateCounts,
     pub history: History,
+    /// What the findings engine says about the shown snapshot (the whole
+    /// machine, not only what the filter shows), most severe first.
+    pub findings: Vec<crate::model::findings::Finding>,
     pub filter: Filter,
     pub drill: Vec<Drill>,
     pub grouping: Grouping,
@@ -122,6 +134,14 @@ pub struct App {
     pub detail_scroll: u16,
     /// Wall-clock time of the draw, for the sample's age; set by the loop.
     pub clock: SystemTime,
+    /// `--read-only`: k and x are refused.
+    pub read_only: bool,
+    /// Never signalled.
+    pub own_pid: u32,
+    /// The SSH connection this session came in on: acting on it asks twice.
+    pub ssh: Option<crate::act::plan::SshSession>,
+    /// The open kill or destroy dialog.
+    pub dialog: Option<actions::Dialog>,
     /// Which view is on screen (keys 1-5), and what the other views remember.
     pub view: View,
     pub views: ViewState,
@@ -135,6 +155,7 @@ impl App {
             pending: None,
             counts: Default::default(),
             history: History::default(),
+            findings: Vec::new(),
             effective: filter.clone(),
             filter,
             drill: Vec::new(),
@@ -162,6 +183,10 @@ impl App {
             page: 10,
             detail_scroll: 0,
             clock: SystemTime::UNIX_EPOCH,
+            read_only: false,
+            own_pid: std::process::id(),
+            ssh: None,
+            dialog: None,
             view: View::Sockets,
             views: ViewState::default(),
         };
@@ -205,6 +230,7 @@ impl App {
     /// not on every draw.
     fn show(&mut self, snap: Arc<Snapshot>) {
         self.counts = crate::model::group::by_state(&snap.sockets);
+        self.findings = crate::model::findings::analyze(&snap, &self.history, &Filter::default());
         self.snapshot = snap;
         self.rebuild();
         self.refresh_view();
@@ -277,12 +303,16 @@ impl App {
                 Vec::new()
             }
             Event::Terminate => vec![Effect::Quit],
+            Event::Action(ev) => self.on_action_event(ev),
         }
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if self.mode == Mode::Filter {
             return self.on_prompt_key(key);
+        }
+        if matches!(self.mode, Mode::Kill | Mode::Destroy) {
+            return self.on_dialog_key(key);
         }
         let action = self.keymap.action(&key);
         if self.mode == Mode::Help {
@@ -406,6 +436,11 @@ impl App {
                 self.rebuild();
                 return self.resolve_effects();
             }
+            Action::Kill
+            | Action::Destroy
+            | Action::ExportCsv
+            | Action::ExportJson
+            | Action::Copy => return self.on_act(action),
             Action::ViewSockets => self.set_view(View::Sockets),
             Action::ViewFindings => self.set_view(View::Findings),
             Action::ViewCounters => self.set_view(View::Counters),

@@ -114,6 +114,22 @@ impl App {
                 self.set_view(View::Sockets);
                 return None;
             }
+            // Acting on sockets needs the table on screen, to see what is selected.
+            Action::Kill
+            | Action::Destroy
+            | Action::ExportCsv
+            | Action::ExportJson
+            | Action::Copy => {
+                let key = self
+                    .keymap
+                    .keys(Action::ViewSockets)
+                    .first()
+                    .map(|k| k.label())
+                    .unwrap_or_default();
+                self.status = Some(format!(
+                    "press {key} for the socket table to act on sockets"
+                ));
+            }
             // Table keys do nothing here rather than change a hidden table.
             Action::Enter
             | Action::Focus

@@ -2,10 +2,10 @@
 
 use crate::model::{Family, Proto, Socket, TcpInfo, TcpState, Timer, TimerKind};
 use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_sock_diag::{
-    SockDiagMessage,
+    SOCK_DESTROY, SockDiagMessage,
     constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP},
     inet::{ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, nlas::Nla},
 };
@@ -21,6 +21,58 @@ pub struct DumpRequest {
     /// Ask for `tcp_info` too. It costs kernel time on large tables, so callers
     /// that do not show it can leave it out.
     pub tcp_info: bool,
+}
+
+/// What the kernel needs to find one socket again: protocol, family, the
+/// 4-tuple and the cookie from the dump that showed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketRef {
+    pub proto: Proto,
+    pub family: Family,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub cookie: u64,
+}
+
+impl From<&Socket> for SocketRef {
+    fn from(s: &Socket) -> SocketRef {
+        SocketRef {
+            proto: s.proto,
+            family: s.family,
+            local: s.local,
+            remote: s.remote,
+            cookie: s.cookie,
+        }
+    }
+}
+
+impl SocketRef {
+    fn id(&self) -> SocketId {
+        let mut id = match self.family {
+            Family::V4 => SocketId::new_v4(),
+            Family::V6 => SocketId::new_v6(),
+        };
+        id.source_address = self.local.ip();
+        id.source_port = self.local.port();
+        id.destination_address = self.remote.ip();
+        id.destination_port = self.remote.port();
+        id.cookie = self.cookie.to_ne_bytes();
+        id
+    }
+
+    fn family_number(&self) -> u8 {
+        match self.family {
+            Family::V4 => AF_INET,
+            Family::V6 => AF_INET6,
+        }
+    }
+
+    fn protocol_number(&self) -> u8 {
+        match self.proto {
+            Proto::Tcp => IPPROTO_TCP,
+            Proto::Udp => IPPROTO_UDP,
+        }
+    }
 }
 
 /// Errors from the netlink source.
@@ -87,22 +139,18 @@ impl Dumper {
     /// `tcp_info`: cheap where a full dump with `tcp_info` is not. None when
     /// the socket is gone.
     pub fn query(&mut self, socket: &Socket) -> Result<Option<Socket>, NetlinkError> {
+        self.query_ref(&SocketRef::from(socket))
+    }
+
+    /// [`Dumper::query`] by the kernel's identity of the socket.
+    pub fn query_ref(&mut self, socket: &SocketRef) -> Result<Option<Socket>, NetlinkError> {
         let req = DumpRequest {
             proto: socket.proto,
             family: socket.family,
             tcp_info: true,
         };
-        let mut id = match socket.family {
-            Family::V4 => SocketId::new_v4(),
-            Family::V6 => SocketId::new_v6(),
-        };
-        id.source_address = socket.local.ip();
-        id.source_port = socket.local.port();
-        id.destination_address = socket.remote.ip();
-        id.destination_port = socket.remote.port();
-        id.cookie = socket.cookie.to_ne_bytes();
         let mut out = Vec::new();
-        match self.request(req, Some(id), &mut out) {
+        match self.request(req, Some(socket.id()), &mut out) {
             Ok(()) => Ok(out.pop()),
             Err(NetlinkError::Dump { source, .. })
                 if source.raw_os_error() == Some(libc::ENOENT) =>
@@ -110,6 +158,64 @@ impl Dumper {
                 Ok(None)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the kernel to destroy one socket (`SOCK_DESTROY`, as `ss -K`):
+    /// Ok when it acknowledged, or the error it answered with (ENOENT: no
+    /// such socket; ESTALE: another socket has these addresses now;
+    /// EPERM: needs CAP_NET_ADMIN; EOPNOTSUPP: a kernel without
+    /// CONFIG_INET_DIAG_DESTROY). An acknowledgement is not proof: the
+    /// caller looks again.
+    pub fn destroy(&mut self, socket: &SocketRef) -> io::Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        header.sequence_number = seq;
+        let mut packet = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family: socket.family_number(),
+                protocol: socket.protocol_number(),
+                extensions: ExtensionFlags::empty(),
+                states: StateFlags::all(),
+                socket_id: socket.id(),
+            })
+            .into(),
+        );
+        packet.finalize();
+        // The crate knows only SOCK_DIAG_BY_FAMILY; SOCK_DESTROY takes the
+        // same request body.
+        packet.header.message_type = SOCK_DESTROY;
+        let mut request = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut request);
+        self.socket.send(&request, 0)?;
+        loop {
+            let size = match self.socket.recv(&mut &mut self.buf[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let mut offset = 0;
+            while offset < size {
+                let msg = NetlinkMessage::<SockDiagMessage>::deserialize(&self.buf[offset..size])
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                let len = msg.header.length as usize;
+                // Anything left over from an earlier request is skipped.
+                if msg.header.sequence_number == seq
+                    && let NetlinkPayload::Error(err) = msg.payload
+                {
+                    return match err.code {
+                        None => Ok(()),
+                        Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
+                    };
+                }
+                if len == 0 {
+                    break;
+                }
+                offset += (len + 3) & !3;
+            }
         }
     }
 

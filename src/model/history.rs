@@ -27,6 +27,29 @@ struct Since {
     state: TcpState,
     first: SystemTime,
     generation: u64,
+    /// `tcp_info` (bytes received, bytes acked) at the last sample.
+    bytes: Option<(u64, u64)>,
+    /// Throughput between the last two samples.
+    rate: Option<Rate>,
+}
+
+/// Bytes per second in (received) and out (sent and acknowledged), from the
+/// `tcp_info` byte counters of two samples: no packet capture needed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rate {
+    pub in_bps: u64,
+    pub out_bps: u64,
+}
+
+impl Rate {
+    pub fn total(&self) -> u64 {
+        self.in_bps + self.out_bps
+    }
+
+    fn add(&mut self, other: Rate) {
+        self.in_bps += other.in_bps;
+        self.out_bps += other.out_bps;
+    }
 }
 
 /// One process's sockets in one sample.
@@ -34,6 +57,8 @@ struct Since {
 pub struct ProcessSample {
     pub total: u32,
     pub close_wait: u32,
+    /// Throughput of its connections; None without `tcp_info`.
+    pub rate: Option<Rate>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -44,6 +69,9 @@ pub struct History {
     process_totals: HashMap<Option<u32>, VecDeque<ProcessSample>>,
     /// Kernel counters over time, for rates.
     pub counters: CounterHistory,
+    /// Throughput per sample of the connections that carried any, for the
+    /// detail pane's sparkline; dropped when the connection goes.
+    conn_rates: HashMap<ConnKey, VecDeque<Rate>, foldhash::fast::RandomState>,
     /// connection → (state, first seen in that state).
     /// Updated in place each sample; `generation` marks who is still there.
     /// foldhash: this map is rehashed for every socket at every refresh.
@@ -58,6 +86,11 @@ impl History {
     pub fn record(&mut self, snap: &Snapshot) {
         let at = snap.taken_at;
         self.started.get_or_insert(at);
+        let elapsed = self
+            .samples
+            .back()
+            .and_then(|prev| at.duration_since(prev.at).ok())
+            .filter(|d| !d.is_zero());
         if self.samples.len() == MAX_SAMPLES {
             self.samples.pop_front();
         }
@@ -65,6 +98,7 @@ impl History {
             at,
             counts: group::by_state(&snap.sockets),
         });
+        let process_rates = self.record_connections(snap, elapsed);
 
         let groups = group::by_process(&snap.sockets);
         let mut seen = std::collections::HashSet::with_capacity(groups.len());
@@ -75,6 +109,7 @@ impl History {
             let sample = ProcessSample {
                 total: g.counts.total(),
                 close_wait: g.counts.get(TcpState::CloseWait),
+                rate: process_rates.get(&g.pid).copied(),
             };
             push_bounded(series, sample, depth);
         }
@@ -87,22 +122,65 @@ impl History {
             series.iter().any(|n| n.total > 0)
         });
         self.counters.record(at, &snap.system.counters);
+    }
 
+    /// Updates each connection's first-seen time and throughput; returns the
+    /// throughput per owning process (first owner), for processes whose
+    /// connections have `tcp_info`.
+    fn record_connections(
+        &mut self,
+        snap: &Snapshot,
+        elapsed: Option<Duration>,
+    ) -> HashMap<Option<u32>, Rate> {
+        let at = snap.taken_at;
         self.generation += 1;
         let generation = self.generation;
+        let mut per_process: HashMap<Option<u32>, Rate> = HashMap::new();
         for s in &snap.sockets {
-            let entry = self.since.entry(s.key()).or_insert(Since {
+            let key = s.key();
+            let entry = self.since.entry(key).or_insert(Since {
                 state: s.state,
                 first: at,
                 generation,
+                bytes: None,
+                rate: None,
             });
             if entry.state != s.state {
                 entry.state = s.state;
                 entry.first = at;
             }
             entry.generation = generation;
+            let bytes = s.tcp_info.map(|t| (t.bytes_received, t.bytes_acked));
+            entry.rate = match (entry.bytes, bytes, elapsed) {
+                (Some(old), Some(new), Some(dt)) => {
+                    let secs = dt.as_secs_f64();
+                    Some(Rate {
+                        in_bps: (new.0.saturating_sub(old.0) as f64 / secs) as u64,
+                        out_bps: (new.1.saturating_sub(old.1) as f64 / secs) as u64,
+                    })
+                }
+                // A first sight counts as idle, so that a process's sum
+                // does not go missing when one connection is new.
+                (None, Some(_), _) => Some(Rate::default()),
+                _ => None,
+            };
+            entry.bytes = bytes;
+            if let Some(rate) = entry.rate {
+                per_process
+                    .entry(s.first_owner().map(|o| o.pid))
+                    .or_default()
+                    .add(rate);
+                if rate.total() > 0 || self.conn_rates.contains_key(&key) {
+                    let series = self.conn_rates.entry(key).or_default();
+                    push_bounded(series, rate, TREND_SAMPLES);
+                }
+            }
         }
         self.since.retain(|_, e| e.generation == generation);
+        let since = &self.since;
+        self.conn_rates
+            .retain(|k, series| since.contains_key(k) && series.iter().any(|r| r.total() > 0));
+        per_process
     }
 
     pub fn samples(&self) -> &VecDeque<Sample> {
@@ -132,6 +210,33 @@ impl History {
         self.process_totals
             .get(&pid)
             .map(|s| s.iter().map(|n| u64::from(n.total)).collect())
+            .unwrap_or_default()
+    }
+
+    /// A connection's throughput between the last two samples.
+    pub fn conn_rate(&self, key: &ConnKey) -> Option<Rate> {
+        self.since.get(key)?.rate
+    }
+
+    /// A connection's throughput over the last samples, oldest first; empty
+    /// when it never carried data while watched.
+    pub fn conn_rate_series(&self, key: &ConnKey) -> Vec<Rate> {
+        self.conn_rates
+            .get(key)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// A process's throughput between the last two samples.
+    pub fn process_rate(&self, pid: Option<u32>) -> Option<Rate> {
+        self.process_totals.get(&pid)?.back()?.rate
+    }
+
+    /// A process's throughput per sample, oldest first (0 where unknown).
+    pub fn process_rate_series(&self, pid: Option<u32>) -> Vec<Rate> {
+        self.process_totals
+            .get(&pid)
+            .map(|s| s.iter().map(|p| p.rate.unwrap_or_default()).collect())
             .unwrap_or_default()
     }
 
@@ -258,6 +363,43 @@ mod tests {
             h.first_seen(&old_key),
             Some((SystemTime::UNIX_EPOCH + Duration::from_secs(100), true))
         );
+    }
+
+    #[test]
+    fn throughput_comes_from_tcp_info_byte_counters_between_samples() {
+        let mut h = History::default();
+        let mut snap = fixture::small();
+        let set = |snap: &mut Snapshot, rx: u64, tx: u64| {
+            let info = snap.sockets[5].tcp_info.as_mut().expect("tcp_info");
+            info.bytes_received = rx;
+            info.bytes_acked = tx;
+        };
+        at(&mut snap, 100);
+        set(&mut snap, 1000, 5000);
+        h.record(&snap);
+        let key = snap.sockets[5].key();
+        assert_eq!(
+            h.conn_rate(&key),
+            Some(Rate::default()),
+            "first sight: idle"
+        );
+        at(&mut snap, 102);
+        set(&mut snap, 3000, 45_000);
+        h.record(&snap);
+        let rate = Rate {
+            in_bps: 1000,
+            out_bps: 20_000,
+        };
+        assert_eq!(h.conn_rate(&key), Some(rate));
+        assert_eq!(h.process_rate(Some(4242)), Some(rate), "nginx holds it");
+        assert_eq!(h.conn_rate_series(&key), vec![rate]);
+        assert_eq!(h.process_rate_series(Some(4242)).last(), Some(&rate));
+        // No tcp_info (e.g. turned off above 20k sockets): no rate.
+        snap.sockets[5].tcp_info = None;
+        at(&mut snap, 103);
+        h.record(&snap);
+        assert_eq!(h.conn_rate(&key), None);
+        assert_eq!(h.process_rate(Some(700)), None, "UDP has no tcp_info");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod counters;
 pub mod diagram;
 pub mod explain;
 pub mod filter;
+pub mod findings;
 pub mod fixture;
 pub mod group;
 pub mod history;

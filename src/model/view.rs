@@ -93,6 +93,8 @@ const PROCESS_COLUMNS: &[Column] = &[
     col("TIME_WAIT", 9, true, 2),
     col("LISTEN", 6, true, 3),
     col("OTHER", 5, true, 5),
+    col("IN/s", 6, true, 3),
+    col("OUT/s", 6, true, 3),
     col("TREND", 12, true, 3),
 ];
 
@@ -284,6 +286,9 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
             ),
             3 => Num(i64::from(g.counts.total())),
             4..=9 => Num(state_cell(&g.counts, 5, col - 4)),
+            10 | 11 => Num(ctx.history.process_rate(g.pid).map_or(-1, |r| {
+                (if col == 10 { r.in_bps } else { r.out_bps }) as i64
+            })),
             _ => {
                 // TREND: growth over the window.
                 let t = ctx.history.process_trend(g.pid);
@@ -403,6 +408,25 @@ pub fn format_age(d: Duration) -> String {
 }
 
 /// A one-line sparkline from block characters, scaled to the series' maximum.
+/// Bytes per second in at most 5 columns: `512`, `3.4K`, `12M`, `1.1G`.
+pub fn format_bytes_rate(bps: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if bps < 1000 {
+        return bps.to_string();
+    }
+    let mut v = bps as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 999.5 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v < 9.95 {
+        format!("{v:.1}{}", UNITS[u])
+    } else {
+        format!("{v:.0}{}", UNITS[u])
+    }
+}
+
 pub fn sparkline_text(series: &[u64], width: usize) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let tail = &series[series.len().saturating_sub(width)..];
@@ -447,6 +471,9 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
                 g.counts.total().to_string(),
             ];
             v.extend(counts_cells(&g.counts, 5));
+            let rate = ctx.history.process_rate(g.pid);
+            v.push(rate.map_or("-".into(), |r| format_bytes_rate(r.in_bps)));
+            v.push(rate.map_or("-".into(), |r| format_bytes_rate(r.out_bps)));
             v.push(sparkline_text(&ctx.history.process_trend(g.pid), 12));
             v
         }
@@ -520,6 +547,18 @@ mod tests {
 
     fn all(snap: &Snapshot) -> Vec<usize> {
         (0..snap.sockets.len()).collect()
+    }
+
+    #[test]
+    fn byte_rates_fit_five_columns() {
+        assert_eq!(format_bytes_rate(0), "0");
+        assert_eq!(format_bytes_rate(999), "999");
+        assert_eq!(format_bytes_rate(3500), "3.4K");
+        assert_eq!(format_bytes_rate(12 * 1024 * 1024), "12M");
+        assert_eq!(format_bytes_rate(1_000_000), "977K");
+        assert_eq!(format_bytes_rate(1_023_000), "999K");
+        assert_eq!(format_bytes_rate(1_048_000), "1.0M");
+        assert!(format_bytes_rate(u64::MAX).len() <= 5);
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! One-shot output of a snapshot: an aligned table for people, JSON for scripts.
 
+pub mod findings;
 pub mod json;
 pub mod table;

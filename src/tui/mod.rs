@@ -5,6 +5,7 @@
 //! what is queued before drawing, and draws only when something changed (or
 //! once a second, for the sample's age).
 
+mod act;
 mod terminal;
 
 use crate::app::keymap::Keymap;
@@ -29,10 +30,14 @@ pub struct Config {
     pub interval: Duration,
     pub options: Options,
     pub keymap: Keymap,
+    /// `--read-only`: k and x are refused.
+    pub read_only: bool,
 }
 
 enum Control {
     Interval(Duration),
+    /// Collect now (an action changed what there is to see).
+    Now,
     /// The connection the user is looking at: its `tcp_info` is fetched on
     /// its own when the periodic dump leaves `tcp_info` out.
     Focus(Option<Box<crate::model::Socket>>),
@@ -52,15 +57,30 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let resolver = spawn_resolver(tx.clone());
 
     let mut app = App::new(config.keymap, config.filter, config.interval);
+    app.read_only = config.read_only;
+    app.ssh = crate::act::plan::SshSession::from_env();
     app.host = sysinfo::System::host_name().unwrap_or_default();
     app.kernel = sysinfo::System::kernel_version().unwrap_or_default();
     let theme = Theme::from_env();
 
     let mut term = terminal::Guard::enter()?;
-    spawn_input(tx);
+    spawn_input(tx.clone());
     let size = term.size()?;
     app.page = ui::table_rows(size.width, size.height);
-    event_loop(&mut app, &mut term, &theme, &rx, &ctl_tx, &resolver)
+    let senders = Senders {
+        events: tx,
+        control: ctl_tx,
+        resolver,
+    };
+    event_loop(&mut app, &mut term, &theme, &rx, &senders)
+}
+
+/// Where the loop sends work: back to itself (results of actions), to the
+/// collector, to the resolver.
+struct Senders {
+    events: Sender<Event>,
+    control: Sender<Control>,
+    resolver: Sender<std::net::IpAddr>,
 }
 
 fn event_loop(
@@ -68,9 +88,9 @@ fn event_loop(
     term: &mut terminal::Guard,
     theme: &Theme,
     rx: &Receiver<Event>,
-    ctl: &Sender<Control>,
-    resolver: &Sender<std::net::IpAddr>,
+    senders: &Senders,
 ) -> anyhow::Result<()> {
+    let ctl = &senders.control;
     let mut dirty = true;
     let mut focus: Option<crate::model::ConnKey> = None;
     loop {
@@ -107,9 +127,10 @@ fn event_loop(
                     }
                     Effect::Resolve(ips) => {
                         for ip in ips {
-                            let _ = resolver.send(ip);
+                            let _ = senders.resolver.send(ip);
                         }
                     }
+                    Effect::Action(a) => act::perform(a, app, term, senders),
                 }
             }
             dirty = true;
@@ -164,6 +185,7 @@ fn spawn_collector(
                             base = d;
                             break;
                         }
+                        Ok(Control::Now) => break,
                         Ok(Control::Focus(f)) => focus = f,
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => return,

@@ -47,6 +47,13 @@ impl Guard {
         Ok(self.terminal.size()?)
     }
 
+    /// Writes bytes straight to the terminal (an OSC 52 sequence), between draws.
+    pub fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let out = self.terminal.backend_mut();
+        out.write_all(bytes)?;
+        Write::flush(out)
+    }
+
     pub fn draw(&mut self, f: impl FnOnce(&mut ratatui::Frame)) -> anyhow::Result<()> {
         self.terminal.draw(f)?;
         Ok(())

@@ -4,8 +4,9 @@
 use super::Theme;
 use crate::app::App;
 use crate::model::explain::explain;
+use crate::model::history::Rate;
 use crate::model::socket::format_addr;
-use crate::model::view::{Row, format_age};
+use crate::model::view::{Row, format_age, format_bytes_rate};
 use crate::model::{Snapshot, Socket, TimerKind};
 use crate::sanitize::clean;
 use ratatui::Frame;
@@ -113,6 +114,18 @@ fn bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// `in 3.4K/s  out 12M/s  ▁▂▅█`: throughput from tcp_info byte counters,
+/// with a sparkline of in + out over the last samples.
+fn rate_text(rate: Rate, series: &[Rate]) -> String {
+    let totals: Vec<u64> = series.iter().map(Rate::total).collect();
+    format!(
+        "in {}/s  out {}/s  {}",
+        format_bytes_rate(rate.in_bps),
+        format_bytes_rate(rate.out_bps),
+        crate::model::view::sparkline_text(&totals, 40)
+    )
 }
 
 fn ms_ago(ms: u32) -> String {
@@ -228,6 +241,10 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
         ))),
         None => {}
     }
+    if let Some(rate) = app.history.conn_rate(&s.key()) {
+        let series = app.history.conn_rate_series(&s.key());
+        lines.push(Line::from(kv("rate    ", rate_text(rate, &series), theme)));
+    }
     let e = explain(s.state);
     lines.push(Line::from(kv("what    ", e.happened.clone(), theme)));
     lines.push(Line::from(kv("closed  ", e.closed_first.clone(), theme)));
@@ -292,6 +309,10 @@ fn group_lines<'a>(app: &'a App, row: &'a Row, theme: &Theme) -> Vec<Line<'a>> {
             crate::model::view::sparkline_text(&trend, 60),
             theme,
         )));
+        if let Some(rate) = app.history.process_rate(g.pid) {
+            let series = app.history.process_rate_series(g.pid);
+            lines.push(Line::from(kv("rate    ", rate_text(rate, &series), theme)));
+        }
     }
     lines
 }

@@ -35,6 +35,9 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     if app.paused {
         items.insert(0, ("PAUSED".into(), theme.trouble()));
     }
+    if app.read_only {
+        items.insert(0, ("READ-ONLY".into(), theme.warn()));
+    }
     let interval = app.stats.map_or(app.interval, |s| s.interval);
     let mut every = format!("every {}", format_interval(interval));
     if interval > app.interval {

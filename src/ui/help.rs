@@ -28,7 +28,11 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         ),
         (
             &[Action::Slower, Action::Faster][..],
-            "longer/shorter refresh interval",
+            "longer / shorter refresh interval",
+        ),
+        (
+            &[Action::ExportCsv, Action::ExportJson][..],
+            "write the view (every row after the filter) to CSV / JSON",
         ),
         (
             &[
@@ -58,7 +62,11 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             Span::raw(what),
         ]));
     }
-    lines.push(Line::from(""));
+    // A blank line before the filter syntax, when there is room for it
+    // (every key must fit in 80x24).
+    if lines.len() + 2 + 2 < usize::from(area.height) {
+        lines.push(Line::from(""));
+    }
     lines.push(Line::from(Span::styled(
         "Filter: 6800 port:N lport:N rport:N pid:N proc:NAME user:U",
         theme.dim(),

@@ -4,6 +4,7 @@
 //! ```text
 //! ┌──────────────────────────────────────────────────────────────┐
 //! │ header: host, kernel, interval, sample age, totals, owners   │ 1 line
+//! │ most severe finding (or "no problems found")                 │ 1 line
 //! │ state strip: ESTAB  SYN_RECV  FIN_WAIT2 ... count Δ spark    │ 3 lines
 //! │ ─ by process · filter · sort ─────────────────────────────── │
 //! │ main table                                                   │ rest
@@ -18,6 +19,8 @@
 mod counters;
 mod detail;
 mod diagram;
+mod dialog;
+mod finding;
 mod header;
 mod help;
 mod states;
@@ -44,6 +47,7 @@ const DETAIL_HEIGHT: u16 = 13;
 /// The regions of the main screen for a terminal of this size.
 pub struct Regions {
     pub header: Rect,
+    pub finding: Rect,
     pub states: Rect,
     pub table: Rect,
     pub detail: Option<Rect>,
@@ -58,7 +62,8 @@ pub fn regions(area: Rect) -> Regions {
     } else {
         0
     };
-    let [header, states, table, detail, status] = Layout::vertical([
+    let [header, finding, states, table, detail, status] = Layout::vertical([
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(3),
         Constraint::Min(3),
@@ -68,6 +73,7 @@ pub fn regions(area: Rect) -> Regions {
     .areas(area);
     Regions {
         header,
+        finding,
         states,
         table,
         detail: (detail_h > 0).then_some(detail),
@@ -103,6 +109,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
     let r = regions(area);
     header::render(frame, app, theme, r.header);
+    finding::render(frame, app, theme, r.finding);
     if app.view == View::Sockets {
         states::render(frame, app, theme, r.states);
         table::render(frame, app, theme, r.table);
@@ -124,6 +131,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
             .areas(area);
             detail::render(frame, app, theme, body, true);
         }
+        Mode::Kill | Mode::Destroy => dialog::render(frame, app, theme, area),
         Mode::Normal | Mode::Filter => {}
     }
 }

@@ -368,6 +368,28 @@ impl Holder {
         self.h.send(&format!("udp-connect {id} {addr}"));
     }
 
+    /// Sets listener `id`'s backlog.
+    pub fn backlog(&mut self, id: u32, n: u32) {
+        self.h.send(&format!("backlog {id} {n}"));
+    }
+
+    /// Echoes on every connection to listener `id`, from threads in the child.
+    pub fn echo(&mut self, id: u32) {
+        self.h.send(&format!("echo {id}"));
+    }
+
+    /// `n` connections to `addr` accepted on `listener`, each closed by the
+    /// client first: `n` client ends in TIME_WAIT.
+    pub fn churn(&mut self, addr: &str, n: u32, listener: u32) {
+        self.h.send(&format!("churn {addr} {n} {listener}"));
+    }
+
+    /// For a holder started in a new network namespace: loopback up,
+    /// ephemeral ports `lo..=hi`, `tcp_tw_reuse` off.
+    pub fn netns(&mut self, lo: u16, hi: u16) {
+        self.h.send(&format!("netns {lo} {hi}"));
+    }
+
     pub fn shutdown_write(&mut self, id: u32) {
         self.h.send(&format!("shutdown-write {id}"));
     }
@@ -544,6 +566,76 @@ fn holder_command(
             s.shutdown(Shutdown::Write)?;
             String::new()
         }
+        "backlog" => {
+            // listen() again on a listening socket only changes its backlog.
+            let Some(Sock::Listener(l)) = socks.get(&id(1)?) else {
+                return Err("not a listener".into());
+            };
+            let n: i32 = words.get(2).ok_or("missing backlog")?.parse()?;
+            nix::sys::socket::listen(l, nix::sys::socket::Backlog::new(n)?)?;
+            String::new()
+        }
+        "echo" => {
+            // Serves every connection to listener `id` on its own thread,
+            // echoing what it reads, until the peer closes.
+            let Some(Sock::Listener(l)) = socks.get(&id(1)?) else {
+                return Err("not a listener".into());
+            };
+            let l = l.try_clone()?;
+            std::thread::spawn(move || {
+                for conn in l.incoming() {
+                    let Ok(mut conn) = conn else { break };
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 4096];
+                        while let Ok(n) = conn.read(&mut buf) {
+                            if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+            String::new()
+        }
+        "churn" => {
+            // N short connections to ADDR, each closed by the client first:
+            // the client ends stay in TIME_WAIT.
+            let target = addr(1)?;
+            let n: u32 = words.get(2).ok_or("missing count")?.parse()?;
+            let Some(Sock::Listener(l)) = socks.get(&id(3)?) else {
+                return Err("not a listener".into());
+            };
+            for _ in 0..n {
+                let client = TcpStream::connect(target)?;
+                let (mut server, _) = l.accept()?;
+                drop(client);
+                // Read the client's FIN, then close: the server end goes
+                // through LAST_ACK and is gone; the client keeps TIME_WAIT.
+                let mut buf = [0u8; 1];
+                let _ = server.read(&mut buf)?;
+            }
+            String::new()
+        }
+        "netns" => {
+            // In a fresh network namespace: loopback up, and a small
+            // ephemeral port range without TIME_WAIT reuse.
+            let up = Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()?;
+            if !up.success() {
+                return Err("ip link set lo up failed".into());
+            }
+            std::fs::write(
+                "/proc/sys/net/ipv4/ip_local_port_range",
+                format!(
+                    "{} {}",
+                    words.get(1).ok_or("lo")?,
+                    words.get(2).ok_or("hi")?
+                ),
+            )?;
+            std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "0")?;
+            String::new()
+        }
         "close" => {
             socks.remove(&id(1)?).ok_or("no such socket")?;
             String::new()
@@ -707,4 +799,89 @@ pub fn identity(
         r.inode,
         r.owners.clone(),
     )
+}
+
+/// `setpriv` arguments that drop to `nobody`, or None when this is not
+/// possible here (not root). Fails the test when root lacks setpriv.
+pub fn as_nobody() -> Option<Vec<&'static str>> {
+    if !is_root() {
+        return None;
+    }
+    find_program("setpriv").expect("setpriv (util-linux) is installed");
+    let group = ["nogroup", "nobody"]
+        .into_iter()
+        .find(|g| nix::unistd::Group::from_name(g).ok().flatten().is_some())
+        .expect("a nogroup or nobody group");
+    Some(vec![
+        "setpriv",
+        "--reuid=nobody",
+        if group == "nogroup" {
+            "--regid=nogroup"
+        } else {
+            "--regid=nobody"
+        },
+        "--clear-groups",
+    ])
+}
+
+/// A copy of the sockscope binary that `nobody` can run (the build
+/// directory may be under a private home directory).
+pub struct NobodyCopy {
+    _dir: tempfile::TempDir,
+    pub sockscope: PathBuf,
+}
+
+pub fn sockscope_for_nobody() -> NobodyCopy {
+    use std::os::unix::fs::PermissionsExt;
+    // No fork while the copy is open for writing, or running it could fail
+    // with ETXTBSY.
+    let _no_spawns = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::Builder::new()
+        .prefix("sockscope-test-")
+        .tempdir()
+        .expect("temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod the temporary directory");
+    let sockscope = dir.path().join("sockscope");
+    std::fs::copy(bin(), &sockscope).expect("copy sockscope");
+    NobodyCopy {
+        _dir: dir,
+        sockscope,
+    }
+}
+
+/// Whether `pid` has ended: gone from /proc, or a zombie waiting for its
+/// parent (a test's child is not reaped until its handle drops).
+pub fn has_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 2..i + 3))
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+/// A holder child with a loopback listener and `n` accepted connections
+/// whose clients it closed: `n` sockets in CLOSE_WAIT that it never closes
+/// (and `n` orphaned FIN_WAIT2 client ends). Returns it with the port.
+pub fn close_wait_leaker(n: usize) -> (Holder, u16) {
+    let mut h = Holder::new();
+    let (listener, port) = h.listen("127.0.0.1:0");
+    for _ in 0..n {
+        let (client, _) = h.connect(&format!("127.0.0.1:{port}"));
+        h.accept(listener);
+        h.close(client);
+    }
+    let filter = format!("lport:{port}");
+    poll(&format!("{n} CLOSE_WAIT sockets on port {port}"), || {
+        let rows = snapshot_json(&[&filter, "state:close-wait"]);
+        (rows.len() == n && rows.iter().all(|r| r.pid == Some(h.pid()))).then_some(())
+    });
+    (h, port)
+}
+
+/// How many sockets are in CLOSE_WAIT on local port `port`.
+pub fn close_wait_on(port: u16) -> usize {
+    snapshot_json(&[&format!("lport:{port}"), "state:close-wait"]).len()
 }

@@ -1,0 +1,303 @@
+//! `sockscope kill` and `sockscope destroy`: the monitor's `k` and `x` for
+//! scripts. Both refuse an empty filter and `--read-only` (exit 2), list what
+//! they would touch, ask on the terminal unless `--yes` (and refuse, exit 2,
+//! when there is no terminal to ask on), then act and report per target.
+//! Exit 0 when every target was handled, 1 otherwise (nothing matched,
+//! the answer was no, or some target failed).
+
+use super::{Failure, parse_filter, select};
+use crate::act::destroy::{self, Outcome, Tuple};
+use crate::act::plan::{self, SshSession};
+use crate::act::signal::{Signal, SignalError, Target};
+use crate::collect::{Collector, Options, SourceChoice, SystemCollector};
+use crate::model::{Filter, Snapshot};
+use crate::sanitize::clean;
+use clap::Args;
+use std::io::{BufRead, Write};
+
+/// Lines of a confirmation listing before "and N more".
+const LIST_LIMIT: usize = 50;
+
+pub const ACTION_HELP: &str = "\
+Without --yes, lists what would be touched and asks on the terminal (no
+terminal: exit 2, use --yes). An empty filter is refused.
+
+Exit status: 0 every target handled, 1 otherwise (nothing matched, not
+confirmed, or a target failed), 2 usage error (also --read-only).";
+
+#[derive(Debug, Args)]
+#[command(after_help = ACTION_HELP)]
+pub struct DestroyArgs {
+    /// Filter terms, all of which must match (e.g. `lport:6800 state:close-wait`). Required.
+    pub filter: Vec<String>,
+    /// Do it without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = ACTION_HELP)]
+pub struct KillArgs {
+    /// Filter terms; the processes holding matching sockets are signalled. Required.
+    pub filter: Vec<String>,
+    /// TERM, KILL, HUP or INT (also SIGTERM, 15, ...).
+    #[arg(long, short, default_value = "TERM", value_parser = parse_signal)]
+    pub signal: Signal,
+    /// Do it without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+fn parse_signal(text: &str) -> Result<Signal, String> {
+    text.parse()
+}
+
+/// An action's filter: parsed, and never empty (never "every socket").
+fn action_filter(terms: &[String], what: &str) -> Result<Filter, Failure> {
+    let filter = parse_filter(terms)?;
+    if filter.is_empty() {
+        return Err(Failure::Usage(format!(
+            "{what} needs a filter (e.g. `sockscope {what} lport:6800 state:close-wait`): refusing to act on every socket"
+        )));
+    }
+    Ok(filter)
+}
+
+fn refuse_read_only(read_only: bool, what: &str) -> Result<(), Failure> {
+    if read_only {
+        return Err(Failure::Usage(format!(
+            "`{what}` is turned off by --read-only; nothing done"
+        )));
+    }
+    Ok(())
+}
+
+fn collect(source: SourceChoice) -> Result<Snapshot, Failure> {
+    let mut collector = SystemCollector::new(Options {
+        source,
+        tcp_info: false,
+        owners: true,
+        incremental: false,
+    });
+    Ok(collector.collect().map_err(anyhow::Error::from)?)
+}
+
+/// Asks `question` on the controlling terminal; true for y or yes. No
+/// terminal is a usage error: scripts say `--yes`.
+fn confirm(question: &str) -> Result<bool, Failure> {
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|e| {
+            Failure::Usage(format!(
+                "no terminal to confirm on ({e}): add --yes to act without asking; nothing done"
+            ))
+        })?;
+    let mut out = &tty;
+    write!(out, "{question} [y/N] ")
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            Failure::Runtime(anyhow::Error::new(e).context("cannot write to the terminal"))
+        })?;
+    let mut answer = String::new();
+    std::io::BufReader::new(&tty)
+        .read_line(&mut answer)
+        .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("cannot read the answer")))?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+fn say(line: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("cannot write to stdout")))
+}
+
+fn declined() -> Failure {
+    Failure::Runtime(anyhow::anyhow!("not confirmed; nothing done"))
+}
+
+fn nothing_matches(filter: &Filter, what: &str) -> Failure {
+    Failure::Runtime(anyhow::anyhow!(
+        "no socket matches `{}`: nothing to {what}",
+        clean(filter.text())
+    ))
+}
+
+pub fn destroy(args: DestroyArgs, read_only: bool) -> Result<(), Failure> {
+    refuse_read_only(read_only, "destroy")?;
+    let filter = action_filter(&args.filter, "destroy")?;
+    // Only netlink has the cookies SOCK_DESTROY needs.
+    let snap = collect(SourceChoice::Netlink)?;
+    let sockets = select(&snap, &filter);
+    if sockets.is_empty() {
+        return Err(nothing_matches(&filter, "destroy"));
+    }
+    let ssh = SshSession::from_env();
+    let session = ssh.filter(|s| sockets.iter().any(|k| s.is(k)));
+    let counts = crate::model::group::by_state(sockets.iter().copied());
+    let states: Vec<String> = counts.nonzero().map(|(s, n)| format!("{n} {s}")).collect();
+    say(&format!(
+        "{} matching {}: {}",
+        sockets.len(),
+        plural(sockets.len(), "socket"),
+        states.join(", ")
+    ))?;
+    for s in sockets.iter().take(LIST_LIMIT) {
+        let holder = s
+            .first_owner()
+            .map(|o| {
+                let name = snap.process(o.pid).map_or("?", |p| p.name.as_str());
+                format!("  {} ({})", clean(name), o.pid)
+            })
+            .unwrap_or_default();
+        say(&format!("  {}{holder}", Tuple::from(*s)))?;
+    }
+    if sockets.len() > LIST_LIMIT {
+        say(&format!("  and {} more", sockets.len() - LIST_LIMIT))?;
+    }
+    if let Some(s) = session {
+        say(&format!(
+            "one of them is the connection of this SSH session ({s}): destroying it ends this session"
+        ))?;
+    }
+    if !args.yes {
+        let n = sockets.len();
+        if !confirm(&format!("Destroy {n} {}?", plural(n, "socket")))? {
+            return Err(declined());
+        }
+        if session.is_some()
+            && !confirm("This includes your own SSH connection. Really destroy it?")?
+        {
+            return Err(declined());
+        }
+    }
+    let tuples: Vec<Tuple> = sockets.iter().map(|s| Tuple::from(*s)).collect();
+    let results = destroy::destroy_all(&tuples);
+    let failed: Vec<&(Tuple, Outcome)> = results.iter().filter(|(_, o)| !o.handled()).collect();
+    for (t, o) in failed.iter().take(LIST_LIMIT) {
+        say(&format!("  {t}: {o}"))?;
+    }
+    if failed.len() > LIST_LIMIT {
+        say(&format!(
+            "  and {} more not destroyed",
+            failed.len() - LIST_LIMIT
+        ))?;
+    }
+    say(&destroy::summary(&results))?;
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow::anyhow!(
+            "{} of {} {} not destroyed",
+            failed.len(),
+            results.len(),
+            plural(results.len(), "socket")
+        )))
+    }
+}
+
+pub fn kill(args: KillArgs, read_only: bool) -> Result<(), Failure> {
+    refuse_read_only(read_only, "kill")?;
+    let filter = action_filter(&args.filter, "kill")?;
+    let snap = collect(SourceChoice::Auto)?;
+    let sockets = select(&snap, &filter);
+    if sockets.is_empty() {
+        return Err(nothing_matches(&filter, "signal"));
+    }
+    let owners = plan::owners(&snap, &sockets);
+    if owners.is_empty() {
+        let note = snap
+            .attribution
+            .note()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "{} {} match, but no process holding them is visible{note}: nothing to signal",
+            sockets.len(),
+            plural(sockets.len(), "socket")
+        )));
+    }
+    let ssh = SshSession::from_env();
+    // The pidfds are taken before asking: what is listed is what gets the
+    // signal, even if a pid is reused while the question waits.
+    let targets: Vec<(plan::Owner, Result<Target, SignalError>)> = owners
+        .into_iter()
+        .map(|o| {
+            let t = Target::open(o.pid, &o.holds);
+            (o, t)
+        })
+        .collect();
+    let mut session_holders = Vec::new();
+    for (o, t) in &targets {
+        let user = o.user.as_deref().map(clean).unwrap_or("?".into());
+        say(&format!(
+            "pid {}  {}  user {}  {} matching {} ({} held, {} CLOSE_WAIT)  {}",
+            o.pid,
+            clean(t.as_ref().map_or(&o.name, |t| &t.name)),
+            user,
+            o.matching,
+            plural(o.matching as usize, "socket"),
+            o.sockets,
+            o.close_wait,
+            clean(t.as_ref().map_or(&o.cmdline, |t| &t.cmdline)),
+        ))?;
+        if let Err(e) = t {
+            say(&format!("  will not be signalled: {e}"))?;
+        } else if ssh.is_some_and(|s| s.held_by(&snap, o.pid)) {
+            say("  holds the connection of this SSH session: signalling it may end this session")?;
+            session_holders.push(o.pid);
+        }
+    }
+    let ready = targets.iter().filter(|(_, t)| t.is_ok()).count();
+    if ready > 0 && !args.yes {
+        let q = format!(
+            "Send {} to {ready} {}?",
+            args.signal,
+            plural(ready, "process")
+        );
+        if !confirm(&q)? {
+            return Err(declined());
+        }
+        if !session_holders.is_empty()
+            && !confirm("This includes a process holding your own SSH connection. Really?")?
+        {
+            return Err(declined());
+        }
+    }
+    let mut failures = 0;
+    for (o, t) in &targets {
+        let result = t
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|t| t.send(args.signal));
+        let name = clean(t.as_ref().map_or(&o.name, |t| &t.name)).into_owned();
+        match result {
+            Ok(()) => say(&format!("pid {} ({name}): sent {}", o.pid, args.signal))?,
+            Err(e) => {
+                failures += 1;
+                say(&format!("pid {} ({name}): {e}", o.pid))?;
+            }
+        }
+    }
+    if failures == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow::anyhow!(
+            "{failures} of {} {} not signalled",
+            targets.len(),
+            plural(targets.len(), "process")
+        )))
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    match (n, word) {
+        (1, w) => w.to_string(),
+        (_, "process") => "processes".into(),
+        (_, w) => format!("{w}s"),
+    }
+}

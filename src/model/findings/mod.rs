@@ -1,0 +1,418 @@
+//! The findings engine: what is stuck, who is responsible, what to do.
+//!
+//! Pure functions over the newest snapshot and the history before it. Each
+//! kind lives in its own file; [`analyze`] runs them all and orders the result
+//! most severe first. Thresholds are in [`Thresholds`], documented in the README.
+
+mod clients;
+mod close_wait;
+mod fin_wait;
+mod listen;
+mod retrans;
+mod text;
+mod time_wait;
+
+use super::Filter;
+use super::history::History;
+use super::snapshot::Snapshot;
+use super::socket::{Socket, TcpState};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+pub use text::{format_clock, format_rate};
+
+/// How bad a finding is. Ordered: `Critical > Warning > Info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    CloseWaitLeak,
+    FinWait2,
+    TimeWaitPressure,
+    ListenQueueFull,
+    SynFlood,
+    Retransmissions,
+    TopClients,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::CloseWaitLeak => "close_wait_leak",
+            Kind::FinWait2 => "fin_wait2",
+            Kind::TimeWaitPressure => "time_wait_pressure",
+            Kind::ListenQueueFull => "listen_queue_full",
+            Kind::SynFlood => "syn_flood",
+            Kind::Retransmissions => "retransmissions",
+            Kind::TopClients => "top_clients",
+        }
+    }
+}
+
+/// The other end of some of a finding's connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Peer {
+    /// The remote host, or `host:port` when the port matters.
+    pub addr: String,
+    pub count: u64,
+    /// The process holding the other end, when it is on this machine.
+    pub pid: Option<u32>,
+    pub process: Option<String>,
+    /// The state of the other end, when it is on this machine.
+    pub state: Option<TcpState>,
+}
+
+/// One thing sockscope thinks is wrong (or worth knowing).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub severity: Severity,
+    /// The process most responsible, when there is one.
+    pub pid: Option<u32>,
+    /// Every process involved.
+    pub pids: Vec<u32>,
+    pub process: Option<String>,
+    /// The port of the service concerned: the local port for a server's
+    /// sockets (a port something listens on here), the remote one for a client's.
+    pub port: Option<u16>,
+    /// Sockets (or events) the finding counts.
+    pub count: u64,
+    /// When the oldest of them was first seen in this condition.
+    #[serde(serialize_with = "text::serialize_time")]
+    pub first_seen: Option<SystemTime>,
+    /// False when the condition may have started earlier than `first_seen`
+    /// (it was already there when sockscope started watching).
+    pub first_seen_exact: bool,
+    /// One line for the monitor's top line and lists.
+    pub summary: String,
+    /// What is happening and why, in plain words.
+    pub message: String,
+    pub next_step: String,
+    /// Filter terms that select the sockets concerned (`sockscope snapshot ...`).
+    pub filter: String,
+    pub ports: Vec<u16>,
+    pub peers: Vec<Peer>,
+    /// Sockets that entered this condition since the previous sample.
+    pub new_since_last: Option<u64>,
+    /// Change per minute of `count`, over the kept trend window.
+    pub growth_per_min: Option<f64>,
+}
+
+impl Finding {
+    fn new(kind: Kind, severity: Severity, count: u64) -> Finding {
+        Finding {
+            kind,
+            severity,
+            pid: None,
+            pids: Vec::new(),
+            process: None,
+            port: None,
+            count,
+            first_seen: None,
+            first_seen_exact: false,
+            summary: String::new(),
+            message: String::new(),
+            next_step: String::new(),
+            filter: String::new(),
+            ports: Vec::new(),
+            peers: Vec::new(),
+            new_since_last: None,
+            growth_per_min: None,
+        }
+    }
+}
+
+/// Where the findings engine draws its lines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// CLOSE_WAIT sockets in one process for a warning / critical. A busy
+    /// proxy always has a few that last milliseconds; fewer than
+    /// `close_wait_warning` warn only when growing or old.
+    pub close_wait_warning: u64,
+    /// CLOSE_WAIT sockets that, growing, make a warning.
+    pub close_wait_growing_warning: u64,
+    pub close_wait_critical: u64,
+    /// A CLOSE_WAIT socket older than this is a leak, whatever the count.
+    pub close_wait_stuck: Duration,
+    /// CLOSE_WAIT growth per minute that makes a leak of 100+ critical.
+    pub close_wait_growth_critical: f64,
+    /// An owned FIN_WAIT2 older than this is stuck.
+    pub fin_wait2_stuck: Duration,
+    /// Share of the ephemeral port range in use towards one endpoint.
+    pub ports_warning: f64,
+    pub ports_critical: f64,
+    /// Share of tcp_max_tw_buckets for a warning.
+    pub tw_buckets_warning: f64,
+    /// SYN_RECV on one listener for a warning.
+    pub syn_recv_warning: u64,
+    /// A connection retransmitting this share of its segments is unhealthy.
+    pub retrans_share: f64,
+    /// ... once it has retransmitted at least this many.
+    pub retrans_min: u32,
+    /// Connections to one service before a client's share is considered.
+    pub top_clients_min: u64,
+    pub top_clients_share: f64,
+    /// Counter increases are measured over at most this window.
+    pub rate_window: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            close_wait_warning: 100,
+            close_wait_growing_warning: 10,
+            close_wait_critical: 1000,
+            close_wait_stuck: Duration::from_secs(60),
+            close_wait_growth_critical: 60.0,
+            fin_wait2_stuck: Duration::from_secs(60),
+            ports_warning: 0.5,
+            ports_critical: 0.8,
+            tw_buckets_warning: 0.8,
+            syn_recv_warning: 100,
+            retrans_share: 0.05,
+            retrans_min: 10,
+            top_clients_min: 20,
+            top_clients_share: 0.5,
+            rate_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What every analysis reads.
+pub(crate) struct Input<'a> {
+    pub snap: &'a Snapshot,
+    pub history: &'a History,
+    /// The sockets the user asked about (all of them without a filter).
+    pub sockets: Vec<&'a Socket>,
+    /// A filter is in force: leave out findings that only counters support,
+    /// since they cannot be tied to the sockets asked about.
+    pub filtered: bool,
+    pub limits: Thresholds,
+    /// Addresses this machine's sockets are bound to: a remote end on one of
+    /// them is a local process.
+    pub local_ips: HashSet<IpAddr>,
+    /// TCP ports something listens on here.
+    pub listening: HashSet<u16>,
+}
+
+impl Input<'_> {
+    pub fn process_name(&self, pid: u32) -> Option<String> {
+        self.snap.process(pid).map(|p| p.name.clone())
+    }
+
+    /// How much a kernel counter rose over the rate window, and over how long.
+    pub fn counter_increase(&self, name: &str) -> Option<(u64, Duration)> {
+        self.history
+            .counters
+            .increase_over(name, self.limits.rate_window)
+    }
+
+    /// The service a connection belongs to: its local port if this machine
+    /// listens there (a server's connection), else its remote port.
+    pub fn service_port(&self, s: &Socket) -> u16 {
+        if self.listening.contains(&s.local.port()) || s.remote.port() == 0 {
+            s.local.port()
+        } else {
+            s.remote.port()
+        }
+    }
+
+    /// Service ports of these sockets, most used first.
+    pub fn service_ports(&self, sockets: &[&Socket]) -> Vec<u16> {
+        ranked(sockets.iter().map(|s| self.service_port(s)))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    pub fn sysctl(&self, name: &str) -> Option<u64> {
+        self.snap.system.sysctl_u64(name)
+    }
+
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_loopback() || self.local_ips.contains(&ip)
+    }
+
+    /// The sockets at the other end of these connections, when that end is
+    /// on this machine: one pass over the snapshot.
+    pub fn local_peers(&self, of: &[&Socket]) -> HashMap<(SocketAddr, SocketAddr), &Socket> {
+        let wanted: HashSet<(SocketAddr, SocketAddr)> = of
+            .iter()
+            .filter(|s| self.is_local(s.remote.ip()))
+            .map(|s| (canonical(s.remote), canonical(s.local)))
+            .collect();
+        if wanted.is_empty() {
+            return HashMap::new();
+        }
+        self.snap
+            .sockets
+            .iter()
+            .filter_map(|s| {
+                let k = (canonical(s.local), canonical(s.remote));
+                wanted.contains(&k).then_some((k, s))
+            })
+            .collect()
+    }
+
+    /// Remote hosts of `sockets`, most connections first, with the local
+    /// process at the other end when there is one.
+    pub fn peers(&self, sockets: &[&Socket], limit: usize) -> Vec<Peer> {
+        let local = self.local_peers(sockets);
+        let mut by_host: HashMap<IpAddr, (u64, Option<&Socket>)> = HashMap::new();
+        for s in sockets {
+            let e = by_host.entry(s.remote.ip().to_canonical()).or_default();
+            e.0 += 1;
+            if e.1.is_none() {
+                e.1 = local
+                    .get(&(canonical(s.remote), canonical(s.local)))
+                    .copied();
+            }
+        }
+        let mut peers: Vec<Peer> = by_host
+            .into_iter()
+            .map(|(ip, (count, other))| {
+                let pid = other.and_then(|o| o.first_owner()).map(|o| o.pid);
+                Peer {
+                    addr: ip.to_string(),
+                    count,
+                    pid,
+                    process: pid.and_then(|p| self.process_name(p)),
+                    state: other.map(|o| o.state),
+                }
+            })
+            .collect();
+        peers.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.addr.cmp(&b.addr)));
+        peers.truncate(limit);
+        peers
+    }
+}
+
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+/// Every finding for the sockets `filter` selects, most severe first.
+pub fn analyze(snap: &Snapshot, history: &History, filter: &Filter) -> Vec<Finding> {
+    analyze_with(snap, history, filter, Thresholds::default())
+}
+
+pub fn analyze_with(
+    snap: &Snapshot,
+    history: &History,
+    filter: &Filter,
+    limits: Thresholds,
+) -> Vec<Finding> {
+    let sockets: Vec<&Socket> = if filter.is_empty() {
+        snap.sockets.iter().collect()
+    } else {
+        snap.sockets
+            .iter()
+            .filter(|s| filter.matches(s, snap))
+            .collect()
+    };
+    let local_ips = snap
+        .sockets
+        .iter()
+        .map(|s| s.local.ip().to_canonical())
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    let listening = snap
+        .sockets
+        .iter()
+        .filter(|s| s.proto == super::socket::Proto::Tcp && s.state == TcpState::Listen)
+        .map(|s| s.local.port())
+        .collect();
+    let input = Input {
+        listening,
+        snap,
+        history,
+        sockets,
+        filtered: !filter.is_empty(),
+        limits,
+        local_ips,
+    };
+    let mut out = Vec::new();
+    close_wait::analyze(&input, &mut out);
+    fin_wait::analyze(&input, &mut out);
+    time_wait::analyze(&input, &mut out);
+    listen::analyze(&input, &mut out);
+    retrans::analyze(&input, &mut out);
+    clients::analyze(&input, &mut out);
+    sort(&mut out);
+    out
+}
+
+/// Most severe first; then the biggest; then a stable order.
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.count.cmp(&a.count))
+            .then(a.kind.cmp(&b.kind))
+            .then(a.pid.cmp(&b.pid))
+            .then(a.port.cmp(&b.port))
+    });
+}
+
+/// The worst severity among findings, if any.
+pub fn worst(findings: &[Finding]) -> Option<Severity> {
+    findings.iter().map(|f| f.severity).max()
+}
+
+/// The oldest time any of these connections was first seen in its state,
+/// and whether that time is exact. `tcp_info`'s time since the last ACK
+/// received gives an earlier bound for sockets sockscope found already in
+/// the state (for CLOSE_WAIT and FIN_WAIT2 the last thing the peer sent).
+pub(crate) fn oldest(input: &Input, sockets: &[&Socket]) -> Option<(SystemTime, bool)> {
+    let taken = input.snap.taken_at;
+    sockets
+        .iter()
+        .map(|s| {
+            let (seen, from_start) = input.history.first_seen(&s.key()).unwrap_or((taken, true));
+            if !from_start {
+                // Seen arriving in this state: exact to one interval.
+                return (seen, true);
+            }
+            let by_ack = s.tcp_info.and_then(|t| {
+                taken.checked_sub(Duration::from_millis(u64::from(t.last_ack_recv_ms)))
+            });
+            (by_ack.map_or(seen, |a| a.min(seen)), false)
+        })
+        .min_by_key(|(t, _)| *t)
+}
+
+/// Counts of items, biggest first, ties by the item.
+pub(crate) fn ranked<T: Ord + Copy + std::hash::Hash>(
+    items: impl Iterator<Item = T>,
+) -> Vec<(T, u64)> {
+    let mut counts: HashMap<T, u64> = HashMap::new();
+    for i in items {
+        *counts.entry(i).or_default() += 1;
+    }
+    let mut v: Vec<(T, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+#[cfg(test)]
+mod tests;
