@@ -212,3 +212,19 @@ fn rebinding_a_view_key_works() {
     press(&mut a, KeyCode::Char('d'));
     assert_eq!(a.view, View::Diagram);
 }
+
+#[test]
+fn act_keys_in_a_view_ask_for_the_socket_table_instead_of_acting() {
+    let mut a = app();
+    press(&mut a, KeyCode::Char('3'));
+    for k in ['k', 'x', 'e', 'E', 'y'] {
+        assert!(press(&mut a, KeyCode::Char(k)).is_empty(), "{k}");
+        assert_eq!(a.mode, Mode::Normal, "{k} opened nothing");
+        assert!(
+            a.status.as_deref().is_some_and(|s| s.contains("press 1")),
+            "{k}: {:?}",
+            a.status
+        );
+    }
+    assert_eq!(a.view, View::Counters);
+}

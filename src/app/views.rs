@@ -160,7 +160,8 @@ impl App {
             }
             View::Diagram => {
                 // The drawing gets the strip's 3 rows and the table's header
-                // and title, less the view's title and legend: page + 3.
+                // and title, less the view's title and a one-line legend:
+                // page + 3. The renderer clamps to what it really shows.
                 let max = diagram::drawing().len().saturating_sub(page + 3);
                 let scroll = (self.views.diagram_scroll as isize).saturating_add(by);
                 self.views.diagram_scroll = scroll.clamp(0, max as isize) as usize;
