@@ -94,7 +94,13 @@ impl Listener {
 /// What the snapshot says about the limits the sysctls set.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
+    /// TCP sockets in TIME_WAIT.
     pub time_wait: u64,
+    /// Entries of the kernel's TIME_WAIT table (`/proc/net/sockstat` `TCP.tw`),
+    /// which tcp_max_tw_buckets limits: TIME_WAIT sockets and orphaned
+    /// FIN_WAIT2 sockets kept there until tcp_fin_timeout. The TIME_WAIT
+    /// count when sockstat is not readable.
+    pub tw_table: u64,
     /// System-wide orphans (`/proc/net/sockstat`), when readable.
     pub orphans: Option<u64>,
     /// FIN_WAIT2 sockets no file refers to any more.
@@ -172,7 +178,8 @@ pub fn facts(snap: &Snapshot, counters: &CounterHistory) -> Facts {
                 .or_default() += 1;
         }
     }
-    f.time_wait = snap
+    f.time_wait = time_wait;
+    f.tw_table = snap
         .system
         .sockstat
         .get("TCP.tw")
@@ -394,22 +401,25 @@ pub fn context_for(name: &str, snap: &Snapshot, f: &Facts) -> Option<Context> {
         }
         "net.ipv4.tcp_max_tw_buckets" => {
             let max = value?;
-            let pct = percent(f.time_wait, max);
+            let n = f.tw_table;
+            let pct = percent(n, max);
             let overflow = recent("TcpExt.TCPTimeWaitOverflow");
             if overflow > 0 {
                 return context(
                     Level::Trouble,
                     format!("overflowed +{overflow} in last min"),
                     format!(
-                        "TIME_WAIT now {} of {max}; {overflow} connections skipped TIME_WAIT in the last minute because the limit was reached.",
-                        f.time_wait
+                        "The TIME_WAIT table holds {n} of {max}; {overflow} connections skipped TIME_WAIT in the last minute because the limit was reached."
                     ),
                 );
             }
             context(
                 level_at(pct, 50, 90),
-                format!("TIME_WAIT {} ({pct}%)", f.time_wait),
-                format!("TIME_WAIT now {} of {max} ({pct}%).", f.time_wait),
+                format!("TIME_WAIT table {n} ({pct}%)"),
+                format!(
+                    "The TIME_WAIT table holds {n} of {max} ({pct}%): TIME_WAIT sockets ({} now) and orphaned FIN_WAIT2 sockets waiting out tcp_fin_timeout.",
+                    f.time_wait
+                ),
             )
         }
         "net.ipv4.tcp_fin_timeout" => context(

@@ -88,12 +88,12 @@ fn time_wait_is_measured_against_max_tw_buckets() {
     let c = ctx(&snap, "net.ipv4.tcp_max_tw_buckets").unwrap();
     assert_eq!(
         (c.short.as_str(), c.level),
-        ("TIME_WAIT 950 (95%)", Level::Trouble)
+        ("TIME_WAIT table 950 (95%)", Level::Trouble)
     );
     snap.system.sockstat.remove("TCP.tw");
     let c = ctx(&snap, "net.ipv4.tcp_max_tw_buckets").unwrap();
     assert_eq!(
-        c.short, "TIME_WAIT 1 (0%)",
+        c.short, "TIME_WAIT table 1 (0%)",
         "falls back to counting sockets"
     );
     assert_eq!(c.level, Level::Info);
