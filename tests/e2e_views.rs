@@ -57,3 +57,63 @@ fn keys_3_and_5_show_live_counters_and_the_state_diagram_then_q_exits_0() {
         .unwrap_or_else(|| panic!("sockscope still running {EXIT_WAIT:?} after q"));
     assert!(status.success(), "q must exit 0, got {status:?}");
 }
+
+#[test]
+fn a_real_close_wait_leak_is_on_the_finding_line_and_enter_in_view_2_lists_its_sockets() {
+    // This test process leaks: 12 connections whose peers closed, and that
+    // we never close, growing while the monitor watches.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
+    let port = listener.local_addr().expect("listener address").port();
+    let mut held = Vec::new();
+    let mut leak = |held: &mut Vec<TcpStream>| {
+        let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        drop(client);
+        held.push(accepted);
+    };
+    for _ in 0..12 {
+        leak(&mut held);
+    }
+    let pid = std::process::id();
+    let filter = format!("pid:{pid}");
+    let mut tui = spawn(&[&filter], 100, 30, &[]);
+    tui.wait_for_header();
+    let expected = format!("(pid {pid}) holds");
+    tui.wait_for("the leak on the finding line", |s| {
+        s.contents().contains(&expected)
+    });
+    tui.type_keys("2");
+    tui.wait_for("the findings view listing the leak", |s| {
+        let text = s.contents();
+        text.contains("[2 findings]") && text.contains("close_wait_leak")
+    });
+    // Select the leak and show its sockets.
+    for _ in 0..10 {
+        if tui
+            .contents()
+            .lines()
+            .any(|l| l.contains("next  Find the code path"))
+        {
+            break;
+        }
+        tui.type_keys("\x1b[B");
+        leak(&mut held);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    tui.type_keys("\r");
+    let port_text = format!("127.0.0.1:{port}");
+    tui.wait_for("the leaking sockets listed by the drill", |s| {
+        let text = s.contents();
+        text.contains("close_wait_leak")
+            && text
+                .lines()
+                .filter(|l| l.contains("CLOSE_WAIT") && l.contains(&port_text))
+                .count()
+                >= 5
+    });
+    tui.type_keys("q");
+    let status = tui
+        .wait_exit(EXIT_WAIT)
+        .unwrap_or_else(|| panic!("sockscope still running {EXIT_WAIT:?} after q"));
+    assert!(status.success(), "q must exit 0, got {status:?}");
+}

@@ -28,6 +28,65 @@ fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
     app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
 }
 
+/// Moves the findings view's cursor to the first finding of `kind`.
+fn select_finding(a: &mut App, kind: &str) {
+    press(a, KeyCode::Char('2'));
+    press(a, KeyCode::Home);
+    let at = a
+        .findings
+        .iter()
+        .position(|f| f.kind.name() == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {:#?}", a.findings));
+    for _ in 0..at {
+        press(a, KeyCode::Down);
+    }
+    assert_eq!(a.selected_finding().unwrap().kind.name(), kind);
+}
+
+#[test]
+fn enter_on_a_finding_shows_its_sockets() {
+    let mut a = app();
+    select_finding(&mut a, "close_wait_leak");
+    let count = a.selected_finding().unwrap().count as usize;
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.view, View::Sockets);
+    assert_eq!(a.grouping, Grouping::Flat);
+    assert_eq!(a.drill.last().unwrap().label, "close_wait_leak");
+    assert_eq!(a.drill.last().unwrap().term, "pid:1000 state:close-wait");
+    assert_eq!(a.rows.len(), count);
+    for r in &a.rows {
+        let s = r.socket(&a.snapshot).unwrap();
+        assert_eq!(s.state, TcpState::CloseWait);
+        assert_eq!(s.first_owner().unwrap().pid, 1000);
+    }
+    // Esc goes back to where we were.
+    press(&mut a, KeyCode::Esc);
+    assert!(a.drill.is_empty());
+}
+
+#[test]
+fn the_selected_finding_stays_selected_when_the_list_reorders() {
+    let mut a = app();
+    select_finding(&mut a, "fin_wait2");
+    // redis's leak grows past 100: a warning, now sorted above fin_wait2.
+    let mut snap = fixture::small();
+    snap.taken_at += Duration::from_secs(1);
+    for i in 0..120u32 {
+        snap.sockets.push(fixture::socket(
+            sockscope::model::Proto::Tcp,
+            TcpState::CloseWait,
+            "10.0.0.1:6800",
+            &format!("10.0.3.3:{}", 20000 + i),
+            5000 + u64::from(i),
+            999,
+            &[(1000, 50 + i)],
+        ));
+    }
+    a.handle(Event::Snapshot(Arc::new(snap), STATS));
+    assert_eq!(a.findings[0].kind.name(), "close_wait_leak");
+    assert_eq!(a.selected_finding().unwrap().kind.name(), "fin_wait2");
+}
+
 #[test]
 fn keys_1_to_5_select_the_views() {
     let mut a = app();

@@ -260,13 +260,37 @@ fn diagram_view_at_120x40() {
     insta::assert_snapshot!(t);
 }
 
+/// The local wall-clock time in `since HH:MM:SS` depends on the machine's
+/// time zone: masked so snapshots are the same everywhere.
+fn mask_clock(t: &str) -> String {
+    t.lines()
+        .map(|l| match l.strip_prefix("since ") {
+            Some(rest) if rest.len() >= 8 => format!("since hh:mm:ss{}", &rest[8..]),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
-fn findings_view_is_a_placeholder_with_the_tabs() {
-    let t = text(&render(&app_in('2'), 80, 24, Theme::mono()));
-    assert!(
-        t.contains("[2 findings]") && t.contains("findings view"),
-        "{t}"
-    );
+fn findings_view_lists_findings_and_explains_the_selected_one_at_80x24() {
+    let app = app_in('2');
+    let t = text(&render(&app, 80, 24, Theme::mono()));
+    assert!(t.contains("[2 findings]"), "{t}");
+    // nginx's full accept queue with ListenOverflows rising comes first.
+    assert_eq!(app.findings[0].kind.name(), "listen_queue_full");
+    assert!(t.contains("CRITICAL listen_queue_full"), "{t}");
+    assert!(t.contains("why   The listener on"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn findings_view_at_120x40() {
+    let mut app = app_in('2');
+    key(&mut app, KeyCode::Down);
+    let t = mask_clock(&text(&render(&app, 120, 40, Theme::mono())));
+    assert!(t.contains("since hh:mm:ss or earlier (3s ago)"), "{t}");
+    insta::assert_snapshot!(t);
 }
 
 #[test]

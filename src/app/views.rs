@@ -5,8 +5,16 @@
 
 use super::keymap::Action;
 use super::{App, Effect};
+use crate::model::findings::{Finding, Kind};
 use crate::model::group::{self, StateCounts};
 use crate::model::{Proto, counter_rows, diagram, view};
+
+/// What identifies a finding from one sample to the next.
+pub type FindingKey = (Kind, Option<u32>, Option<u16>);
+
+pub fn finding_key(f: &Finding) -> FindingKey {
+    (f.kind, f.pid, f.port)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -68,8 +76,10 @@ impl ListPos {
 /// What the views other than the socket table remember.
 #[derive(Debug, Clone, Default)]
 pub struct ViewState {
-    /// For the findings view (drawn by the findings engine's renderer).
+    /// The findings list, and which finding is selected (kept by identity:
+    /// the list is re-ordered at every sample).
     pub findings: ListPos,
+    pub finding_key: Option<FindingKey>,
     pub counters: ListPos,
     pub sysctls: ListPos,
     /// First drawing line shown when the diagram is taller than the screen.
@@ -87,6 +97,15 @@ impl App {
 
     /// Recomputes what the active view derives from the sample on screen.
     pub(super) fn refresh_view(&mut self) {
+        // The selected finding stays selected when the list re-orders.
+        let len = self.findings.len();
+        let found = self
+            .views
+            .finding_key
+            .and_then(|k| self.findings.iter().position(|f| finding_key(f) == k));
+        let pos = &mut self.views.findings;
+        pos.cursor = found.unwrap_or(pos.cursor).min(len.saturating_sub(1));
+        pos.offset = view::visible_offset(pos.offset, pos.cursor, self.page.max(1), len);
         if self.view == View::Diagram {
             let tcp = self
                 .snapshot
@@ -102,6 +121,7 @@ impl App {
     pub(super) fn on_view_action(&mut self, action: Action) -> Option<Vec<Effect>> {
         let page = self.page as isize;
         match action {
+            Action::Enter if self.view == View::Findings => self.open_finding(),
             Action::Back => self.set_view(View::Sockets),
             Action::Up => self.scroll_view(-1),
             Action::Down => self.scroll_view(1),
@@ -144,12 +164,41 @@ impl App {
         Some(Vec::new())
     }
 
+    /// The selected finding, in the findings view.
+    pub fn selected_finding(&self) -> Option<&Finding> {
+        self.findings.get(self.views.findings.cursor)
+    }
+
+    /// Jumps to the socket table showing the selected finding's sockets.
+    fn open_finding(&mut self) {
+        let Some(f) = self.selected_finding() else {
+            return;
+        };
+        if f.filter.is_empty() {
+            self.status = Some(format!(
+                "{}: a machine-wide counter, no sockets to show",
+                f.kind.name()
+            ));
+            return;
+        }
+        let (label, term) = (f.kind.name().to_string(), f.filter.clone());
+        self.view = View::Sockets;
+        self.push_drill(label, term, view::Grouping::Flat);
+    }
+
     fn scroll_view(&mut self, by: isize) {
         // The table's page is close to what a view shows; the renderer keeps
         // the cursor visible whatever the exact height.
         let page = self.page;
         match self.view {
-            View::Sockets | View::Findings => {}
+            View::Sockets => {}
+            View::Findings => {
+                self.views.findings.move_by(by, self.findings.len(), page);
+                self.views.finding_key = self
+                    .findings
+                    .get(self.views.findings.cursor)
+                    .map(finding_key);
+            }
             View::Counters => {
                 let len = counter_rows::table(&self.history.counters).rows.len();
                 self.views.counters.move_by(by, len, page);

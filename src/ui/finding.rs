@@ -3,7 +3,6 @@
 
 use super::Theme;
 use crate::app::App;
-use crate::model::findings::Severity;
 use crate::sanitize::clean;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -20,14 +19,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         frame.render_widget(Paragraph::new(Span::styled(text, theme.dim())), area);
         return;
     };
-    let (label, style) = match top.severity {
-        Severity::Critical => ("CRITICAL", theme.trouble()),
-        Severity::Warning => (
-            "WARNING",
-            theme.warn().add_modifier(ratatui::style::Modifier::BOLD),
-        ),
-        Severity::Info => ("info", theme.dim()),
-    };
+    let (label, style) = super::findings::label(top.severity, theme);
     // The count goes first: a long summary is cut at the right edge.
     let mut spans = vec![Span::styled(format!("{label} "), style)];
     if app.findings.len() > 1 {

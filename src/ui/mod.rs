@@ -21,6 +21,7 @@ mod detail;
 mod diagram;
 mod dialog;
 mod finding;
+mod findings;
 mod header;
 mod help;
 mod states;

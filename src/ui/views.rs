@@ -11,10 +11,9 @@
 use super::Theme;
 use crate::app::{App, View};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use unicode_width::UnicodeWidthStr;
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
@@ -22,20 +21,10 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         View::Counters => super::counters::render(frame, app, theme, area),
         View::Sysctls => super::sysctls::render(frame, app, theme, area),
         View::Diagram => super::diagram::render(frame, app, theme, area),
-        View::Findings => render_findings_placeholder(frame, app, theme, area),
+        View::Findings => super::findings::render(frame, app, theme, area),
         // The socket table is drawn region by region in `ui::draw`.
         View::Sockets => {}
     }
-}
-
-/// Stands in until the findings engine draws its own view.
-fn render_findings_placeholder(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
-    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
-    frame.render_widget(Paragraph::new(title_line(app, theme, Vec::new())), title);
-    frame.render_widget(
-        Paragraph::new(Span::styled("  findings view", theme.dim())),
-        body,
-    );
 }
 
 /// The first key bound to a view's action, as the help writes it.
