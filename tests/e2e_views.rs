@@ -65,7 +65,7 @@ fn a_real_close_wait_leak_is_on_the_finding_line_and_enter_in_view_2_lists_its_s
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
     let port = listener.local_addr().expect("listener address").port();
     let mut held = Vec::new();
-    let mut leak = |held: &mut Vec<TcpStream>| {
+    let leak = |held: &mut Vec<TcpStream>| {
         let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         let (accepted, _) = listener.accept().expect("accept");
         drop(client);
