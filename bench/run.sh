@@ -7,7 +7,8 @@
 # ESTABLISHED connections = 100k sockets, 10k CLOSE_WAIT, ~10k TIME_WAIT kept
 # up by churning short connections, over 8 worker processes), then times
 #
-#   sockscope snapshot --json    ss -tanp    ss -tan    lsof -nPi    netstat -tanp
+#   sockscope snapshot --json    sockscope diagnose --for 0 --json
+#   ss -tanp    ss -tan    lsof -nPi    netstat -tanp
 #
 # on those same sockets, one after the other in each round (the order rotates
 # from round to round), and prints the median wall time of each, its ratio to
@@ -58,9 +59,11 @@ sleep 0.5
 "$SOCKSCOPE" snapshot --json >"$TMP/sockscope.json" 2>>"$TMP/stderr.log"
 ss -tanp >"$TMP/ss.txt"
 kill -USR2 "$LG_PID"
+say "diagnose over the default 2 s window, for the report"
+"$SOCKSCOPE" diagnose >"$TMP/diagnose.txt" 2>>"$TMP/stderr.log" || true
 
 # --- timing ------------------------------------------------------------------
-NAMES=("sockscope snapshot --json" "ss -tanp" "ss -tan" "lsof -nPi" "netstat -tanp")
+NAMES=("sockscope snapshot --json" "ss -tanp" "ss -tan" "lsof -nPi" "netstat -tanp" "sockscope diagnose --for 0")
 # tool_cmd INDEX: sets CMD to the command line of tool INDEX.
 tool_cmd() {
     case $1 in
@@ -69,6 +72,7 @@ tool_cmd() {
     2) CMD=(ss -tan) ;;
     3) CMD=(lsof -nPi) ;;
     4) CMD=(netstat -tanp) ;;
+    5) CMD=("$SOCKSCOPE" diagnose --for 0 --json) ;;
     esac
 }
 
@@ -80,7 +84,8 @@ run_one() {
     t0=$EPOCHREALTIME
     /usr/bin/time -f '%M %U %S' -o "$TMP/time" "${CMD[@]}" >/dev/null 2>>"$TMP/stderr.log" || status=$?
     t1=$EPOCHREALTIME
-    if ((status != 0)); then
+    # diagnose exits 1 when it finds something at warning level or worse.
+    if ((status != 0)) && ! ((${1} == 5 && status == 1)); then
         say "warning: $name exited with status $status"
     fi
     read -r rss user sys < <(tail -n 1 "$TMP/time")
@@ -89,7 +94,7 @@ run_one() {
 }
 
 say "warm-up: one untimed run of each tool but netstat"
-for i in 0 1 2 3; do
+for i in 0 1 2 3 5; do
     tool_cmd "$i"
     "${CMD[@]}" >/dev/null 2>&1 || true
 done
@@ -145,7 +150,7 @@ def ratio(m):
     return f"{r:.3f} (1/{1 / r:.0f})" if r < 0.995 else f"{r:.2f}"
 
 print(f"{'tool':<27} {'runs':>4} {'median s':>9} {'min s':>7} {'max s':>7}  {'vs ss -tanp':<13} {'peak RSS MiB':>12} {'CPU s':>6}")
-order = ["sockscope snapshot --json", "ss -tanp", "ss -tan", "lsof -nPi", "netstat -tanp"]
+order = ["sockscope snapshot --json", "sockscope diagnose --for 0", "ss -tanp", "ss -tan", "lsof -nPi", "netstat -tanp"]
 for name in order:
     if name not in runs:
         continue
@@ -248,3 +253,7 @@ busy = max(int(os.environ["BUSY_BEFORE"]), int(os.environ["BUSY_AFTER"]))
 if busy > 10:
     print(f"note: other programs kept the CPUs {busy}% busy around the timed runs: timings are noisy")
 PY
+
+echo
+echo "sockscope diagnose (2 s window) on this load, headlines:"
+grep -E '^(CRITICAL|WARNING|info) |findings:|No problems' "$TMP/diagnose.txt" | cut -c1-160 || true
