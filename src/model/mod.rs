@@ -7,6 +7,7 @@ pub mod explain;
 pub mod filter;
 pub mod findings;
 pub mod fixture;
+pub mod format;
 pub mod group;
 pub mod history;
 pub mod snapshot;

@@ -209,9 +209,45 @@ pub(crate) struct Input<'a> {
     pub limits: Thresholds,
     /// Addresses this machine's sockets are bound to: a remote end on one of
     /// them is a local process.
-    pub local_ips: HashSet<IpAddr>,
+    pub local_ips: HashSet<IpAddr, foldhash::fast::RandomState>,
     /// TCP ports something listens on here.
     pub listening: HashSet<u16>,
+    /// The snapshot's sockets by local port, built on first use.
+    pub by_local_port: std::cell::OnceCell<PortIndex>,
+}
+
+/// Indices of a snapshot's sockets grouped by local port (a counting sort):
+/// finding the other end of a local connection reads a handful of sockets
+/// instead of all of them.
+pub(crate) struct PortIndex {
+    /// `idx[start[p]..start[p + 1]]` are the sockets on local port `p`.
+    start: Vec<u32>,
+    idx: Vec<u32>,
+}
+
+impl PortIndex {
+    fn new(snap: &Snapshot) -> PortIndex {
+        let mut start = vec![0u32; 65537];
+        for s in &snap.sockets {
+            start[usize::from(s.local.port()) + 1] += 1;
+        }
+        for p in 1..start.len() {
+            start[p] += start[p - 1];
+        }
+        let mut next = start.clone();
+        let mut idx = vec![0u32; snap.sockets.len()];
+        for (i, s) in snap.sockets.iter().enumerate() {
+            let slot = &mut next[usize::from(s.local.port())];
+            idx[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+        PortIndex { start, idx }
+    }
+
+    fn at(&self, port: u16) -> &[u32] {
+        let p = usize::from(port);
+        &self.idx[self.start[p] as usize..self.start[p + 1] as usize]
+    }
 }
 
 impl Input<'_> {
@@ -256,7 +292,7 @@ impl Input<'_> {
     /// The sockets at the other end of these connections, when that end is
     /// on this machine: one pass over the snapshot.
     pub fn local_peers(&self, of: &[&Socket]) -> HashMap<(SocketAddr, SocketAddr), &Socket> {
-        let wanted: HashSet<(SocketAddr, SocketAddr)> = of
+        let wanted: HashSet<(SocketAddr, SocketAddr), foldhash::fast::RandomState> = of
             .iter()
             .filter(|s| self.is_local(s.remote.ip()))
             .map(|s| (canonical(s.remote), canonical(s.local)))
@@ -264,14 +300,21 @@ impl Input<'_> {
         if wanted.is_empty() {
             return HashMap::new();
         }
-        self.snap
-            .sockets
-            .iter()
-            .filter_map(|s| {
+        let index = self.by_local_port.get_or_init(|| PortIndex::new(self.snap));
+        let ports: std::collections::BTreeSet<u16> = wanted.iter().map(|(l, _)| l.port()).collect();
+        let mut found = HashMap::new();
+        // Each socket on a wanted port is looked at once, whatever the
+        // number of wanted connections on that port.
+        for port in ports {
+            for &i in index.at(port) {
+                let s = &self.snap.sockets[i as usize];
                 let k = (canonical(s.local), canonical(s.remote));
-                wanted.contains(&k).then_some((k, s))
-            })
-            .collect()
+                if wanted.contains(&k) {
+                    found.insert(k, s);
+                }
+            }
+        }
+        found
     }
 
     /// Remote hosts of `sockets`, most connections first, with the local
@@ -344,6 +387,7 @@ pub fn analyze_with(
         .collect();
     let input = Input {
         listening,
+        by_local_port: std::cell::OnceCell::new(),
         snap,
         history,
         sockets,
