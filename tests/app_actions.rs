@@ -2,47 +2,19 @@
 //! what the dialogs hold, and which effects they ask the loop for. No
 //! process is signalled and no socket destroyed here (see tests/actions.rs).
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+mod ui_harness;
+
+use ui_harness::{app_with, fixture_app as app, press, typed};
+
+use crossterm::event::KeyCode;
 use sockscope::act::destroy::{Outcome, Tuple};
 use sockscope::act::export::Format;
 use sockscope::act::plan::SshSession;
 use sockscope::act::signal::{Signal, SignalError, Target};
 use sockscope::app::actions::{ActionEffect, ActionEvent, Dialog, Opening};
-use sockscope::app::keymap::Keymap;
-use sockscope::app::{App, CollectStats, Effect, Event, Mode};
-use sockscope::model::{Filter, Snapshot, SourceKind, TcpState, fixture};
+use sockscope::app::{App, Effect, Event, Mode};
+use sockscope::model::{SourceKind, TcpState, fixture};
 use std::sync::Arc;
-use std::time::Duration;
-
-const STATS: CollectStats = CollectStats {
-    took: Duration::from_millis(5),
-    interval: Duration::from_secs(1),
-};
-
-fn app_with(snap: Snapshot) -> App {
-    let mut app = App::new(
-        Keymap::defaults(),
-        Filter::default(),
-        Duration::from_secs(1),
-    );
-    app.handle(Event::Snapshot(Arc::new(snap), STATS));
-    app
-}
-
-/// The fixture, with redis-server (pid 1000, 3 sockets, 2 CLOSE_WAIT) on the first row.
-fn app() -> App {
-    app_with(fixture::small())
-}
-
-fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
-
-fn typed(app: &mut App, text: &str) {
-    for c in text.chars() {
-        press(app, KeyCode::Char(c));
-    }
-}
 
 fn kill_dialog(app: &App) -> &sockscope::app::actions::KillDialog {
     match &app.dialog {

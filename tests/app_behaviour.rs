@@ -1,37 +1,15 @@
 //! The monitor's behaviour on fixture snapshots: keys in, state out.
 
+mod ui_harness;
+
+use ui_harness::{STATS, fixture_app as app, press, typed};
+
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use sockscope::app::keymap::Keymap;
-use sockscope::app::{App, CollectStats, Effect, Event, Focus, Mode};
+use sockscope::app::{App, Effect, Event, Focus, Mode};
 use sockscope::model::view::{Grouping, Row, RowKey};
-use sockscope::model::{Filter, Snapshot, TcpState, fixture};
+use sockscope::model::{Snapshot, TcpState, fixture};
 use std::sync::Arc;
 use std::time::Duration;
-
-const STATS: CollectStats = CollectStats {
-    took: Duration::from_millis(5),
-    interval: Duration::from_secs(1),
-};
-
-fn app() -> App {
-    let mut app = App::new(
-        Keymap::defaults(),
-        Filter::default(),
-        Duration::from_secs(1),
-    );
-    app.handle(Event::Snapshot(Arc::new(fixture::small()), STATS));
-    app
-}
-
-fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
-
-fn typed(app: &mut App, text: &str) {
-    for c in text.chars() {
-        press(app, KeyCode::Char(c));
-    }
-}
 
 fn selected_pid(app: &App) -> Option<u32> {
     match app.rows.get(app.cursor) {

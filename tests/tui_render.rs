@@ -1,9 +1,11 @@
 //! The monitor drawn to ratatui's TestBackend from fixed fixture snapshots:
 //! what a user sees at 80×24 and 200×50, with no wall clock involved.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+mod ui_harness;
+
+use ui_harness::{STATS, new_app, press as key, render, screen as text};
+
+use crossterm::event::KeyCode;
 use sockscope::app::keymap::Keymap;
 use sockscope::app::{App, CollectStats, Event};
 use sockscope::model::{Filter, fixture};
@@ -12,17 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn app_with_fixture() -> App {
-    let mut app = App::new(
-        Keymap::defaults(),
-        Filter::default(),
-        Duration::from_secs(1),
-    );
-    app.host = "testhost".into();
-    app.kernel = "6.1.0".into();
-    let stats = CollectStats {
-        took: Duration::from_millis(12),
-        interval: Duration::from_secs(1),
-    };
+    let mut app = new_app();
+    let stats = STATS;
     let mut snap = fixture::small();
     let first = snap.clone();
     app.handle(Event::Snapshot(Arc::new(first), stats));
@@ -36,28 +29,6 @@ fn app_with_fixture() -> App {
     app.handle(Event::Snapshot(Arc::new(snap.clone()), stats));
     app.clock = snap.taken_at + Duration::from_millis(300);
     app
-}
-
-fn render(app: &App, w: u16, h: u16, theme: Theme) -> Terminal<TestBackend> {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| ui::draw(f, app, &theme)).unwrap();
-    term
-}
-
-fn key(app: &mut App, code: KeyCode) {
-    app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-}
-
-fn text(term: &Terminal<TestBackend>) -> String {
-    let buf = term.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
 }
 
 #[test]

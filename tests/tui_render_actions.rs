@@ -1,53 +1,28 @@
 //! The kill dialog, the destroy confirmation and the read-only header drawn
 //! to ratatui's TestBackend from the fixture snapshot, at 80×24.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+mod ui_harness;
+
+use ui_harness::{app_with, press as key, render, screen};
+
+use crossterm::event::KeyCode;
 use sockscope::act::plan::SshSession;
-use sockscope::app::keymap::Keymap;
 use sockscope::app::{App, CollectStats, Event};
-use sockscope::model::{Filter, fixture};
-use sockscope::ui::{self, Theme};
+use sockscope::model::fixture;
+use sockscope::ui::Theme;
 use std::sync::Arc;
 use std::time::Duration;
 
 fn app() -> App {
-    let mut app = App::new(
-        Keymap::defaults(),
-        Filter::default(),
-        Duration::from_secs(1),
-    );
-    app.host = "testhost".into();
-    app.kernel = "6.1.0".into();
     let snap = fixture::small();
-    app.clock = snap.taken_at + Duration::from_millis(300);
-    app.handle(Event::Snapshot(
-        Arc::new(snap),
-        CollectStats {
-            took: Duration::from_millis(12),
-            interval: Duration::from_secs(1),
-        },
-    ));
+    let clock = snap.taken_at + Duration::from_millis(300);
+    let mut app = app_with(snap);
+    app.clock = clock;
     app
 }
 
-fn key(app: &mut App, code: KeyCode) {
-    app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-}
-
 fn text(app: &App, w: u16, h: u16) -> String {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| ui::draw(f, app, &Theme::mono())).unwrap();
-    let buf = term.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
+    screen(&render(app, w, h, Theme::mono()))
 }
 
 #[test]

@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{Holder, exe_comm, find_program, is_root, output, parse_attribution_note, parse_rows};
-use std::path::PathBuf;
+use common::{
+    Holder, as_nobody, copies_for_nobody, exe_comm, output, parse_attribution_note, parse_rows,
+};
 use std::process::Command;
 
 #[test]
@@ -12,65 +13,10 @@ fn child_process_entry_point() {
     common::child_main();
 }
 
-/// `setpriv` arguments that drop to nobody, or None when this is not
-/// possible here (not root, or no setpriv / nogroup).
-fn as_nobody() -> Option<Vec<&'static str>> {
-    if !is_root() {
-        return None;
-    }
-    find_program("setpriv").expect("setpriv (util-linux) is installed");
-    let group = ["nogroup", "nobody"]
-        .into_iter()
-        .find(|g| nix::unistd::Group::from_name(g).ok().flatten().is_some())
-        .expect("a nogroup or nobody group");
-    assert!(nix::unistd::User::from_name("nobody").unwrap().is_some());
-    Some(vec![
-        "setpriv",
-        "--reuid=nobody",
-        if group == "nogroup" {
-            "--regid=nogroup"
-        } else {
-            "--regid=nobody"
-        },
-        "--clear-groups",
-    ])
-}
-
-/// Copies of the sockscope binary and of this test binary where nobody can
-/// run them (the build directory may be under a private home directory).
-struct Copies {
-    _dir: tempfile::TempDir,
-    sockscope: PathBuf,
-    test: PathBuf,
-}
-
-fn copies_for_nobody() -> Copies {
-    use std::os::unix::fs::PermissionsExt;
-    // No fork while the copies are open for writing, or running one could
-    // fail with ETXTBSY.
-    let _no_spawns = common::SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::Builder::new()
-        .prefix("sockscope-test-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let sockscope = dir.path().join("sockscope");
-    std::fs::copy(common::bin(), &sockscope).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    // Same file name, so the same comm.
-    let test = dir.path().join(exe.file_name().unwrap());
-    std::fs::copy(&exe, &test).unwrap();
-    Copies {
-        _dir: dir,
-        sockscope,
-        test,
-    }
-}
-
 #[test]
 fn unprivileged_run_lists_root_sockets_without_owners_and_says_so_once() {
     let wrapper = as_nobody();
-    let copies = wrapper.as_ref().map(|_| copies_for_nobody());
+    let copies = wrapper.as_ref().map(|_| copies_for_nobody(true));
 
     // A listener held by a process of ours (root, when the test runs as root).
     let mut root_holder = Holder::new();
@@ -79,7 +25,7 @@ fn unprivileged_run_lists_root_sockets_without_owners_and_says_so_once() {
     // A listener held by a process of the same user as the unprivileged sockscope.
     let mut own = match (&wrapper, &copies) {
         (Some(w), Some(c)) => Holder {
-            h: common::Helper::role_via(&c.test, "holder", &[], w),
+            h: common::Helper::role_via(c.test.as_ref().expect("test copy"), "holder", &[], w),
         },
         _ => Holder::new(),
     };

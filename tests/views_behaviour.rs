@@ -1,32 +1,17 @@
 //! View switching and scrolling in the live monitor: keys in, state out, on
 //! fixture snapshots.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+mod ui_harness;
+
+use ui_harness::{STATS, fixture_app as app, press};
+
+use crossterm::event::KeyCode;
 use sockscope::app::keymap::Keymap;
-use sockscope::app::{App, CollectStats, Effect, Event, Mode, View};
+use sockscope::app::{App, Effect, Event, Mode, View};
 use sockscope::model::view::Grouping;
 use sockscope::model::{Filter, TcpState, counter_rows, diagram, fixture};
 use std::sync::Arc;
 use std::time::Duration;
-
-const STATS: CollectStats = CollectStats {
-    took: Duration::from_millis(5),
-    interval: Duration::from_secs(1),
-};
-
-fn app() -> App {
-    let mut app = App::new(
-        Keymap::defaults(),
-        Filter::default(),
-        Duration::from_secs(1),
-    );
-    app.handle(Event::Snapshot(Arc::new(fixture::small()), STATS));
-    app
-}
-
-fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
 
 /// Moves the findings view's cursor to the first finding of `kind`.
 fn select_finding(a: &mut App, kind: &str) {

@@ -3,21 +3,19 @@
 //! fixed timestamps: what a user sees at 80×24 and 120×40, with no wall
 //! clock and no live system involved.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+mod ui_harness;
+
+use ui_harness::{STATS, new_app, press as key, render, screen as text};
+
+use crossterm::event::KeyCode;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::{Color, Modifier};
-use sockscope::app::keymap::Keymap;
-use sockscope::app::{App, CollectStats, Event, View};
-use sockscope::model::{Filter, Snapshot, TcpState, fixture};
-use sockscope::ui::{self, Theme};
+use sockscope::app::{App, Event, View};
+use sockscope::model::{Snapshot, TcpState, fixture};
+use sockscope::ui::Theme;
 use std::sync::Arc;
 use std::time::Duration;
-
-const STATS: CollectStats = CollectStats {
-    took: Duration::from_millis(12),
-    interval: Duration::from_secs(1),
-};
 
 /// Counter values per sample: ListenOverflows and RetransSegs rise,
 /// TCPTimeouts stays flat, two counters that are not pinned rise, and
@@ -120,13 +118,7 @@ fn sample(i: usize) -> Snapshot {
 }
 
 fn app_with_history() -> App {
-    let mut app = App::new(
-        Keymap::defaults(),
-        Filter::default(),
-        Duration::from_secs(1),
-    );
-    app.host = "testhost".into();
-    app.kernel = "6.1.0".into();
+    let mut app = new_app();
     for i in 0..SAMPLES.len() {
         app.handle(Event::Snapshot(Arc::new(sample(i)), STATS));
     }
@@ -134,32 +126,10 @@ fn app_with_history() -> App {
     app
 }
 
-fn key(app: &mut App, code: KeyCode) {
-    app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-}
-
 fn app_in(view: char) -> App {
     let mut app = app_with_history();
     key(&mut app, KeyCode::Char(view));
     app
-}
-
-fn render(app: &App, w: u16, h: u16, theme: Theme) -> Terminal<TestBackend> {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| ui::draw(f, app, &theme)).unwrap();
-    term
-}
-
-fn text(term: &Terminal<TestBackend>) -> String {
-    let buf = term.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// The cells of the first screen line containing `needle`, from its start.

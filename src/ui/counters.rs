@@ -11,7 +11,7 @@
 //! ```
 
 use super::Theme;
-use super::views::{fit, title_line, wrap};
+use super::views::{fit, render_title, wrap};
 use crate::app::App;
 use crate::model::counter_rows::{self, CounterRow, format_rate};
 use crate::model::view::{compact_number, format_age, sparkline_text, visible_offset};
@@ -112,14 +112,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     } else {
         format!("│ rates /s over {}", format_age(app.history.span()))
     };
-    frame.render_widget(
-        Paragraph::new(title_line(
-            app,
-            theme,
-            vec![Span::styled(note, theme.dim())],
-        )),
-        title,
-    );
+    render_title(frame, app, theme, title, note);
 
     let (with_total, spark_w) = columns(width);
     let mut head = format!(

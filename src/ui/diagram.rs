@@ -3,7 +3,7 @@
 //! connection's state highlighted, and a legend line.
 
 use super::Theme;
-use super::views::title_line;
+use super::views::render_title;
 use crate::app::{App, STRIP_STATES};
 use crate::model::diagram::{self, Piece};
 use crate::model::{Proto, TcpState};
@@ -53,14 +53,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     if lines.len() > height {
         note.push_str(" (↑↓ scroll)");
     }
-    frame.render_widget(
-        Paragraph::new(title_line(
-            app,
-            theme,
-            vec![Span::styled(note, theme.dim())],
-        )),
-        title,
-    );
+    render_title(frame, app, theme, title, note);
 
     let counts = &app.views.tcp_counts;
     let placed = diagram::place(&lines, |s| u64::from(counts.get(s)));

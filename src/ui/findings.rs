@@ -42,19 +42,13 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let findings = &app.findings;
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
     let [title, inner] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
-    let extra = vec![Span::styled(
-        format!(
-            "│ {} critical, {} warning, {} info │ Enter: its sockets",
-            count(Severity::Critical),
-            count(Severity::Warning),
-            count(Severity::Info)
-        ),
-        theme.dim(),
-    )];
-    frame.render_widget(
-        Paragraph::new(super::views::title_line(app, theme, extra)),
-        title,
+    let note = format!(
+        "│ {} critical, {} warning, {} info │ Enter: its sockets",
+        count(Severity::Critical),
+        count(Severity::Warning),
+        count(Severity::Info)
     );
+    super::views::render_title(frame, app, theme, title, note);
     if findings.is_empty() {
         let text = if app.history.samples().is_empty() {
             " waiting for the first sample"

@@ -12,7 +12,7 @@
 //! ```
 
 use super::Theme;
-use super::views::{fit, title_line, wrap};
+use super::views::{fit, render_title, wrap};
 use crate::app::App;
 use crate::model::sysctl_advice::{self, Level, SysctlItem};
 use crate::model::view::visible_offset;
@@ -98,14 +98,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     } else {
         format!("│ {} sysctls", items.len())
     };
-    frame.render_widget(
-        Paragraph::new(title_line(
-            app,
-            theme,
-            vec![Span::styled(note, theme.dim())],
-        )),
-        title,
-    );
+    render_title(frame, app, theme, title, note);
     let now_w = width.saturating_sub(1 + NAME_W + 1 + VALUE_W + 1);
     frame.render_widget(
         Paragraph::new(Span::styled(

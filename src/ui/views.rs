@@ -48,7 +48,7 @@ pub fn keys_hint(app: &App) -> String {
 
 /// The view tabs (the active one in reverse video and brackets, so it shows
 /// without colour), then `extra` as far as it fits.
-pub fn title_line<'a>(app: &App, theme: &Theme, extra: Vec<Span<'a>>) -> Line<'a> {
+fn title_line<'a>(app: &App, theme: &Theme, extra: Vec<Span<'a>>) -> Line<'a> {
     let mut spans = Vec::new();
     for v in View::ALL {
         let key = view_key(app, v);
@@ -69,43 +69,23 @@ pub fn title_line<'a>(app: &App, theme: &Theme, extra: Vec<Span<'a>>) -> Line<'a
     Line::from(spans)
 }
 
-/// Word-wraps plain text to `width` columns (at least 1 line, long words cut).
+/// Draws the view tabs on `area`, with `note` dimmed after them.
+pub fn render_title(frame: &mut Frame, app: &App, theme: &Theme, area: Rect, note: String) {
+    let line = title_line(app, theme, vec![Span::styled(note, theme.dim())]);
+    frame.render_widget(ratatui::widgets::Paragraph::new(line), area);
+}
+
+/// Word-wraps plain text to `width` columns (at least 1 line, long words cut),
+/// first fit, so lines fill as far as they can.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(1);
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let mut word = word.to_string();
-        loop {
-            let need = if line.is_empty() {
-                word.width()
-            } else {
-                line.width() + 1 + word.width()
-            };
-            if need <= width {
-                if !line.is_empty() {
-                    line.push(' ');
-                }
-                line.push_str(&word);
-                break;
-            }
-            if line.is_empty() {
-                // A word longer than the line: cut it.
-                let cut: String = word.chars().take(width).collect();
-                word = word.chars().skip(width).collect();
-                lines.push(cut);
-                if word.is_empty() {
-                    break;
-                }
-            } else {
-                lines.push(std::mem::take(&mut line));
-            }
-        }
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
+    let opts = textwrap::Options::new(width.max(1))
+        .wrap_algorithm(textwrap::WrapAlgorithm::FirstFit)
+        .break_words(true);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    textwrap::wrap(&text, opts)
+        .into_iter()
+        .map(|l| l.into_owned())
+        .collect()
 }
 
 /// Cuts `text` to `width` columns, ending in `…` when it was longer.

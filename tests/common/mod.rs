@@ -812,6 +812,7 @@ pub fn as_nobody() -> Option<Vec<&'static str>> {
         .into_iter()
         .find(|g| nix::unistd::Group::from_name(g).ok().flatten().is_some())
         .expect("a nogroup or nobody group");
+    assert!(nix::unistd::User::from_name("nobody").unwrap().is_some());
     Some(vec![
         "setpriv",
         "--reuid=nobody",
@@ -824,17 +825,24 @@ pub fn as_nobody() -> Option<Vec<&'static str>> {
     ])
 }
 
-/// A copy of the sockscope binary that `nobody` can run (the build
-/// directory may be under a private home directory).
+/// Copies of the sockscope binary (and, when asked, of this test binary)
+/// that `nobody` can run (the build directory may be under a private home
+/// directory).
 pub struct NobodyCopy {
     _dir: tempfile::TempDir,
     pub sockscope: PathBuf,
+    /// This test binary under its own file name (so the same comm), when asked.
+    pub test: Option<PathBuf>,
 }
 
 pub fn sockscope_for_nobody() -> NobodyCopy {
+    copies_for_nobody(false)
+}
+
+pub fn copies_for_nobody(with_test_binary: bool) -> NobodyCopy {
     use std::os::unix::fs::PermissionsExt;
-    // No fork while the copy is open for writing, or running it could fail
-    // with ETXTBSY.
+    // No fork while the copies are open for writing, or running one could
+    // fail with ETXTBSY.
     let _no_spawns = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::Builder::new()
         .prefix("sockscope-test-")
@@ -844,9 +852,16 @@ pub fn sockscope_for_nobody() -> NobodyCopy {
         .expect("chmod the temporary directory");
     let sockscope = dir.path().join("sockscope");
     std::fs::copy(bin(), &sockscope).expect("copy sockscope");
+    let test = with_test_binary.then(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        let test = dir.path().join(exe.file_name().expect("file name"));
+        std::fs::copy(&exe, &test).expect("copy the test binary");
+        test
+    });
     NobodyCopy {
         _dir: dir,
         sockscope,
+        test,
     }
 }
 

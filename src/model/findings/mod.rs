@@ -32,16 +32,6 @@ pub enum Severity {
     Critical,
 }
 
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -208,8 +198,8 @@ pub(crate) struct Input<'a> {
     pub filtered: bool,
     pub limits: Thresholds,
     /// Addresses this machine's sockets are bound to: a remote end on one of
-    /// them is a local process.
-    pub local_ips: HashSet<IpAddr, foldhash::fast::RandomState>,
+    /// them is a local process. Built on first use: only peer lookups need it.
+    pub local_ips: std::cell::OnceCell<HashSet<IpAddr, foldhash::fast::RandomState>>,
     /// TCP ports something listens on here.
     pub listening: HashSet<u16>,
     /// The snapshot's sockets by local port, built on first use.
@@ -286,7 +276,18 @@ impl Input<'_> {
 
     pub fn is_local(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        ip.is_loopback() || self.local_ips.contains(&ip)
+        ip.is_loopback()
+            || self
+                .local_ips
+                .get_or_init(|| {
+                    self.snap
+                        .sockets
+                        .iter()
+                        .map(|s| s.local.ip().to_canonical())
+                        .filter(|ip| !ip.is_unspecified())
+                        .collect()
+                })
+                .contains(&ip)
     }
 
     /// The sockets at the other end of these connections, when that end is
@@ -359,7 +360,7 @@ pub fn analyze(snap: &Snapshot, history: &History, filter: &Filter) -> Vec<Findi
     analyze_with(snap, history, filter, Thresholds::default())
 }
 
-pub fn analyze_with(
+fn analyze_with(
     snap: &Snapshot,
     history: &History,
     filter: &Filter,
@@ -373,12 +374,6 @@ pub fn analyze_with(
             .filter(|s| filter.matches(s, snap))
             .collect()
     };
-    let local_ips = snap
-        .sockets
-        .iter()
-        .map(|s| s.local.ip().to_canonical())
-        .filter(|ip| !ip.is_unspecified())
-        .collect();
     let listening = snap
         .sockets
         .iter()
@@ -393,7 +388,7 @@ pub fn analyze_with(
         sockets,
         filtered: !filter.is_empty(),
         limits,
-        local_ips,
+        local_ips: std::cell::OnceCell::new(),
     };
     let mut out = Vec::new();
     close_wait::analyze(&input, &mut out);
