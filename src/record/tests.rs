@@ -51,7 +51,7 @@ fn frame(n: u64) -> Snapshot {
         }
         snap.sockets.push(s);
     }
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         snap.sockets[0].owners.push(Owner { pid: 7777, fd: 3 });
         snap.processes.insert(
             7777,

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 /// tables, so anything finer would record noise.
 pub const TIME_SLACK_MS: i64 = 1500;
 
-/// The first block of every recording session.
+/// The first block of every recording run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub sockscope_version: String,
@@ -28,16 +28,7 @@ pub struct Session {
     pub interval_ms: u64,
 }
 
-/// One block of the file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Frame {
-    Session(Session),
-    /// Everything: a reader can start here.
-    Key(Full),
-    /// What changed since the previous frame.
-    Delta(Delta),
-}
-
+/// A key frame: everything, so a reader can start here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Full {
     pub source: u8,
