@@ -18,10 +18,12 @@
 //! and keep everything before it; the recorder cuts such a tail off before it
 //! appends a new session to the same file.
 
+mod at;
 mod reader;
 mod wire;
 mod writer;
 
+pub use at::{format_span, parse_at, parse_at_between};
 pub use reader::{Cursor, Recording};
 pub use writer::{FrameWritten, Recorder, SessionInfo};
 
