@@ -11,6 +11,7 @@ pub mod collect;
 pub mod model;
 pub mod output;
 pub mod record;
+pub mod replay;
 pub mod sanitize;
 pub mod tui;
 pub mod ui;

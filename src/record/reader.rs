@@ -221,6 +221,12 @@ impl Recording {
         &self.sessions[self.frames[i].session].0
     }
 
+    /// Which recording run frame `i` belongs to (0 for the first): history
+    /// does not carry over from one run to the next.
+    pub fn session_index(&self, i: usize) -> usize {
+        self.frames[i].session
+    }
+
     /// The last frame taken at or before `t`; the first frame when `t` is earlier.
     pub fn index_at(&self, t: SystemTime) -> usize {
         let ms = super::to_ms(t);

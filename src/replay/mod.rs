@@ -1,0 +1,120 @@
+//! `sockscope replay FILE`: the monitor over a recording, with a time cursor.
+//!
+//! ```text
+//!  keys ──App──▶ Effect::Replay(Command) ──▶ driver thread ──▶ Event::Replay(Update)
+//!                                            Driver: Recording, Cursor,
+//!                                            Player (which frame, when),
+//!                                            History rebuilt on jumps
+//! ```
+//!
+//! [`Player`] is pure: commands and the clock in, the frame to show out.
+//! [`Driver`] reads frames and rebuilds history; the thread in `tui::replay`
+//! only moves messages. Neither needs a terminal, so both are tested alone.
+
+mod driver;
+mod player;
+
+pub use driver::Driver;
+pub use player::{Player, SPEEDS};
+
+use crate::model::Snapshot;
+use crate::model::history::History;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What the user asks of a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    StepBack,
+    StepForward,
+    PlayPause,
+    Slower,
+    Faster,
+    Start,
+    End,
+    /// The last frame at or before this time.
+    Seek(SystemTime),
+}
+
+/// Where a replay is: the frame on screen and how it moves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    /// Index of the frame on screen, from 0.
+    pub index: usize,
+    pub frames: usize,
+    /// When the frame on screen was taken.
+    pub time: SystemTime,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub playing: bool,
+    /// Recorded time per wall-clock time while playing.
+    pub speed: f64,
+}
+
+/// A frame to show.
+#[derive(Debug)]
+pub struct Frame {
+    pub snapshot: Arc<Snapshot>,
+    /// After a jump: the history of the frames before it (and of this one),
+    /// to replace the app's. None when this frame follows the one before on
+    /// screen: the app records it as the live monitor records a sample.
+    pub history: Option<Box<History>>,
+    /// The recording run's host and kernel.
+    pub host: String,
+    pub kernel: String,
+}
+
+/// What the driver tells the app: always where it is, sometimes a frame,
+/// sometimes a message for the status line.
+#[derive(Debug)]
+pub struct Update {
+    pub status: Status,
+    pub frame: Option<Frame>,
+    pub note: Option<String>,
+    /// Dropped once the app has taken the update in, which lets the driver
+    /// prepare the next frame: frames never queue up behind a busy screen.
+    pub ticket: Option<Ticket>,
+}
+
+/// Runs its callback when dropped.
+pub struct Ticket(Option<Box<dyn FnOnce() + Send>>);
+
+impl Ticket {
+    pub fn new(on_drop: impl FnOnce() + Send + 'static) -> Ticket {
+        Ticket(Some(Box::new(on_drop)))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ticket")
+    }
+}
+
+/// `+2m05s / 1h00m00s`: where the frame on screen is in the recording.
+pub fn position(status: &Status) -> String {
+    let at = status.time.duration_since(status.start).unwrap_or_default();
+    let span = status.end.duration_since(status.start).unwrap_or_default();
+    format!(
+        "+{} / {}",
+        crate::record::format_span(at),
+        crate::record::format_span(span)
+    )
+}
+
+/// `0.25x`, `1x`, `64x`.
+pub fn format_speed(speed: f64) -> String {
+    let text = format!("{speed:.2}");
+    format!("{}x", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+#[cfg(test)]
+mod tests;
