@@ -2,6 +2,7 @@
 //! collect + model code.
 
 pub mod actions;
+pub mod replay;
 
 use crate::collect::{Collector, Options, SourceChoice, SystemCollector};
 use crate::model::{Filter, Snapshot, Socket};
@@ -61,6 +62,9 @@ pub enum Command {
     /// what to do. Exit status: 0 when nothing is at warning level, 1 when
     /// something is warning or critical, 2 on error.
     Diagnose(DiagnoseArgs),
+    /// The monitor over a recording, with a time cursor: step, play, change
+    /// speed, jump to a time. Every view works on the recorded data.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +183,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Failure::Runtime(e) => Failure::RuntimeWith(e, 2),
             other => other,
         }),
+        Some(Command::Replay(args)) => replay::replay(args),
         None => monitor(cli.filter, cli.interval, cli.source, cli.read_only),
     }
 }

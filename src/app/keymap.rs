@@ -42,10 +42,17 @@ pub enum Action {
     ViewCounters,
     ViewSysctls,
     ViewDiagram,
+    StepBack,
+    StepForward,
+    PlaySlower,
+    PlayFaster,
+    ReplayStart,
+    ReplayEnd,
+    JumpTo,
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 39] = [
         Action::Quit,
         Action::Help,
         Action::Filter,
@@ -78,6 +85,32 @@ impl Action {
         Action::ViewCounters,
         Action::ViewSysctls,
         Action::ViewDiagram,
+        Action::StepBack,
+        Action::StepForward,
+        Action::PlaySlower,
+        Action::PlayFaster,
+        Action::ReplayStart,
+        Action::ReplayEnd,
+        Action::JumpTo,
+    ];
+
+    /// Actions that move through a recording: only `sockscope replay` has them.
+    pub const REPLAY: [Action; 7] = [
+        Action::StepBack,
+        Action::StepForward,
+        Action::PlaySlower,
+        Action::PlayFaster,
+        Action::ReplayStart,
+        Action::ReplayEnd,
+        Action::JumpTo,
+    ];
+
+    /// Actions on the live system or its collection, which a replay refuses.
+    pub const LIVE: [Action; 4] = [
+        Action::Slower,
+        Action::Faster,
+        Action::Kill,
+        Action::Destroy,
     ];
 
     /// The name used in the config file.
@@ -115,6 +148,13 @@ impl Action {
             Action::ViewCounters => "view_counters",
             Action::ViewSysctls => "view_sysctls",
             Action::ViewDiagram => "view_diagram",
+            Action::StepBack => "step_back",
+            Action::StepForward => "step_forward",
+            Action::PlaySlower => "play_slower",
+            Action::PlayFaster => "play_faster",
+            Action::ReplayStart => "replay_start",
+            Action::ReplayEnd => "replay_end",
+            Action::JumpTo => "jump_to_time",
         }
     }
 
@@ -139,7 +179,9 @@ impl Action {
             Action::SortPrev => "sort by the previous column",
             Action::SortReverse => "reverse the sort order",
             Action::Group => "grouping: process, local port, remote host, connections",
-            Action::Pause => "pause the view (collection goes on into history)",
+            Action::Pause => {
+                "pause the view (collection goes on into history); in a replay, play / pause"
+            }
             Action::Slower => "longer refresh interval",
             Action::Faster => "shorter refresh interval",
             Action::Resolve => "reverse DNS of remote addresses on/off",
@@ -153,6 +195,13 @@ impl Action {
             Action::ViewCounters => "view: kernel counters, per second",
             Action::ViewSysctls => "view: sysctls, with advice",
             Action::ViewDiagram => "view: TCP state diagram with live counts",
+            Action::StepBack => "replay: one frame back",
+            Action::StepForward => "replay: one frame forward",
+            Action::PlaySlower => "replay: slower playback",
+            Action::PlayFaster => "replay: faster playback",
+            Action::ReplayStart => "replay: go to the first frame",
+            Action::ReplayEnd => "replay: go to the last frame",
+            Action::JumpTo => "replay: jump to a time (90s, -1m from the end, 14:05)",
         }
     }
 
@@ -252,7 +301,9 @@ impl Key {
             other => format!("{other:?}"),
         };
         match (self.ctrl, self.alt) {
-            (true, _) => format!("Ctrl-{}", base.to_uppercase()),
+            // Ctrl-C, but Ctrl-Home.
+            (true, _) if base.chars().count() == 1 => format!("Ctrl-{}", base.to_uppercase()),
+            (true, _) => format!("Ctrl-{base}"),
             (_, true) => format!("Alt-{base}"),
             _ => base,
         }
@@ -483,6 +534,10 @@ mod tests {
         assert!(Key::parse("ctrl-c").unwrap().ctrl);
         assert_eq!(Key::parse("space").unwrap().code, KeyCode::Char(' '));
         assert_eq!(Key::parse("nonsense"), None);
+        let ctrl_home = Key::parse("ctrl-home").unwrap();
+        assert_eq!((ctrl_home.code, ctrl_home.ctrl), (KeyCode::Home, true));
+        assert_eq!(ctrl_home.label(), "Ctrl-Home");
+        assert_eq!(Key::parse("ctrl-c").unwrap().label(), "Ctrl-C");
         assert_eq!(Key::parse("f13"), None);
     }
 }

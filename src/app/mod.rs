@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod keymap;
 mod prompt;
+pub mod replay;
 pub mod views;
 
 use crate::model::history::History;
@@ -29,6 +30,8 @@ pub enum Event {
     Terminate,
     /// The result of an [`Effect::Action`].
     Action(actions::ActionEvent),
+    /// Where a replay is, and maybe a frame to show.
+    Replay(Box<crate::replay::Update>),
 }
 
 /// How long the last collection took and the interval now in force.
@@ -46,6 +49,8 @@ pub enum Effect {
     Resolve(Vec<IpAddr>),
     /// Signal, destroy, export, copy: see [`actions`].
     Action(actions::ActionEffect),
+    /// Tell the replay driver to move.
+    Replay(crate::replay::Command),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +63,8 @@ pub enum Mode {
     Kill,
     /// The destroy confirmation (`x`).
     Destroy,
+    /// The replay's time prompt (`t`).
+    Jump,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +153,8 @@ pub struct App {
     /// Which view is on screen (keys 1-5), and what the other views remember.
     pub view: View,
     pub views: ViewState,
+    /// Set when showing a recording (`sockscope replay`).
+    pub replay: Option<replay::Replay>,
 }
 
 impl App {
@@ -190,6 +199,7 @@ impl App {
             dialog: None,
             view: View::Sockets,
             views: ViewState::default(),
+            replay: None,
         };
         app.rebuild();
         app
@@ -305,12 +315,15 @@ impl App {
             }
             Event::Terminate => vec![Effect::Quit],
             Event::Action(ev) => self.on_action_event(ev),
+            Event::Replay(update) => self.on_replay_update(*update),
         }
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        if self.mode == Mode::Filter {
-            return self.on_prompt_key(key);
+        match self.mode {
+            Mode::Filter => return self.on_prompt_key(key),
+            Mode::Jump => return self.on_jump_key(key),
+            _ => {}
         }
         if matches!(self.mode, Mode::Kill | Mode::Destroy) {
             return self.on_dialog_key(key);
@@ -350,6 +363,9 @@ impl App {
     }
 
     pub fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        if let Some(effects) = self.on_replay_action(action) {
+            return effects;
+        }
         if self.view != View::Sockets
             && let Some(effects) = self.on_view_action(action)
         {
@@ -447,6 +463,14 @@ impl App {
             Action::ViewCounters => self.set_view(View::Counters),
             Action::ViewSysctls => self.set_view(View::Sysctls),
             Action::ViewDiagram => self.set_view(View::Diagram),
+            // Handled by on_replay_action, in a replay or not.
+            Action::StepBack
+            | Action::StepForward
+            | Action::PlaySlower
+            | Action::PlayFaster
+            | Action::ReplayStart
+            | Action::ReplayEnd
+            | Action::JumpTo => {}
         }
         Vec::new()
     }

@@ -6,6 +6,7 @@
 //! once a second, for the sample's age).
 
 mod act;
+pub mod replay;
 mod terminal;
 
 use crate::app::keymap::Keymap;
@@ -53,34 +54,48 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<Event>();
     let (ctl_tx, ctl_rx) = mpsc::channel::<Control>();
     spawn_collector(tx.clone(), ctl_rx, config.options, config.interval);
-    spawn_signals(tx.clone())?;
-    let resolver = spawn_resolver(tx.clone());
 
     let mut app = App::new(config.keymap, config.filter, config.interval);
     app.read_only = config.read_only;
     app.ssh = crate::act::plan::SshSession::from_env();
     app.host = sysinfo::System::host_name().unwrap_or_default();
     app.kernel = sysinfo::System::kernel_version().unwrap_or_default();
+    interact(app, rx, tx, ctl_tx, None)
+}
+
+/// The terminal, input, signals and reverse DNS around the event loop: the
+/// same for the live monitor and a replay.
+fn interact(
+    mut app: App,
+    rx: Receiver<Event>,
+    events: Sender<Event>,
+    control: Sender<Control>,
+    replay: Option<Sender<replay::ToDriver>>,
+) -> anyhow::Result<()> {
+    spawn_signals(events.clone())?;
+    let resolver = spawn_resolver(events.clone());
     let theme = Theme::from_env();
 
     let mut term = terminal::Guard::enter()?;
-    spawn_input(tx.clone());
+    spawn_input(events.clone());
     let size = term.size()?;
     app.page = ui::table_rows(size.width, size.height);
     let senders = Senders {
-        events: tx,
-        control: ctl_tx,
+        events,
+        control,
         resolver,
+        replay,
     };
     event_loop(&mut app, &mut term, &theme, &rx, &senders)
 }
 
 /// Where the loop sends work: back to itself (results of actions), to the
-/// collector, to the resolver.
+/// collector, to the resolver, to the replay driver.
 struct Senders {
     events: Sender<Event>,
     control: Sender<Control>,
     resolver: Sender<std::net::IpAddr>,
+    replay: Option<Sender<replay::ToDriver>>,
 }
 
 fn event_loop(
@@ -131,6 +146,11 @@ fn event_loop(
                         }
                     }
                     Effect::Action(a) => act::perform(a, app, term, senders),
+                    Effect::Replay(command) => {
+                        if let Some(driver) = &senders.replay {
+                            let _ = driver.send(replay::ToDriver::Command(command));
+                        }
+                    }
                 }
             }
             dirty = true;

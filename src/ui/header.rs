@@ -1,37 +1,43 @@
-//! The top line: where we are and how fresh the data is.
+//! The top line: where we are and how fresh the data is; in a replay, that
+//! it is one, the frame's time and where it is in the recording.
 
 use super::Theme;
+use crate::app::replay::Replay;
 use crate::app::{App, format_interval};
+use crate::replay::{format_speed, position};
 use crate::sanitize::clean;
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
-    let snap = &app.snapshot;
     // Items in order of importance; each is shown only if it still fits.
+    let items = match &app.replay {
+        Some(replay) => replay_items(app, replay, theme),
+        None => live_items(app, theme),
+    };
+    let mut spans = vec![Span::styled("sockscope", theme.title())];
+    let mut used = "sockscope".len();
+    for (text, style) in items {
+        let need = 3 + text.chars().count();
+        // Items are in order of importance: once one does not fit, stop.
+        if used + need > usize::from(area.width) {
+            break;
+        }
+        used += need;
+        spans.push(Span::styled(" │ ", theme.dim()));
+        spans.push(Span::styled(text, style));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
+    let snap = &app.snapshot;
     let mut items: Vec<(String, Style)> = Vec::new();
     items.push((sockets(snap.sockets.len()), Style::new()));
-    match snap.attribution.unreadable_processes {
-        0 => items.push(("all owners visible".into(), theme.good())),
-        _ => items.push((
-            if snap.attribution.as_root {
-                // Root, yet some fd tables are closed (pid 1 in a sandbox, LSMs).
-                format!(
-                    "{} without visible owner",
-                    sockets(snap.attribution.unattributed_sockets)
-                )
-            } else {
-                format!(
-                    "{} unattributed: not root",
-                    sockets(snap.attribution.unattributed_sockets)
-                )
-            },
-            theme.warn(),
-        )),
-    }
+    items.push(owners(app, theme));
     if app.paused {
         items.insert(0, ("PAUSED".into(), theme.trouble()));
     }
@@ -61,20 +67,71 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     if !app.kernel.is_empty() {
         items.push((format!("Linux {}", clean(&app.kernel)), theme.dim()));
     }
+    items
+}
 
-    let mut spans = vec![Span::styled("sockscope", theme.title())];
-    let mut used = "sockscope".len();
-    for (text, style) in items {
-        let need = 3 + text.chars().count();
-        // Items are in order of importance: once one does not fit, stop.
-        if used + need > usize::from(area.width) {
-            break;
-        }
-        used += need;
-        spans.push(Span::styled(" │ ", theme.dim()));
-        spans.push(Span::styled(text, style));
+/// `REPLAY paused 1x`, the frame's local date and time, `+2m05s / 1h00m00s`,
+/// the sockets, the recorded host, `frame 126/3601`. No sample age: the
+/// frame is as old as the recording.
+fn replay_items(app: &App, replay: &Replay, theme: &Theme) -> Vec<(String, Style)> {
+    let marker = theme
+        .warn()
+        .add_modifier(Modifier::REVERSED | Modifier::BOLD);
+    let Some(status) = &replay.status else {
+        return vec![("REPLAY loading".into(), marker)];
+    };
+    let state = if status.playing { "playing" } else { "paused" };
+    let time = jiff::Timestamp::try_from(status.time)
+        .map(|ts| {
+            ts.to_zoned_datetime(replay.tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| "?".into());
+    let mut items = vec![
+        (
+            format!("REPLAY {state} {}", format_speed(status.speed)),
+            marker,
+        ),
+        (time, Style::new().add_modifier(Modifier::BOLD)),
+        (position(status), Style::new()),
+        (sockets(app.snapshot.sockets.len()), Style::new()),
+    ];
+    if !app.host.is_empty() {
+        items.push((clean(&app.host).into_owned(), Style::new()));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    items.push((
+        format!("frame {}/{}", status.index + 1, status.frames),
+        theme.dim(),
+    ));
+    items.push(owners(app, theme));
+    if !app.kernel.is_empty() {
+        items.push((format!("Linux {}", clean(&app.kernel)), theme.dim()));
+    }
+    items
+}
+
+/// Whether every socket's owner could be seen.
+fn owners(app: &App, theme: &Theme) -> (String, Style) {
+    let snap = &app.snapshot;
+    match snap.attribution.unreadable_processes {
+        0 => ("all owners visible".into(), theme.good()),
+        _ => (
+            if snap.attribution.as_root {
+                // Root, yet some fd tables are closed (pid 1 in a sandbox, LSMs).
+                format!(
+                    "{} without visible owner",
+                    sockets(snap.attribution.unattributed_sockets)
+                )
+            } else {
+                format!(
+                    "{} unattributed: not root",
+                    sockets(snap.attribution.unattributed_sockets)
+                )
+            },
+            theme.warn(),
+        ),
+    }
 }
 
 fn sockets(n: usize) -> String {

@@ -1,4 +1,6 @@
-//! The help overlay: every key, from the keymap in force.
+//! The help overlay: every key, from the keymap in force. A replay shows its
+//! own keys instead of those that act on the live system; the live monitor
+//! leaves the replay's out.
 
 use super::Theme;
 use crate::app::App;
@@ -10,6 +12,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     // Movement keys share lines so the whole help fits in 80x24.
+    let replay = app.replay.is_some();
     let grouped = [
         (
             &[
@@ -31,6 +34,19 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             "longer / shorter refresh interval",
         ),
         (
+            &[
+                Action::StepBack,
+                Action::StepForward,
+                Action::PlaySlower,
+                Action::PlayFaster,
+            ][..],
+            "one frame back / forward, slower / faster playback",
+        ),
+        (
+            &[Action::ReplayStart, Action::ReplayEnd][..],
+            "first / last frame of the recording",
+        ),
+        (
             &[Action::ExportCsv, Action::ExportJson][..],
             "write the view (every row after the filter) to CSV / JSON",
         ),
@@ -45,17 +61,32 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             "views: sockets, findings, counters, sysctls, TCP diagram",
         ),
     ];
+    // Only the keys that do something here (every key must fit in 80x24).
+    let shown = |a: &Action| {
+        if replay {
+            !Action::LIVE.contains(a)
+        } else {
+            !Action::REPLAY.contains(a)
+        }
+    };
     let mut lines: Vec<Line> = Action::ALL
         .iter()
-        .filter(|a| !grouped.iter().any(|(g, _)| g.contains(a)))
+        .filter(|a| shown(a) && !grouped.iter().any(|(g, _)| g.contains(a)))
         .map(|&a| {
+            let what = match a {
+                Action::Pause if replay => "play / pause the replay",
+                _ => a.describe().trim_start_matches("replay: "),
+            };
             Line::from(vec![
                 Span::styled(format!("{:>16}  ", app.keymap.label(a)), theme.title()),
-                Span::raw(a.describe()),
+                Span::raw(what),
             ])
         })
         .collect();
     for (actions, what) in grouped {
+        if !actions.iter().all(shown) {
+            continue;
+        }
         let keys: Vec<String> = actions.iter().map(|&a| app.keymap.label(a)).collect();
         lines.push(Line::from(vec![
             Span::styled(format!("{:>16}  ", keys.join(" ")), theme.title()),

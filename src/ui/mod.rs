@@ -133,6 +133,6 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
             detail::render(frame, app, theme, body, true);
         }
         Mode::Kill | Mode::Destroy => dialog::render(frame, app, theme, area),
-        Mode::Normal | Mode::Filter => {}
+        Mode::Normal | Mode::Filter | Mode::Jump => {}
     }
 }
