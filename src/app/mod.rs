@@ -2,6 +2,7 @@
 //! in, effects out. No I/O here; the loop in `tui` performs the effects.
 
 pub mod actions;
+mod drill;
 pub mod keymap;
 mod prompt;
 pub mod replay;
@@ -11,6 +12,7 @@ use crate::model::history::History;
 use crate::model::view::{self, Grouping, Row, RowKey, ViewCtx};
 use crate::model::{Filter, Snapshot, TcpState};
 use crossterm::event::{KeyEvent, KeyEventKind};
+pub use drill::Drill;
 use keymap::{Action, Keymap};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -86,15 +88,6 @@ pub const STRIP_STATES: [TcpState; 7] = [
 
 /// Refresh intervals `+` and `-` step through.
 const INTERVALS_MS: [u64; 9] = [500, 1000, 2000, 3000, 5000, 10_000, 15_000, 30_000, 60_000];
-
-/// A step into a group: the filter term it added and where we came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drill {
-    pub label: String,
-    pub term: String,
-    pub from: Grouping,
-    pub selected: Option<RowKey>,
-}
 
 pub struct App {
     pub keymap: Keymap,
@@ -473,70 +466,6 @@ impl App {
             | Action::JumpTo => {}
         }
         Vec::new()
-    }
-
-    fn back(&mut self) {
-        if let Some(d) = self.drill.pop() {
-            self.grouping = d.from;
-            if let Some(sel) = d.selected {
-                self.selected.insert(d.from, sel);
-            }
-            self.set_effective_filter();
-            self.rebuild();
-        } else if !self.filter.is_empty() {
-            self.filter = Filter::default();
-            self.set_effective_filter();
-            self.rebuild();
-            self.status = Some("filter cleared".into());
-        }
-    }
-
-    fn enter(&mut self) {
-        if self.focus == Focus::States {
-            let state = STRIP_STATES[self.state_cursor];
-            self.push_drill(
-                state.kernel_name().to_string(),
-                format!("state:{}", state.kernel_name()),
-                self.grouping,
-            );
-            return;
-        }
-        let Some(row) = self.rows.get(self.cursor) else {
-            return;
-        };
-        let (label, term) = match row {
-            Row::Process(g) => match g.pid {
-                Some(pid) => (format!("pid {pid}"), format!("pid:{pid}")),
-                None => ("no owner".to_string(), "pid:none".to_string()),
-            },
-            Row::Port(g) => (
-                format!("{} port {}", g.proto.name(), g.port),
-                format!("proto:{} lport:{}", g.proto.name(), g.port),
-            ),
-            Row::Remote(g) => (format!("host {}", g.host), format!("raddr:{}", g.host)),
-            Row::Conn(_) => {
-                self.mode = Mode::Detail;
-                self.detail_scroll = 0;
-                return;
-            }
-        };
-        self.push_drill(label, term, Grouping::Flat);
-    }
-
-    fn push_drill(&mut self, label: String, term: String, to: Grouping) {
-        self.drill.push(Drill {
-            label,
-            term,
-            from: self.grouping,
-            selected: self.selected.get(&self.grouping).cloned(),
-        });
-        self.grouping = to;
-        self.cursor = 0;
-        self.offset = 0;
-        self.selected.remove(&to);
-        self.focus = Focus::Table;
-        self.set_effective_filter();
-        self.rebuild();
     }
 
     fn move_cursor(&mut self, by: isize) {
