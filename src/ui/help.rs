@@ -74,7 +74,9 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         .filter(|a| shown(a) && !grouped.iter().any(|(g, _)| g.contains(a)))
         .map(|&a| {
             let what = match a {
+                // Each mode says only its half (a line must not wrap: 80x24).
                 Action::Pause if replay => "play / pause the replay",
+                Action::Pause => "pause the view (collection goes on into history)",
                 _ => a.describe().trim_start_matches("replay: "),
             };
             Line::from(vec![
