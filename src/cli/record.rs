@@ -112,6 +112,7 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let before = recorder.bytes;
     let mut keys = 0;
+    let (mut total, mut changed) = (0, 0);
     let mut due = Duration::ZERO;
     while !stop.load(Ordering::Relaxed) {
         let mut snap = collector.collect().map_err(anyhow::Error::from)?;
@@ -119,6 +120,9 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
         keep_matching(&mut snap, &filter);
         let written = recorder.write(&snap).map_err(anyhow::Error::from)?;
         keys += usize::from(written.key);
+        total += written.total;
+        // The first frame has nothing to change from.
+        changed += if recorder.frames > 1 { written.changed } else { 0 };
         due += args.interval;
         if args.duration.is_some_and(|d| due > d) {
             break;
@@ -136,11 +140,20 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
     let bytes = recorder.bytes - before;
     let _ = writeln!(
         err,
-        "sockscope: recorded {} frames ({keys} key frames) in {took:.0} s: {} ({}/hour) to {}",
+        "sockscope: recorded {} frames ({keys} key {}) in {took:.0} s: {} ({}/hour) to {}",
         recorder.frames,
+        if keys == 1 { "frame" } else { "frames" },
         size(bytes),
         size((bytes as f64 * 3600.0 / took) as u64),
         args.file.display()
+    );
+    let frames = recorder.frames.max(1) as f64;
+    let per_frame = changed as f64 / (frames - 1.0).max(1.0);
+    let _ = writeln!(
+        err,
+        "sockscope: {:.0} sockets per frame on average, {per_frame:.1} of them changed per frame ({:.2}%)",
+        total as f64 / frames,
+        100.0 * per_frame / (total as f64 / frames).max(1.0),
     );
     Ok(())
 }
