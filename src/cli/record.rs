@@ -124,6 +124,9 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
         // The first frame has nothing to change from.
         changed += if recorder.frames > 1 { written.changed } else { 0 };
         due += args.interval;
+        // A frame that took longer than the interval: the next one is due
+        // now, not a burst of catch-up frames.
+        due = due.max(start.elapsed());
         if args.duration.is_some_and(|d| due > d) {
             break;
         }
