@@ -41,6 +41,7 @@ pub struct Full {
     pub sysctls: Vec<(String, String)>,
 }
 
+/// What changed since the previous frame.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Delta {
     pub source: u8,

@@ -23,6 +23,10 @@ pub struct FrameWritten {
     pub bytes: u64,
     /// Sockets written whole (all of them in a key frame).
     pub sockets: usize,
+    /// Sockets in the snapshot.
+    pub total: usize,
+    /// Sockets that appeared, changed or went since the previous frame.
+    pub changed: usize,
 }
 
 type Fast = foldhash::fast::RandomState;
@@ -151,6 +155,12 @@ impl Recorder {
             .iter()
             .map(|(&pid, p)| (pid, WireProcess::from(p)))
             .collect();
+        let removed_count = self
+            .sockets
+            .keys()
+            .filter(|k| !next.contains_key(k))
+            .count();
+        let changed_sockets = upserted.len() + removed_count;
         let key = self.need_key
             || self.deltas_since_key >= MAX_DELTAS
             || self.delta_bytes_since_key >= self.last_key_bytes;
@@ -236,6 +246,8 @@ impl Recorder {
             key,
             bytes: written,
             sockets,
+            total: snap.sockets.len(),
+            changed: changed_sockets,
         })
     }
 

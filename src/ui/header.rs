@@ -44,6 +44,9 @@ fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
     if app.read_only {
         items.insert(0, ("READ-ONLY".into(), theme.warn()));
     }
+    if app.recording.is_some() {
+        items.insert(0, ("REC".into(), theme.trouble()));
+    }
     let interval = app.stats.map_or(app.interval, |s| s.interval);
     let mut every = format!("every {}", format_interval(interval));
     if interval > app.interval {
