@@ -172,7 +172,7 @@ fn a_torn_tail_is_replayed_up_to_the_last_whole_frame_and_said_at_80x24() {
     std::fs::write(&file, &bytes).unwrap();
 
     let mut tui = spawn(
-        &["replay", file.to_str().unwrap(), "--at", "0"],
+        &["replay", file.to_str().unwrap(), "--at", "-0"],
         80,
         24,
         &[("NO_COLOR", "1")],
@@ -217,6 +217,7 @@ fn files_that_are_not_recordings_exit_1_and_bad_flags_exit_2() {
     for (args, says) in [
         (vec!["--at", "soon"], "`soon` is not a time"),
         (vec!["--at", "2h"], "past the end"),
+        (vec!["--at", "-5h"], "before the start"),
         (vec!["--speed", "100"], "between 0.25 and 64"),
         (vec!["port:abc"], "port:abc"),
     ] {

@@ -15,7 +15,7 @@ pub struct ReplayArgs {
     pub filter: Vec<String>,
     /// Where to start: `90s` (after the start), `-5m` (before the end),
     /// `14:05` or `14:05:30` (local time). Default: the last frame.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
     /// Playback speed, from 0.25 to 64 (`[` and `]` change it while replaying).
     #[arg(long, value_name = "X", value_parser = parse_speed, default_value = "1")]
