@@ -59,8 +59,9 @@ pub fn parse_at_between(
 }
 
 fn hint(text: &str) -> String {
+    // Short enough for the replay's prompt line at 80 columns.
     format!(
-        "`{}` is not a time: try 90s, 1m30s (after the start), -30s (before the end), 14:05 or 14:05:30 (local time)",
+        "`{}` is not a time (try 90s, 1m30s, -30s, 14:05)",
         text.trim()
     )
 }

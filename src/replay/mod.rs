@@ -20,7 +20,7 @@ pub use player::{Player, SPEEDS};
 use crate::model::Snapshot;
 use crate::model::history::History;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// What the user asks of a replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub enum Command {
     Faster,
     Start,
     End,
-    /// The last frame at or before this time.
+    /// The last frame at or before this time, to the nearest second.
     Seek(SystemTime),
 }
 
@@ -99,10 +99,24 @@ impl std::fmt::Debug for Ticket {
     }
 }
 
-/// `+2m05s / 1h00m00s`: where the frame on screen is in the recording.
+/// How far after a requested time a frame may be and still be "at" it.
+/// Frames are shown to the nearest second and collection jitters: `20s`
+/// means a frame shown as +20s, even one taken at 20.3 s, never one shown
+/// as +21s.
+pub const SEEK_SLACK: Duration = Duration::from_millis(499);
+
+/// The frame a replay shows for `t` (`--at`, the time prompt): the last one
+/// at or before it, to the nearest second.
+pub fn frame_at(rec: &crate::record::Recording, t: SystemTime) -> usize {
+    rec.index_at(t + SEEK_SLACK)
+}
+
+/// `+2m05s / 1h00m00s`: where the frame on screen is in the recording, to
+/// the nearest second (a frame taken 9.998 s in is `+10s`, as typed to reach it).
 pub fn position(status: &Status) -> String {
-    let at = status.time.duration_since(status.start).unwrap_or_default();
-    let span = status.end.duration_since(status.start).unwrap_or_default();
+    let half = Duration::from_millis(500);
+    let at = status.time.duration_since(status.start).unwrap_or_default() + half;
+    let span = status.end.duration_since(status.start).unwrap_or_default() + half;
     format!(
         "+{} / {}",
         crate::record::format_span(at),

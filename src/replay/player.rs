@@ -110,6 +110,7 @@ impl Player {
                 self.playing = false;
             }
             Command::Seek(t) => {
+                let t = t + super::SEEK_SLACK;
                 let after = self.times.partition_point(|&f| f <= t);
                 self.move_to(after.saturating_sub(1), now);
             }
@@ -211,6 +212,11 @@ mod tests {
         assert_eq!(p.index(), 2);
         p.command(Command::Seek(t(4)), now);
         assert_eq!(p.index(), 3);
+        // To the nearest second, as the frame's time is shown.
+        p.command(Command::Seek(t(4) - Duration::from_millis(400)), now);
+        assert_eq!(p.index(), 3, "4 s is what frame 3 shows");
+        p.command(Command::Seek(t(4) - Duration::from_millis(600)), now);
+        assert_eq!(p.index(), 2);
         p.command(Command::Seek(t(0) - Duration::from_secs(9)), now);
         assert_eq!(p.index(), 0);
         p.command(Command::Seek(t(99)), now);

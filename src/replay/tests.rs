@@ -301,3 +301,16 @@ fn a_ticket_runs_its_callback_when_dropped() {
     drop(ticket);
     assert!(rx.try_recv().is_ok());
 }
+
+#[test]
+fn a_time_picks_the_last_frame_at_or_before_it_to_the_nearest_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.rec");
+    record(&path, "testhost", 0..10);
+    let rec = Recording::open(&path).unwrap();
+    let start = rec.start();
+    assert_eq!(frame_at(&rec, start + Duration::from_millis(2400)), 2);
+    assert_eq!(frame_at(&rec, start + Duration::from_millis(2600)), 3);
+    assert_eq!(frame_at(&rec, start - Duration::from_secs(5)), 0);
+    assert_eq!(frame_at(&rec, rec.end() + Duration::from_secs(5)), 9);
+}

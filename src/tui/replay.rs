@@ -36,7 +36,9 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
         );
     }
     let rec = config.recording;
-    let index = config.at.map_or(rec.len() - 1, |t| rec.index_at(t));
+    let index = config
+        .at
+        .map_or(rec.len() - 1, |t| crate::replay::frame_at(&rec, t));
     let interval = Duration::from_millis(rec.session(index).interval_ms);
     let (tx, rx) = mpsc::channel::<Event>();
     let (driver_tx, driver_rx) = mpsc::channel::<ToDriver>();

@@ -84,7 +84,10 @@ fn replay_items(app: &App, replay: &Replay, theme: &Theme) -> Vec<(String, Style
         return vec![("REPLAY loading".into(), marker)];
     };
     let state = if status.playing { "playing" } else { "paused" };
-    let time = jiff::Timestamp::try_from(status.time)
+    // To the nearest second: frames taken a few ms before the second (as
+    // collection jitters) show the second they belong to.
+    let rounded = status.time + std::time::Duration::from_millis(500);
+    let time = jiff::Timestamp::try_from(rounded)
         .map(|ts| {
             ts.to_zoned_datetime(replay.tz.clone())
                 .strftime("%Y-%m-%d %H:%M:%S")

@@ -89,7 +89,15 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         if !actions.iter().all(shown) {
             continue;
         }
-        let keys: Vec<String> = actions.iter().map(|&a| app.keymap.label(a)).collect();
+        // Each action's first key, then their second keys: `{ } Ctrl-Home Ctrl-End`.
+        let depth = actions.iter().map(|&a| app.keymap.keys(a).len()).max();
+        let keys: Vec<String> = (0..depth.unwrap_or(0))
+            .flat_map(|rank| {
+                actions
+                    .iter()
+                    .filter_map(move |&a| app.keymap.keys(a).get(rank).map(|k| k.label()))
+            })
+            .collect();
         lines.push(Line::from(vec![
             Span::styled(format!("{:>16}  ", keys.join(" ")), theme.title()),
             Span::raw(what),
