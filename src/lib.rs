@@ -11,5 +11,6 @@ pub mod collect;
 pub mod model;
 pub mod output;
 pub mod sanitize;
+pub mod serve;
 pub mod tui;
 pub mod ui;

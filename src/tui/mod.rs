@@ -10,7 +10,7 @@ mod terminal;
 
 use crate::app::keymap::Keymap;
 use crate::app::{App, CollectStats, Effect, Event};
-use crate::collect::{Collector, Options, SystemCollector};
+use crate::collect::{Collector, Options, SystemCollector, TCP_INFO_LIMIT};
 use crate::model::Filter;
 use crate::ui::{self, Theme};
 use ratatui::crossterm::event as ct;
@@ -22,8 +22,6 @@ use std::time::{Duration, Instant, SystemTime};
 /// tables the interval lengthens itself, and the header shows the real one.
 /// 11 rather than 10 leaves room for drawing between refreshes.
 const MAX_COLLECT_SHARE: u32 = 11;
-/// Above this many sockets the periodic dump leaves out `tcp_info`.
-const TCP_INFO_LIMIT: usize = 20_000;
 
 pub struct Config {
     pub filter: Filter,
