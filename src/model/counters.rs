@@ -225,6 +225,17 @@ mod tests {
     }
 
     #[test]
+    fn settings_and_gauges_are_told_from_counters() {
+        assert_eq!(counter_kind("Tcp.RetransSegs"), CounterKind::Counter);
+        assert_eq!(counter_kind("TcpExt.ListenOverflows"), CounterKind::Counter);
+        assert_eq!(counter_kind("Tcp.CurrEstab"), CounterKind::Gauge);
+        assert_eq!(counter_kind("MPTcpExt.MPCurrEstab"), CounterKind::Gauge);
+        for setting in ["Ip.Forwarding", "Ip.DefaultTTL", "Tcp.RtoMin", "Tcp.MaxConn"] {
+            assert_eq!(counter_kind(setting), CounterKind::Setting, "{setting}");
+        }
+    }
+
+    #[test]
     fn history_is_bounded() {
         let mut h = CounterHistory::default();
         for i in 0..COUNTER_SAMPLES as u64 + 10 {
