@@ -230,7 +230,12 @@ mod tests {
         assert_eq!(counter_kind("TcpExt.ListenOverflows"), CounterKind::Counter);
         assert_eq!(counter_kind("Tcp.CurrEstab"), CounterKind::Gauge);
         assert_eq!(counter_kind("MPTcpExt.MPCurrEstab"), CounterKind::Gauge);
-        for setting in ["Ip.Forwarding", "Ip.DefaultTTL", "Tcp.RtoMin", "Tcp.MaxConn"] {
+        for setting in [
+            "Ip.Forwarding",
+            "Ip.DefaultTTL",
+            "Tcp.RtoMin",
+            "Tcp.MaxConn",
+        ] {
             assert_eq!(counter_kind(setting), CounterKind::Setting, "{setting}");
         }
     }

@@ -208,9 +208,7 @@ fn process_sockets(snap: &Snapshot, top: usize) -> Family {
         let mut ranked: Vec<(u32, u64)> = by_pid.into_iter().collect();
         ranked.sort_unstable_by_key(|&(pid, n)| (std::cmp::Reverse(n), pid));
         for &(pid, n) in ranked.iter().take(top) {
-            let name = snap
-                .process(pid)
-                .map_or("(unknown)", |p| p.name.as_str());
+            let name = snap.process(pid).map_or("(unknown)", |p| p.name.as_str());
             let mut labels = vec![
                 ("pid", pid.to_string()),
                 ("process", sanitize::clean(name).into_owned()),
@@ -381,7 +379,11 @@ fn self_metrics(snap: &Snapshot, run: &Collection) -> Vec<Family> {
                 vec![("version", env!("CARGO_PKG_VERSION").to_string())],
                 Value::Int(1),
             )],
-            ..Family::new("build_info", Type::Gauge, "The sockscope version, as a label.")
+            ..Family::new(
+                "build_info",
+                Type::Gauge,
+                "The sockscope version, as a label.",
+            )
         },
     ]
 }

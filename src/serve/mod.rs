@@ -185,7 +185,10 @@ pub fn run(config: Config) -> Result<(), ServeError> {
 
     let stopping = Arc::new(AtomicBool::new(false));
     watch_signals(&server, &stopping, addr)?;
-    let _ = writeln!(std::io::stderr(), "sockscope: serving http://{addr}/metrics");
+    let _ = writeln!(
+        std::io::stderr(),
+        "sockscope: serving http://{addr}/metrics"
+    );
 
     let fatal: Arc<Mutex<Option<std::io::Error>>> = Arc::new(Mutex::new(None));
     let workers: Vec<_> = (0..WORKERS)

@@ -84,7 +84,11 @@ fn sockets_are_counted_per_protocol_and_state_with_every_tcp_state_present() {
     assert_eq!(at("tcp", "LISTEN"), Some(2.0));
     assert_eq!(at("tcp", "CLOSE_WAIT"), Some(2.0));
     assert_eq!(at("tcp", "TIME_WAIT"), Some(1.0));
-    assert_eq!(at("tcp", "SYN_RECV"), Some(0.0), "zeros are values, not gaps");
+    assert_eq!(
+        at("tcp", "SYN_RECV"),
+        Some(0.0),
+        "zeros are values, not gaps"
+    );
     assert_eq!(at("udp", "CLOSE"), Some(1.0));
     assert_eq!(at("udp", "ESTABLISHED"), Some(0.0));
     assert_eq!(f.samples.len(), TcpState::ALL.len() + 2);
@@ -101,7 +105,11 @@ fn top_n_processes_per_state_get_their_own_series_and_the_rest_one_other() {
     };
 
     let top1 = build(&snap, 1);
-    assert_eq!(cw(&top1, "java"), Some(3.0), "the biggest holder keeps its name");
+    assert_eq!(
+        cw(&top1, "java"),
+        Some(3.0),
+        "the biggest holder keeps its name"
+    );
     assert_eq!(cw(&top1, "redis-server"), None);
     assert_eq!(cw(&top1, "other"), Some(3.0), "redis 2 + node 1");
     let f = family(&top1, "process_sockets");
@@ -294,7 +302,10 @@ fn kernel_counters_are_counters_gauges_are_gauges_and_settings_are_left_out() {
         overflows.help
     );
     assert_eq!(family(&fams, "netstat_tcp_currestab").kind, Type::Gauge);
-    assert_eq!(family(&fams, "netstat_mptcpext_mpcurrestab").kind, Type::Gauge);
+    assert_eq!(
+        family(&fams, "netstat_mptcpext_mpcurrestab").kind,
+        Type::Gauge
+    );
     for gone in [
         "netstat_tcp_rtomin",
         "netstat_tcp_rtomax",
