@@ -77,7 +77,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = crate::serve::DEFAULT_LISTEN)]
     pub listen: std::net::SocketAddr,
     /// Collect at most once per interval: scrapes within it get the cached
-    /// result. `5s`, `500ms`, `30`.
+    /// result. `5s`, `500ms`, `30` (seconds); at most `3600`.
     #[arg(long, value_parser = parse_interval, default_value = "5s")]
     pub interval: std::time::Duration,
     /// In sockscope_process_sockets, how many processes per protocol and
@@ -93,14 +93,14 @@ pub struct ServeArgs {
 
 const SERVE_HELP: &str = "\
 Paths: /metrics (Prometheus text format, or OpenMetrics when the scraper asks
-for it), / (a page linking /metrics). Other paths get 404, methods other than
-GET and HEAD get 405.
+for it) and / (a page linking /metrics). HEAD is answered as GET; other paths
+get 404, other methods 405.
 
 Series: sockscope_sockets{proto,state}, sockscope_process_sockets{pid,process,
-proto,state}, sockscope_findings{kind,severity}, the kernel's counters as
-sockscope_netstat_<Section>_<Name>_total, and the exporter's own
-(sockscope_collections_total, sockscope_collection_duration_seconds, ...).
-The README lists them all.
+proto,state}, sockscope_findings{kind,severity}, the kernel's counters named
+after /proc/net/snmp and netstat, lower-cased
+(TcpExt.ListenOverflows: sockscope_netstat_tcpext_listenoverflows_total), and
+the exporter's own (sockscope_collections_total, ...). The README lists them.
 
 Exit status: 0 after Ctrl-C or SIGTERM, 1 when it cannot listen, 2 on a usage error.";
 
