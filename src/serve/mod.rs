@@ -77,6 +77,12 @@ enum Answer {
     Failed(Arc<str>),
 }
 
+struct Cached {
+    started: Instant,
+    finished: Instant,
+    answer: Answer,
+}
+
 /// Everything a collection needs, behind one lock.
 struct Exporter {
     collector: SystemCollector,
@@ -84,7 +90,7 @@ struct Exporter {
     history: History,
     interval: Duration,
     top: usize,
-    cached: Option<(Instant, Answer)>,
+    cached: Option<Cached>,
     collections: u64,
     errors: u64,
     /// Set once the attribution note (owners not visible) has been printed.
@@ -94,19 +100,47 @@ struct Exporter {
 }
 
 impl Exporter {
-    /// The answer for a scrape now: the cached one while it is younger than
-    /// the interval, else a fresh collection.
-    fn answer(&mut self) -> Answer {
-        if let Some((at, answer)) = &self.cached
-            && at.elapsed() < self.interval
+    fn new(config: &Config) -> Exporter {
+        // As the monitor: incremental owner scans, tcp_info while affordable.
+        let options = Options {
+            source: config.source,
+            tcp_info: true,
+            owners: true,
+            incremental: true,
+        };
+        Exporter {
+            collector: SystemCollector::new(options),
+            history: History::default(),
+            interval: config.interval,
+            top: config.top,
+            cached: None,
+            collections: 0,
+            errors: 0,
+            noted: false,
+            tcp_info: true,
+        }
+    }
+
+    /// The answer for a scrape that arrived at `arrived`: the cached one if
+    /// its collection started less than an interval ago, or if it finished
+    /// after the scrape arrived (the scrape was waiting for it: single
+    /// flight, even when collecting takes longer than the interval); else a
+    /// fresh one.
+    fn answer(&mut self, arrived: Instant) -> Answer {
+        if let Some(c) = &self.cached
+            && (c.started.elapsed() < self.interval || c.finished >= arrived)
         {
-            return answer.clone();
+            return c.answer.clone();
         }
         let started = Instant::now();
         let answer = self.collect();
         // The interval counts from the start, so a slow collection does not
         // stretch the cadence.
-        self.cached = Some((started, answer.clone()));
+        self.cached = Some(Cached {
+            started,
+            finished: Instant::now(),
+            answer: answer.clone(),
+        });
         answer
     }
 
@@ -165,23 +199,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     })?;
     let server = Arc::new(server);
 
-    let options = Options {
-        source: config.source,
-        tcp_info: true,
-        owners: true,
-        incremental: true,
-    };
-    let exporter = Arc::new(Mutex::new(Exporter {
-        collector: SystemCollector::new(options),
-        history: History::default(),
-        interval: config.interval,
-        top: config.top,
-        cached: None,
-        collections: 0,
-        errors: 0,
-        noted: false,
-        tcp_info: true,
-    }));
+    let exporter = Arc::new(Mutex::new(Exporter::new(&config)));
 
     let stopping = Arc::new(AtomicBool::new(false));
     watch_signals(&server, &stopping, addr)?;
@@ -293,7 +311,11 @@ fn respond(request: Request, exporter: &Mutex<Exporter>) {
         ("/", true) => Response::from_string(INDEX_HTML)
             .with_header(header("Content-Type", "text/html; charset=utf-8")),
         ("/metrics", true) => {
-            let answer = exporter.lock().unwrap_or_else(|p| p.into_inner()).answer();
+            let arrived = Instant::now();
+            let answer = exporter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .answer(arrived);
             match answer {
                 Answer::Metrics(bodies) => {
                     let openmetrics = request
@@ -333,6 +355,37 @@ mod tests {
         assert!(!wants_openmetrics("text/plain;version=0.0.4"));
         assert!(!wants_openmetrics("application/openmetrics-text;q=0"));
         assert!(wants_openmetrics("Application/OpenMetrics-Text"));
+    }
+
+    fn metrics_of(answer: &Answer) -> Arc<Bodies> {
+        match answer {
+            Answer::Metrics(bodies) => Arc::clone(bodies),
+            Answer::Failed(e) => panic!("collection failed: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_scrape_that_waited_for_a_collection_shares_it_even_past_the_interval() {
+        let mut exporter = Exporter::new(&Config {
+            listen: DEFAULT_LISTEN.parse().unwrap(),
+            interval: Duration::from_millis(100),
+            top: 10,
+            source: SourceChoice::Auto,
+        });
+        exporter.noted = true; // no attribution note in the test output
+        let waiting = Instant::now();
+        let first = metrics_of(&exporter.answer(Instant::now()));
+        assert_eq!(exporter.collections, 1);
+        // Longer than the interval: only a scrape that arrived during (or
+        // before) that collection may still have its answer.
+        std::thread::sleep(Duration::from_millis(200));
+        let shared = metrics_of(&exporter.answer(waiting));
+        assert!(Arc::ptr_eq(&first, &shared));
+        assert_eq!(exporter.collections, 1);
+        let fresh = metrics_of(&exporter.answer(Instant::now()));
+        assert!(!Arc::ptr_eq(&first, &fresh));
+        assert_eq!(exporter.collections, 2);
+        assert!(fresh.text.contains("sockscope_collections_total 2\n"));
     }
 
     #[test]
