@@ -2,6 +2,7 @@
 //! collect + model code.
 
 pub mod actions;
+pub mod record;
 
 use crate::collect::{Collector, Options, SourceChoice, SystemCollector};
 use crate::model::{Filter, Snapshot, Socket};
@@ -28,6 +29,9 @@ pub struct Cli {
     /// Turn every action off: the monitor's k and x, and the kill and destroy commands.
     #[arg(long, global = true)]
     pub read_only: bool,
+    /// Record what the monitor collects to FILE while it runs (see `record`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// `1s`, `500ms`, `2.5s`, or a bare number of seconds; from 0.1 s to 1 hour.
@@ -61,6 +65,10 @@ pub enum Command {
     /// what to do. Exit status: 0 when nothing is at warning level, 1 when
     /// something is warning or critical, 2 on error.
     Diagnose(DiagnoseArgs),
+    /// Record snapshots to a file until Ctrl-C or --duration, for `replay`
+    /// and `snapshot --from` / `diagnose --from` afterwards. Key frames plus
+    /// deltas, compressed; a recording cut short by a crash reads back up to the cut.
+    Record(record::RecordArgs),
     /// Serve Prometheus metrics over HTTP at /metrics: sockets by state and
     /// by process, findings, kernel counters. Loopback only unless --listen
     /// says otherwise. Runs until Ctrl-C or SIGTERM.
@@ -113,12 +121,15 @@ pub struct DiagnoseArgs {
     #[arg(long)]
     pub json: bool,
     /// How long to sample, to measure growth and counter rates: `2`, `5s`,
-    /// `500ms`; `0` looks once.
-    #[arg(long = "for", value_name = "SECONDS", value_parser = parse_window, default_value = "2")]
-    pub window: std::time::Duration,
+    /// `500ms`; `0` looks once. Default 2 s; with --from, how much of the
+    /// recording before --at to look at, default 60 s.
+    #[arg(long = "for", value_name = "SECONDS", value_parser = parse_window)]
+    pub window: Option<std::time::Duration>,
     /// Where to read the socket table from.
     #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
     pub source: SourceChoice,
+    #[command(flatten)]
+    pub from: record::FromArgs,
 }
 
 /// A sampling window: like an interval, but 0 (one sample) is allowed.
@@ -140,6 +151,8 @@ pub struct SnapshotArgs {
     /// Where to read the socket table from.
     #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
     pub source: SourceChoice,
+    #[command(flatten)]
+    pub from: record::FromArgs,
 }
 
 pub const FILTER_HELP: &str = "\
@@ -220,30 +233,51 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Failure::Runtime(e) => Failure::RuntimeWith(e, 2),
             other => other,
         }),
+        Some(Command::Record(args)) => record::record(args),
         Some(Command::Serve(args)) => serve(args),
-        None => monitor(cli.filter, cli.interval, cli.source, cli.read_only),
+        None => monitor(Monitor {
+            filter: cli.filter,
+            interval: cli.interval,
+            source: cli.source,
+            read_only: cli.read_only,
+            record: cli.record,
+        }),
     }
 }
 
-fn monitor(
+/// What the live monitor was asked for on the command line.
+struct Monitor {
     filter: Vec<String>,
     interval: std::time::Duration,
     source: SourceChoice,
     read_only: bool,
-) -> Result<(), Failure> {
-    let filter = parse_filter(&filter)?;
+    record: Option<std::path::PathBuf>,
+}
+
+fn monitor(m: Monitor) -> Result<(), Failure> {
+    let filter = parse_filter(&m.filter)?;
     let keymap = load_keymap()?;
+    // Opened before the screen is taken, so that a refusal reads plainly.
+    let recorder = match &m.record {
+        Some(path) => Some((
+            crate::record::Recorder::create(path, record::session_info(&filter, m.interval))
+                .map_err(anyhow::Error::from)?,
+            path.display().to_string(),
+        )),
+        None => None,
+    };
     crate::tui::run(crate::tui::Config {
         filter,
-        interval,
+        interval: m.interval,
         options: Options {
-            source,
+            source: m.source,
             tcp_info: true,
             owners: true,
             incremental: true,
         },
         keymap,
-        read_only,
+        read_only: m.read_only,
+        recorder,
     })
     .map_err(Failure::Runtime)
 }
@@ -297,14 +331,22 @@ pub fn select<'a>(snap: &'a Snapshot, filter: &Filter) -> Vec<&'a Socket> {
 
 fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
     let filter = parse_filter(&args.filter)?;
-    let mut collector = SystemCollector::new(Options {
-        source: args.source,
-        // tcp_info is only printed in JSON; leaving it out halves the kernel's work.
-        tcp_info: args.json,
-        owners: true,
-        incremental: false,
-    });
-    let snap = collector.collect().map_err(anyhow::Error::from)?;
+    let snap = match &args.from.from {
+        Some(path) => {
+            let rec = record::open(path)?;
+            let mut frames = record::frames(&rec, args.from.at, std::time::Duration::ZERO)?;
+            frames.pop().expect("a recording has a frame")
+        }
+        None => SystemCollector::new(Options {
+            source: args.source,
+            // tcp_info is only printed in JSON; leaving it out halves the kernel's work.
+            tcp_info: args.json,
+            owners: true,
+            incremental: false,
+        })
+        .collect()
+        .map_err(anyhow::Error::from)?,
+    };
     let sockets = select(&snap, &filter);
     let stdout = std::io::stdout();
     let result = if args.json {
@@ -333,30 +375,25 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
 
 fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
     use crate::model::findings;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let filter = parse_filter(&args.filter)?;
-    let mut collector = SystemCollector::new(Options {
-        source: args.source,
-        // Retransmissions and ages come from tcp_info.
-        tcp_info: true,
-        owners: true,
-        incremental: true,
-    });
     let mut history = crate::model::history::History::default();
-    let start = Instant::now();
-    let mut snap = collector.collect().map_err(anyhow::Error::from)?;
-    history.record(&snap);
-    let mut samples = 1;
-    // One sample a second (two at least), the last at the end of the window.
-    let step = args.window.min(Duration::from_secs(1));
-    let mut due = Duration::ZERO;
-    while due < args.window {
-        due = (due + step).min(args.window);
-        std::thread::sleep((start + due).saturating_duration_since(Instant::now()));
-        snap = collector.collect().map_err(anyhow::Error::from)?;
-        history.record(&snap);
-        samples += 1;
-    }
+    let (snap, samples) = match &args.from.from {
+        Some(path) => {
+            let rec = record::open(path)?;
+            let window = args.window.unwrap_or(Duration::from_secs(60));
+            let frames = record::frames(&rec, args.from.at, window)?;
+            let samples = frames.len();
+            for f in &frames {
+                history.record(f);
+            }
+            (
+                frames.into_iter().last().expect("at least one frame"),
+                samples,
+            )
+        }
+        None => sample_live(&args, &mut history)?,
+    };
     let found = findings::analyze(&snap, &history, &filter);
     let run = output::findings::Run {
         sampled_for_s: (history.span().as_secs_f64() * 1000.0).round() / 1000.0,
@@ -386,6 +423,37 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
         Some(s) if s >= findings::Severity::Warning => Err(Failure::Exit(1)),
         _ => Ok(()),
     }
+}
+
+/// Samples this machine once a second over the window (twice at least),
+/// the last sample at its end.
+fn sample_live(
+    args: &DiagnoseArgs,
+    history: &mut crate::model::history::History,
+) -> Result<(Snapshot, usize), Failure> {
+    use std::time::{Duration, Instant};
+    let window = args.window.unwrap_or(Duration::from_secs(2));
+    let mut collector = SystemCollector::new(Options {
+        source: args.source,
+        // Retransmissions and ages come from tcp_info.
+        tcp_info: true,
+        owners: true,
+        incremental: true,
+    });
+    let start = Instant::now();
+    let mut snap = collector.collect().map_err(anyhow::Error::from)?;
+    history.record(&snap);
+    let mut samples = 1;
+    let step = window.min(Duration::from_secs(1));
+    let mut due = Duration::ZERO;
+    while due < window {
+        due = (due + step).min(window);
+        std::thread::sleep((start + due).saturating_duration_since(Instant::now()));
+        snap = collector.collect().map_err(anyhow::Error::from)?;
+        history.record(&snap);
+        samples += 1;
+    }
+    Ok((snap, samples))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod collect;
 pub mod model;
 pub mod output;
+pub mod record;
 pub mod sanitize;
 pub mod serve;
 pub mod tui;

@@ -23,6 +23,8 @@ pub enum Event {
     Key(KeyEvent),
     Snapshot(Arc<Snapshot>, CollectStats),
     CollectFailed(String),
+    /// `--record` could not write: recording stopped, the monitor goes on.
+    RecordFailed(String),
     Resize(u16, u16),
     Resolved(IpAddr, Option<String>),
     /// SIGTERM, SIGINT, SIGHUP, or the terminal went away.
@@ -137,6 +139,8 @@ pub struct App {
     pub clock: SystemTime,
     /// `--read-only`: k and x are refused.
     pub read_only: bool,
+    /// `--record FILE`: where the samples are being written.
+    pub recording: Option<String>,
     /// Never signalled.
     pub own_pid: u32,
     /// The SSH connection this session came in on: acting on it asks twice.
@@ -185,6 +189,7 @@ impl App {
             detail_scroll: 0,
             clock: SystemTime::UNIX_EPOCH,
             read_only: false,
+            recording: None,
             own_pid: std::process::id(),
             ssh: None,
             dialog: None,
@@ -293,6 +298,11 @@ impl App {
             }
             Event::CollectFailed(msg) => {
                 self.status = Some(format!("collection failed: {msg}"));
+                Vec::new()
+            }
+            Event::RecordFailed(msg) => {
+                self.recording = None;
+                self.status = Some(format!("recording stopped: {msg}"));
                 Vec::new()
             }
             // The loop sets `page` from the screen layout; a resize only redraws.

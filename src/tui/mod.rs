@@ -10,7 +10,7 @@ mod terminal;
 
 use crate::app::keymap::Keymap;
 use crate::app::{App, CollectStats, Effect, Event};
-use crate::collect::{Collector, Options, SystemCollector, TCP_INFO_LIMIT};
+use crate::collect::{Collector, Options, SystemCollector};
 use crate::model::Filter;
 use crate::ui::{self, Theme};
 use ratatui::crossterm::event as ct;
@@ -22,6 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// tables the interval lengthens itself, and the header shows the real one.
 /// 11 rather than 10 leaves room for drawing between refreshes.
 const MAX_COLLECT_SHARE: u32 = 11;
+/// Above this many sockets the periodic dump leaves out `tcp_info` (the
+/// limit lives in `collect`, shared with `record` and `serve`).
+pub use crate::collect::TCP_INFO_LIMIT;
 
 pub struct Config {
     pub filter: Filter,
@@ -30,6 +33,8 @@ pub struct Config {
     pub keymap: Keymap,
     /// `--read-only`: k and x are refused.
     pub read_only: bool,
+    /// `--record FILE`: every collected snapshot is appended to it.
+    pub recorder: Option<(crate::record::Recorder, String)>,
 }
 
 enum Control {
@@ -50,12 +55,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let (tx, rx) = mpsc::channel::<Event>();
     let (ctl_tx, ctl_rx) = mpsc::channel::<Control>();
-    spawn_collector(tx.clone(), ctl_rx, config.options, config.interval);
+    let recording = config.recorder.as_ref().map(|(_, path)| path.clone());
+    spawn_collector(
+        tx.clone(),
+        ctl_rx,
+        config.options,
+        config.interval,
+        config.recorder.map(|(r, _)| r),
+    );
     spawn_signals(tx.clone())?;
     let resolver = spawn_resolver(tx.clone());
 
     let mut app = App::new(config.keymap, config.filter, config.interval);
     app.read_only = config.read_only;
+    app.recording = recording;
     app.ssh = crate::act::plan::SshSession::from_env();
     app.host = sysinfo::System::host_name().unwrap_or_default();
     app.kernel = sysinfo::System::kernel_version().unwrap_or_default();
@@ -141,6 +154,7 @@ fn spawn_collector(
     ctl: Receiver<Control>,
     options: Options,
     interval: Duration,
+    mut recorder: Option<crate::record::Recorder>,
 ) {
     std::thread::Builder::new()
         .name("collector".into())
@@ -160,7 +174,7 @@ fn spawn_collector(
                 let per_cycle = cpu_now.saturating_sub(cpu_before);
                 cpu_before = cpu_now;
                 let interval = base.max(took.max(per_cycle) * MAX_COLLECT_SHARE);
-                let event = match result {
+                let (event, snap) = match result {
                     Ok(mut snap) => {
                         if let Some(f) = &focus
                             && f.proto == crate::model::Proto::Tcp
@@ -168,12 +182,23 @@ fn spawn_collector(
                             add_focus_tcp_info(&mut collector, &mut snap, f);
                         }
                         collector.set_tcp_info(snap.sockets.len() <= TCP_INFO_LIMIT);
-                        Event::Snapshot(Arc::new(snap), CollectStats { took, interval })
+                        let snap = Arc::new(snap);
+                        let stats = CollectStats { took, interval };
+                        (Event::Snapshot(Arc::clone(&snap), stats), Some(snap))
                     }
-                    Err(e) => Event::CollectFailed(e.to_string()),
+                    Err(e) => (Event::CollectFailed(e.to_string()), None),
                 };
                 if tx.send(event).is_err() {
                     return;
+                }
+                // Written after the screen has the sample, so it never waits on the disk.
+                if let (Some(r), Some(snap)) = (&mut recorder, snap)
+                    && let Err(e) = r.write(&snap)
+                {
+                    recorder = None;
+                    if tx.send(Event::RecordFailed(e.to_string())).is_err() {
+                        return;
+                    }
                 }
                 loop {
                     let left = (start + interval).saturating_duration_since(Instant::now());

@@ -38,6 +38,9 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     if app.read_only {
         items.insert(0, ("READ-ONLY".into(), theme.warn()));
     }
+    if app.recording.is_some() {
+        items.insert(0, ("REC".into(), theme.trouble()));
+    }
     let interval = app.stats.map_or(app.interval, |s| s.interval);
     let mut every = format!("every {}", format_interval(interval));
     if interval > app.interval {

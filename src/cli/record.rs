@@ -1,0 +1,323 @@
+//! `record`, and reading a recording for `snapshot --from` / `diagnose --from`.
+
+use super::{Failure, parse_filter, parse_interval};
+use crate::collect::{Collector, Options, SourceChoice, SystemCollector};
+use crate::model::{Filter, Snapshot};
+use crate::record::{Cursor, Recorder, Recording, SessionInfo};
+use clap::Args;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Above this many sockets frames leave out `tcp_info`, as the monitor does.
+pub const TCP_INFO_LIMIT: usize = crate::tui::TCP_INFO_LIMIT;
+
+#[derive(Debug, Args)]
+#[command(after_help = super::FILTER_HELP)]
+pub struct RecordArgs {
+    /// The recording. A new file, or an earlier recording to continue (any
+    /// other file is refused, never overwritten).
+    pub file: PathBuf,
+    /// Only record the sockets these terms select (e.g. `port:6800`).
+    pub filter: Vec<String>,
+    /// Time between frames: `1s`, `500ms`, `5`.
+    #[arg(long, value_parser = parse_interval, default_value = "1s")]
+    pub interval: Duration,
+    /// Stop after this long: `90s`, `10m`, `2h`, `1h30m`. Without it, record
+    /// until Ctrl-C or SIGTERM.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Where to read the socket table from.
+    #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
+    pub source: SourceChoice,
+}
+
+/// `--from FILE [--at T]`, shared by `snapshot` and `diagnose`.
+#[derive(Debug, Args)]
+pub struct FromArgs {
+    /// Read a recording (made with `sockscope record` or `--record`) instead of this machine.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// The moment of the recording to read, in seconds after its start
+    /// (`90`, `1m30s`); `-30` is 30 s before its end. Default: its last frame.
+    #[arg(long, value_name = "SECONDS", requires = "from", allow_hyphen_values = true, value_parser = parse_offset)]
+    pub at: Option<Offset>,
+}
+
+/// A point in a recording, relative to its start or its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    FromStart(Duration),
+    BeforeEnd(Duration),
+}
+
+impl Offset {
+    pub fn resolve(self, rec: &Recording) -> SystemTime {
+        match self {
+            Offset::FromStart(d) => rec.start() + d,
+            Offset::BeforeEnd(d) => rec.end().checked_sub(d).unwrap_or(rec.start()),
+        }
+    }
+}
+
+/// A length of time: seconds (`90`, `2.5`) or with units (`90s`, `10m`, `1h30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let secs = match t.parse::<f64>() {
+        Ok(v) => v,
+        Err(_) => t
+            .parse::<jiff::SignedDuration>()
+            .map(|d| d.as_secs_f64())
+            .map_err(|_| format!("`{text}` is not a length of time (try 90, 90s, 10m, 1h30m)"))?,
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{text}`: a length of time cannot be negative"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_offset(text: &str) -> Result<Offset, String> {
+    match text.trim().strip_prefix('-') {
+        Some(rest) => parse_duration(rest).map(Offset::BeforeEnd),
+        None => parse_duration(text).map(Offset::FromStart),
+    }
+}
+
+pub fn record(args: RecordArgs) -> Result<(), Failure> {
+    let filter = parse_filter(&args.filter)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
+    }
+    let mut recorder = Recorder::create(&args.file, session_info(&filter, args.interval))
+        .map_err(anyhow::Error::from)?;
+    let mut collector = SystemCollector::new(Options {
+        source: args.source,
+        tcp_info: true,
+        owners: true,
+        incremental: true,
+    });
+    let mut err = std::io::stderr();
+    let _ = writeln!(
+        err,
+        "sockscope: recording to {} every {}{} (Ctrl-C stops)",
+        args.file.display(),
+        humantime(args.interval),
+        args.duration
+            .map(|d| format!(" for {}", humantime(d)))
+            .unwrap_or_default()
+    );
+    let start = Instant::now();
+    let before = recorder.bytes;
+    let mut keys = 0;
+    let (mut total, mut changed) = (0, 0);
+    let mut due = Duration::ZERO;
+    while !stop.load(Ordering::Relaxed) {
+        let mut snap = collector.collect().map_err(anyhow::Error::from)?;
+        collector.set_tcp_info(snap.sockets.len() <= TCP_INFO_LIMIT);
+        keep_matching(&mut snap, &filter);
+        let written = recorder.write(&snap).map_err(anyhow::Error::from)?;
+        keys += usize::from(written.key);
+        total += written.total;
+        // The first frame has nothing to change from.
+        changed += if recorder.frames > 1 { written.changed } else { 0 };
+        due += args.interval;
+        if args.duration.is_some_and(|d| due > d) {
+            break;
+        }
+        // Sleep in short steps so that Ctrl-C is answered at once.
+        while !stop.load(Ordering::Relaxed) {
+            let left = (start + due).saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+    }
+    let took = start.elapsed().as_secs_f64().max(0.001);
+    let bytes = recorder.bytes - before;
+    let _ = writeln!(
+        err,
+        "sockscope: recorded {} frames ({keys} key {}) in {took:.0} s: {} ({}/hour) to {}",
+        recorder.frames,
+        if keys == 1 { "frame" } else { "frames" },
+        size(bytes),
+        size((bytes as f64 * 3600.0 / took) as u64),
+        args.file.display()
+    );
+    let frames = recorder.frames.max(1) as f64;
+    let per_frame = changed as f64 / (frames - 1.0).max(1.0);
+    let _ = writeln!(
+        err,
+        "sockscope: {:.0} sockets per frame on average, {per_frame:.1} of them changed per frame ({:.2}%)",
+        total as f64 / frames,
+        100.0 * per_frame / (total as f64 / frames).max(1.0),
+    );
+    Ok(())
+}
+
+/// What the session block says about this run.
+pub fn session_info(filter: &Filter, interval: Duration) -> SessionInfo {
+    SessionInfo {
+        host: sysinfo::System::host_name().unwrap_or_default(),
+        kernel: sysinfo::System::kernel_version().unwrap_or_default(),
+        filter: filter.text().to_string(),
+        interval,
+    }
+}
+
+/// Drops the sockets the filter does not select, and the processes that then
+/// hold nothing.
+pub fn keep_matching(snap: &mut Snapshot, filter: &Filter) {
+    if filter.is_empty() {
+        return;
+    }
+    let keep: Vec<bool> = snap
+        .sockets
+        .iter()
+        .map(|s| filter.matches(s, snap))
+        .collect();
+    let mut it = keep.iter();
+    snap.sockets
+        .retain(|_| *it.next().expect("one flag per socket"));
+    let holders: std::collections::HashSet<u32> = snap
+        .sockets
+        .iter()
+        .flat_map(|s| s.owners.iter().map(|o| o.pid))
+        .collect();
+    snap.processes.retain(|pid, _| holders.contains(pid));
+}
+
+/// Decimal units, as disks and budgets are counted: `812 B`, `3.4 kB`, `97.2 MB`.
+fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// `1s`, `500ms`, `10m`, `1h30m`.
+fn humantime(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    if !ms.is_multiple_of(1000) {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, 0) => format!("{h}h{m}m"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// Opens a recording for `--from`, saying once on stderr when a torn tail was left out.
+pub fn open(path: &Path) -> Result<Recording, Failure> {
+    let rec = Recording::open(path).map_err(anyhow::Error::from)?;
+    if rec.ignored_bytes > 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "sockscope: {}: ignored the last {} bytes (a frame cut short, as by a crash)",
+            path.display(),
+            rec.ignored_bytes
+        );
+    }
+    Ok(rec)
+}
+
+/// The frames `--at` selects: the one at that moment, and those in the
+/// `window` before it (for `diagnose`'s rates and growth).
+pub fn frames(
+    rec: &Recording,
+    at: Option<Offset>,
+    window: Duration,
+) -> Result<Vec<Snapshot>, Failure> {
+    let target = match at {
+        Some(o) => rec.index_at(o.resolve(rec)),
+        None => rec.len() - 1,
+    };
+    let first = rec.index_at(rec.time(target).checked_sub(window).unwrap_or(rec.start()));
+    // index_at gives the frame at or before; the window starts after it
+    // unless it is exactly on time.
+    let first = if rec.time(first) + window < rec.time(target) {
+        (first + 1).min(target)
+    } else {
+        first
+    };
+    let mut cursor = Cursor::new();
+    (first..=target)
+        .map(|i| {
+            cursor
+                .seek(rec, i)
+                .map_err(|e| Failure::Runtime(anyhow::Error::from(e)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_offsets_parse_in_the_usual_spellings() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("soon").unwrap_err().contains("soon"));
+        assert!(parse_duration("-5").is_err());
+        assert_eq!(
+            parse_offset("-30"),
+            Ok(Offset::BeforeEnd(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse_offset("1m"),
+            Ok(Offset::FromStart(Duration::from_secs(60)))
+        );
+    }
+
+    #[test]
+    fn times_print_short() {
+        assert_eq!(humantime(Duration::from_millis(500)), "500ms");
+        assert_eq!(humantime(Duration::from_secs(1)), "1s");
+        assert_eq!(humantime(Duration::from_millis(2500)), "2.5s");
+        assert_eq!(humantime(Duration::from_secs(600)), "10m");
+        assert_eq!(humantime(Duration::from_secs(5400)), "1h30m");
+    }
+
+    #[test]
+    fn a_filtered_frame_keeps_only_the_selected_sockets_and_their_owners() {
+        let mut snap = crate::model::fixture::small();
+        keep_matching(&mut snap, &Filter::parse("port:6800").unwrap());
+        assert!(!snap.sockets.is_empty());
+        assert!(
+            snap.sockets
+                .iter()
+                .all(|s| s.local.port() == 6800 || s.remote.port() == 6800)
+        );
+        let pids: Vec<u32> = snap.processes.keys().copied().collect();
+        assert!(pids.iter().all(|pid| {
+            snap.sockets
+                .iter()
+                .any(|s| s.owners.iter().any(|o| o.pid == *pid))
+        }));
+        assert!(
+            !snap.processes.contains_key(&4242),
+            "nginx holds no 6800 socket"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! Recordings: snapshots over time in one append-only file, read back for
+//! `replay` and for `snapshot --from` / `diagnose --from`.
+//!
+//! ```text
+//! file   = MAGIC block*
+//! MAGIC  = "sockscope-rec" 0x00 0x00 0x01            (16 bytes, last = version)
+//! block  = len:u32le kind:u8 at_ms:i64le crc32:u32le payload[len]
+//!          crc32 covers kind, at_ms and payload
+//! kind   = 0 session (host, kernel, filter; starts each recording run)
+//!          1 key frame (every socket, process, counter)
+//!          2 delta (sockets that appeared, changed or went; changed counters)
+//! payload = zstd(postcard(wire::Session | wire::Full | wire::Delta))
+//! ```
+//!
+//! Each block goes out in one `write` on an `O_APPEND` file, so a recorder
+//! killed at any moment leaves whole blocks and at most one torn one at the
+//! end. Readers stop at the first block that is short or fails its checksum,
+//! and keep everything before it; the recorder cuts such a tail off before it
+//! appends a new session to the same file.
+
+mod reader;
+mod wire;
+mod writer;
+
+pub use reader::{Cursor, Recording};
+pub use writer::{FrameWritten, Recorder, SessionInfo};
+
+use std::time::{Duration, SystemTime};
+
+const MAGIC: &[u8; 16] = b"sockscope-rec\x00\x00\x01";
+const HEADER_LEN: usize = 4 + 1 + 8 + 4;
+/// Larger blocks are taken for garbage: a key frame of a million sockets
+/// compresses to far less.
+const MAX_BLOCK: u32 = 1 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Session = 0,
+    Key = 1,
+    Delta = 2,
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Option<Kind> {
+        match b {
+            0 => Some(Kind::Session),
+            1 => Some(Kind::Key),
+            2 => Some(Kind::Delta),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write to {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a sockscope recording; not touching it")]
+    NotARecording { path: String },
+    #[error("{path} was written by a newer sockscope (format version {version})")]
+    Version { path: String, version: u8 },
+    #[error("{path} holds no complete frame (empty, or cut before the first one was written)")]
+    Empty { path: String },
+    #[error("{path}: frame {frame} is damaged ({why})")]
+    Damaged {
+        path: String,
+        frame: usize,
+        why: String,
+    },
+    #[error("cannot encode a frame: {0}")]
+    Encode(String),
+}
+
+fn to_ms(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+fn from_ms(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+fn checksum(kind: u8, at_ms: i64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[kind]);
+    h.update(&at_ms.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+fn encode_header(kind: Kind, at_ms: i64, payload: &[u8]) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4] = kind as u8;
+    h[5..13].copy_from_slice(&at_ms.to_le_bytes());
+    h[13..17].copy_from_slice(&checksum(kind as u8, at_ms, payload).to_le_bytes());
+    h
+}
+
+#[cfg(test)]
+mod tests;

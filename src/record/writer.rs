@@ -1,0 +1,315 @@
+//! Appends snapshots to a recording: a key frame now and then, deltas between.
+
+use super::wire::{self, Delta, Full, Session, WireKey, WireProcess, WireSocket};
+use super::{Kind, MAGIC, RecordError, encode_header, to_ms};
+use crate::model::{ConnKey, Snapshot};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+/// A key frame is written at least this often, so that seeking never has to
+/// apply more than this many deltas.
+const MAX_DELTAS: u32 = 600;
+/// zstd levels: deltas are written every second and must be cheap; key
+/// frames are rare and large, and worth more effort.
+const DELTA_LEVEL: i32 = 3;
+const KEY_LEVEL: i32 = 9;
+
+/// What one [`Recorder::write`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameWritten {
+    pub key: bool,
+    /// Bytes appended, header included.
+    pub bytes: u64,
+    /// Sockets written whole (all of them in a key frame).
+    pub sockets: usize,
+    /// Sockets in the snapshot.
+    pub total: usize,
+    /// Sockets that appeared, changed or went since the previous frame.
+    pub changed: usize,
+}
+
+type Fast = foldhash::fast::RandomState;
+
+/// Writes one recording run to a file.
+pub struct Recorder {
+    path: String,
+    file: std::fs::File,
+    epoch_ms: i64,
+    /// What a reader has after the last frame: the base of the next delta.
+    sockets: HashMap<ConnKey, WireSocket, Fast>,
+    processes: HashMap<u32, WireProcess>,
+    users: HashMap<u32, String>,
+    counters: BTreeMap<String, u64>,
+    sockstat: BTreeMap<String, u64>,
+    sysctls: BTreeMap<String, String>,
+    need_key: bool,
+    deltas_since_key: u32,
+    delta_bytes_since_key: u64,
+    last_key_bytes: u64,
+    /// Bytes in the file, including earlier runs.
+    pub bytes: u64,
+    pub frames: u64,
+}
+
+/// Facts about the run stored in its session block.
+pub struct SessionInfo {
+    pub host: String,
+    pub kernel: String,
+    pub filter: String,
+    pub interval: std::time::Duration,
+}
+
+impl Recorder {
+    /// Starts a run in `path`: a new file, or an existing recording continued
+    /// after its last whole block (a torn tail from a crash is cut off).
+    /// Anything else already at `path` is refused, never overwritten.
+    pub fn create(path: &Path, info: SessionInfo) -> Result<Recorder, RecordError> {
+        let name = path.display().to_string();
+        let open_err = |source| RecordError::Open {
+            path: name.clone(),
+            source,
+        };
+        let write_err = |source| RecordError::Write {
+            path: name.clone(),
+            source,
+        };
+        let keep = match std::fs::metadata(path) {
+            Ok(_) => existing_length(path, &name)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(open_err(e)),
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(open_err)?;
+        file.set_len(keep).map_err(write_err)?;
+        let mut bytes = keep;
+        if keep == 0 {
+            file.write_all(MAGIC).map_err(write_err)?;
+            bytes = MAGIC.len() as u64;
+        }
+        let now = to_ms(std::time::SystemTime::now());
+        let mut rec = Recorder {
+            path: name,
+            file,
+            epoch_ms: now,
+            sockets: HashMap::default(),
+            processes: HashMap::new(),
+            users: HashMap::new(),
+            counters: BTreeMap::new(),
+            sockstat: BTreeMap::new(),
+            sysctls: BTreeMap::new(),
+            need_key: true,
+            deltas_since_key: 0,
+            delta_bytes_since_key: 0,
+            last_key_bytes: 0,
+            bytes,
+            frames: 0,
+        };
+        let session = Session {
+            sockscope_version: env!("CARGO_PKG_VERSION").to_string(),
+            host: info.host,
+            kernel: info.kernel,
+            filter: info.filter,
+            interval_ms: info.interval.as_millis() as u64,
+        };
+        let payload = encode(&session, 3)?;
+        rec.append(Kind::Session, now, &payload)?;
+        Ok(rec)
+    }
+
+    /// Appends the snapshot as a key frame or as a delta against the last one.
+    pub fn write(&mut self, snap: &Snapshot) -> Result<FrameWritten, RecordError> {
+        let at = to_ms(snap.taken_at);
+        let now = at - self.epoch_ms;
+        let mut next: HashMap<ConnKey, WireSocket, Fast> =
+            HashMap::with_capacity_and_hasher(snap.sockets.len(), Fast::default());
+        let mut upserted = Vec::new();
+        for s in &snap.sockets {
+            let key = s.key();
+            let w = wire::to_wire(s, now);
+            let stored = match self.sockets.get(&key) {
+                Some(old) => {
+                    // Only the clock moved: keep what the reader already has.
+                    let mut settled = w.clone();
+                    wire::settle_times(&mut settled, old);
+                    if settled == *old {
+                        settled
+                    } else {
+                        // Anything else changed: the times go out exact.
+                        upserted.push(w.clone());
+                        w
+                    }
+                }
+                None => {
+                    upserted.push(w.clone());
+                    w
+                }
+            };
+            next.insert(key, stored);
+        }
+        let processes: HashMap<u32, WireProcess> = snap
+            .processes
+            .iter()
+            .map(|(&pid, p)| (pid, WireProcess::from(p)))
+            .collect();
+        let removed_count = self
+            .sockets
+            .keys()
+            .filter(|k| !next.contains_key(k))
+            .count();
+        let changed_sockets = upserted.len() + removed_count;
+        let key = self.need_key
+            || self.deltas_since_key >= MAX_DELTAS
+            || self.delta_bytes_since_key >= self.last_key_bytes;
+        let (kind, payload, sockets) = if key {
+            let mut sockets: Vec<WireSocket> = next.values().cloned().collect();
+            // Neighbours in the table share addresses: sorted, they compress better.
+            sockets.sort_unstable_by_key(|w| ConnKey::from(w.key));
+            let mut procs: Vec<WireProcess> = processes.values().cloned().collect();
+            procs.sort_unstable_by_key(|p| p.pid);
+            let n = sockets.len();
+            let full = Full {
+                source: wire::source_code(snap.source),
+                attribution: (&snap.attribution).into(),
+                sockets,
+                processes: procs,
+                users: sorted(snap.users.iter().map(|(&k, v)| (k, v.clone()))),
+                counters: pairs(&snap.system.counters),
+                sockstat: pairs(&snap.system.sockstat),
+                sysctls: pairs(&snap.system.sysctls),
+            };
+            (Kind::Key, encode(&full, KEY_LEVEL)?, n)
+        } else {
+            upserted.sort_unstable_by_key(|w| ConnKey::from(w.key));
+            let mut removed: Vec<WireKey> = self
+                .sockets
+                .keys()
+                .filter(|k| !next.contains_key(k))
+                .map(|&k| WireKey::from(k))
+                .collect();
+            removed.sort_unstable_by_key(|&k| ConnKey::from(k));
+            let mut procs: Vec<WireProcess> = processes
+                .values()
+                .filter(|p| self.processes.get(&p.pid) != Some(p))
+                .cloned()
+                .collect();
+            procs.sort_unstable_by_key(|p| p.pid);
+            let mut gone: Vec<u32> = self
+                .processes
+                .keys()
+                .filter(|pid| !processes.contains_key(pid))
+                .copied()
+                .collect();
+            gone.sort_unstable();
+            let n = upserted.len();
+            let delta = Delta {
+                source: wire::source_code(snap.source),
+                attribution: (&snap.attribution).into(),
+                upserted,
+                removed,
+                processes: procs,
+                processes_removed: gone,
+                users: sorted(
+                    snap.users
+                        .iter()
+                        .filter(|(k, v)| self.users.get(k) != Some(v))
+                        .map(|(&k, v)| (k, v.clone())),
+                ),
+                counters: changed(&self.counters, &snap.system.counters),
+                sockstat: changed(&self.sockstat, &snap.system.sockstat),
+                sysctls: changed(&self.sysctls, &snap.system.sysctls),
+            };
+            (Kind::Delta, encode(&delta, DELTA_LEVEL)?, n)
+        };
+        let written = self.append(kind, at, &payload)?;
+        if key {
+            self.need_key = false;
+            self.deltas_since_key = 0;
+            self.delta_bytes_since_key = 0;
+            self.last_key_bytes = written;
+        } else {
+            self.deltas_since_key += 1;
+            self.delta_bytes_since_key += written;
+        }
+        self.sockets = next;
+        self.processes = processes;
+        self.users
+            .extend(snap.users.iter().map(|(&k, v)| (k, v.clone())));
+        self.counters.clone_from(&snap.system.counters);
+        self.sockstat.clone_from(&snap.system.sockstat);
+        self.sysctls.clone_from(&snap.system.sysctls);
+        self.frames += 1;
+        Ok(FrameWritten {
+            key,
+            bytes: written,
+            sockets,
+            total: snap.sockets.len(),
+            changed: changed_sockets,
+        })
+    }
+
+    /// One block in one `write`: a crash leaves it whole or torn, never interleaved.
+    fn append(&mut self, kind: Kind, at_ms: i64, payload: &[u8]) -> Result<u64, RecordError> {
+        let mut block = Vec::with_capacity(super::HEADER_LEN + payload.len());
+        block.extend_from_slice(&encode_header(kind, at_ms, payload));
+        block.extend_from_slice(payload);
+        self.file
+            .write_all(&block)
+            .map_err(|source| RecordError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.bytes += block.len() as u64;
+        Ok(block.len() as u64)
+    }
+}
+
+/// The length of the whole blocks of an existing recording, which a new run
+/// appends after; 0 for a file cut inside the magic (it is started over).
+fn existing_length(path: &Path, name: &str) -> Result<u64, RecordError> {
+    match super::reader::scan(path) {
+        Ok(scan) => Ok(scan.good_end),
+        Err(RecordError::Empty { .. }) => {
+            let len = std::fs::metadata(path)
+                .map_err(|source| RecordError::Open {
+                    path: name.to_string(),
+                    source,
+                })?
+                .len();
+            Ok(if len < MAGIC.len() as u64 {
+                0
+            } else {
+                MAGIC.len() as u64
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T, level: i32) -> Result<Vec<u8>, RecordError> {
+    let raw = postcard::to_stdvec(value).map_err(|e| RecordError::Encode(e.to_string()))?;
+    zstd::bulk::compress(&raw, level).map_err(|e| RecordError::Encode(e.to_string()))
+}
+
+fn pairs<V: Clone>(map: &BTreeMap<String, V>) -> Vec<(String, V)> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn changed<V: Clone + PartialEq>(
+    old: &BTreeMap<String, V>,
+    new: &BTreeMap<String, V>,
+) -> Vec<(String, V)> {
+    new.iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn sorted<V>(it: impl Iterator<Item = (u32, V)>) -> Vec<(u32, V)> {
+    let mut v: Vec<(u32, V)> = it.collect();
+    v.sort_unstable_by_key(|(k, _)| *k);
+    v
+}
