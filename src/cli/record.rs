@@ -122,7 +122,11 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
         keys += usize::from(written.key);
         total += written.total;
         // The first frame has nothing to change from.
-        changed += if recorder.frames > 1 { written.changed } else { 0 };
+        changed += if recorder.frames > 1 {
+            written.changed
+        } else {
+            0
+        };
         due += args.interval;
         if args.duration.is_some_and(|d| due > d) {
             break;
