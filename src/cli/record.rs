@@ -122,7 +122,11 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
         keys += usize::from(written.key);
         total += written.total;
         // The first frame has nothing to change from.
-        changed += if recorder.frames > 1 { written.changed } else { 0 };
+        changed += if recorder.frames > 1 {
+            written.changed
+        } else {
+            0
+        };
         due += args.interval;
         // A frame that took longer than the interval: the next one is due
         // now, not a burst of catch-up frames.
