@@ -128,6 +128,9 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
             0
         };
         due += args.interval;
+        // A frame that took longer than the interval: the next one is due
+        // now, not a burst of catch-up frames.
+        due = due.max(start.elapsed());
         if args.duration.is_some_and(|d| due > d) {
             break;
         }
