@@ -73,7 +73,48 @@ pub enum Command {
     /// The monitor over a recording, with a time cursor: step, play, change
     /// speed, jump to a time. Every view works on the recorded data.
     Replay(replay::ReplayArgs),
+    /// Serve Prometheus metrics over HTTP at /metrics: sockets by state and
+    /// by process, findings, kernel counters. Loopback only unless --listen
+    /// says otherwise. Runs until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
 }
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVE_HELP)]
+pub struct ServeArgs {
+    /// Address and port to listen on (an IP address, not a host name). The
+    /// default answers only this machine; `0.0.0.0:10737` or `[::]:10737`
+    /// lets a remote Prometheus scrape it (anyone who can reach the port then
+    /// sees every process name holding a socket). Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = crate::serve::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// Collect at most once per interval: scrapes within it get the cached
+    /// result. `5s`, `500ms`, `30` (seconds); at most `3600`.
+    #[arg(long, value_parser = parse_interval, default_value = "5s")]
+    pub interval: std::time::Duration,
+    /// In sockscope_process_sockets, how many processes per protocol and
+    /// state get a series of their own; the others are summed into one
+    /// process="other" series.
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub top: u32,
+    /// Where to read the socket table from.
+    #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
+    pub source: SourceChoice,
+}
+
+const SERVE_HELP: &str = "\
+Paths: /metrics (Prometheus text format, or OpenMetrics when the scraper asks
+for it) and / (a page linking /metrics). HEAD is answered as GET; other paths
+get 404, other methods 405.
+
+Series: sockscope_sockets{proto,state}, sockscope_process_sockets{pid,process,
+proto,state}, sockscope_findings{kind,severity}, the kernel's counters named
+after /proc/net/snmp and netstat, lower-cased
+(TcpExt.ListenOverflows: sockscope_netstat_tcpext_listenoverflows_total), and
+the exporter's own (sockscope_collections_total, ...). The README lists them.
+
+Exit status: 0 after Ctrl-C or SIGTERM, 1 when it cannot listen, 2 on a usage error.";
 
 #[derive(Debug, Args)]
 #[command(after_help = FILTER_HELP)]
@@ -198,6 +239,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }),
         Some(Command::Replay(args)) => replay::replay(args),
         Some(Command::Record(args)) => record::record(args),
+        Some(Command::Serve(args)) => serve(args),
         None => monitor(Monitor {
             filter: cli.filter,
             interval: cli.interval,
@@ -324,6 +366,16 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
     Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<(), Failure> {
+    crate::serve::run(crate::serve::Config {
+        listen: args.listen,
+        interval: args.interval,
+        top: args.top as usize,
+        source: args.source,
+    })
+    .map_err(|e| Failure::Runtime(e.into()))
 }
 
 fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {

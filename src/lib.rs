@@ -13,5 +13,6 @@ pub mod output;
 pub mod record;
 pub mod replay;
 pub mod sanitize;
+pub mod serve;
 pub mod tui;
 pub mod ui;

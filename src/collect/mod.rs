@@ -10,6 +10,11 @@ use crate::model::{Attribution, Family, Proto, Snapshot, SourceKind};
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+/// Above this many sockets, periodic collectors (the monitor, `serve`) leave
+/// `tcp_info` out of the dump: asking for it on every socket costs more than
+/// they can spend per refresh.
+pub const TCP_INFO_LIMIT: usize = 20_000;
+
 /// Which socket table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SourceChoice {

@@ -2,7 +2,7 @@
 //! in the order of `assets/counters.toml` with what each one counts, then
 //! every other counter that rose during the kept history, fastest first.
 
-use super::counters::CounterHistory;
+use super::counters::{CounterHistory, CounterKind, counter_kind};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -34,18 +34,6 @@ pub fn pinned() -> &'static [PinnedCounter] {
 pub fn pinned_info(name: &str) -> Option<&'static PinnedCounter> {
     pinned().iter().find(|p| p.name == name)
 }
-
-/// Values in /proc/net/snmp that are settings or gauges, not counters: a
-/// "rate" of them means nothing.
-const NOT_COUNTERS: [&str; 7] = [
-    "Ip.Forwarding",
-    "Ip.DefaultTTL",
-    "Tcp.RtoAlgorithm",
-    "Tcp.RtoMin",
-    "Tcp.RtoMax",
-    "Tcp.MaxConn",
-    "Tcp.CurrEstab",
-];
 
 /// The window of the average column.
 pub const AVERAGE_WINDOW: Duration = Duration::from_secs(60);
@@ -97,7 +85,7 @@ pub fn table(h: &CounterHistory) -> CounterTable {
     let mut others: Vec<CounterRow> = h
         .names()
         .iter()
-        .filter(|n| pinned_info(n).is_none() && !NOT_COUNTERS.contains(&n.as_str()))
+        .filter(|n| pinned_info(n).is_none() && counter_kind(n) == CounterKind::Counter)
         .filter(|n| h.ever_rose(n))
         .map(|n| row(h, n))
         .collect();

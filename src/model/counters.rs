@@ -4,6 +4,34 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
+/// What a value in `/proc/net/snmp` or `/proc/net/netstat` is. Nearly all
+/// are counters that only rise; a few are settings or gauges, whose rate
+/// means nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterKind {
+    /// Only rises (until the namespace or the machine goes away).
+    Counter,
+    /// Goes up and down: connections open now.
+    Gauge,
+    /// A constant or a setting, printed among the counters for RFC 2011/2012's
+    /// sake: `Ip.Forwarding` and `Ip.DefaultTTL` come from sysctls
+    /// (net/ipv4/proc.c), `Tcp.RtoAlgorithm`, `RtoMin`, `RtoMax` and `MaxConn`
+    /// are set once by `tcp_mib_init`.
+    Setting,
+}
+
+/// `Tcp.CurrEstab` (and MPTCP's `MPCurrEstab`) count connections open now,
+/// ESTABLISHED (and CLOSE_WAIT since Linux 6.10): the kernel adds and
+/// subtracts as sockets enter and leave those states.
+pub fn counter_kind(name: &str) -> CounterKind {
+    match name {
+        "Tcp.CurrEstab" | "MPTcpExt.MPCurrEstab" => CounterKind::Gauge,
+        "Ip.Forwarding" | "Ip.DefaultTTL" | "Tcp.RtoAlgorithm" | "Tcp.RtoMin" | "Tcp.RtoMax"
+        | "Tcp.MaxConn" => CounterKind::Setting,
+        _ => CounterKind::Counter,
+    }
+}
+
 /// Samples kept: ten minutes at a 1 s interval, a few MiB at most.
 pub const COUNTER_SAMPLES: usize = 600;
 
@@ -194,6 +222,22 @@ mod tests {
         assert_eq!(h.rate("A"), None, "missing from the newest sample");
         assert_eq!(h.rate("C"), None);
         assert_eq!(h.names(), ["A".to_string(), "B".to_string()]);
+    }
+
+    #[test]
+    fn settings_and_gauges_are_told_from_counters() {
+        assert_eq!(counter_kind("Tcp.RetransSegs"), CounterKind::Counter);
+        assert_eq!(counter_kind("TcpExt.ListenOverflows"), CounterKind::Counter);
+        assert_eq!(counter_kind("Tcp.CurrEstab"), CounterKind::Gauge);
+        assert_eq!(counter_kind("MPTcpExt.MPCurrEstab"), CounterKind::Gauge);
+        for setting in [
+            "Ip.Forwarding",
+            "Ip.DefaultTTL",
+            "Tcp.RtoMin",
+            "Tcp.MaxConn",
+        ] {
+            assert_eq!(counter_kind(setting), CounterKind::Setting, "{setting}");
+        }
     }
 
     #[test]

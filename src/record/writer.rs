@@ -3,6 +3,7 @@
 use super::wire::{self, Delta, Full, Session, WireKey, WireProcess, WireSocket};
 use super::{Kind, MAGIC, RecordError, encode_header, to_ms};
 use crate::model::{ConnKey, Snapshot};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
@@ -37,7 +38,9 @@ pub struct Recorder {
     file: std::fs::File,
     epoch_ms: i64,
     /// What a reader has after the last frame: the base of the next delta.
-    sockets: HashMap<ConnKey, WireSocket, Fast>,
+    /// Each socket as stored, and the generation (frame) that last saw it.
+    sockets: HashMap<ConnKey, (WireSocket, u64), Fast>,
+    generation: u64,
     processes: HashMap<u32, WireProcess>,
     users: HashMap<u32, String>,
     counters: BTreeMap<String, u64>,
@@ -96,6 +99,7 @@ impl Recorder {
             file,
             epoch_ms: now,
             sockets: HashMap::default(),
+            generation: 0,
             processes: HashMap::new(),
             users: HashMap::new(),
             counters: BTreeMap::new(),
@@ -124,48 +128,50 @@ impl Recorder {
     pub fn write(&mut self, snap: &Snapshot) -> Result<FrameWritten, RecordError> {
         let at = to_ms(snap.taken_at);
         let now = at - self.epoch_ms;
-        let mut next: HashMap<ConnKey, WireSocket, Fast> =
-            HashMap::with_capacity_and_hasher(snap.sockets.len(), Fast::default());
+        // The reader's copy is updated in place; what this frame did not
+        // touch is gone.
+        self.generation += 1;
+        let generation = self.generation;
         let mut upserted = Vec::new();
         for s in &snap.sockets {
-            let key = s.key();
             let w = wire::to_wire(s, now);
-            let stored = match self.sockets.get(&key) {
-                Some(old) => {
+            match self.sockets.entry(s.key()) {
+                Entry::Occupied(mut e) => {
+                    let (old, seen) = e.get_mut();
+                    *seen = generation;
                     // Only the clock moved: keep what the reader already has.
-                    let mut settled = w.clone();
-                    wire::settle_times(&mut settled, old);
-                    if settled == *old {
-                        settled
-                    } else {
-                        // Anything else changed: the times go out exact.
+                    // Anything else: the socket goes out whole, times exact.
+                    if !wire::only_times_moved(&w, old) {
                         upserted.push(w.clone());
-                        w
+                        *old = w;
                     }
                 }
-                None => {
+                Entry::Vacant(e) => {
                     upserted.push(w.clone());
-                    w
+                    e.insert((w, generation));
                 }
-            };
-            next.insert(key, stored);
+            }
         }
+        let mut removed: Vec<WireKey> = Vec::new();
+        self.sockets.retain(|k, (_, seen)| {
+            let keep = *seen == generation;
+            if !keep {
+                removed.push(WireKey::from(*k));
+            }
+            keep
+        });
+        let removed_count = removed.len();
         let processes: HashMap<u32, WireProcess> = snap
             .processes
             .iter()
             .map(|(&pid, p)| (pid, WireProcess::from(p)))
             .collect();
-        let removed_count = self
-            .sockets
-            .keys()
-            .filter(|k| !next.contains_key(k))
-            .count();
         let changed_sockets = upserted.len() + removed_count;
         let key = self.need_key
             || self.deltas_since_key >= MAX_DELTAS
             || self.delta_bytes_since_key >= self.last_key_bytes;
         let (kind, payload, sockets) = if key {
-            let mut sockets: Vec<WireSocket> = next.values().cloned().collect();
+            let mut sockets: Vec<&WireSocket> = self.sockets.values().map(|(w, _)| w).collect();
             // Neighbours in the table share addresses: sorted, they compress better.
             sockets.sort_unstable_by_key(|w| ConnKey::from(w.key));
             let mut procs: Vec<WireProcess> = processes.values().cloned().collect();
@@ -184,12 +190,6 @@ impl Recorder {
             (Kind::Key, encode(&full, KEY_LEVEL)?, n)
         } else {
             upserted.sort_unstable_by_key(|w| ConnKey::from(w.key));
-            let mut removed: Vec<WireKey> = self
-                .sockets
-                .keys()
-                .filter(|k| !next.contains_key(k))
-                .map(|&k| WireKey::from(k))
-                .collect();
             removed.sort_unstable_by_key(|&k| ConnKey::from(k));
             let mut procs: Vec<WireProcess> = processes
                 .values()
@@ -234,7 +234,6 @@ impl Recorder {
             self.deltas_since_key += 1;
             self.delta_bytes_since_key += written;
         }
-        self.sockets = next;
         self.processes = processes;
         self.users
             .extend(snap.users.iter().map(|(&k, v)| (k, v.clone())));

@@ -32,7 +32,8 @@ pub enum Command {
     Faster,
     Start,
     End,
-    /// The last frame at or before this time, to the nearest second.
+    /// The frame nearest this time, never one taken much after it (see
+    /// [`SEEK_SLACK`]).
     Seek(SystemTime),
 }
 
@@ -99,20 +100,36 @@ impl std::fmt::Debug for Ticket {
     }
 }
 
-/// How far after a requested time a frame may be and still be "at" it.
-/// Frames are shown to the nearest second and collection jitters: `20s`
-/// means a frame shown as +20s, even one taken at 20.3 s, never one shown
-/// as +21s.
+/// How far after a requested time the frame shown for it may be. Frames are
+/// shown to the nearest second and collection jitters: `20s` may show a
+/// frame taken at 20.3 s (shown as +20s), never one shown as +21s.
 pub const SEEK_SLACK: Duration = Duration::from_millis(499);
 
-/// The frame a replay shows for `t` (`--at`, the time prompt): the last one
-/// at or before it, to the nearest second.
+/// The frame a replay shows for `t` (`--at`, the time prompt).
 pub fn frame_at(rec: &crate::record::Recording, t: SystemTime) -> usize {
-    rec.index_at(t + SEEK_SLACK)
+    nearest(rec.index_at(t), |i| rec.time(i), rec.len(), t)
+}
+
+/// The frame for `t`, given `before`, the last frame at or before it: that
+/// one, or the next when it is nearer and at most [`SEEK_SLACK`] after `t`.
+/// Never later than that: a moment's state is what was known by then.
+fn nearest(before: usize, time: impl Fn(usize) -> SystemTime, len: usize, t: SystemTime) -> usize {
+    let next = before + 1;
+    if next >= len || time(before) > t {
+        return before;
+    }
+    let behind = t.duration_since(time(before)).unwrap_or_default();
+    let ahead = time(next).duration_since(t).unwrap_or_default();
+    if ahead < behind && ahead <= SEEK_SLACK {
+        next
+    } else {
+        before
+    }
 }
 
 /// `+2m05s / 1h00m00s`: where the frame on screen is in the recording, to
-/// the nearest second (a frame taken 9.998 s in is `+10s`, as typed to reach it).
+/// the nearest second (a frame taken 9.998 s in is `+10s`, as typed to reach
+/// it).
 pub fn position(status: &Status) -> String {
     let half = Duration::from_millis(500);
     let at = status.time.duration_since(status.start).unwrap_or_default() + half;

@@ -110,9 +110,10 @@ impl Player {
                 self.playing = false;
             }
             Command::Seek(t) => {
-                let t = t + super::SEEK_SLACK;
-                let after = self.times.partition_point(|&f| f <= t);
-                self.move_to(after.saturating_sub(1), now);
+                let before = self.times.partition_point(|&f| f <= t).saturating_sub(1);
+                let times = &self.times;
+                let index = super::nearest(before, |i| times[i], times.len(), t);
+                self.move_to(index, now);
             }
         }
     }
@@ -217,6 +218,18 @@ mod tests {
         assert_eq!(p.index(), 3, "4 s is what frame 3 shows");
         p.command(Command::Seek(t(4) - Duration::from_millis(600)), now);
         assert_eq!(p.index(), 2);
+        // Frames closer than a second apart: the nearest, not the last
+        // within the half second.
+        let times: Vec<SystemTime> = [0, 100, 200, 300]
+            .into_iter()
+            .map(|ms| t(0) + Duration::from_millis(ms))
+            .collect();
+        let gaps = vec![Duration::from_millis(100); 3];
+        let mut fast = Player::new(times, gaps, 3, 1.0, now);
+        fast.command(Command::Seek(t(0)), now);
+        assert_eq!(fast.index(), 0);
+        fast.command(Command::Seek(t(0) + Duration::from_millis(180)), now);
+        assert_eq!(fast.index(), 2);
         p.command(Command::Seek(t(0) - Duration::from_secs(9)), now);
         assert_eq!(p.index(), 0);
         p.command(Command::Seek(t(99)), now);

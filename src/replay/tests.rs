@@ -303,7 +303,7 @@ fn a_ticket_runs_its_callback_when_dropped() {
 }
 
 #[test]
-fn a_time_picks_the_last_frame_at_or_before_it_to_the_nearest_second() {
+fn a_time_picks_the_nearest_frame_never_one_much_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.rec");
     record(&path, "testhost", 0..10);

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// tables the interval lengthens itself, and the header shows the real one.
 /// 11 rather than 10 leaves room for drawing between refreshes.
 const MAX_COLLECT_SHARE: u32 = 11;
-/// Above this many sockets the periodic dump leaves out `tcp_info`.
-pub const TCP_INFO_LIMIT: usize = 20_000;
+/// Above this many sockets the periodic dump leaves out `tcp_info` (the
+/// limit lives in `collect`, shared with `record` and `serve`).
+pub use crate::collect::TCP_INFO_LIMIT;
 
 pub struct Config {
     pub filter: Filter,
