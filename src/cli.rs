@@ -339,7 +339,8 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
     let snap = match &args.from.from {
         Some(path) => {
             let rec = record::open(path)?;
-            let mut frames = record::frames(&rec, args.from.at, std::time::Duration::ZERO)?;
+            let mut frames =
+                record::frames(&rec, args.from.at.as_deref(), std::time::Duration::ZERO)?;
             frames.pop().expect("a recording has a frame")
         }
         None => SystemCollector::new(Options {
@@ -387,7 +388,7 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
         Some(path) => {
             let rec = record::open(path)?;
             let window = args.window.unwrap_or(Duration::from_secs(60));
-            let frames = record::frames(&rec, args.from.at, window)?;
+            let frames = record::frames(&rec, args.from.at.as_deref(), window)?;
             let samples = frames.len();
             for f in &frames {
                 history.record(f);

@@ -101,9 +101,16 @@ fn a_recorded_growing_close_wait_leak_reads_back_at_two_moments_with_its_owner()
         assert_eq!(r.pid, Some(pid), "owned by the leaking child: {r:?}");
         assert_eq!(r.process.as_deref(), Some(common::exe_comm().as_str()));
     }
-    // Counted back from the end, the first frame is as far as it goes.
-    let from_end = snapshot_from(&["--from", path, "--at", "-1h", "state:cw"]);
-    assert_eq!(from_end.len(), 4);
+    let out = output(&mut sockscope(&["snapshot", "--from", path, "--at", "soon"]));
+    assert_eq!(out.status.code(), Some(2), "not a time: a usage error");
+    // A moment outside the recording is an error, not a silent jump to one end.
+    let out = output(&mut sockscope(&["snapshot", "--from", path, "--at", "-1h"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("before the start"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = output(&mut sockscope(&["diagnose", "--json", "--from", path]));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -260,7 +267,7 @@ fn bad_recordings_and_flags_get_clear_errors() {
 
     for bad in [
         &["snapshot", "--at", "5"][..],
-        &["snapshot", "--from", notes, "--at", "soon"],
+        &["snapshot", "--from", notes, "--at"],
         &["record", "x.rec", "--duration", "forever"],
         &["record"],
     ] {

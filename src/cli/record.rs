@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Above this many sockets frames leave out `tcp_info`, as the monitor does.
 pub const TCP_INFO_LIMIT: usize = crate::tui::TCP_INFO_LIMIT;
@@ -40,49 +40,22 @@ pub struct FromArgs {
     /// Read a recording (made with `sockscope record` or `--record`) instead of this machine.
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
-    /// The moment of the recording to read, in seconds after its start
-    /// (`90`, `1m30s`); `-30` is 30 s before its end. Default: its last frame.
-    #[arg(long, value_name = "SECONDS", requires = "from", allow_hyphen_values = true, value_parser = parse_offset)]
-    pub at: Option<Offset>,
-}
-
-/// A point in a recording, relative to its start or its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Offset {
-    FromStart(Duration),
-    BeforeEnd(Duration),
-}
-
-impl Offset {
-    pub fn resolve(self, rec: &Recording) -> SystemTime {
-        match self {
-            Offset::FromStart(d) => rec.start() + d,
-            Offset::BeforeEnd(d) => rec.end().checked_sub(d).unwrap_or(rec.start()),
-        }
-    }
+    /// The moment of the recording to read: seconds after its start (`90`,
+    /// `1m30s`), before its end (`-30s`), or a local time of day (`03:12`,
+    /// `03:12:30`, `2026-11-24 03:12`). Default: its last frame.
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "from",
+        allow_hyphen_values = true
+    )]
+    pub at: Option<String>,
 }
 
 /// A length of time: seconds (`90`, `2.5`) or with units (`90s`, `10m`, `1h30m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let secs = match t.parse::<f64>() {
-        Ok(v) => v,
-        Err(_) => t
-            .parse::<jiff::SignedDuration>()
-            .map(|d| d.as_secs_f64())
-            .map_err(|_| format!("`{text}` is not a length of time (try 90, 90s, 10m, 1h30m)"))?,
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{text}`: a length of time cannot be negative"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn parse_offset(text: &str) -> Result<Offset, String> {
-    match text.trim().strip_prefix('-') {
-        Some(rest) => parse_duration(rest).map(Offset::BeforeEnd),
-        None => parse_duration(text).map(Offset::FromStart),
-    }
+    crate::record::parse_duration(text.trim())
+        .ok_or_else(|| format!("`{text}` is not a length of time (try 90, 90s, 10m, 1h30m)"))
 }
 
 pub fn record(args: RecordArgs) -> Result<(), Failure> {
@@ -245,21 +218,25 @@ pub fn open(path: &Path) -> Result<Recording, Failure> {
     Ok(rec)
 }
 
-/// The frames `--at` selects: the one at that moment, and those in the
-/// `window` before it (for `diagnose`'s rates and growth).
+/// The frames `--at` selects: the one at that moment (as `replay` finds
+/// it), and those in the `window` before it (for `diagnose`'s rates and growth).
 pub fn frames(
     rec: &Recording,
-    at: Option<Offset>,
+    at: Option<&str>,
     window: Duration,
 ) -> Result<Vec<Snapshot>, Failure> {
     let target = match at {
-        Some(o) => rec.index_at(o.resolve(rec)),
+        Some(text) => {
+            let t = crate::record::parse_at(text, rec)
+                .map_err(|e| Failure::Usage(format!("--at: {e}")))?;
+            crate::replay::frame_at(rec, t)
+        }
         None => rec.len() - 1,
     };
-    let first = rec.index_at(rec.time(target).checked_sub(window).unwrap_or(rec.start()));
-    // index_at gives the frame at or before; the window starts after it
-    // unless it is exactly on time.
-    let first = if rec.time(first) + window < rec.time(target) {
+    let from = rec.time(target).checked_sub(window).unwrap_or(rec.start());
+    // The first frame inside the window (index_at gives the one at or before).
+    let first = rec.index_at(from);
+    let first = if rec.time(first) < from {
         (first + 1).min(target)
     } else {
         first
@@ -279,7 +256,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_offsets_parse_in_the_usual_spellings() {
+    fn durations_parse_in_the_usual_spellings() {
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
@@ -287,14 +264,6 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("soon").unwrap_err().contains("soon"));
         assert!(parse_duration("-5").is_err());
-        assert_eq!(
-            parse_offset("-30"),
-            Ok(Offset::BeforeEnd(Duration::from_secs(30)))
-        );
-        assert_eq!(
-            parse_offset("1m"),
-            Ok(Offset::FromStart(Duration::from_secs(60)))
-        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ mod reader;
 mod wire;
 mod writer;
 
-pub use at::{format_span, parse_at, parse_at_between};
+pub use at::{format_span, parse_at, parse_at_between, parse_duration};
 pub use reader::{Cursor, Recording};
 pub use writer::{FrameWritten, Recorder, SessionInfo};
 
