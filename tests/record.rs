@@ -101,7 +101,9 @@ fn a_recorded_growing_close_wait_leak_reads_back_at_two_moments_with_its_owner()
         assert_eq!(r.pid, Some(pid), "owned by the leaking child: {r:?}");
         assert_eq!(r.process.as_deref(), Some(common::exe_comm().as_str()));
     }
-    let out = output(&mut sockscope(&["snapshot", "--from", path, "--at", "soon"]));
+    let out = output(&mut sockscope(&[
+        "snapshot", "--from", path, "--at", "soon",
+    ]));
     assert_eq!(out.status.code(), Some(2), "not a time: a usage error");
     // A moment outside the recording is an error, not a silent jump to one end.
     let out = output(&mut sockscope(&["snapshot", "--from", path, "--at", "-1h"]));

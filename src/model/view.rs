@@ -355,7 +355,9 @@ pub fn sort(rows: &mut [Row], col: usize, descending: bool, ctx: &ViewCtx) {
 
 fn tiebreak(row: &Row, snap: &Snapshot) -> (i64, RowKeyOrd) {
     match row {
-        Row::Process(g) => (g.pid.map_or(-1, i64::from), RowKeyOrd::None),
+        // On a tie, processes come before "(no owner)": the cursor lands on
+        // something that k and Enter can act on.
+        Row::Process(g) => (g.pid.map_or(i64::MAX, i64::from), RowKeyOrd::None),
         Row::Port(g) => (i64::from(g.port), RowKeyOrd::Proto(g.proto)),
         Row::Remote(g) => (0, RowKeyOrd::Ip(g.host)),
         Row::Conn(i) => {
