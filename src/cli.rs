@@ -37,19 +37,14 @@ pub struct Cli {
 
 /// `1s`, `500ms`, `2.5s`, or a bare number of seconds; from 0.1 s to 1 hour.
 pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let secs = if let Some(ms) = t.strip_suffix("ms") {
-        ms.parse::<f64>().map(|v| v / 1000.0)
-    } else {
-        t.strip_suffix('s').unwrap_or(t).parse::<f64>()
-    }
-    .map_err(|_| format!("`{text}` is not a duration (try 1s, 500ms, 2.5)"))?;
-    if !(0.1..=3600.0).contains(&secs) {
+    let d = crate::record::parse_duration(text.trim())
+        .ok_or_else(|| format!("`{text}` is not a duration (try 1s, 500ms, 2.5)"))?;
+    if !(0.1..=3600.0).contains(&d.as_secs_f64()) {
         return Err(format!(
             "`{text}`: the interval must be between 100ms and 1h"
         ));
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 #[derive(Debug, Subcommand)]
@@ -339,9 +334,8 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
     let snap = match &args.from.from {
         Some(path) => {
             let rec = record::open(path)?;
-            let mut frames =
-                record::frames(&rec, args.from.at.as_deref(), std::time::Duration::ZERO)?;
-            frames.pop().expect("a recording has a frame")
+            let at = args.from.at.as_deref();
+            record::read_frames(&rec, at, std::time::Duration::ZERO, |_| {})?
         }
         None => SystemCollector::new(Options {
             source: args.source,
@@ -388,15 +382,12 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
         Some(path) => {
             let rec = record::open(path)?;
             let window = args.window.unwrap_or(Duration::from_secs(60));
-            let frames = record::frames(&rec, args.from.at.as_deref(), window)?;
-            let samples = frames.len();
-            for f in &frames {
+            let mut samples = 0;
+            let last = record::read_frames(&rec, args.from.at.as_deref(), window, |f| {
                 history.record(f);
-            }
-            (
-                frames.into_iter().last().expect("at least one frame"),
-                samples,
-            )
+                samples += 1;
+            })?;
+            (last, samples)
         }
         None => sample_live(&args, &mut history)?,
     };

@@ -44,12 +44,7 @@ fn monitor_on(filter: &str, pid: u32) -> Tui {
 
 fn quit(mut tui: Tui) {
     assert!(tui.try_wait().is_none(), "sockscope exited on its own");
-    tui.type_keys("q");
-    let status = tui
-        .wait_exit(EXIT_WAIT)
-        .unwrap_or_else(|| panic!("sockscope still running {EXIT_WAIT:?} after q"));
-    assert!(status.success(), "q must exit 0, got {status:?}");
-    tui.wait_output_end();
+    tui.quit();
     assert!(
         !tui.with_screen(|s| s.alternate_screen()),
         "the terminal was left on the alternate screen"

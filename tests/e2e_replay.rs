@@ -150,12 +150,7 @@ fn a_recorded_leak_replays_frame_by_frame_with_its_findings_and_filter() {
             .contains(&format!("(pid {pid}) holds 3 sockets in CLOSE_WAIT"))
     });
 
-    tui.type_keys("q");
-    let status = tui
-        .wait_exit(EXIT_WAIT)
-        .unwrap_or_else(|| panic!("sockscope still running {EXIT_WAIT:?} after q"));
-    assert!(status.success(), "q must exit 0, got {status:?}");
-    tui.wait_output_end();
+    tui.quit();
     assert!(!tui.with_screen(|s| s.alternate_screen()));
     assert_eq!(tui.modes(), tui.initial_modes(), "terminal modes restored");
 }

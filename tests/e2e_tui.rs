@@ -184,12 +184,7 @@ fn find_leak_by_port_and_quit(
         "Enter kept the filter, so the leak stays on screen:\n{}",
         tui.contents()
     );
-    tui.type_keys("q");
-    let status = tui
-        .wait_exit(EXIT_WAIT)
-        .unwrap_or_else(|| panic!("sockscope still running {EXIT_WAIT:?} after q"));
-    assert!(status.success(), "q must exit 0, got {status:?}");
-    tui.wait_output_end();
+    tui.quit();
     assert_terminal_restored(&tui);
     tui
 }

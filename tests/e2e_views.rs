@@ -4,7 +4,7 @@
 #[allow(dead_code)] // the harness has more than these tests use
 mod pty;
 
-use pty::{EXIT_WAIT, spawn};
+use pty::spawn;
 use std::net::{TcpListener, TcpStream};
 
 /// The TOTAL column of the `Tcp.RetransSegs` row, if it shows a number.
@@ -51,11 +51,7 @@ fn keys_3_and_5_show_live_counters_and_the_state_diagram_then_q_exits_0() {
     tui.wait_for("the diagram's CLOSE_WAIT box counting our socket", |s| {
         close_wait_box(s).is_some_and(|n| n >= 1)
     });
-    tui.type_keys("q");
-    let status = tui
-        .wait_exit(EXIT_WAIT)
-        .unwrap_or_else(|| panic!("sockscope still running {EXIT_WAIT:?} after q"));
-    assert!(status.success(), "q must exit 0, got {status:?}");
+    tui.quit();
 }
 
 #[test]
@@ -111,9 +107,5 @@ fn a_real_close_wait_leak_is_on_the_finding_line_and_enter_in_view_2_lists_its_s
                 .count()
                 >= 5
     });
-    tui.type_keys("q");
-    let status = tui
-        .wait_exit(EXIT_WAIT)
-        .unwrap_or_else(|| panic!("sockscope still running {EXIT_WAIT:?} after q"));
-    assert!(status.success(), "q must exit 0, got {status:?}");
+    tui.quit();
 }

@@ -15,7 +15,7 @@ use sockscope::app::keymap::Action;
 use sockscope::app::{App, Effect, Event, Mode};
 use sockscope::model::findings::Kind;
 use sockscope::model::history::History;
-use sockscope::model::{Proto, Snapshot, TcpState, fixture};
+use sockscope::model::{TcpState, fixture};
 use sockscope::replay::{Command, Frame, Status, Ticket, Update};
 use sockscope::ui::Theme;
 use std::sync::Arc;
@@ -24,25 +24,6 @@ use std::time::{Duration, SystemTime};
 /// The fixture's time, 2027-01-15 08:00:00 UTC: the recording's start.
 fn start() -> SystemTime {
     fixture::small().taken_at
-}
-
-/// Frame `n` of an hour-long recording made once a second: the fixture with
-/// `n` more CLOSE_WAIT sockets held by redis-server (pid 1000).
-fn snapshot(n: u64) -> Snapshot {
-    let mut snap = fixture::small();
-    snap.taken_at += Duration::from_secs(n);
-    for i in 0..n {
-        snap.sockets.push(fixture::socket(
-            Proto::Tcp,
-            TcpState::CloseWait,
-            "127.0.0.1:6800",
-            &format!("127.0.0.1:{}", 41000 + i),
-            7000 + i,
-            0,
-            &[(1000, 50 + i as u32)],
-        ));
-    }
-    snap
 }
 
 fn status(index: usize, playing: bool) -> Status {
@@ -62,12 +43,12 @@ fn status(index: usize, playing: bool) -> Status {
 fn jump(index: usize, lead: usize) -> Update {
     let mut history = History::default();
     for n in index - lead..=index {
-        history.record(&snapshot(n as u64));
+        history.record(&fixture::leaking(n as u64));
     }
     Update {
         status: status(index, false),
         frame: Some(Frame {
-            snapshot: Arc::new(snapshot(index as u64)),
+            snapshot: Arc::new(fixture::leaking(index as u64)),
             history: Some(Box::new(history)),
             host: "recorded-host".into(),
             kernel: "6.1.0-rec".into(),
@@ -82,7 +63,7 @@ fn next(index: usize) -> Update {
     Update {
         status: status(index, false),
         frame: Some(Frame {
-            snapshot: Arc::new(snapshot(index as u64)),
+            snapshot: Arc::new(fixture::leaking(index as u64)),
             history: None,
             host: "recorded-host".into(),
             kernel: "6.1.0-rec".into(),
@@ -398,19 +379,7 @@ fn the_replay_help_lists_its_keys_instead_of_k_x_and_the_interval_and_fits_80x24
     let mut app = replay_app();
     press(&mut app, KeyCode::Char('?'));
     let t = screen(&render(&app, 80, 24, Theme::mono()));
-    for a in Action::ALL {
-        if Action::LIVE.contains(&a) {
-            continue;
-        }
-        for k in app.keymap.keys(a) {
-            assert!(
-                t.contains(&k.label()),
-                "help lacks {} for {}:\n{t}",
-                k.label(),
-                a.name()
-            );
-        }
-    }
+    ui_harness::assert_help_lists_keys(&t, &app.keymap, &Action::LIVE);
     assert!(t.contains("play / pause the replay"), "{t}");
     assert!(t.contains("Ctrl-Home"), "{t}");
     assert!(!t.contains("refresh interval"), "{t}");

@@ -77,19 +77,7 @@ fn help_lists_every_action() {
     // It must fit 80x24: every action's keys are on screen.
     let t = text(&render(&app, 80, 24, Theme::mono()));
     // The replay's keys are in the replay's help (tests/replay_app.rs).
-    for a in sockscope::app::keymap::Action::ALL {
-        if sockscope::app::keymap::Action::REPLAY.contains(&a) {
-            continue;
-        }
-        for k in app.keymap.keys(a) {
-            assert!(
-                t.contains(&k.label()),
-                "help lacks {} for {}:\n{t}",
-                k.label(),
-                a.name()
-            );
-        }
-    }
+    ui_harness::assert_help_lists_keys(&t, &app.keymap, &sockscope::app::keymap::Action::REPLAY);
     assert!(t.contains("state:cw"), "filter syntax shown:\n{t}");
 }
 

@@ -1,7 +1,7 @@
 //! `record`, and reading a recording for `snapshot --from` / `diagnose --from`.
 
 use super::{Failure, parse_filter, parse_interval};
-use crate::collect::{Collector, Options, SourceChoice, SystemCollector};
+use crate::collect::{Collector, Options, SourceChoice, SystemCollector, TCP_INFO_LIMIT};
 use crate::model::{Filter, Snapshot};
 use crate::record::{Cursor, Recorder, Recording, SessionInfo};
 use clap::Args;
@@ -10,9 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// Above this many sockets frames leave out `tcp_info`, as the monitor does.
-pub const TCP_INFO_LIMIT: usize = crate::tui::TCP_INFO_LIMIT;
 
 #[derive(Debug, Args)]
 #[command(after_help = super::FILTER_HELP)]
@@ -77,9 +74,9 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
         err,
         "sockscope: recording to {} every {}{} (Ctrl-C stops)",
         args.file.display(),
-        humantime(args.interval),
+        crate::app::format_interval(args.interval),
         args.duration
-            .map(|d| format!(" for {}", humantime(d)))
+            .map(|d| format!(" for {}", crate::record::format_span(d)))
             .unwrap_or_default()
     );
     let start = Instant::now();
@@ -184,26 +181,6 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// `1s`, `500ms`, `10m`, `1h30m`.
-fn humantime(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    if !ms.is_multiple_of(1000) {
-        return format!("{:.1}s", d.as_secs_f64());
-    }
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, 0) => format!("{h}h{m}m"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
-}
-
 /// Opens a recording for `--from`, saying once on stderr when a torn tail was left out.
 pub fn open(path: &Path) -> Result<Recording, Failure> {
     let rec = Recording::open(path).map_err(anyhow::Error::from)?;
@@ -218,13 +195,16 @@ pub fn open(path: &Path) -> Result<Recording, Failure> {
     Ok(rec)
 }
 
-/// The frames `--at` selects: the one at that moment (as `replay` finds
-/// it), and those in the `window` before it (for `diagnose`'s rates and growth).
-pub fn frames(
+/// Reads the frames `--at` selects, oldest first: those in the `window`
+/// before that moment (for `diagnose`'s rates and growth), then the one at it
+/// (as `replay` finds it). Each is handed to `each` and dropped, so a long
+/// window over a large table holds one frame at a time. Returns the last.
+pub fn read_frames(
     rec: &Recording,
     at: Option<&str>,
     window: Duration,
-) -> Result<Vec<Snapshot>, Failure> {
+    mut each: impl FnMut(&Snapshot),
+) -> Result<Snapshot, Failure> {
     let target = match at {
         Some(text) => {
             let t = crate::record::parse_at(text, rec)
@@ -242,13 +222,17 @@ pub fn frames(
         first
     };
     let mut cursor = Cursor::new();
-    (first..=target)
-        .map(|i| {
-            cursor
-                .seek(rec, i)
-                .map_err(|e| Failure::Runtime(anyhow::Error::from(e)))
-        })
-        .collect()
+    let mut seek = |i| {
+        cursor
+            .seek(rec, i)
+            .map_err(|e| Failure::Runtime(anyhow::Error::from(e)))
+    };
+    for i in first..target {
+        each(&seek(i)?);
+    }
+    let last = seek(target)?;
+    each(&last);
+    Ok(last)
 }
 
 #[cfg(test)]
@@ -264,15 +248,6 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("soon").unwrap_err().contains("soon"));
         assert!(parse_duration("-5").is_err());
-    }
-
-    #[test]
-    fn times_print_short() {
-        assert_eq!(humantime(Duration::from_millis(500)), "500ms");
-        assert_eq!(humantime(Duration::from_secs(1)), "1s");
-        assert_eq!(humantime(Duration::from_millis(2500)), "2.5s");
-        assert_eq!(humantime(Duration::from_secs(600)), "10m");
-        assert_eq!(humantime(Duration::from_secs(5400)), "1h30m");
     }
 
     #[test]

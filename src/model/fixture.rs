@@ -164,3 +164,23 @@ pub fn small() -> Snapshot {
         system,
     }
 }
+
+/// [`small`] `n` seconds later with `n` more CLOSE_WAIT sockets held by
+/// redis-server (pid 1000) on port 6800: a leak growing by one a second, as
+/// frames of a recording.
+pub fn leaking(n: u64) -> Snapshot {
+    let mut snap = small();
+    snap.taken_at += Duration::from_secs(n);
+    for i in 0..n {
+        snap.sockets.push(socket(
+            Proto::Tcp,
+            TcpState::CloseWait,
+            "127.0.0.1:6800",
+            &format!("127.0.0.1:{}", 41000 + i),
+            7000 + i,
+            0,
+            &[(1000, 50 + i as u32)],
+        ));
+    }
+    snap
+}

@@ -3,7 +3,7 @@
 //! in, so nothing here sleeps.
 
 use super::*;
-use crate::model::{Proto, TcpState, fixture};
+use crate::model::{TcpState, fixture};
 use crate::record::{Recorder, Recording, SessionInfo};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,29 +17,10 @@ fn info(host: &str) -> SessionInfo {
     }
 }
 
-/// Frame `n`: the fixture one second later each time, with `n` more
-/// CLOSE_WAIT sockets of pid 1000 on port 6800.
-fn frame(n: u64) -> Snapshot {
-    let mut snap = fixture::small();
-    snap.taken_at += Duration::from_secs(n);
-    for i in 0..n {
-        snap.sockets.push(fixture::socket(
-            Proto::Tcp,
-            TcpState::CloseWait,
-            "127.0.0.1:6800",
-            &format!("127.0.0.1:{}", 41000 + i),
-            7000 + i,
-            0,
-            &[(1000, 50 + i as u32)],
-        ));
-    }
-    snap
-}
-
 fn record(path: &Path, host: &str, frames: impl Iterator<Item = u64>) {
     let mut rec = Recorder::create(path, info(host)).unwrap();
     for n in frames {
-        rec.write(&frame(n)).unwrap();
+        rec.write(&fixture::leaking(n)).unwrap();
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 const MAX_COLLECT_SHARE: u32 = 11;
 /// Above this many sockets the periodic dump leaves out `tcp_info` (the
 /// limit lives in `collect`, shared with `record` and `serve`).
-pub use crate::collect::TCP_INFO_LIMIT;
+use crate::collect::TCP_INFO_LIMIT;
 
 pub struct Config {
     pub filter: Filter,

@@ -268,6 +268,17 @@ impl Tui {
         }
     }
 
+    /// Types `q`, checks that sockscope exits 0 within [`EXIT_WAIT`], and waits
+    /// for the end of its output.
+    pub fn quit(&mut self) {
+        self.type_keys("q");
+        let status = self
+            .wait_exit(EXIT_WAIT)
+            .unwrap_or_else(|| panic!("sockscope still running {EXIT_WAIT:?} after q"));
+        assert!(status.success(), "q must exit 0, got {status:?}");
+        self.wait_output_end();
+    }
+
     /// After the child exited: waits until the reader has seen the end of its
     /// output, so [`Tui::output`] and the screen are complete.
     pub fn wait_output_end(&mut self) {

@@ -7,7 +7,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use sockscope::app::keymap::Keymap;
+use sockscope::app::keymap::{Action, Keymap};
 use sockscope::app::{App, CollectStats, Effect, Event};
 use sockscope::model::{Filter, Snapshot, fixture};
 use sockscope::ui::{self, Theme};
@@ -72,4 +72,22 @@ pub fn screen(term: &Terminal<TestBackend>) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Asserts that the help text shows every key bound to every action except
+/// those in `except` (the other mode's: live-only or replay-only).
+pub fn assert_help_lists_keys(help: &str, keymap: &Keymap, except: &[Action]) {
+    for a in Action::ALL {
+        if except.contains(&a) {
+            continue;
+        }
+        for k in keymap.keys(a) {
+            assert!(
+                help.contains(&k.label()),
+                "help lacks {} for {}:\n{help}",
+                k.label(),
+                a.name()
+            );
+        }
+    }
 }
