@@ -354,7 +354,8 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
     } else {
         let color =
             stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        output::table::write_table(stdout.lock(), &snap, &sockets, color)
+        let prefer: Vec<u32> = filter.pids().collect();
+        output::table::write_table(stdout.lock(), &snap, &sockets, &prefer, color)
     };
     result.map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))?;
     if let Some(note) = snap.attribution.note() {

@@ -61,7 +61,7 @@ fn raw_text(row: &Row, title: &str, ctx: &ViewCtx) -> Option<String> {
     let pid = match row {
         Row::Process(g) => g.pid,
         Row::Port(g) if g.pids.len() == 1 => Some(g.pids[0]),
-        Row::Conn(i) => snap.sockets[*i].first_owner().map(|o| o.pid),
+        Row::Conn(i) => ctx.shown_holder(&snap.sockets[*i]).map(|(p, _)| p),
         _ => None,
     }?;
     let p = snap.process(pid)?;
@@ -92,6 +92,8 @@ pub fn values(row: &Row, grouping: Grouping, ctx: &ViewCtx) -> Vec<Value> {
             match raw_text(row, col.title, ctx) {
                 Some(raw) => Value::Text(raw),
                 None if text == "-" => Value::Null,
+                // A connection nobody holds: no process, whatever the label says.
+                None if col.title == "PROCESS" && matches!(row, Row::Conn(_)) => Value::Null,
                 None => Value::Text(text.to_string()),
             }
         })
@@ -268,6 +270,7 @@ mod tests {
             history: h,
             now: snap.taken_at,
             names: None,
+            prefer: Vec::new(),
         }
     }
 
@@ -310,12 +313,12 @@ mod tests {
         let lines: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(
             lines[0],
-            "PID,PROCESS,USER,TOTAL,ESTAB,CLOSE_WAIT,FIN_WAIT2,TIME_WAIT,LISTEN,OTHER,IN_BYTES_PER_S,OUT_BYTES_PER_S,TREND_CHANGE"
+            "PID,PROCESS,USER,TOTAL,ESTAB,CLOSE_WAIT,FIN_WAIT2,TIME_WAIT,LISTEN,OTHER,IN_BYTES_PER_S,OUT_BYTES_PER_S,TREND_CHANGE,SHARED,CLOSED"
         );
         // No history yet, so no rates and no trend: empty.
-        assert_eq!(lines[1], "1000,\"'=evil\x1b,x\",redis,3,0,2,0,0,1,0,,,");
+        assert_eq!(lines[1], "1000,\"'=evil\x1b,x\",redis,3,0,2,0,0,1,0,,,,,");
         assert!(
-            text.contains("\r\n,(no owner),,1,0,0,0,1,0,0,,,\r\n"),
+            text.contains("\r\n,(no owner),,1,0,0,0,1,0,0,,,,,\r\n"),
             "{text}"
         );
         assert_eq!(

@@ -1,7 +1,7 @@
 //! What an action would touch, worked out from a snapshot: pure, shared by
 //! the monitor's dialogs and the `kill` / `destroy` commands.
 
-use crate::model::{Snapshot, Socket, TcpState};
+use crate::model::{Snapshot, Socket, TcpState, holders};
 use std::net::SocketAddr;
 
 /// A process that holds matching sockets, as the confirmation shows it.
@@ -74,13 +74,12 @@ pub fn owner(snap: &Snapshot, pid: u32, matching: u32) -> Owner {
     }
 }
 
-/// The distinct processes holding any of `sockets`, by pid.
+/// The distinct processes holding any of `sockets` (a connection in an
+/// accept queue: its listener's holders), by pid.
 pub fn owners(snap: &Snapshot, sockets: &[&Socket]) -> Vec<Owner> {
     let mut counts: std::collections::BTreeMap<u32, u32> = Default::default();
     for s in sockets {
-        let mut pids: Vec<u32> = s.owners.iter().map(|o| o.pid).collect();
-        pids.dedup();
-        for pid in pids {
+        for pid in holders::pids(holders::effective(snap, s)) {
             *counts.entry(pid).or_default() += 1;
         }
     }
@@ -88,6 +87,235 @@ pub fn owners(snap: &Snapshot, sockets: &[&Socket]) -> Vec<Owner> {
         .into_iter()
         .map(|(pid, n)| owner(snap, pid, n))
         .collect()
+}
+
+/// What ending the processes `pids` would free of `sockets`: a socket is
+/// freed only when every process holding it has closed it or exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frees {
+    pub pids: Vec<u32>,
+    /// Sockets of the selection that only these processes hold.
+    pub freed: u32,
+    pub freed_close_wait: u32,
+    /// The selection's size.
+    pub of: u32,
+    pub of_close_wait: u32,
+    /// Other processes that hold the rest, with how many each.
+    pub kept_by: Vec<(u32, u32)>,
+}
+
+pub fn frees(snap: &Snapshot, sockets: &[&Socket], pids: &[u32]) -> Frees {
+    let mut f = Frees {
+        pids: pids.to_vec(),
+        freed: 0,
+        freed_close_wait: 0,
+        of: sockets.len() as u32,
+        of_close_wait: 0,
+        kept_by: Vec::new(),
+    };
+    let mut kept: std::collections::BTreeMap<u32, u32> = Default::default();
+    for s in sockets {
+        let cw = s.state == TcpState::CloseWait;
+        f.of_close_wait += u32::from(cw);
+        let holders: Vec<u32> = holders::pids(holders::effective(snap, s)).collect();
+        let others: Vec<u32> = holders
+            .iter()
+            .copied()
+            .filter(|p| !pids.contains(p))
+            .collect();
+        if others.is_empty() && !holders.is_empty() {
+            f.freed += 1;
+            f.freed_close_wait += u32::from(cw);
+        }
+        for p in others {
+            *kept.entry(p).or_default() += 1;
+        }
+    }
+    f.kept_by = kept.into_iter().collect();
+    f.kept_by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    f
+}
+
+impl Frees {
+    /// `frees 30 of 30 sockets (30 CLOSE_WAIT)`, or `frees 0 of 30 sockets
+    /// (30 CLOSE_WAIT): 13949 holds them too`.
+    pub fn describe(&self, snap: &Snapshot) -> String {
+        let cw = |n: u32| {
+            if self.of_close_wait > 0 {
+                format!(" ({n} CLOSE_WAIT)")
+            } else {
+                String::new()
+            }
+        };
+        let mut text = format!(
+            "frees {} of {} socket{}{}",
+            self.freed,
+            self.of,
+            if self.of == 1 { "" } else { "s" },
+            cw(self.freed_close_wait)
+        );
+        if !self.kept_by.is_empty() {
+            let who: Vec<String> = self
+                .kept_by
+                .iter()
+                .take(3)
+                .map(|(p, _)| match snap.process(*p) {
+                    Some(proc_) => format!("{p} ({})", proc_.name),
+                    None => p.to_string(),
+                })
+                .collect();
+            let more = self.kept_by.len().saturating_sub(3);
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            let verb = if self.kept_by.len() == 1 {
+                "holds"
+            } else {
+                "hold"
+            };
+            text.push_str(&format!(": {}{tail} {verb} them too", who.join(", ")));
+        }
+        text
+    }
+}
+
+/// What is still there of a selection after an action: the sockets with
+/// these keys that the new snapshot still has, and who holds them.
+pub fn still_held(
+    snap: &Snapshot,
+    keys: &std::collections::HashSet<crate::model::ConnKey>,
+) -> (u32, Vec<(u32, u32)>) {
+    let mut left = 0;
+    let mut by: std::collections::BTreeMap<u32, u32> = Default::default();
+    for s in &snap.sockets {
+        if keys.contains(&s.key()) {
+            left += 1;
+            for p in holders::pids(holders::effective(snap, s)) {
+                *by.entry(p).or_default() += 1;
+            }
+        }
+    }
+    let mut by: Vec<(u32, u32)> = by.into_iter().collect();
+    by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    (left, by)
+}
+
+/// What a destroy would touch, and what would hurt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestroyPlan<'a> {
+    pub sockets: Vec<&'a Socket>,
+    /// Listeners left out: a row's destroy spares them unless asked for.
+    pub spared_listeners: usize,
+    /// What would hurt the service: its listener, live connections.
+    pub warnings: Vec<String>,
+    /// Holders whose descriptors of these sockets stay open after the
+    /// destroy, with how many: only close() or exit frees those.
+    pub descriptors: Vec<(u32, u32)>,
+}
+
+/// Plans a destroy of `sockets`. `listeners`: include LISTEN sockets (the
+/// user asked for them by state); else they are left out and counted.
+/// `busy` tells a connection that carries traffic now.
+pub fn destroy_plan<'a>(
+    sockets: Vec<&'a Socket>,
+    listeners: bool,
+    busy: impl Fn(&Socket) -> bool,
+) -> DestroyPlan<'a> {
+    let before = sockets.len();
+    let sockets: Vec<&Socket> = sockets
+        .into_iter()
+        .filter(|s| listeners || s.state != TcpState::Listen)
+        .collect();
+    let spared_listeners = before - sockets.len();
+    let mut warnings = Vec::new();
+    let listening: Vec<String> = sockets
+        .iter()
+        .filter(|s| s.state == TcpState::Listen && s.proto == crate::model::Proto::Tcp)
+        .map(|s| crate::model::socket::format_addr(&s.local))
+        .collect();
+    if !listening.is_empty() {
+        let n = listening.len();
+        warnings.push(format!(
+            "includes the listener{} {}: new clients will be refused",
+            if n == 1 { "" } else { "s" },
+            listening
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+                + &if n > 3 {
+                    format!(" and {} more", n - 3)
+                } else {
+                    String::new()
+                }
+        ));
+    }
+    let established: Vec<&&Socket> = sockets
+        .iter()
+        .filter(|s| s.state == TcpState::Established && s.proto == crate::model::Proto::Tcp)
+        .collect();
+    let carrying = established.iter().filter(|s| busy(s)).count();
+    if !established.is_empty() {
+        let n = established.len();
+        let traffic = if carrying > 0 {
+            format!(", {carrying} carrying traffic")
+        } else {
+            String::new()
+        };
+        warnings.push(format!(
+            "{n} live ESTABLISHED connection{}{traffic}: their clients get a reset",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    let mut held: std::collections::BTreeMap<u32, u32> = Default::default();
+    for s in &sockets {
+        for p in holders::pids(&s.owners) {
+            *held.entry(p).or_default() += 1;
+        }
+    }
+    let mut descriptors: Vec<(u32, u32)> = held.into_iter().collect();
+    descriptors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    DestroyPlan {
+        sockets,
+        spared_listeners,
+        warnings,
+        descriptors,
+    }
+}
+
+/// After a destroy: `pid 4242 (nginx) still holds their 30 descriptors: only
+/// close() or exit frees them`. None when no process held them.
+pub fn descriptors_note(snap: &Snapshot, descriptors: &[(u32, u32)]) -> Option<String> {
+    let who: Vec<String> = descriptors
+        .iter()
+        .take(3)
+        .map(|(p, n)| match snap.process(*p) {
+            Some(proc_) => format!("pid {p} ({}) {n}", proc_.name),
+            None => format!("pid {p} {n}"),
+        })
+        .collect();
+    match descriptors {
+        [] => None,
+        [(p, n)] => Some(format!(
+            "pid {p}{} still holds their {n} descriptor{}: only close() or exit frees {}",
+            snap.process(*p)
+                .map_or(String::new(), |proc_| format!(" ({})", proc_.name)),
+            if *n == 1 { "" } else { "s" },
+            if *n == 1 { "it" } else { "them" },
+        )),
+        more => Some(format!(
+            "their descriptors stay open in {}{}: only close() or exit frees them",
+            who.join(", "),
+            if more.len() > 3 {
+                format!(" and {} more", more.len() - 3)
+            } else {
+                String::new()
+            }
+        )),
+    }
 }
 
 /// The SSH connection this session came in on, from `$SSH_CONNECTION`

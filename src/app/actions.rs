@@ -11,7 +11,7 @@ use crate::act::export::Format;
 use crate::act::plan::{self, SshSession};
 use crate::act::signal::{self, Signal, SignalError, Target};
 use crate::model::view::{self, Row};
-use crate::model::{Socket, SourceKind, TcpState};
+use crate::model::{ConnKey, Socket, SourceKind, TcpState, holders};
 use crate::sanitize::clean;
 use crossterm::event::KeyEvent;
 use std::path::PathBuf;
@@ -50,6 +50,17 @@ pub enum ActionEvent {
     Exported(Result<(PathBuf, usize), String>),
 }
 
+/// After a signal: the selected sockets, checked on the next samples to say
+/// what is still held and by whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfterSignal {
+    pub selection: std::collections::HashSet<ConnKey>,
+    pub pids: Vec<u32>,
+    pub signal: Signal,
+    /// Samples still to check.
+    pub checks: u8,
+}
+
 /// Where the kill dialog's pidfd is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opening {
@@ -59,8 +70,17 @@ pub enum Opening {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KillDialog {
+    /// The process the row names (the first choice).
     pub owner: plan::Owner,
     pub target: Opening,
+    /// The other processes holding the selected sockets, with their pidfds.
+    pub others: Vec<(plan::Owner, Opening)>,
+    /// Who to signal: one entry per holder (the row's first), then all of
+    /// them together when there are several; with what each frees.
+    pub choices: Vec<plan::Frees>,
+    pub choice: usize,
+    /// The selected sockets, to tell afterwards what is still held.
+    pub selection: std::collections::HashSet<ConnKey>,
     pub signal: Signal,
     /// The process holds the socket of this SSH session.
     pub ssh: Option<SshSession>,
@@ -80,6 +100,12 @@ pub struct DestroyDialog {
     /// One of the sockets is this SSH session's.
     pub ssh: Option<SshSession>,
     pub asked_again: bool,
+    /// Listeners of the selection left out (asked for only by state).
+    pub spared_listeners: usize,
+    /// What would hurt: the service's listener, live connections.
+    pub warnings: Vec<String>,
+    /// Holders that keep their descriptors of these sockets after the destroy.
+    pub descriptors: Vec<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,16 +147,11 @@ impl App {
         }
         let pid = match self.rows.get(self.cursor) {
             Some(Row::Process(g)) => g.pid,
-            Some(Row::Conn(i)) => self.snapshot.sockets[*i].first_owner().map(|o| o.pid),
-            Some(Row::Port(g)) if g.pids.len() == 1 => Some(g.pids[0]),
-            Some(Row::Port(g)) if g.pids.len() > 1 => {
-                self.status = Some(format!(
-                    "{} processes share this port: pick one in the process or connection view",
-                    g.pids.len()
-                ));
-                return Vec::new();
-            }
-            Some(Row::Port(_)) => None,
+            Some(Row::Conn(i)) => self
+                .ctx()
+                .shown_holder(&self.snapshot.sockets[*i])
+                .map(|(p, _)| p),
+            Some(Row::Port(g)) => g.pids.first().copied(),
             Some(_) => {
                 self.status = Some("k signals the owner of a process or connection row".into());
                 return Vec::new();
@@ -148,17 +169,61 @@ impl App {
             self.status = Some(refused.to_string());
             return Vec::new();
         }
-        let owner = plan::owner(&self.snapshot, pid, 0);
-        let holds = owner.holds.clone();
+        let selection = match self.destroy_selection() {
+            Ok((_, sockets)) => sockets,
+            Err(msg) => {
+                self.status = Some(msg);
+                return Vec::new();
+            }
+        };
+        let snap = &self.snapshot;
+        // Everyone holding the selection, the row's process first; pid 1 and
+        // sockscope itself are never offered.
+        let mut pids: Vec<u32> = vec![pid];
+        for s in &selection {
+            for p in holders::pids(holders::effective(snap, s)) {
+                if !pids.contains(&p) && signal::refusal(p, self.own_pid).is_none() {
+                    pids.push(p);
+                }
+            }
+        }
+        pids[1..].sort_unstable();
+        let mut choices: Vec<plan::Frees> = pids
+            .iter()
+            .map(|&p| plan::frees(snap, &selection, &[p]))
+            .collect();
+        if pids.len() > 1 {
+            choices.push(plan::frees(snap, &selection, &pids));
+        }
+        let keys = selection.iter().map(|s| s.key()).collect();
+        let owner = plan::owner(snap, pid, 0);
+        let others: Vec<(plan::Owner, Opening)> = pids[1..]
+            .iter()
+            .map(|&p| (plan::owner(snap, p, 0), Opening::Pending))
+            .collect();
+        let mut effects = vec![Effect::Action(ActionEffect::OpenTarget {
+            pid,
+            holds: owner.holds.clone(),
+        })];
+        effects.extend(others.iter().map(|(o, _)| {
+            Effect::Action(ActionEffect::OpenTarget {
+                pid: o.pid,
+                holds: o.holds.clone(),
+            })
+        }));
         self.dialog = Some(Dialog::Kill(KillDialog {
+            ssh: self.ssh.filter(|s| s.held_by(snap, pid)),
             owner,
             target: Opening::Pending,
+            others,
+            choices,
+            choice: 0,
+            selection: keys,
             signal: Signal::Term,
-            ssh: self.ssh.filter(|s| s.held_by(&self.snapshot, pid)),
             asked_again: false,
         }));
         self.mode = Mode::Kill;
-        vec![Effect::Action(ActionEffect::OpenTarget { pid, holds })]
+        effects
     }
 
     /// The sockets `x` would destroy: the selected connection, every socket
@@ -186,9 +251,12 @@ impl App {
                     ),
                     None => "held by no process".into(),
                 };
-                let of = |s: &Socket| match g.pid {
-                    Some(pid) => s.owners.iter().any(|o| o.pid == pid),
-                    None => s.owners.is_empty(),
+                let of = |s: &Socket| {
+                    let held = holders::effective(snap, s);
+                    match g.pid {
+                        Some(pid) => held.iter().any(|o| o.pid == pid),
+                        None => held.is_empty(),
+                    }
                 };
                 (what, shown().filter(|s| of(s)).collect())
             }
@@ -233,6 +301,24 @@ impl App {
             self.status = Some("no sockets there: nothing to destroy".into());
             return Vec::new();
         }
+        // A row's destroy spares its listeners unless the user asked for
+        // them by state (the filter, or the LISTEN entry of the strip).
+        let asked = self.effective.names_state(TcpState::Listen)
+            || (self.focus == Focus::States && STRIP_STATES[self.state_cursor] == TcpState::Listen)
+            || matches!(self.rows.get(self.cursor), Some(Row::Conn(_)));
+        let history = &self.history;
+        let plan = plan::destroy_plan(sockets, asked, |s| {
+            history.conn_rate(&s.key()).is_some_and(|r| r.total() > 0)
+        });
+        let sockets = plan.sockets;
+        if sockets.is_empty() {
+            self.status = Some(format!(
+                "only {} listener{} there, spared: name LISTEN (state:listen) to destroy listeners",
+                plan.spared_listeners,
+                if plan.spared_listeners == 1 { "" } else { "s" }
+            ));
+            return Vec::new();
+        }
         let counts = crate::model::group::by_state(sockets.iter().copied());
         let ssh = self.ssh.filter(|s| sockets.iter().any(|k| s.is(k)));
         let mut tuples: Vec<Tuple> = sockets.iter().map(|s| Tuple::from(*s)).collect();
@@ -244,6 +330,9 @@ impl App {
             scroll: 0,
             ssh,
             asked_again: false,
+            spared_listeners: plan.spared_listeners,
+            warnings: plan.warnings,
+            descriptors: plan.descriptors,
         }));
         self.mode = Mode::Destroy;
         Vec::new()
@@ -290,6 +379,17 @@ impl App {
         let page = self.page.max(1) as isize;
         let rows = self.page.max(1);
         match &mut self.dialog {
+            Some(Dialog::Kill(d))
+                if d.choices.len() > 1
+                    && matches!(action, Action::Left | Action::Right | Action::Focus) =>
+            {
+                let n = d.choices.len();
+                d.choice = match action {
+                    Action::Left => (d.choice + n - 1) % n,
+                    _ => (d.choice + 1) % n,
+                };
+                d.asked_again = false;
+            }
             Some(Dialog::Kill(d)) => {
                 let step = match action {
                     Action::Up | Action::Left | Action::SortPrev => -1,
@@ -325,24 +425,63 @@ impl App {
     fn confirm(&mut self) -> Vec<Effect> {
         match self.dialog.take() {
             Some(Dialog::Kill(mut d)) => {
-                let Opening::Ready(target) = &d.target else {
-                    // Still opening: Enter waits for the pidfd.
-                    self.dialog = Some(Dialog::Kill(d));
-                    return Vec::new();
-                };
-                if d.ssh.is_some() && !d.asked_again {
+                let chosen = d
+                    .choices
+                    .get(d.choice)
+                    .map_or_else(|| vec![d.owner.pid], |c| c.pids.clone());
+                let mut targets = Vec::new();
+                for pid in &chosen {
+                    let opening = if *pid == d.owner.pid {
+                        &d.target
+                    } else {
+                        match d.others.iter().find(|(o, _)| o.pid == *pid) {
+                            Some((_, t)) => t,
+                            None => continue,
+                        }
+                    };
+                    match opening {
+                        Opening::Ready(t) => targets.push(t.clone()),
+                        // Still opening: Enter waits for the pidfds.
+                        Opening::Pending => {
+                            self.dialog = Some(Dialog::Kill(d));
+                            return Vec::new();
+                        }
+                    }
+                }
+                let ssh_holder = d.ssh.is_some() && chosen.contains(&d.owner.pid);
+                if ssh_holder && !d.asked_again {
                     d.asked_again = true;
                     self.dialog = Some(Dialog::Kill(d));
                     return Vec::new();
                 }
-                let effect = ActionEffect::Signal(target.clone(), d.signal);
-                self.close_dialog(format!(
-                    "sending {} to pid {} ({})…",
-                    d.signal,
-                    target.pid,
-                    clean(&target.name)
-                ));
-                vec![Effect::Action(effect)]
+                let status = match &targets[..] {
+                    [one] => format!(
+                        "sending {} to pid {} ({})…",
+                        d.signal,
+                        one.pid,
+                        clean(&one.name)
+                    ),
+                    many => format!(
+                        "sending {} to {} processes ({})…",
+                        d.signal,
+                        many.len(),
+                        many.iter()
+                            .map(|t| t.pid.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                self.after_signal = Some(AfterSignal {
+                    selection: std::mem::take(&mut d.selection),
+                    pids: targets.iter().map(|t| t.pid).collect(),
+                    signal: d.signal,
+                    checks: 3,
+                });
+                self.close_dialog(status);
+                targets
+                    .into_iter()
+                    .map(|t| Effect::Action(ActionEffect::Signal(t, d.signal)))
+                    .collect()
             }
             Some(Dialog::Destroy(mut d)) => {
                 if d.ssh.is_some() && !d.asked_again {
@@ -351,6 +490,7 @@ impl App {
                     return Vec::new();
                 }
                 let n = d.tuples.len();
+                self.after_destroy = d.descriptors.clone();
                 self.close_dialog(format!(
                     "destroying {n} socket{}…",
                     if n == 1 { "" } else { "s" }
@@ -364,6 +504,56 @@ impl App {
         }
     }
 
+    /// After a signal, on each new sample: what of the selection is still
+    /// held, and by whom (a forked child keeps what its parent held).
+    pub(super) fn check_after_signal(&mut self) {
+        let Some(after) = &mut self.after_signal else {
+            return;
+        };
+        let (left, by) = plan::still_held(&self.snapshot, &after.selection);
+        let n = after.selection.len();
+        let signalled: Vec<String> = after.pids.iter().map(u32::to_string).collect();
+        self.status = Some(if left == 0 {
+            format!(
+                "{} sent to {}: all {n} selected socket{} freed",
+                after.signal,
+                signalled.join(", "),
+                if n == 1 { "" } else { "s" }
+            )
+        } else {
+            let who: Vec<String> = by
+                .iter()
+                .take(3)
+                .map(|(p, c)| {
+                    let name = self
+                        .snapshot
+                        .process(*p)
+                        .map_or("?".into(), |p| clean(&p.name).into_owned());
+                    let signalled = if after.pids.contains(p) {
+                        ", signalled"
+                    } else {
+                        ""
+                    };
+                    format!("{p} {name} ({c}{signalled})")
+                })
+                .collect();
+            format!(
+                "{} sent to {}: {left} of {n} still held, by {}",
+                after.signal,
+                signalled.join(", "),
+                if who.is_empty() {
+                    "no visible process".to_string()
+                } else {
+                    who.join(", ")
+                }
+            )
+        });
+        after.checks = after.checks.saturating_sub(1);
+        if left == 0 || after.checks == 0 {
+            self.after_signal = None;
+        }
+    }
+
     pub(super) fn on_action_event(&mut self, event: ActionEvent) -> Vec<Effect> {
         match event {
             ActionEvent::TargetOpened(pid, result) => {
@@ -371,7 +561,28 @@ impl App {
                     // Cancelled meanwhile: the pidfd closes as it drops.
                     return Vec::new();
                 };
-                if d.owner.pid != pid || d.target != Opening::Pending {
+                if d.owner.pid != pid {
+                    // Another holder: a pidfd that cannot be had takes it
+                    // out of the choices, with the reason in the status.
+                    let Some(at) = d.others.iter().position(|(o, _)| o.pid == pid) else {
+                        return Vec::new();
+                    };
+                    match result {
+                        Ok(t) => d.others[at].1 = Opening::Ready(t),
+                        Err(e) => {
+                            let (o, _) = d.others.remove(at);
+                            d.choices.retain(|c| c.pids != [pid]);
+                            for c in &mut d.choices {
+                                c.pids.retain(|p| *p != pid);
+                            }
+                            d.choices.dedup_by(|a, b| a.pids == b.pids);
+                            d.choice = d.choice.min(d.choices.len().saturating_sub(1));
+                            self.status = Some(format!("pid {pid} ({}): {e}", clean(&o.name)));
+                        }
+                    }
+                    return Vec::new();
+                }
+                if d.target != Opening::Pending {
                     return Vec::new();
                 }
                 match result {
@@ -397,7 +608,14 @@ impl App {
                 vec![Effect::Action(ActionEffect::RefreshNow)]
             }
             ActionEvent::Destroyed(results) => {
-                self.status = Some(destroy::summary(&results));
+                let mut status = destroy::summary(&results);
+                let destroyed = results.iter().any(|(_, o)| o.label() == "destroyed");
+                let held = std::mem::take(&mut self.after_destroy);
+                if destroyed && let Some(note) = plan::descriptors_note(&self.snapshot, &held) {
+                    status.push_str("; ");
+                    status.push_str(&clean(&note));
+                }
+                self.status = Some(status);
                 vec![Effect::Action(ActionEffect::RefreshNow)]
             }
             ActionEvent::Exported(result) => {

@@ -147,6 +147,10 @@ pub struct App {
     pub ssh: Option<crate::act::plan::SshSession>,
     /// The open kill or destroy dialog.
     pub dialog: Option<actions::Dialog>,
+    /// After `k`: the selection whose holders are checked on the next samples.
+    pub after_signal: Option<actions::AfterSignal>,
+    /// After `x`: holders that keep the destroyed sockets' descriptors.
+    pub after_destroy: Vec<(u32, u32)>,
     /// Which view is on screen (keys 1-5), and what the other views remember.
     pub view: View,
     pub views: ViewState,
@@ -195,6 +199,8 @@ impl App {
             own_pid: std::process::id(),
             ssh: None,
             dialog: None,
+            after_signal: None,
+            after_destroy: Vec::new(),
             view: View::Sockets,
             views: ViewState::default(),
             replay: None,
@@ -216,6 +222,7 @@ impl App {
             history: &self.history,
             now: self.snapshot.taken_at,
             names: self.resolve.then_some(&self.names),
+            prefer: self.effective.pids().collect(),
         }
     }
 
@@ -243,6 +250,7 @@ impl App {
         self.snapshot = snap;
         self.rebuild();
         self.refresh_view();
+        self.check_after_signal();
     }
 
     /// Recomputes rows after the snapshot, filter, grouping or sort changed,

@@ -136,6 +136,30 @@ pub fn destroy(args: DestroyArgs, read_only: bool) -> Result<(), Failure> {
     if sockets.is_empty() {
         return Err(nothing_matches(&filter, "destroy"));
     }
+    // Listeners only when asked for by state: destroying a service's
+    // listener makes it refuse every new client.
+    let plan = plan::destroy_plan(
+        sockets,
+        filter.names_state(crate::model::TcpState::Listen),
+        |s| {
+            s.tcp_info
+                .is_some_and(|t| t.last_data_recv_ms < 10_000 || t.last_data_sent_ms < 10_000)
+        },
+    );
+    let sockets = plan.sockets;
+    if plan.spared_listeners > 0 {
+        say(&format!(
+            "{} {} left out: add state:listen to destroy listeners",
+            plan.spared_listeners,
+            plural(plan.spared_listeners, "listener")
+        ))?;
+    }
+    if sockets.is_empty() {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "only listeners match `{}`: nothing destroyed",
+            clean(filter.text())
+        )));
+    }
     let ssh = SshSession::from_env();
     let session = ssh.filter(|s| sockets.iter().any(|k| s.is(k)));
     let counts = crate::model::group::by_state(sockets.iter().copied());
@@ -147,17 +171,24 @@ pub fn destroy(args: DestroyArgs, read_only: bool) -> Result<(), Failure> {
         states.join(", ")
     ))?;
     for s in sockets.iter().take(LIST_LIMIT) {
-        let holder = s
-            .first_owner()
-            .map(|o| {
-                let name = snap.process(o.pid).map_or("?", |p| p.name.as_str());
-                format!("  {} ({})", clean(name), o.pid)
+        let holders: Vec<String> = crate::model::holders::pids(&s.owners)
+            .map(|pid| {
+                let name = snap.process(pid).map_or("?", |p| p.name.as_str());
+                format!("{} ({pid})", clean(name))
             })
-            .unwrap_or_default();
+            .collect();
+        let holder = if holders.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", holders.join(", "))
+        };
         say(&format!("  {}{holder}", Tuple::from(*s)))?;
     }
     if sockets.len() > LIST_LIMIT {
         say(&format!("  and {} more", sockets.len() - LIST_LIMIT))?;
+    }
+    for w in &plan.warnings {
+        say(&format!("warning: {w}"))?;
     }
     if let Some(s) = session {
         say(&format!(
@@ -188,6 +219,11 @@ pub fn destroy(args: DestroyArgs, read_only: bool) -> Result<(), Failure> {
         ))?;
     }
     say(&destroy::summary(&results))?;
+    if results.iter().any(|(_, o)| o.label() == "destroyed")
+        && let Some(note) = plan::descriptors_note(&snap, &plan.descriptors)
+    {
+        say(&clean(&note))?;
+    }
     if failed.is_empty() {
         Ok(())
     } else {
@@ -245,6 +281,10 @@ pub fn kill(args: KillArgs, read_only: bool) -> Result<(), Failure> {
             o.close_wait,
             clean(t.as_ref().map_or(&o.cmdline, |t| &t.cmdline)),
         ))?;
+        say(&format!(
+            "  alone, {}",
+            clean(&plan::frees(&snap, &sockets, &[o.pid]).describe(&snap))
+        ))?;
         if let Err(e) = t {
             say(&format!("  will not be signalled: {e}"))?;
         } else if ssh.is_some_and(|s| s.held_by(&snap, o.pid)) {
@@ -252,7 +292,19 @@ pub fn kill(args: KillArgs, read_only: bool) -> Result<(), Failure> {
             session_holders.push(o.pid);
         }
     }
-    let ready = targets.iter().filter(|(_, t)| t.is_ok()).count();
+    let ready_pids: Vec<u32> = targets
+        .iter()
+        .filter(|(_, t)| t.is_ok())
+        .map(|(o, _)| o.pid)
+        .collect();
+    if targets.len() > 1 {
+        say(&format!(
+            "all {} together: {}",
+            ready_pids.len(),
+            clean(&plan::frees(&snap, &sockets, &ready_pids).describe(&snap))
+        ))?;
+    }
+    let ready = ready_pids.len();
     if ready > 0 && !args.yes {
         let q = format!(
             "Send {} to {ready} {}?",
@@ -283,6 +335,9 @@ pub fn kill(args: KillArgs, read_only: bool) -> Result<(), Failure> {
             }
         }
     }
+    if failures < targets.len() {
+        report_still_held(&snap, &sockets)?;
+    }
     if failures == 0 {
         Ok(())
     } else {
@@ -292,6 +347,51 @@ pub fn kill(args: KillArgs, read_only: bool) -> Result<(), Failure> {
             plural(targets.len(), "process")
         )))
     }
+}
+
+/// After signalling: looks again (for up to two seconds, while the
+/// processes exit) and says which of the matching sockets are still held,
+/// and by whom.
+fn report_still_held(before: &Snapshot, sockets: &[&crate::model::Socket]) -> Result<(), Failure> {
+    let keys: std::collections::HashSet<crate::model::ConnKey> =
+        sockets.iter().map(|s| s.key()).collect();
+    let n = keys.len();
+    let mut last = (n as u32, Vec::new());
+    let mut after = None;
+    for _ in 0..8 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let snap = collect(SourceChoice::Auto)?;
+        last = plan::still_held(&snap, &keys);
+        after = Some(snap);
+        if last.0 == 0 {
+            break;
+        }
+    }
+    let snap = after.as_ref().unwrap_or(before);
+    if last.0 == 0 {
+        return say(&format!("all {n} matching {} freed", plural(n, "socket")));
+    }
+    let who: Vec<String> = last
+        .1
+        .iter()
+        .take(5)
+        .map(|(p, c)| {
+            let name = snap
+                .process(*p)
+                .map_or("?".into(), |p| clean(&p.name).into_owned());
+            format!("pid {p} ({name}) {c}")
+        })
+        .collect();
+    say(&format!(
+        "{} of {n} matching {} still held{}",
+        last.0,
+        plural(n, "socket"),
+        if who.is_empty() {
+            String::new()
+        } else {
+            format!(", by {}", who.join(", "))
+        }
+    ))
 }
 
 fn plural(n: usize, word: &str) -> String {

@@ -74,6 +74,7 @@ pub struct SystemCollector {
     users: UserNames,
     threads: usize,
     tracker: owners::OwnerTracker,
+    closed: owners::ClosedSockets,
 }
 
 impl SystemCollector {
@@ -87,6 +88,7 @@ impl SystemCollector {
             users: UserNames::default(),
             threads,
             tracker: owners::OwnerTracker::default(),
+            closed: owners::ClosedSockets::default(),
         }
     }
 
@@ -199,16 +201,25 @@ impl Collector for SystemCollector {
         let mut processes = scan.processes;
         // Attached in socket order: in fd order they land all over a 100k+
         // socket table, and the cache misses cost more than this sort.
-        let mut attach: Vec<(usize, crate::model::Owner)> = scan
-            .holders
-            .iter()
-            .filter_map(|(inode, owner)| index.get(inode).map(|&i| (i, *owner)))
-            .collect();
+        let mut attach: Vec<(usize, crate::model::Owner)> = Vec::with_capacity(scan.holders.len());
+        let mut outside = Vec::new();
+        for (inode, owner) in &scan.holders {
+            match index.get(inode) {
+                Some(&i) => attach.push((i, *owner)),
+                None => outside.push((*inode, *owner)),
+            }
+        }
         attach.sort_unstable();
         let mut holding = std::collections::HashSet::new();
         for (i, owner) in attach {
             sockets[i].owners.push(owner);
             holding.insert(owner.pid);
+        }
+        for (pid, n) in self.closed.count(&outside) {
+            if let Some(p) = processes.get_mut(&pid) {
+                p.closed_sockets = n;
+                holding.insert(pid);
+            }
         }
         processes.retain(|pid, _| holding.contains(pid));
         let mut unattributed = 0;
@@ -254,6 +265,7 @@ impl Collector for SystemCollector {
             users,
             attribution,
             system,
+            derived: Default::default(),
         })
     }
 }

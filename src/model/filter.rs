@@ -6,17 +6,18 @@
 //! |---|---|
 //! | `port:N`, bare `N` | local or remote port |
 //! | `lport:N`, `rport:N` | local / remote port |
-//! | `pid:N` | any owner's pid |
+//! | `pid:N`, `pid:N,M,...` | any holder's pid is one of these (a connection in an accept queue is held by its listener's holders) |
 //! | `proc:NAME` | any owner's process name contains NAME (any case) |
 //! | `user:NAME` | the socket's or an owner's user (name or uid) |
 //! | `state:S` | TCP state: `CLOSE_WAIT`, `close-wait`, `cw`, `est`, `tw`, `fw2`, `listen`, ... |
-//! | `pid:none` | sockets no process holds (TIME_WAIT, orphans) |
+//! | `pid:none` | sockets no process holds (TIME_WAIT, orphans, or unseen) |
 //! | `addr:IP`, `addr:CIDR` | local or remote address |
 //! | `laddr:IP`, `raddr:IP` | one end only (also CIDR) |
 //! | `proto:tcp\|udp` | protocol |
 //! | `family:4\|6` | address family |
 //! | bare word | a state, or a process name containing it |
 
+use super::holders;
 use super::snapshot::Snapshot;
 use super::socket::{Family, Proto, Socket, TcpState};
 use ipnet::IpNet;
@@ -35,7 +36,8 @@ enum Test {
     Port(u16),
     LocalPort(u16),
     RemotePort(u16),
-    Pid(u32),
+    /// Any of these pids.
+    Pid(Vec<u32>),
     /// `pid:none`: no process holds the socket (or none could be seen).
     NoOwner,
     Process(String),
@@ -103,6 +105,28 @@ impl Filter {
         &self.text
     }
 
+    /// The pids the filter asks for (`pid:N` terms that are not negated): a
+    /// table shows these first among a socket's holders.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.terms
+            .iter()
+            .filter(|t| !t.negated)
+            .filter_map(|t| match &t.test {
+                Test::Pid(p) => Some(p.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+    }
+
+    /// True when a non-negated term asks for this state by name: a destroy
+    /// then includes listeners only when LISTEN is asked for.
+    pub fn names_state(&self, state: TcpState) -> bool {
+        self.terms
+            .iter()
+            .filter(|t| !t.negated)
+            .any(|t| matches!(&t.test, Test::State(s) | Test::Word(_, Some(s)) if *s == state))
+    }
+
     pub fn matches(&self, socket: &Socket, snapshot: &Snapshot) -> bool {
         self.terms
             .iter()
@@ -137,8 +161,12 @@ fn parse_term(raw: &str) -> Result<Term, FilterError> {
                 "pid" if value.eq_ignore_ascii_case("none") => Test::NoOwner,
                 "pid" => Test::Pid(
                     value
-                        .parse()
-                        .map_err(|_| err("a pid is a positive number, or `none`"))?,
+                        .split(',')
+                        .map(|p| p.parse())
+                        .collect::<Result<Vec<u32>, _>>()
+                        .map_err(|_| {
+                            err("a pid is a positive number (several: 12,34), or `none`")
+                        })?,
                 ),
                 "proc" | "process" => Test::Process(value.to_lowercase()),
                 "user" => Test::User(value.to_string()),
@@ -222,15 +250,17 @@ impl Test {
             Test::Port(p) => s.local.port() == *p || s.remote.port() == *p,
             Test::LocalPort(p) => s.local.port() == *p,
             Test::RemotePort(p) => s.remote.port() == *p,
-            Test::Pid(pid) => s.owners.iter().any(|o| o.pid == *pid),
-            Test::NoOwner => s.owners.is_empty(),
+            Test::Pid(pids) => holders::effective(snap, s)
+                .iter()
+                .any(|o| pids.contains(&o.pid)),
+            Test::NoOwner => holders::effective(snap, s).is_empty(),
             Test::Process(name) => owner_name_contains(s, snap, name),
             Test::User(user) => {
                 let is = |uid: u32| {
                     uid.to_string() == *user || snap.user_name(uid) == Some(user.as_str())
                 };
                 is(s.uid)
-                    || s.owners
+                    || holders::effective(snap, s)
                         .iter()
                         .any(|o| snap.process(o.pid).and_then(|p| p.uid).is_some_and(is))
             }
@@ -248,7 +278,7 @@ impl Test {
 }
 
 fn owner_name_contains(s: &Socket, snap: &Snapshot, lower: &str) -> bool {
-    s.owners.iter().any(|o| {
+    holders::effective(snap, s).iter().any(|o| {
         snap.process(o.pid)
             .is_some_and(|p| p.name.to_lowercase().contains(lower))
     })

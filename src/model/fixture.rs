@@ -47,6 +47,7 @@ pub fn process(pid: u32, name: &str, cmdline: &str, uid: u32, user: &str) -> Pro
         cmdline: cmdline.to_string(),
         uid: Some(uid),
         user: Some(user.to_string()),
+        closed_sockets: 0,
     }
 }
 
@@ -162,6 +163,7 @@ pub fn small() -> Snapshot {
         users,
         attribution: Default::default(),
         system,
+        derived: Default::default(),
     }
 }
 
@@ -181,6 +183,84 @@ pub fn leaking(n: u64) -> Snapshot {
             0,
             &[(1000, 50 + i as u32)],
         ));
+    }
+    snap
+}
+
+/// [`small`] plus a forking server on 127.0.0.1:6900: parent 100 and child
+/// 101 (both `oracle`) hold the listener and three CLOSE_WAIT connections
+/// (the child inherited them), and 101 holds one more of its own.
+pub fn forked() -> Snapshot {
+    let mut snap = small();
+    let both = |fd: u32| [(100, fd), (101, fd)];
+    snap.sockets.push(socket(
+        Proto::Tcp,
+        TcpState::Listen,
+        "127.0.0.1:6900",
+        "0.0.0.0:0",
+        9001,
+        0,
+        &both(3),
+    ));
+    for i in 0..3u16 {
+        snap.sockets.push(socket(
+            Proto::Tcp,
+            TcpState::CloseWait,
+            "127.0.0.1:6900",
+            &format!("127.0.0.1:{}", 50000 + i),
+            9100 + u64::from(i),
+            0,
+            &both(4 + u32::from(i)),
+        ));
+    }
+    snap.sockets.push(socket(
+        Proto::Tcp,
+        TcpState::CloseWait,
+        "127.0.0.1:6900",
+        "127.0.0.1:50010",
+        9200,
+        0,
+        &[(101, 9)],
+    ));
+    snap.processes
+        .insert(100, process(100, "oracle", "oracle --serve", 0, "root"));
+    snap.processes
+        .insert(101, process(101, "oracle", "oracle --serve", 0, "root"));
+    snap
+}
+
+/// [`small`] plus a prefork pool on *:8080: master 200 and `workers`
+/// workers (201, 202, ...) all hold the listener; each worker holds `leaks`
+/// CLOSE_WAIT connections of its own.
+pub fn prefork(workers: u32, leaks: u32) -> Snapshot {
+    let mut snap = small();
+    let pids: Vec<(u32, u32)> = (0..=workers).map(|w| (200 + w, 3)).collect();
+    snap.sockets.push(socket(
+        Proto::Tcp,
+        TcpState::Listen,
+        "0.0.0.0:8080",
+        "0.0.0.0:0",
+        8000,
+        33,
+        &pids,
+    ));
+    snap.processes
+        .insert(200, process(200, "gunicorn", "gunicorn: master", 33, "www"));
+    for w in 1..=workers {
+        let pid = 200 + w;
+        snap.processes
+            .insert(pid, process(pid, "gunicorn", "gunicorn: worker", 33, "www"));
+        for i in 0..leaks {
+            snap.sockets.push(socket(
+                Proto::Tcp,
+                TcpState::CloseWait,
+                "10.0.0.1:8080",
+                &format!("10.0.0.{}:{}", 10 + w, 40000 + i),
+                u64::from(80_000 + w * 1000 + i),
+                33,
+                &[(pid, 10 + i)],
+            ));
+        }
     }
     snap
 }

@@ -1,5 +1,6 @@
 //! Grouping a snapshot by state, process, local port and remote host.
 
+use super::holders;
 use super::snapshot::Snapshot;
 use super::socket::{Proto, Socket, TcpState};
 use std::collections::HashMap;
@@ -49,28 +50,80 @@ pub fn by_state<'a>(sockets: impl IntoIterator<Item = &'a Socket>) -> StateCount
 pub struct ProcessGroup {
     pub pid: Option<u32>,
     pub counts: StateCounts,
+    /// Of these, the sockets another process holds too (after fork, in a
+    /// prefork pool, passed over a unix socket).
+    pub shared: u32,
+    /// The process it shares most of them with, and how many.
+    pub shared_with: Option<(u32, u32)>,
+    /// Of these, connections still waiting in the accept queue of one of its
+    /// listeners (counted for the listener's holders).
+    pub queued: u32,
 }
 
+/// Sockets held by more processes than this count as shared for each, but
+/// are not paired up (a listener shared by 64 workers would make 2,016 pairs).
+const MAX_PAIRED: usize = 16;
+
 /// A socket held by several processes (after fork, SO_REUSEPORT workers) counts
-/// for each of them.
-pub fn by_process<'a>(sockets: impl IntoIterator<Item = &'a Socket>) -> Vec<ProcessGroup> {
-    let mut groups: HashMap<Option<u32>, StateCounts> = HashMap::new();
+/// for each of them; a connection in an accept queue counts for the holders
+/// of its listener.
+pub fn by_process<'a>(
+    snap: &Snapshot,
+    sockets: impl IntoIterator<Item = &'a Socket>,
+) -> Vec<ProcessGroup> {
+    #[derive(Default)]
+    struct Acc {
+        counts: StateCounts,
+        shared: u32,
+        queued: u32,
+    }
+    let mut groups: HashMap<Option<u32>, Acc> = HashMap::new();
+    let mut pairs: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut pids = Vec::new();
     for s in sockets {
-        if s.owners.is_empty() {
-            groups.entry(None).or_default().add(s.state);
+        let owners = holders::effective(snap, s);
+        if owners.is_empty() {
+            groups.entry(None).or_default().counts.add(s.state);
+            continue;
         }
-        let mut last = None;
-        for o in &s.owners {
-            // A process that holds one socket in two fds counts it once.
-            if last != Some(o.pid) {
-                groups.entry(Some(o.pid)).or_default().add(s.state);
+        let queued = s.owners.is_empty();
+        pids.clear();
+        // A process that holds one socket in two fds counts it once.
+        pids.extend(holders::pids(owners));
+        for &pid in &pids {
+            let g = groups.entry(Some(pid)).or_default();
+            g.counts.add(s.state);
+            g.queued += u32::from(queued);
+            if pids.len() > 1 {
+                g.shared += 1;
             }
-            last = Some(o.pid);
+        }
+        if pids.len() > 1 && pids.len() <= MAX_PAIRED {
+            for (n, &a) in pids.iter().enumerate() {
+                for &b in &pids[n + 1..] {
+                    *pairs.entry((a, b)).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut with: HashMap<u32, (u32, u32)> = HashMap::new();
+    for ((a, b), n) in pairs {
+        for (me, other) in [(a, b), (b, a)] {
+            let e = with.entry(me).or_insert((other, n));
+            if n > e.1 || (n == e.1 && other < e.0) {
+                *e = (other, n);
+            }
         }
     }
     let mut out: Vec<ProcessGroup> = groups
         .into_iter()
-        .map(|(pid, counts)| ProcessGroup { pid, counts })
+        .map(|(pid, a)| ProcessGroup {
+            pid,
+            counts: a.counts,
+            shared: a.shared,
+            shared_with: pid.and_then(|p| with.get(&p).copied()),
+            queued: a.queued,
+        })
         .collect();
     out.sort_by_key(|g| (std::cmp::Reverse(g.counts.total()), g.pid));
     out
@@ -86,7 +139,10 @@ pub struct PortGroup {
     pub pids: Vec<u32>,
 }
 
-pub fn by_local_port<'a>(sockets: impl IntoIterator<Item = &'a Socket>) -> Vec<PortGroup> {
+pub fn by_local_port<'a>(
+    snap: &Snapshot,
+    sockets: impl IntoIterator<Item = &'a Socket>,
+) -> Vec<PortGroup> {
     let mut groups: HashMap<(Proto, u16), PortGroup> = HashMap::new();
     for s in sockets {
         let g = groups
@@ -98,7 +154,7 @@ pub fn by_local_port<'a>(sockets: impl IntoIterator<Item = &'a Socket>) -> Vec<P
                 pids: Vec::new(),
             });
         g.counts.add(s.state);
-        g.pids.extend(s.owners.iter().map(|o| o.pid));
+        g.pids.extend(holders::pids(holders::effective(snap, s)));
     }
     let mut out: Vec<PortGroup> = groups
         .into_values()
@@ -196,7 +252,7 @@ mod tests {
     #[test]
     fn processes_are_ranked_by_sockets_and_unowned_get_their_own_row() {
         let snap = fixture::small();
-        let groups = by_process(&snap.sockets);
+        let groups = by_process(&snap, &snap.sockets);
         assert_eq!(groups[0].pid, Some(1000));
         assert_eq!(groups[0].counts.get(TcpState::CloseWait), 2);
         assert_eq!(groups[0].counts.total(), 3);
@@ -213,7 +269,7 @@ mod tests {
         snap.sockets[0]
             .owners
             .push(crate::model::Owner { pid: 1001, fd: 9 });
-        let groups = by_process(&snap.sockets);
+        let groups = by_process(&snap, &snap.sockets);
         let child = groups.iter().find(|g| g.pid == Some(1001)).unwrap();
         assert_eq!(child.counts.total(), 1);
     }
@@ -221,7 +277,7 @@ mod tests {
     #[test]
     fn ports_group_services_with_their_owners() {
         let snap = fixture::small();
-        let groups = by_local_port(&snap.sockets);
+        let groups = by_local_port(&snap, &snap.sockets);
         // 80 and 6800 both have three sockets; ties go to the lower port.
         assert_eq!((groups[0].port, groups[0].counts.total()), (80, 3));
         assert_eq!((groups[1].port, groups[1].counts.total()), (6800, 3));

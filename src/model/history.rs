@@ -61,12 +61,23 @@ pub struct ProcessSample {
     pub rate: Option<Rate>,
 }
 
+/// One service's (see [`crate::model::holders::Service`]) trouble in one sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceSample {
+    pub close_wait: u32,
+    /// Descriptors of TCP sockets that are in no socket table any more.
+    pub closed_sockets: u32,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct History {
     samples: VecDeque<Sample>,
     /// pid → its socket counts per sample, newest last; aligned with the
     /// newest entries of `samples`.
     process_totals: HashMap<Option<u32>, VecDeque<ProcessSample>>,
+    /// Service id (its lowest pid; None: no holder) → its trouble per sample,
+    /// newest last. A socket shared by a service's processes counts once.
+    service_totals: HashMap<Option<u32>, VecDeque<ServiceSample>>,
     /// Kernel counters over time, for rates.
     pub counters: CounterHistory,
     /// Throughput per sample of the connections that carried any, for the
@@ -98,9 +109,9 @@ impl History {
             at,
             counts: group::by_state(&snap.sockets),
         });
-        let process_rates = self.record_connections(snap, elapsed);
+        let (process_rates, mut services) = self.record_connections(snap, elapsed);
 
-        let groups = group::by_process(&snap.sockets);
+        let groups = group::by_process(snap, &snap.sockets);
         let mut seen = std::collections::HashSet::with_capacity(groups.len());
         let depth = self.samples.len().min(TREND_SAMPLES);
         for g in &groups {
@@ -121,6 +132,22 @@ impl History {
             }
             series.iter().any(|n| n.total > 0)
         });
+        for p in snap.processes.values() {
+            if p.closed_sockets > 0
+                && let Some(svc) = snap.holders().service_of(p.pid)
+            {
+                services.entry(Some(svc.id)).or_default().closed_sockets += p.closed_sockets;
+            }
+        }
+        for (id, sample) in &services {
+            push_bounded(self.service_totals.entry(*id).or_default(), *sample, depth);
+        }
+        self.service_totals.retain(|id, series| {
+            if !services.contains_key(id) {
+                push_bounded(series, ServiceSample::default(), depth);
+            }
+            series.iter().any(|s| *s != ServiceSample::default())
+        });
         self.counters.record(at, &snap.system.counters);
     }
 
@@ -131,12 +158,19 @@ impl History {
         &mut self,
         snap: &Snapshot,
         elapsed: Option<Duration>,
-    ) -> HashMap<Option<u32>, Rate> {
+    ) -> (
+        HashMap<Option<u32>, Rate>,
+        HashMap<Option<u32>, ServiceSample>,
+    ) {
         let at = snap.taken_at;
+        let mut services: HashMap<Option<u32>, ServiceSample> = HashMap::new();
         self.generation += 1;
         let generation = self.generation;
         let mut per_process: HashMap<Option<u32>, Rate> = HashMap::new();
         for s in &snap.sockets {
+            if s.state == TcpState::CloseWait && s.proto == crate::model::Proto::Tcp {
+                services.entry(service_id(snap, s)).or_default().close_wait += 1;
+            }
             let key = s.key();
             let entry = self.since.entry(key).or_insert(Since {
                 state: s.state,
@@ -180,7 +214,7 @@ impl History {
         let since = &self.since;
         self.conn_rates
             .retain(|k, series| since.contains_key(k) && series.iter().any(|r| r.total() > 0));
-        per_process
+        (per_process, services)
     }
 
     pub fn samples(&self) -> &VecDeque<Sample> {
@@ -243,7 +277,28 @@ impl History {
     /// How a process's CLOSE_WAIT count changed over the trend window:
     /// (change, time it covers). None before two samples.
     pub fn close_wait_change(&self, pid: Option<u32>) -> Option<(i64, Duration)> {
-        let series = self.process_totals.get(&pid)?;
+        self.change(self.process_totals.get(&pid)?, |p| p.close_wait)
+    }
+
+    /// How a service's CLOSE_WAIT count changed over the trend window. The
+    /// service is named by its id (lowest pid), None for sockets no process holds.
+    pub fn service_close_wait_change(&self, id: Option<u32>) -> Option<(i64, Duration)> {
+        self.change(self.service_totals.get(&id)?, |s| s.close_wait)
+    }
+
+    /// How a service's descriptors of closed TCP sockets changed over the
+    /// trend window.
+    pub fn service_closed_sockets_change(&self, id: Option<u32>) -> Option<(i64, Duration)> {
+        self.change(self.service_totals.get(&id)?, |s| s.closed_sockets)
+    }
+
+    /// Change of `value` between the oldest and newest entry of `series`
+    /// (aligned with the newest samples), and the time it covers.
+    fn change<T>(
+        &self,
+        series: &VecDeque<T>,
+        value: impl Fn(&T) -> u32,
+    ) -> Option<(i64, Duration)> {
         let n = self.samples.len();
         let k = series.len().min(n);
         if k < 2 {
@@ -251,8 +306,8 @@ impl History {
         }
         let first_at = self.samples[n - k].at;
         let last_at = self.samples[n - 1].at;
-        let change = i64::from(series[series.len() - 1].close_wait)
-            - i64::from(series[series.len() - k].close_wait);
+        let change = i64::from(value(&series[series.len() - 1]))
+            - i64::from(value(&series[series.len() - k]));
         Some((change, last_at.duration_since(first_at).unwrap_or_default()))
     }
 
@@ -285,6 +340,12 @@ impl History {
             _ => Duration::ZERO,
         }
     }
+}
+
+/// The service (its id) of a socket's first holder; None without one.
+pub fn service_id(snap: &Snapshot, s: &crate::model::Socket) -> Option<u32> {
+    let pid = crate::model::holders::effective(snap, s).first()?.pid;
+    snap.holders().service_of(pid).map(|svc| svc.id)
 }
 
 fn push_bounded<T>(series: &mut VecDeque<T>, value: T, depth: usize) {

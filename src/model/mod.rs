@@ -10,6 +10,7 @@ pub mod fixture;
 pub mod format;
 pub mod group;
 pub mod history;
+pub mod holders;
 pub mod snapshot;
 pub mod socket;
 pub mod sysctl_advice;

@@ -1,5 +1,6 @@
 //! One immutable picture of the machine's sockets at an instant.
 
+use super::holders::Holders;
 use super::socket::{Process, Socket};
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -86,9 +87,40 @@ pub struct Snapshot {
     pub users: HashMap<u32, String>,
     pub attribution: Attribution,
     pub system: SystemContext,
+    /// Shared holders, services and accept queues, derived on first use.
+    pub derived: Derived,
+}
+
+/// What is derived from a snapshot's sockets, computed once on first use.
+/// A clone starts empty (it may be changed before use); equality ignores it.
+#[derive(Default)]
+pub struct Derived(std::sync::OnceLock<Holders>);
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Derived::default()
+    }
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
 }
 
 impl Snapshot {
+    /// Who really holds each socket: shared holders, services, accept queues.
+    /// Built on first use from the sockets as they are then.
+    pub fn holders(&self) -> &Holders {
+        self.derived.0.get_or_init(|| Holders::build(self))
+    }
+
     pub fn empty(source: SourceKind) -> Snapshot {
         Snapshot {
             taken_at: SystemTime::UNIX_EPOCH,
@@ -98,6 +130,7 @@ impl Snapshot {
             users: HashMap::new(),
             attribution: Attribution::default(),
             system: SystemContext::default(),
+            derived: Derived::default(),
         }
     }
 
@@ -109,9 +142,10 @@ impl Snapshot {
         self.users.get(&uid).map(String::as_str)
     }
 
-    /// The name of the first owner of a socket, if known.
+    /// The name of a socket's holder (the listener's, for a connection in
+    /// its accept queue), if known.
     pub fn owner_name(&self, socket: &Socket) -> Option<&str> {
-        let owner = socket.first_owner()?;
+        let owner = super::holders::effective(self, socket).first()?;
         self.processes.get(&owner.pid).map(|p| p.name.as_str())
     }
 }

@@ -293,6 +293,11 @@ pub struct Process {
     pub cmdline: String,
     pub uid: Option<u32>,
     pub user: Option<String>,
+    /// TCP sockets it still holds a descriptor of that are in no socket
+    /// table any more: destroyed, reset and closed by the kernel, or never
+    /// connected. `lsof` lists them (`protocol: TCP`), `ss` does not. Only
+    /// `close()` or exit frees them.
+    pub closed_sockets: u32,
 }
 
 /// Formats an address for humans the way `ss` does: `[::1]:80`, `127.0.0.1:80`, `*:80`.

@@ -4,6 +4,7 @@
 
 use super::group::{self, PortGroup, ProcessGroup, RemoteGroup, StateCounts};
 use super::history::History;
+use super::holders;
 use super::snapshot::Snapshot;
 use super::socket::{ConnKey, Proto, Socket, TcpState, format_addr};
 use crate::sanitize::clean;
@@ -98,6 +99,8 @@ const PROCESS_COLUMNS: &[Column] = &[
     col("IN/s", 6, true, 3),
     col("OUT/s", 6, true, 3),
     col("TREND", 12, true, 3),
+    col("SHARED", 11, false, 2),
+    col("CLOSED", 6, true, 3),
 ];
 
 const PORT_COLUMNS: &[Column] = &[
@@ -171,6 +174,24 @@ pub struct ViewCtx<'a> {
     pub now: SystemTime,
     /// Reverse-DNS names, when the user turned them on.
     pub names: Option<&'a HashMap<IpAddr, String>>,
+    /// Pids the filter asks for: among a socket's holders these are shown
+    /// (inside a process's drill-down, that process).
+    pub prefer: Vec<u32>,
+}
+
+impl ViewCtx<'_> {
+    /// The pid to show for a socket's holders, and how many others hold it.
+    pub fn shown_holder(&self, s: &Socket) -> Option<(u32, usize)> {
+        let owners = holders::effective(self.snap, s);
+        let all: Vec<u32> = holders::pids(owners).collect();
+        let first = *all.first()?;
+        let pid = all
+            .iter()
+            .copied()
+            .find(|p| self.prefer.contains(p))
+            .unwrap_or(first);
+        Some((pid, all.len() - 1))
+    }
 }
 
 impl Row {
@@ -206,11 +227,11 @@ impl Row {
 pub fn build(grouping: Grouping, snap: &Snapshot, indices: &[usize]) -> Vec<Row> {
     let sockets = indices.iter().map(|&i| &snap.sockets[i]);
     match grouping {
-        Grouping::Process => group::by_process(sockets)
+        Grouping::Process => group::by_process(snap, sockets)
             .into_iter()
             .map(Row::Process)
             .collect(),
-        Grouping::Port => group::by_local_port(sockets)
+        Grouping::Port => group::by_local_port(snap, sockets)
             .into_iter()
             .map(Row::Port)
             .collect(),
@@ -266,11 +287,42 @@ fn process_name(snap: &Snapshot, pid: Option<u32>) -> &str {
         .unwrap_or("-")
 }
 
+/// Descriptors of closed TCP sockets a process holds; None for none.
+fn closed_sockets(snap: &Snapshot, pid: Option<u32>) -> Option<u32> {
+    pid.and_then(|p| snap.process(p))
+        .map(|p| p.closed_sockets)
+        .filter(|&n| n > 0)
+}
+
 fn port_owners(snap: &Snapshot, pids: &[u32]) -> String {
     match pids {
         [] => "-".to_string(),
         [one] => process_name(snap, Some(*one)).to_string(),
         [first, rest @ ..] => format!("{} +{}", process_name(snap, Some(*first)), rest.len()),
+    }
+}
+
+/// A connection's PROCESS cell: `oracle`, `oracle +1` when another process
+/// holds it too, `oracle (queue)` while it waits in oracle's accept queue,
+/// or why nothing holds it: `(time-wait)`, `(orphan)`, ...
+pub fn holder_text(ctx: &ViewCtx, s: &Socket) -> String {
+    let snap = ctx.snap;
+    match ctx.shown_holder(s) {
+        Some((pid, others)) => {
+            let name = clean(process_name(snap, Some(pid))).into_owned();
+            let mut text = if others > 0 {
+                format!("{name} +{others}")
+            } else {
+                name
+            };
+            if s.owners.is_empty() {
+                text.push_str(" (queue)");
+            }
+            text
+        }
+        None => holders::why_none(snap, s)
+            .map_or("-", |w| w.label())
+            .to_string(),
     }
 }
 
@@ -291,7 +343,7 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
             10 | 11 => Num(ctx.history.process_rate(g.pid).map_or(-1, |r| {
                 (if col == 10 { r.in_bps } else { r.out_bps }) as i64
             })),
-            _ => {
+            12 => {
                 // TREND: growth over the window.
                 let t = ctx.history.process_trend(g.pid);
                 Num(match (t.first(), t.last()) {
@@ -299,6 +351,8 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
                     _ => 0,
                 })
             }
+            13 => Num(i64::from(g.shared)),
+            _ => Num(closed_sockets(snap, g.pid).map_or(0, i64::from)),
         },
         Row::Port(g) => match col {
             0 => Text(g.proto.name().to_string()),
@@ -322,8 +376,8 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
                 3 => Text(format_addr(&s.remote)),
                 4 => Num(i64::from(s.recv_q)),
                 5 => Num(i64::from(s.send_q)),
-                6 => Num(s.first_owner().map_or(-1, |o| i64::from(o.pid))),
-                7 => Text(process_name(snap, s.first_owner().map(|o| o.pid)).to_lowercase()),
+                6 => Num(ctx.shown_holder(s).map_or(-1, |(p, _)| i64::from(p))),
+                7 => Text(holder_text(ctx, s).to_lowercase()),
                 _ => Num(ctx
                     .history
                     .age(&s.key(), ctx.now)
@@ -349,11 +403,12 @@ pub fn sort(rows: &mut [Row], col: usize, descending: bool, ctx: &ViewCtx) {
             (SortKey::Text(t), false) => Ordered::Text(t),
             (SortKey::Text(t), true) => Ordered::TextDesc(std::cmp::Reverse(t)),
         };
-        (k, tiebreak(r, ctx.snap))
+        (k, tiebreak(r, ctx))
     });
 }
 
-fn tiebreak(row: &Row, snap: &Snapshot) -> (i64, RowKeyOrd) {
+fn tiebreak(row: &Row, ctx: &ViewCtx) -> (i64, RowKeyOrd) {
+    let snap = ctx.snap;
     match row {
         // On a tie, processes come before "(no owner)": the cursor lands on
         // something that k and Enter can act on.
@@ -363,7 +418,7 @@ fn tiebreak(row: &Row, snap: &Snapshot) -> (i64, RowKeyOrd) {
         Row::Conn(i) => {
             let s = &snap.sockets[*i];
             (
-                s.first_owner().map_or(-1, |o| i64::from(o.pid)),
+                ctx.shown_holder(s).map_or(-1, |(p, _)| i64::from(p)),
                 RowKeyOrd::Conn(s.key()),
             )
         }
@@ -421,6 +476,12 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
             v.push(rate.map_or("-".into(), |r| format_bytes_rate(r.in_bps)));
             v.push(rate.map_or("-".into(), |r| format_bytes_rate(r.out_bps)));
             v.push(sparkline_text(&ctx.history.process_trend(g.pid), 12));
+            v.push(match g.shared_with {
+                Some((other, n)) => format!("{n} w/{other}"),
+                None if g.shared > 0 => format!("{}", g.shared),
+                None => String::new(),
+            });
+            v.push(closed_sockets(snap, g.pid).map_or(String::new(), |n| n.to_string()));
             v
         }
         Row::Port(g) => {
@@ -451,7 +512,7 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
         }
         Row::Conn(i) => {
             let s = &snap.sockets[*i];
-            let owner = s.first_owner();
+            let shown = ctx.shown_holder(s);
             let age = ctx
                 .history
                 .age(&s.key(), ctx.now)
@@ -469,8 +530,8 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
                 remote_text(&s.remote, ctx),
                 s.recv_q.to_string(),
                 s.send_q.to_string(),
-                owner.map_or("-".into(), |o| o.pid.to_string()),
-                clean(process_name(snap, owner.map(|o| o.pid))).into_owned(),
+                shown.map_or("-".into(), |(p, _)| p.to_string()),
+                holder_text(ctx, s),
                 age,
             ]
         }
@@ -488,6 +549,7 @@ mod tests {
             history,
             now: snap.taken_at,
             names: None,
+            prefer: Vec::new(),
         }
     }
 

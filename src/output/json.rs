@@ -1,6 +1,6 @@
 //! `snapshot --json`: one object per socket.
 
-use crate::model::{Owner, Snapshot, Socket, TcpInfo, Timer};
+use crate::model::{Owner, Snapshot, Socket, TcpInfo, Timer, holders};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -10,6 +10,21 @@ struct OwnerView<'a> {
     pid: u32,
     fd: u32,
     process: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct QueueView<'a> {
+    local_addr: IpAddr,
+    local_port: u16,
+    holders: Vec<OwnerView<'a>>,
+}
+
+#[derive(Serialize)]
+struct ServiceView<'a> {
+    /// Its lowest pid.
+    id: u32,
+    name: Option<&'a str>,
+    pids: &'a [u32],
 }
 
 #[derive(Serialize)]
@@ -28,7 +43,17 @@ struct SocketView<'a> {
     send_q: u32,
     pid: Option<u32>,
     process: Option<&'a str>,
+    /// Every (pid, fd) holding the socket.
     owners: Vec<OwnerView<'a>>,
+    /// For a connection nobody has accept()ed yet: the listener it waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accept_queue_of: Option<QueueView<'a>>,
+    /// Why no process holds it, when none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_holder: Option<&'static str>,
+    /// The service (processes holding sockets in common) of its holders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<ServiceView<'a>>,
     timer: Option<Timer>,
     retransmits: u8,
     cookie: String,
@@ -38,6 +63,25 @@ struct SocketView<'a> {
 
 fn view<'a>(s: &'a Socket, snap: &'a Snapshot) -> SocketView<'a> {
     let name = |o: &Owner| snap.process(o.pid).map(|p| p.name.as_str());
+    let owner_views = |owners: &[Owner]| -> Vec<OwnerView<'a>> {
+        owners
+            .iter()
+            .map(|o| OwnerView {
+                pid: o.pid,
+                fd: o.fd,
+                process: snap.process(o.pid).map(|p| p.name.as_str()),
+            })
+            .collect()
+    };
+    let queue = snap.holders().listener_of(snap, s);
+    let first = holders::effective(snap, s).first().copied();
+    let service = first
+        .and_then(|o| snap.holders().service_of(o.pid))
+        .map(|svc| ServiceView {
+            id: svc.id,
+            name: svc.name.as_deref(),
+            pids: &svc.pids,
+        });
     SocketView {
         proto: s.proto.name(),
         family: s.family.number(),
@@ -51,17 +95,16 @@ fn view<'a>(s: &'a Socket, snap: &'a Snapshot) -> SocketView<'a> {
         user: snap.user_name(s.uid),
         recv_q: s.recv_q,
         send_q: s.send_q,
-        pid: s.first_owner().map(|o| o.pid),
-        process: s.first_owner().and_then(|o| name(&o)),
-        owners: s
-            .owners
-            .iter()
-            .map(|o| OwnerView {
-                pid: o.pid,
-                fd: o.fd,
-                process: name(o),
-            })
-            .collect(),
+        pid: first.map(|o| o.pid),
+        process: first.and_then(|o| name(&o)),
+        owners: owner_views(&s.owners),
+        accept_queue_of: queue.map(|l| QueueView {
+            local_addr: l.local.ip(),
+            local_port: l.local.port(),
+            holders: owner_views(&l.owners),
+        }),
+        no_holder: holders::why_none(snap, s).map(|w| w.reason()),
+        service,
         timer: s.timer,
         retransmits: s.retransmits,
         cookie: format!("{:016x}", s.cookie),

@@ -1,6 +1,6 @@
 //! `snapshot` for people: an aligned table and a per-state summary line.
 
-use crate::model::{Snapshot, Socket, TcpState, group, socket::format_addr};
+use crate::model::{Snapshot, Socket, TcpState, group, holders, socket::format_addr};
 use crate::sanitize::clean;
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
@@ -11,19 +11,26 @@ const HEADERS: [&str; 9] = [
 /// Right-aligned columns (numbers).
 const RIGHT: [bool; 9] = [false, false, false, false, true, true, true, false, false];
 
-fn row(s: &Socket, snap: &Snapshot) -> [String; 9] {
-    let owner = s.first_owner();
-    let process = owner.and_then(|o| snap.process(o.pid));
-    let distinct_pids = {
-        let mut pids: Vec<u32> = s.owners.iter().map(|o| o.pid).collect();
-        pids.dedup();
-        pids.len()
+fn row(s: &Socket, snap: &Snapshot, prefer: &[u32]) -> [String; 9] {
+    let owners = holders::effective(snap, s);
+    let pids: Vec<u32> = holders::pids(owners).collect();
+    // The pid the filter asked for (`snapshot pid:B`) is shown first.
+    let pid = pids
+        .iter()
+        .copied()
+        .find(|p| prefer.contains(p))
+        .or(pids.first().copied());
+    let process = pid.and_then(|p| snap.process(p));
+    let mut name = match (process, holders::why_none(snap, s)) {
+        (Some(p), _) => clean(&p.name).into_owned(),
+        (None, Some(why)) => why.label().to_string(),
+        (None, None) => "-".into(),
     };
-    let mut name = process
-        .map(|p| clean(&p.name).into_owned())
-        .unwrap_or_else(|| "-".into());
-    if distinct_pids > 1 {
-        name.push_str(&format!(" (+{})", distinct_pids - 1));
+    if pids.len() > 1 {
+        name.push_str(&format!(" (+{})", pids.len() - 1));
+    }
+    if s.owners.is_empty() && pid.is_some() {
+        name.push_str(" (accept queue)");
     }
     let user = process
         .and_then(|p| p.user.clone())
@@ -36,9 +43,7 @@ fn row(s: &Socket, snap: &Snapshot) -> [String; 9] {
         format_addr(&s.remote),
         s.recv_q.to_string(),
         s.send_q.to_string(),
-        owner
-            .map(|o| o.pid.to_string())
-            .unwrap_or_else(|| "-".into()),
+        pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
         name,
         clean(&user).into_owned(),
     ]
@@ -50,10 +55,11 @@ pub fn write_table<W: Write>(
     out: W,
     snap: &Snapshot,
     sockets: &[&Socket],
+    prefer: &[u32],
     color: bool,
 ) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(1 << 16, out);
-    let rows: Vec<[String; 9]> = sockets.iter().map(|s| row(s, snap)).collect();
+    let rows: Vec<[String; 9]> = sockets.iter().map(|s| row(s, snap, prefer)).collect();
     let mut widths = HEADERS.map(|h| h.len());
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -112,7 +118,7 @@ mod tests {
     fn render(snap: &Snapshot) -> String {
         let all: Vec<&Socket> = snap.sockets.iter().collect();
         let mut buf = Vec::new();
-        write_table(&mut buf, snap, &all, false).unwrap();
+        write_table(&mut buf, snap, &all, &[], false).unwrap();
         String::from_utf8(buf).unwrap()
     }
 
@@ -155,7 +161,7 @@ mod tests {
         let snap = fixture::small();
         let all: Vec<&Socket> = snap.sockets.iter().collect();
         let mut buf = Vec::new();
-        write_table(&mut buf, &snap, &all, true).unwrap();
+        write_table(&mut buf, &snap, &all, &[], true).unwrap();
         assert!(
             String::from_utf8(buf)
                 .unwrap()

@@ -388,6 +388,7 @@ impl Cursor {
             users: self.users.clone(),
             attribution: self.attribution.into(),
             system: self.system.clone(),
+            derived: Default::default(),
         }
     }
 }

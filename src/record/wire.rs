@@ -380,6 +380,8 @@ impl From<WireProcess> for Process {
             cmdline: p.cmdline,
             uid: p.uid,
             user: p.user,
+            // Not recorded (format version 1 has no room for it).
+            closed_sockets: 0,
         }
     }
 }

@@ -227,10 +227,12 @@ fn process_sockets(snap: &Snapshot, top: usize) -> Family {
 }
 
 /// Every finding kind, for series that exist (at zero) before the first finding.
-pub const KINDS: [Kind; 7] = [
+pub const KINDS: [Kind; 9] = [
     Kind::CloseWaitLeak,
+    Kind::ClosedSocketsHeld,
     Kind::FinWait2,
     Kind::TimeWaitPressure,
+    Kind::AcceptStalled,
     Kind::ListenQueueFull,
     Kind::SynFlood,
     Kind::Retransmissions,

@@ -5,6 +5,7 @@ use super::Theme;
 use crate::app::App;
 use crate::model::explain::explain;
 use crate::model::history::Rate;
+use crate::model::holders;
 use crate::model::socket::format_addr;
 use crate::model::view::{Row, format_age, format_bytes_rate};
 use crate::model::{Snapshot, Socket, TimerKind};
@@ -154,18 +155,41 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
             format_addr(&s.remote)
         )),
     ])];
-    if s.owners.is_empty() {
+    let queue = snap.holders().listener_of(snap, s);
+    if let Some(l) = queue {
+        let holders: Vec<String> = holders::pids(&l.owners)
+            .map(|p| match snap.process(p) {
+                Some(proc_) => format!("{} {p}", clean(&proc_.name)),
+                None => p.to_string(),
+            })
+            .collect();
         lines.push(Line::from(kv(
-            "owners  ",
-            if s.inode == 0 {
-                "none: no process holds this socket any more (the kernel keeps it)".into()
-            } else {
-                "unknown (run as root to see other users' processes)".into()
-            },
+            "queue   ",
+            format!(
+                "accept queue of {}, {}: the kernel completed the handshake; the program has not accept()ed it, so it has no descriptor yet",
+                format_addr(&l.local),
+                if holders.is_empty() { "no visible holder".to_string() } else { holders.join(", ") }
+            ),
+            theme,
+        )));
+    } else if let Some(why) = holders::why_none(snap, s) {
+        let text = match why {
+            holders::NoHolder::Unseen if !snap.attribution.as_root => {
+                "unknown: its process's fd table is not readable (run as root to see other users' processes)".to_string()
+            }
+            w => format!("none: {}", w.reason()),
+        };
+        lines.push(Line::from(kv("owners  ", text, theme)));
+    }
+    let shared = holders::pids(&s.owners).count();
+    if shared > 1 {
+        lines.push(Line::from(kv(
+            "shared  ",
+            format!("held by {shared} processes: it is freed only when every one of them closes it or exits"),
             theme,
         )));
     }
-    for o in &s.owners {
+    for o in queue.map_or(&s.owners[..], |l| &l.owners[..]) {
         let text = match snap.process(o.pid) {
             Some(p) => format!(
                 "pid {} fd {} {} ({}) — {}",
@@ -177,7 +201,12 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
             ),
             None => format!("pid {} fd {}", o.pid, o.fd),
         };
-        lines.push(Line::from(kv("owner   ", text, theme)));
+        let key = if queue.is_some() {
+            "listener"
+        } else {
+            "owner   "
+        };
+        lines.push(Line::from(kv(key, text, theme)));
     }
     let timer = match s.timer {
         None => "none".to_string(),
@@ -303,6 +332,72 @@ fn group_lines<'a>(app: &'a App, row: &'a Row, theme: &Theme) -> Vec<Line<'a>> {
         theme.dim(),
     )));
     if let Row::Process(g) = row {
+        if let Some((other, n)) = g.shared_with {
+            let name = snap.process(other).map(|p| clean(&p.name).into_owned());
+            lines.push(Line::from(kv(
+                "shared  ",
+                format!(
+                    "shares {n} of {} with {}{}{}: those are freed only when both close them or exit",
+                    g.counts.total(),
+                    other,
+                    name.map_or(String::new(), |n| format!(" {n}")),
+                    if g.shared > n { format!(" ({} shared in all)", g.shared) } else { String::new() },
+                ),
+                theme,
+            )));
+        }
+        if g.queued > 0 {
+            lines.push(Line::from(kv(
+                "queue   ",
+                format!(
+                    "{} of them wait in the accept queue of its listeners (not accept()ed yet)",
+                    g.queued
+                ),
+                theme,
+            )));
+        }
+        if let Some(p) = g.pid.and_then(|p| snap.process(p))
+            && p.closed_sockets > 0
+        {
+            lines.push(Line::from(kv(
+                "closed  ",
+                format!("{} descriptors of TCP sockets already closed (in no socket table): only close() or exit frees them", p.closed_sockets),
+                theme,
+            )));
+        }
+        if let Some(svc) = g
+            .pid
+            .and_then(|p| snap.holders().service_of(p))
+            .filter(|s| s.is_shared())
+        {
+            let pids: Vec<String> = svc.pids.iter().take(8).map(u32::to_string).collect();
+            lines.push(Line::from(kv(
+                "service ",
+                format!(
+                    "{} pids {}{} (they hold sockets in common){}",
+                    clean(svc.name.as_deref().unwrap_or("?")),
+                    pids.join(", "),
+                    if svc.pids.len() > 8 {
+                        format!(" and {} more", svc.pids.len() - 8)
+                    } else {
+                        String::new()
+                    },
+                    if svc.ports.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", listening on {}",
+                            svc.ports
+                                .iter()
+                                .map(u16::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
+                ),
+                theme,
+            )));
+        }
         let trend = app.history.process_trend(g.pid);
         lines.push(Line::from(kv(
             "trend   ",

@@ -93,8 +93,19 @@ fn kill_lines<'a>(app: &App, d: &'a KillDialog, theme: &Theme) -> Vec<Line<'a>> 
             format!("{} held, {} in CLOSE_WAIT", o.sockets, o.close_wait),
             theme,
         ),
-        Line::from(""),
     ];
+    if let Some(only) = d.choices.first().filter(|_| d.choices.len() == 1) {
+        lines.push(field(
+            "frees",
+            clean(&only.describe(&app.snapshot)).into_owned(),
+            theme,
+        ));
+    }
+    lines.push(Line::from(""));
+    if d.choices.len() > 1 {
+        lines.extend(choice_lines(app, d, theme));
+        lines.push(Line::from(""));
+    }
     for (i, s) in Signal::ALL.iter().enumerate() {
         let chosen = *s == d.signal;
         let label = if i == 0 { " signal" } else { "" };
@@ -125,10 +136,65 @@ fn kill_lines<'a>(app: &App, d: &'a KillDialog, theme: &Theme) -> Vec<Line<'a>> 
         )),
         None => Line::from(Span::styled(" opening the process…", theme.dim())),
     });
-    lines.push(keys_line(
-        &[("Enter", "send"), ("↑↓", "signal"), ("Esc", "cancel")],
-        theme,
-    ));
+    let keys: &[(&str, &str)] = if d.choices.len() > 1 {
+        &[
+            ("Enter", "send"),
+            ("↑↓", "signal"),
+            ("←→", "whom"),
+            ("Esc", "cancel"),
+        ]
+    } else {
+        &[("Enter", "send"), ("↑↓", "signal"), ("Esc", "cancel")]
+    };
+    lines.push(keys_line(keys, theme));
+    lines
+}
+
+/// Choices shown at once; the rest scroll with ←→.
+const CHOICES_SHOWN: usize = 3;
+
+/// Whom to signal: each holder of the selection, then all of them, with what
+/// each choice frees (a socket is freed only when all its holders let go).
+fn choice_lines<'a>(app: &App, d: &KillDialog, theme: &Theme) -> Vec<Line<'a>> {
+    let n = d.choices.len();
+    let first = d
+        .choice
+        .saturating_sub(CHOICES_SHOWN - 1)
+        .min(n.saturating_sub(CHOICES_SHOWN));
+    let mut lines = Vec::new();
+    for (i, c) in d.choices.iter().enumerate().skip(first).take(CHOICES_SHOWN) {
+        let chosen = i == d.choice;
+        let label = if i == first { " to" } else { "" };
+        let who = match &c.pids[..] {
+            [one] => {
+                let name = app
+                    .snapshot
+                    .process(*one)
+                    .map_or("?".to_string(), |p| clean(&p.name).into_owned());
+                format!("{one} {name}")
+            }
+            many => format!("all {} holders", many.len()),
+        };
+        let style = if chosen {
+            theme.selected()
+        } else {
+            Style::new()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{label:<10}"), theme.dim()),
+            Span::raw(if chosen { "▶ " } else { "  " }),
+            Span::styled(
+                format!("{who:<18} {}", clean(&c.describe(&app.snapshot))),
+                style,
+            ),
+        ]));
+    }
+    if n > CHOICES_SHOWN {
+        lines.push(Line::from(Span::styled(
+            format!("{:<12}{} of {n}  ←→ for the others", "", d.choice + 1),
+            theme.dim(),
+        )));
+    }
     lines
 }
 
@@ -139,6 +205,40 @@ fn keys_line<'a>(keys: &[(&'a str, &'a str)], theme: &Theme) -> Line<'a> {
         spans.push(Span::styled(format!(" {what}  "), theme.dim()));
     }
     Line::from(spans)
+}
+
+/// What the destroy would hurt (true) or leave (false), one line each.
+fn destroy_notes(d: &DestroyDialog) -> Vec<(String, bool)> {
+    let mut notes: Vec<(String, bool)> = d
+        .warnings
+        .iter()
+        .map(|w| (format!(" ! {}", clean(w)), true))
+        .collect();
+    if d.spared_listeners > 0 {
+        notes.push((
+            format!(
+                " {} listener{} left out: add state:listen to the filter to include {}",
+                d.spared_listeners,
+                if d.spared_listeners == 1 { "" } else { "s" },
+                if d.spared_listeners == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+            ),
+            false,
+        ));
+    }
+    let held: u32 = d.descriptors.iter().map(|(_, n)| n).sum();
+    if held > 0 {
+        notes.push((
+            format!(
+                " Their {held} descriptors stay open in their processes until close() or exit."
+            ),
+            false,
+        ));
+    }
+    notes
 }
 
 fn destroy_lines<'a>(d: &'a DestroyDialog, theme: &Theme, height: u16) -> (String, Vec<Line<'a>>) {
@@ -152,7 +252,8 @@ fn destroy_lines<'a>(d: &'a DestroyDialog, theme: &Theme, height: u16) -> (Strin
         Span::raw(states.join(", ")),
     ])];
     // Borders, the line above, and the four below the list.
-    let fixed = 2 + 1 + 4 + usize::from(d.ssh.is_some());
+    let notes = destroy_notes(d);
+    let fixed = 2 + 1 + 4 + usize::from(d.ssh.is_some()) + notes.len();
     let room = usize::from(height).saturating_sub(fixed).max(1);
     // The last page stays full however far the list was scrolled.
     let scroll = d.scroll.min(n.saturating_sub(room));
@@ -176,6 +277,10 @@ fn destroy_lines<'a>(d: &'a DestroyDialog, theme: &Theme, height: u16) -> (Strin
             format!("  {}–{end} of {n}{more}  ↑↓ PgUp PgDn scroll", scroll + 1),
             theme.dim(),
         )));
+    }
+    for (text, hurts) in notes {
+        let style = if hurts { theme.trouble() } else { theme.dim() };
+        lines.push(Line::from(Span::styled(text, style)));
     }
     lines.push(Line::from(Span::styled(
         " The kernel aborts each one (RST to the peer where needed), as ss -K.",

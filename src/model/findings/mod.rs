@@ -4,8 +4,10 @@
 //! kind lives in its own file; [`analyze`] runs them all and orders the result
 //! most severe first. Thresholds are in [`Thresholds`], documented in the README.
 
+mod accept;
 mod clients;
 mod close_wait;
+mod closed_sockets;
 mod fin_wait;
 mod listen;
 mod retrans;
@@ -14,6 +16,7 @@ mod time_wait;
 
 use super::Filter;
 use super::history::History;
+use super::holders;
 use super::snapshot::Snapshot;
 use super::socket::{Socket, TcpState};
 use serde::Serialize;
@@ -38,8 +41,10 @@ pub enum Kind {
     CloseWaitLeak,
     FinWait2,
     TimeWaitPressure,
+    AcceptStalled,
     ListenQueueFull,
     SynFlood,
+    ClosedSocketsHeld,
     Retransmissions,
     TopClients,
 }
@@ -50,7 +55,9 @@ impl Kind {
             Kind::CloseWaitLeak => "close_wait_leak",
             Kind::FinWait2 => "fin_wait2",
             Kind::TimeWaitPressure => "time_wait_pressure",
+            Kind::AcceptStalled => "accept_stalled",
             Kind::ListenQueueFull => "listen_queue_full",
+            Kind::ClosedSocketsHeld => "closed_sockets_held",
             Kind::SynFlood => "syn_flood",
             Kind::Retransmissions => "retransmissions",
             Kind::TopClients => "top_clients",
@@ -71,6 +78,15 @@ pub struct Peer {
     pub state: Option<TcpState>,
 }
 
+/// One process's part in a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holding {
+    pub pid: u32,
+    pub process: Option<String>,
+    /// The finding's sockets this process holds (shared ones count for each).
+    pub count: u64,
+}
+
 /// One thing sockscope thinks is wrong (or worth knowing).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
@@ -80,6 +96,12 @@ pub struct Finding {
     pub pid: Option<u32>,
     /// Every process involved.
     pub pids: Vec<u32>,
+    /// What each process holds of the finding's sockets, most first. A
+    /// socket held by several processes (after fork, in a prefork pool)
+    /// counts for each: only when all of them close it or exit is it freed.
+    pub holders: Vec<Holding>,
+    /// Of `count`, the sockets held by more than one process.
+    pub shared: u64,
     pub process: Option<String>,
     /// The port of the service concerned: the local port for a server's
     /// sockets (a port something listens on here), the remote one for a client's.
@@ -105,6 +127,8 @@ pub struct Finding {
     pub new_since_last: Option<u64>,
     /// Change per minute of `count`, over the kept trend window.
     pub growth_per_min: Option<f64>,
+    /// Findings this one explains (its cause comes first in the list).
+    pub related: Vec<Kind>,
 }
 
 impl Finding {
@@ -114,6 +138,8 @@ impl Finding {
             severity,
             pid: None,
             pids: Vec::new(),
+            holders: Vec::new(),
+            shared: 0,
             process: None,
             port: None,
             count,
@@ -127,6 +153,7 @@ impl Finding {
             peers: Vec::new(),
             new_since_last: None,
             growth_per_min: None,
+            related: Vec::new(),
         }
     }
 }
@@ -245,6 +272,57 @@ impl Input<'_> {
         self.snap.process(pid).map(|p| p.name.clone())
     }
 
+    /// These sockets grouped by the service of their holders (None: no
+    /// holder), so that a forked server or a prefork pool is one finding.
+    pub fn by_service<'s>(
+        &self,
+        sockets: impl Iterator<Item = &'s Socket>,
+    ) -> HashMap<Option<u32>, Vec<&'s Socket>> {
+        let mut out: HashMap<Option<u32>, Vec<&Socket>> = HashMap::new();
+        for s in sockets {
+            out.entry(super::history::service_id(self.snap, s))
+                .or_default()
+                .push(s);
+        }
+        out
+    }
+
+    /// Who holds these sockets (a queued connection: its listener's
+    /// holders), most first, and how many are held by more than one process.
+    pub fn holding(&self, sockets: &[&Socket]) -> (Vec<Holding>, u64) {
+        let mut per_pid: HashMap<u32, u64> = HashMap::new();
+        let mut shared = 0;
+        for s in sockets {
+            let mut n = 0;
+            for pid in holders::pids(holders::effective(self.snap, s)) {
+                *per_pid.entry(pid).or_default() += 1;
+                n += 1;
+            }
+            if n > 1 {
+                shared += 1;
+            }
+        }
+        let mut v: Vec<Holding> = per_pid
+            .into_iter()
+            .map(|(pid, count)| Holding {
+                pid,
+                process: self.process_name(pid),
+                count,
+            })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
+        (v, shared)
+    }
+
+    /// The name of a service: what most of its processes are called.
+    pub fn service_name(&self, pid: u32) -> Option<String> {
+        self.snap
+            .holders()
+            .service_of(pid)
+            .and_then(|s| s.name.clone())
+            .or_else(|| self.process_name(pid))
+    }
+
     /// How much a kernel counter rose over the rate window, and over how long.
     pub fn counter_increase(&self, name: &str) -> Option<(u64, Duration)> {
         self.history
@@ -335,7 +413,9 @@ impl Input<'_> {
         let mut peers: Vec<Peer> = by_host
             .into_iter()
             .map(|(ip, (count, other))| {
-                let pid = other.and_then(|o| o.first_owner()).map(|o| o.pid);
+                let pid = other
+                    .and_then(|o| holders::effective(self.snap, o).first())
+                    .map(|o| o.pid);
                 Peer {
                     addr: ip.to_string(),
                     count,
@@ -392,20 +472,25 @@ fn analyze_with(
     };
     let mut out = Vec::new();
     close_wait::analyze(&input, &mut out);
+    accept::analyze(&input, &mut out);
+    closed_sockets::analyze(&input, &mut out);
     fin_wait::analyze(&input, &mut out);
     time_wait::analyze(&input, &mut out);
     listen::analyze(&input, &mut out);
     retrans::analyze(&input, &mut out);
     clients::analyze(&input, &mut out);
+    accept::rank_causes(&mut out);
     sort(&mut out);
     out
 }
 
-/// Most severe first; then the biggest; then a stable order.
+/// Most severe first; a cause before the symptoms it explains; then the
+/// biggest; then a stable order.
 pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
+            .then(b.related.is_empty().cmp(&a.related.is_empty()).reverse())
             .then(b.count.cmp(&a.count))
             .then(a.kind.cmp(&b.kind))
             .then(a.pid.cmp(&b.pid))
@@ -453,5 +538,7 @@ pub(crate) fn ranked<T: Ord + Copy + std::hash::Hash>(
     v
 }
 
+#[cfg(test)]
+mod holder_tests;
 #[cfg(test)]
 mod tests;

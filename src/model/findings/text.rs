@@ -65,6 +65,59 @@ pub(super) fn who(pid: Option<u32>, name: Option<&str>) -> String {
     }
 }
 
+/// The holders of a finding's sockets: `python3 (pid 42)`,
+/// `oracle (pids 13887 and 13949)`, `nginx (8 processes: pids 100, 101, 102
+/// and 5 more)`; `an unknown process` when there are none.
+pub(super) fn who_all(name: Option<&str>, holders: &[super::Holding]) -> String {
+    let mut pids: Vec<u32> = holders.iter().map(|h| h.pid).collect();
+    pids.sort_unstable();
+    match pids.len() {
+        0 => who(None, name),
+        1 => who(Some(pids[0]), name),
+        n => {
+            let listed = list(&pids, 3);
+            let procs = if n > 3 {
+                format!("{n} processes: pids {listed}")
+            } else {
+                format!("pids {listed}")
+            };
+            match name {
+                Some(name) => format!("{name} ({procs})"),
+                None => procs,
+            }
+        }
+    }
+}
+
+/// What sharing means for freeing them: `; both hold the same 30`,
+/// `; all 8 hold the same 30`, `; 12 of them are held by more than one`.
+pub(super) fn shared_clause(count: u64, shared: u64, holders: &[super::Holding]) -> String {
+    if shared == 0 || holders.len() < 2 {
+        return String::new();
+    }
+    let all_hold_all = shared == count && holders.iter().all(|h| h.count == count);
+    match (all_hold_all, holders.len()) {
+        (true, 2) => format!("; both hold the same {count}"),
+        (true, n) => format!("; all {n} hold the same {count}"),
+        (false, _) => format!("; {shared} of them are held by more than one"),
+    }
+}
+
+/// `13887 holds 30, 13949 holds 30` for the message text.
+pub(super) fn holdings(holders: &[super::Holding], shown: usize) -> String {
+    let parts: Vec<String> = holders
+        .iter()
+        .map(|h| {
+            format!(
+                "{} holds {}",
+                who(Some(h.pid), h.process.as_deref()),
+                h.count
+            )
+        })
+        .collect();
+    list(&parts, shown)
+}
+
 /// `127.0.0.1 (134; python3 (pid 5) on this machine, its end in FIN_WAIT2)`.
 pub(super) fn describe_peer(p: &super::Peer) -> String {
     let end = match (p.pid, p.state) {
@@ -76,6 +129,14 @@ pub(super) fn describe_peer(p: &super::Peer) -> String {
         _ => String::new(),
     };
     format!("{} ({}{end})", p.addr, p.count)
+}
+
+/// `12,34` for a `pid:` filter term.
+pub(super) fn list_pids<'a>(pids: impl IntoIterator<Item = &'a u32>) -> String {
+    pids.into_iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `3.4%`, `12%`.

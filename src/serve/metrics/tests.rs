@@ -37,6 +37,7 @@ fn add_process(snap: &mut Snapshot, pid: u32, name: &str) {
             cmdline: name.to_string(),
             uid: Some(0),
             user: Some("root".into()),
+            closed_sockets: 0,
         },
     );
 }
@@ -258,6 +259,8 @@ fn every_finding_kind_is_listed() {
     for kind in KINDS {
         match kind {
             Kind::CloseWaitLeak
+            | Kind::ClosedSocketsHeld
+            | Kind::AcceptStalled
             | Kind::FinWait2
             | Kind::TimeWaitPressure
             | Kind::ListenQueueFull
@@ -267,7 +270,7 @@ fn every_finding_kind_is_listed() {
         }
     }
     let names: HashSet<&str> = KINDS.iter().map(|k| k.name()).collect();
-    assert_eq!(names.len(), 7);
+    assert_eq!(names.len(), KINDS.len());
 }
 
 fn with_counters(pairs: &[(&str, u64)]) -> Snapshot {
