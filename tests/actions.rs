@@ -138,8 +138,36 @@ fn destroy_command_removes_the_close_wait_sockets_and_leaves_their_owner_running
         stdout.contains("4 matching sockets: 4 CLOSE_WAIT"),
         "{stdout}"
     );
-    assert_eq!(stdout.lines().last(), Some("destroyed 4"), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[lines.len() - 2], "destroyed 4", "{stdout}");
+    assert_eq!(
+        lines[lines.len() - 1],
+        format!(
+            "pid {} ({}) still holds their 4 descriptors: only close() or exit frees them",
+            leaker.pid(),
+            common::exe_comm()
+        ),
+        "{stdout}"
+    );
     assert_eq!(close_wait_on(port), 0, "CLOSE_WAIT sockets left on {port}");
+    // ss no longer shows them, but the leaker still holds 4 descriptors of
+    // closed TCP sockets, and diagnose counts them.
+    let pid_filter = format!("pid:{}", leaker.pid());
+    let out = output(&mut sockscope(&["diagnose", &pid_filter, "--json"]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("diagnose JSON");
+    let held: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["kind"] == "closed_sockets_held")
+        .collect();
+    assert_eq!(held.len(), 1, "{report:#}");
+    assert_eq!(held[0]["count"], 4, "{report:#}");
+    assert_eq!(
+        held[0]["pids"],
+        serde_json::json!([leaker.pid()]),
+        "{report:#}"
+    );
     let listener = snapshot_json(&[&filter, "state:listen"]);
     assert_eq!(
         listener.len(),
@@ -316,7 +344,7 @@ fn destroy_reports_what_the_socket_table_says_afterwards_not_the_kernels_ack() {
     let after = snapshot_json(&[&filter, "proto:udp"]);
     if after.is_empty() {
         assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-        assert_eq!(stdout.lines().last(), Some("destroyed 1"), "{stdout}");
+        assert!(stdout.contains("\ndestroyed 1\n"), "{stdout}");
     } else {
         assert_eq!(after[0].pid, Some(h.pid()));
         assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");

@@ -261,8 +261,33 @@ fn x_on_a_process_lists_its_sockets_under_the_filter() {
     press(&mut a, KeyCode::Char('x'));
     assert_eq!(a.mode, Mode::Destroy);
     let all = destroy_tuples(&a);
-    assert_eq!(all.len(), 3, "listener and two CLOSE_WAIT: {all:?}");
-    assert_eq!(all[0].state, TcpState::CloseWait, "trouble first");
+    assert_eq!(all.len(), 2, "two CLOSE_WAIT, the listener spared: {all:?}");
+    assert!(all.iter().all(|t| t.state == TcpState::CloseWait));
+    match &a.dialog {
+        Some(Dialog::Destroy(d)) => {
+            assert_eq!(d.spared_listeners, 1);
+            assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+            assert_eq!(d.descriptors, vec![(1000, 2)]);
+        }
+        _ => unreachable!(),
+    }
+    press(&mut a, KeyCode::Esc);
+    // Asked for by state, the listener is in, and the dialog says what that does.
+    typed(&mut a, "/listen");
+    press(&mut a, KeyCode::Enter);
+    press(&mut a, KeyCode::Char('x'));
+    match &a.dialog {
+        Some(Dialog::Destroy(d)) => {
+            assert_eq!(d.tuples.len(), 1);
+            assert_eq!(d.tuples[0].state, TcpState::Listen);
+            assert_eq!(
+                d.warnings,
+                vec!["includes the listener *:6800: new clients will be refused".to_string()]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    press(&mut a, KeyCode::Esc);
     press(&mut a, KeyCode::Esc);
     assert_eq!(a.status.as_deref(), Some("cancelled: nothing destroyed"));
 

@@ -239,15 +239,23 @@ fn a_full_accept_queue_names_the_listener_process_and_port() {
     });
     let (code, doc) = diagnose(&["--for", "1", &format!("lport:{port}")]);
     assert_eq!(code, 1, "{doc:#}");
-    let full = of_kind(&doc, "listen_queue_full");
-    assert_eq!(full.len(), 1, "{doc:#}");
-    let f = full[0];
+    // Nobody accepts: accept_stalled tells it (the queue over its backlog
+    // included), rather than listen_queue_full's "not fast enough".
+    assert!(of_kind(&doc, "listen_queue_full").is_empty(), "{doc:#}");
+    let stalled = of_kind(&doc, "accept_stalled");
+    assert_eq!(stalled.len(), 1, "{doc:#}");
+    let f = stalled[0];
     assert_eq!(f["pid"], h.pid(), "{f:#}");
     assert_eq!(f["port"], port, "{f:#}");
-    assert!(is_warning_or_worse(f), "{f:#}");
+    assert_eq!(f["severity"], "critical", "{f:#}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("(pid {}) is not calling accept()", h.pid())),
+        "{summary}"
+    );
     let message = f["message"].as_str().unwrap();
-    assert!(message.contains("has not called accept()"), "{message}");
-    assert!(message.contains("with a backlog of 1"), "{message}");
+    assert!(message.contains("has not taken them"), "{message}");
+    assert!(message.contains("over its backlog (1)"), "{message}");
     drop(clients);
 }
 

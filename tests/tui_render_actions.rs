@@ -63,11 +63,14 @@ fn destroy_confirmation_lists_the_tuples_at_80x24() {
     let mut app = app();
     key(&mut app, KeyCode::Char('x'));
     let t = text(&app, 80, 24);
-    assert!(t.contains("destroy 3 sockets"), "{t}");
+    // The process row's listener is spared, and the dialog says so.
+    assert!(t.contains("destroy 2 sockets"), "{t}");
     assert!(
         t.contains("tcp 127.0.0.1:6800 127.0.0.1:51000 CLOSE_WAIT"),
         "{t}"
     );
+    assert!(t.contains("1 listener left out"), "{t}");
+    assert!(t.contains("Their 2 descriptors stay open"), "{t}");
     insta::assert_snapshot!(t);
 }
 
@@ -92,11 +95,11 @@ fn a_long_destroy_list_scrolls_and_says_how_many_more() {
     ));
     key(&mut app, KeyCode::Char('x'));
     let t = text(&app, 80, 24);
-    assert!(t.contains("destroy 303 sockets"), "{t}");
-    assert!(t.contains("1–15 of 303, and 288 more"), "{t}");
+    assert!(t.contains("destroy 302 sockets"), "{t}");
+    assert!(t.contains("1–13 of 302, and 289 more"), "{t}");
     key(&mut app, KeyCode::End);
     let t = text(&app, 80, 24);
-    assert!(t.contains("289–303 of 303") && !t.contains("more"), "{t}");
+    assert!(t.contains("290–302 of 302") && !t.contains("more"), "{t}");
 }
 
 #[test]

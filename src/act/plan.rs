@@ -137,6 +137,20 @@ pub fn frees(snap: &Snapshot, sockets: &[&Socket], pids: &[u32]) -> Frees {
 }
 
 impl Frees {
+    /// For a dialog line: `frees 1/5 (1 CLOSE_WAIT); 100 holds the rest`.
+    pub fn short(&self) -> String {
+        let mut text = format!("frees {}/{}", self.freed, self.of);
+        if self.of_close_wait > 0 {
+            text.push_str(&format!(" ({} CLOSE_WAIT)", self.freed_close_wait));
+        }
+        match &self.kept_by[..] {
+            [] => {}
+            [(p, _)] => text.push_str(&format!("; {p} holds the rest")),
+            [(p, _), more @ ..] => text.push_str(&format!("; {p} +{} hold the rest", more.len())),
+        }
+        text
+    }
+
     /// `frees 30 of 30 sockets (30 CLOSE_WAIT)`, or `frees 0 of 30 sockets
     /// (30 CLOSE_WAIT): 13949 holds them too`.
     pub fn describe(&self, snap: &Snapshot) -> String {

@@ -65,6 +65,9 @@ pub struct Column {
     pub numeric: bool,
     /// Lower is kept longer when the terminal is narrow; 0 is always shown.
     pub priority: u8,
+    /// Shown only when some row has something in it (sharing, closed
+    /// descriptors): most machines have none, and the room is worth more.
+    pub optional: bool,
 }
 
 const fn col(title: &'static str, width: u16, numeric: bool, priority: u8) -> Column {
@@ -73,7 +76,27 @@ const fn col(title: &'static str, width: u16, numeric: bool, priority: u8) -> Co
         width,
         numeric,
         priority,
+        optional: false,
     }
+}
+
+const fn optional(title: &'static str, width: u16, numeric: bool, priority: u8) -> Column {
+    Column {
+        optional: true,
+        ..col(title, width, numeric, priority)
+    }
+}
+
+/// Whether any of `rows` has something in optional column `col`.
+pub fn column_used(rows: &[Row], col: usize, ctx: &ViewCtx) -> bool {
+    rows.iter().any(|r| match r {
+        Row::Process(g) => match col {
+            13 => g.shared > 0,
+            14 => closed_sockets(ctx.snap, g.pid).is_some(),
+            _ => true,
+        },
+        _ => true,
+    })
 }
 
 /// The per-state columns shared by the group views.
@@ -99,8 +122,8 @@ const PROCESS_COLUMNS: &[Column] = &[
     col("IN/s", 6, true, 3),
     col("OUT/s", 6, true, 3),
     col("TREND", 12, true, 3),
-    col("SHARED", 11, false, 2),
-    col("CLOSED", 6, true, 3),
+    optional("SHARED", 11, false, 1),
+    optional("CLOSED", 6, true, 1),
 ];
 
 const PORT_COLUMNS: &[Column] = &[
@@ -303,22 +326,21 @@ fn port_owners(snap: &Snapshot, pids: &[u32]) -> String {
 }
 
 /// A connection's PROCESS cell: `oracle`, `oracle +1` when another process
-/// holds it too, `oracle (queue)` while it waits in oracle's accept queue,
+/// holds it too, `queue of oracle` while it waits in oracle's accept queue,
 /// or why nothing holds it: `(time-wait)`, `(orphan)`, ...
 pub fn holder_text(ctx: &ViewCtx, s: &Socket) -> String {
     let snap = ctx.snap;
     match ctx.shown_holder(s) {
         Some((pid, others)) => {
             let name = clean(process_name(snap, Some(pid))).into_owned();
-            let mut text = if others > 0 {
+            if s.owners.is_empty() {
+                // Waiting in the accept queue of `name`'s listener.
+                format!("queue of {name}")
+            } else if others > 0 {
                 format!("{name} +{others}")
             } else {
                 name
-            };
-            if s.owners.is_empty() {
-                text.push_str(" (queue)");
             }
-            text
         }
         None => holders::why_none(snap, s)
             .map_or("-", |w| w.label())

@@ -95,11 +95,9 @@ fn kill_lines<'a>(app: &App, d: &'a KillDialog, theme: &Theme) -> Vec<Line<'a>> 
         ),
     ];
     if let Some(only) = d.choices.first().filter(|_| d.choices.len() == 1) {
-        lines.push(field(
-            "frees",
-            clean(&only.describe(&app.snapshot)).into_owned(),
-            theme,
-        ));
+        let text = only.describe(&app.snapshot);
+        let text = text.strip_prefix("frees ").unwrap_or(&text);
+        lines.push(field("frees", clean(text).into_owned(), theme));
     }
     lines.push(Line::from(""));
     if d.choices.len() > 1 {
@@ -183,10 +181,7 @@ fn choice_lines<'a>(app: &App, d: &KillDialog, theme: &Theme) -> Vec<Line<'a>> {
         lines.push(Line::from(vec![
             Span::styled(format!("{label:<10}"), theme.dim()),
             Span::raw(if chosen { "▶ " } else { "  " }),
-            Span::styled(
-                format!("{who:<18} {}", clean(&c.describe(&app.snapshot))),
-                style,
-            ),
+            Span::styled(format!("{who:<14} {}", c.short()), style),
         ]));
     }
     if n > CHOICES_SHOWN {

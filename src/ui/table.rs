@@ -9,9 +9,12 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-/// Which columns fit in `width`: drop the least important until they do.
-pub fn fit_columns(columns: &[Column], width: u16) -> Vec<usize> {
-    let mut keep: Vec<usize> = (0..columns.len()).collect();
+/// Which columns fit in `width`: the `used` ones, less the least important
+/// until they do.
+pub fn fit_columns(columns: &[Column], width: u16, used: &[bool]) -> Vec<usize> {
+    let mut keep: Vec<usize> = (0..columns.len())
+        .filter(|&i| used.get(i).copied().unwrap_or(true))
+        .collect();
     let need = |keep: &[usize]| keep.iter().map(|&i| columns[i].width + 1).sum::<u16>();
     while need(&keep) > width {
         let Some((pos, _)) = keep
@@ -62,7 +65,11 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     }
     frame.render_widget(Paragraph::new(Line::from(title)), title_area);
 
-    let keep = fit_columns(columns, body.width);
+    let ctx = app.ctx();
+    let used: Vec<bool> = (0..columns.len())
+        .map(|i| !columns[i].optional || view::column_used(&app.rows, i, &ctx))
+        .collect();
+    let keep = fit_columns(columns, body.width, &used);
     let header = Row::new(keep.iter().map(|&i| {
         let c = &columns[i];
         let mark = if i == sort_col {
@@ -76,7 +83,6 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 
     let height = usize::from(body.height.saturating_sub(1)).max(1);
     let offset = view::visible_offset(app.offset, app.cursor, height, app.rows.len());
-    let ctx = app.ctx();
     let rows = app
         .rows
         .iter()
@@ -151,9 +157,9 @@ mod tests {
     #[test]
     fn narrow_terminals_drop_the_least_important_columns() {
         let cols = columns(Grouping::Process);
-        let all = fit_columns(cols, 300);
+        let all = fit_columns(cols, 300, &[]);
         assert_eq!(all.len(), cols.len());
-        let narrow = fit_columns(cols, 60);
+        let narrow = fit_columns(cols, 60, &[]);
         let titles: Vec<&str> = narrow.iter().map(|&i| cols[i].title).collect();
         assert!(
             titles.contains(&"PID") && titles.contains(&"CLOSE_WAIT") && titles.contains(&"TOTAL")
