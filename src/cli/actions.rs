@@ -43,6 +43,11 @@ pub struct KillArgs {
     /// TERM, KILL, HUP or INT (also SIGTERM, 15, ...).
     #[arg(long, short, default_value = "TERM", value_parser = parse_signal)]
     pub signal: Signal,
+    /// Signal only this one of the holders (repeatable); by default every
+    /// process holding a matching socket is signalled, since a socket held
+    /// by several (after fork) is freed only when all of them let go.
+    #[arg(long = "pid", value_name = "PID")]
+    pub only: Vec<u32>,
     /// Do it without asking.
     #[arg(long)]
     pub yes: bool,
@@ -244,7 +249,25 @@ pub fn kill(args: KillArgs, read_only: bool) -> Result<(), Failure> {
     if sockets.is_empty() {
         return Err(nothing_matches(&filter, "signal"));
     }
-    let owners = plan::owners(&snap, &sockets);
+    let mut owners = plan::owners(&snap, &sockets);
+    if let Some(stray) = args
+        .only
+        .iter()
+        .find(|p| !owners.iter().any(|o| o.pid == **p))
+    {
+        let holders: Vec<String> = owners.iter().map(|o| o.pid.to_string()).collect();
+        return Err(Failure::Usage(format!(
+            "pid {stray} holds none of the matching sockets (their holders: {}); nothing done",
+            if holders.is_empty() {
+                "none visible".to_string()
+            } else {
+                holders.join(", ")
+            }
+        )));
+    }
+    if !args.only.is_empty() {
+        owners.retain(|o| args.only.contains(&o.pid));
+    }
     if owners.is_empty() {
         let note = snap
             .attribution

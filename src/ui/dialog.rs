@@ -127,12 +127,19 @@ fn kill_lines<'a>(app: &App, d: &'a KillDialog, theme: &Theme) -> Vec<Line<'a>> 
         };
         lines.push(Line::from(Span::styled(text, theme.trouble())));
     }
-    lines.push(match ready {
-        Some(_) => Line::from(Span::styled(
-            " pidfd open: if the process exits, no other process gets the signal",
+    // Every holder's pidfd, not only the first's: Enter waits for them all.
+    let all_ready = ready.is_some() && d.others.iter().all(|(_, t)| matches!(t, Opening::Ready(_)));
+    lines.push(if all_ready {
+        Line::from(Span::styled(
+            if d.others.is_empty() {
+                " pidfd open: if the process exits, no other process gets the signal"
+            } else {
+                " pidfds open: if a process exits, no other process gets the signal"
+            },
             theme.dim(),
-        )),
-        None => Line::from(Span::styled(" opening the process…", theme.dim())),
+        ))
+    } else {
+        Line::from(Span::styled(" opening the process…", theme.dim()))
     });
     let keys: &[(&str, &str)] = if d.choices.len() > 1 {
         &[
