@@ -26,6 +26,10 @@
 #   NETSTAT_ROUNDS  rounds that include netstat -tanp, the slowest (default 2; 0 = skip)
 #   LOADGEN_ARGS    extra loadgen arguments, e.g. "--established 20000 --workers 4"
 #   CARGO_TARGET_DIR  honoured, as by cargo
+#   BASELINE        another sockscope binary (say, the previous commit's
+#                   release build) timed in the same rounds as
+#                   "baseline snapshot --json" and "baseline diagnose --for 0",
+#                   so that a change is measured against what it changes
 #
 # The setup (tools, build, sysctls, loadgen) is in bench/lib.sh, shared with
 # bench/monitor.sh.
@@ -64,6 +68,11 @@ say "diagnose over the default 2 s window, for the report"
 
 # --- timing ------------------------------------------------------------------
 NAMES=("sockscope snapshot --json" "ss -tanp" "ss -tan" "lsof -nPi" "netstat -tanp" "sockscope diagnose --for 0")
+BASELINE=${BASELINE:-}
+if [[ -n $BASELINE ]]; then
+    [[ -x $BASELINE ]] || { say "BASELINE=$BASELINE is not an executable"; exit 2; }
+    NAMES+=("baseline snapshot --json" "baseline diagnose --for 0")
+fi
 # tool_cmd INDEX: sets CMD to the command line of tool INDEX.
 tool_cmd() {
     case $1 in
@@ -73,6 +82,8 @@ tool_cmd() {
     3) CMD=(lsof -nPi) ;;
     4) CMD=(netstat -tanp) ;;
     5) CMD=("$SOCKSCOPE" diagnose --for 0 --json) ;;
+    6) CMD=("$BASELINE" snapshot --json) ;;
+    7) CMD=("$BASELINE" diagnose --for 0 --json) ;;
     esac
 }
 
@@ -85,7 +96,7 @@ run_one() {
     /usr/bin/time -f '%M %U %S' -o "$TMP/time" "${CMD[@]}" >/dev/null 2>>"$TMP/stderr.log" || status=$?
     t1=$EPOCHREALTIME
     # diagnose exits 1 when it finds something at warning level or worse.
-    if ((status != 0)) && ! ((${1} == 5 && status == 1)); then
+    if ((status != 0)) && ! (((${1} == 5 || ${1} == 7) && status == 1)); then
         say "warning: $name exited with status $status"
     fi
     read -r rss user sys < <(tail -n 1 "$TMP/time")
@@ -94,7 +105,7 @@ run_one() {
 }
 
 say "warm-up: one untimed run of each tool but netstat"
-for i in 0 1 2 3 5; do
+for i in 0 1 2 3 5 ${BASELINE:+6 7}; do
     tool_cmd "$i"
     "${CMD[@]}" >/dev/null 2>&1 || true
 done
@@ -150,7 +161,8 @@ def ratio(m):
     return f"{r:.3f} (1/{1 / r:.0f})" if r < 0.995 else f"{r:.2f}"
 
 print(f"{'tool':<27} {'runs':>4} {'median s':>9} {'min s':>7} {'max s':>7}  {'vs ss -tanp':<13} {'peak RSS MiB':>12} {'CPU s':>6}")
-order = ["sockscope snapshot --json", "sockscope diagnose --for 0", "ss -tanp", "ss -tan", "lsof -nPi", "netstat -tanp"]
+order = ["sockscope snapshot --json", "baseline snapshot --json", "sockscope diagnose --for 0",
+         "baseline diagnose --for 0", "ss -tanp", "ss -tan", "lsof -nPi", "netstat -tanp"]
 for name in order:
     if name not in runs:
         continue
@@ -159,6 +171,12 @@ for name in order:
     m = statistics.median(ts)
     c = statistics.median(cpu[name])
     print(f"{name:<27} {len(ts):>4} {m:>9.3f} {min(ts):>7.3f} {max(ts):>7.3f}  {ratio(m):<13} {rss:>12.1f} {c:>6.2f}")
+for this, base in [("sockscope snapshot --json", "baseline snapshot --json"),
+                   ("sockscope diagnose --for 0", "baseline diagnose --for 0")]:
+    if runs.get(this) and runs.get(base):
+        a = statistics.median(t for t, _ in runs[this])
+        b = statistics.median(t for t, _ in runs[base])
+        print(f"{this} / {base}: {a / b:.3f}")
 print("wall time: bash's EPOCHREALTIME around /usr/bin/time; peak RSS: /usr/bin/time's %M, highest of the runs;")
 print("CPU s: median user + system time (sockscope uses several threads, so it can exceed wall time)")
 if totals:

@@ -42,7 +42,7 @@ fn enter_on_a_finding_shows_its_sockets() {
     for r in &a.rows {
         let s = r.socket(&a.snapshot).unwrap();
         assert_eq!(s.state, TcpState::CloseWait);
-        assert_eq!(s.first_owner().unwrap().pid, 1000);
+        assert_eq!(s.owners[0].pid, 1000);
     }
     // Esc goes back to where we were.
     press(&mut a, KeyCode::Esc);

@@ -201,7 +201,7 @@ impl History {
             entry.bytes = bytes;
             if let Some(rate) = entry.rate {
                 per_process
-                    .entry(s.first_owner().map(|o| o.pid))
+                    .entry(s.owners.first().map(|o| o.pid))
                     .or_default()
                     .add(rate);
                 if rate.total() > 0 || self.conn_rates.contains_key(&key) {

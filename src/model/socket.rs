@@ -264,10 +264,6 @@ impl Socket {
         }
     }
 
-    pub fn first_owner(&self) -> Option<Owner> {
-        self.owners.first().copied()
-    }
-
     /// True when the remote end is a wildcard (listener or unconnected UDP).
     pub fn remote_is_unspecified(&self) -> bool {
         self.remote.port() == 0 && self.remote.ip().is_unspecified()

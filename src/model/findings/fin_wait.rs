@@ -5,11 +5,11 @@
 use super::text::{describe_peer, list, plural, who};
 use super::{Finding, Input, Kind, Severity, oldest};
 use crate::model::socket::{Proto, Socket, TcpState};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     let mut orphans = Vec::new();
-    let mut owned: HashMap<Option<u32>, Vec<&Socket>> = HashMap::new();
+    let mut owned_sockets = Vec::new();
     for s in &input.sockets {
         if s.proto != Proto::Tcp || s.state != TcpState::FinWait2 {
             continue;
@@ -18,17 +18,18 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
         if s.inode == 0 {
             orphans.push(*s);
         } else {
-            owned
-                .entry(s.first_owner().map(|o| o.pid))
-                .or_default()
-                .push(s);
+            owned_sockets.push(*s);
         }
     }
+    // One finding per service: a forked parent and child holding the same
+    // half-closed sockets are one program.
+    let owned = input.by_service(owned_sockets.into_iter());
     if !orphans.is_empty() {
         out.push(orphaned(input, &orphans));
     }
-    for (pid, sockets) in owned {
-        out.push(held(input, pid, &sockets));
+    for (service, sockets) in owned {
+        let pid = input.holding(&sockets).0.first().map(|h| h.pid).or(service);
+        out.push(held(input, pid.filter(|_| service.is_some()), &sockets));
     }
 }
 

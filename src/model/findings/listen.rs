@@ -8,8 +8,9 @@
 //! `/proc/net/tcp` reports 0 as a listener's Send-Q: the backlog is known
 //! only from sock_diag.
 
-use super::text::{format_rate, list, percent, plural, who};
+use super::text::{format_rate, list, percent, plural, who, who_all};
 use super::{Finding, Input, Kind, Severity, ranked};
+use crate::model::holders;
 use crate::model::socket::{Proto, Socket, TcpState};
 use std::collections::{BTreeSet, HashMap};
 
@@ -65,9 +66,10 @@ fn queue_full(
 ) -> Finding {
     let port = listener.local.port();
     let (queued, backlog) = (listener.recv_q, listener.send_q);
-    let pid = listener.first_owner().map(|o| o.pid);
-    let name = pid.and_then(|p| input.process_name(p));
-    let holder = who(pid, name.as_deref());
+    let (holders, _) = input.holding(&[listener]);
+    let pid = holders.first().map(|h| h.pid);
+    let name = pid.and_then(|p| input.service_name(p));
+    let holder = who_all(name.as_deref(), &holders);
     let dropping = overflows.filter(|(n, _)| *n > 0);
     let severity = if dropping.is_some() {
         Severity::Critical
@@ -144,7 +146,7 @@ fn overflowed_earlier(input: &Input, n: u64, span: std::time::Duration) -> Findi
     );
     let guess = match fullest.filter(|s| s.recv_q > 0) {
         Some(s) => {
-            let pid = s.first_owner().map(|o| o.pid);
+            let pid = holders::effective(input.snap, s).first().map(|o| o.pid);
             f.port = Some(s.local.port());
             f.pid = pid;
             f.process = pid.and_then(|p| input.process_name(p));

@@ -3,6 +3,7 @@
 
 use super::text::{format_rate, list, percent, plural};
 use super::{Finding, Input, Kind, Severity, ranked};
+use crate::model::holders;
 use crate::model::socket::{Proto, Socket, TcpState};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -83,7 +84,10 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
         .iter()
         .flat_map(|(_, v)| v.iter().map(|e| e.0))
         .collect();
-    let owners = ranked(all.iter().filter_map(|s| s.first_owner().map(|o| o.pid)));
+    let owners = ranked(
+        all.iter()
+            .filter_map(|s| holders::effective(input.snap, s).first().map(|o| o.pid)),
+    );
     let pid = owners.first().map(|(p, _)| *p);
     let name = pid.and_then(|p| input.process_name(p));
     let mut f = Finding::new(Kind::Retransmissions, severity, connections as u64);

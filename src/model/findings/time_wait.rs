@@ -8,6 +8,7 @@
 
 use super::text::{list, percent, plural};
 use super::{Finding, Input, Kind, Severity, ranked};
+use crate::model::holders;
 use crate::model::socket::{Proto, Socket, TcpState};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -102,7 +103,7 @@ fn ephemeral(
         sockets
             .iter()
             .filter(|s| s.state != TcpState::TimeWait)
-            .filter_map(|s| s.first_owner().map(|o| o.pid)),
+            .filter_map(|s| holders::effective(input.snap, s).first().map(|o| o.pid)),
     )
     .into_iter()
     .map(|(p, _)| p)
