@@ -185,7 +185,7 @@ impl Action {
             Action::Slower => "longer refresh interval",
             Action::Faster => "shorter refresh interval",
             Action::Resolve => "reverse DNS of remote addresses on/off",
-            Action::Kill => "signal the owner of the selected process or connection",
+            Action::Kill => "signal the processes holding the selected row",
             Action::Destroy => "destroy the selected connection or the group's sockets",
             Action::ExportCsv => "write the view (every row after the filter) to a CSV file",
             Action::ExportJson => "write the view to a JSON file",
