@@ -4,7 +4,7 @@
 //!
 //! Child processes are this same test binary run again with
 //! `--exact child_process_entry_point` and the role in [`ROLE_ENV`]: every test
-//! file has a `#[test] fn child_process_entry_point()` that calls
+//! binary has a `#[test] fn child_process_entry_point()` at its root that calls
 //! [`child_main`], which returns at once unless the variable is set. A child
 //! prints one `@@ ...` line per command it is sent on stdin and exits when its
 //! stdin closes, so it dies with the test that owns the pipe.
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// Which role a re-executed test binary plays.
 pub const ROLE_ENV: &str = "SOCKSCOPE_TEST_ROLE";
-/// The name of the `#[test]` every test file defines to host child roles.
+/// The name of the `#[test]` at the root of every test binary that hosts child roles.
 pub const ENTRY_POINT: &str = "child_process_entry_point";
 /// How long to wait for the kernel to reach a state before giving up.
 pub const POLL_LIMIT: Duration = Duration::from_secs(5);
