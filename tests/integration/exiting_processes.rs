@@ -107,9 +107,9 @@ fn processes_exiting_during_scans_never_cause_an_error_or_a_wrong_owner() {
                     .as_deref()
                     .and_then(|n| n.strip_prefix('c'))
                     .and_then(|n| n.parse::<u32>().ok());
-                let ours = our_port.is_some()
-                    || pids.contains(&o.pid)
-                    || named_after.is_some_and(|p| pids.contains(&p));
+                // Ours by pid or by the name a churn child gives itself, never
+                // by port alone: another process may reuse a port one of ours held.
+                let ours = pids.contains(&o.pid) || named_after.is_some_and(|p| pids.contains(&p));
                 if !ours {
                     continue;
                 }
