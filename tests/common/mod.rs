@@ -178,12 +178,44 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether `CI=true` (as `.ci/run` sets): a check that cannot run there is a
+/// failure, not a skip.
+pub fn under_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Says that `test` skipped `what` because `why`, where `cargo test` shows
+/// it: straight to the terminal's stderr, past the test harness's capture
+/// (which hides a passing test's `eprintln!`). Under `CI=true` it fails the
+/// test instead, with `fix` (what CI lacks).
+pub fn skipped(test: &str, what: &str, why: &str, fix: &str) {
+    assert!(
+        !under_ci(),
+        "{test}: cannot check {what}: {why}, and CI=true: {fix}"
+    );
+    let line = format!("\nSKIPPED {test}: {what} not checked: {why} ({fix})\n");
+    // Not eprintln!: the harness captures that for tests that pass.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
+
+/// True when running as root; otherwise reports the test as skipped (see
+/// [`skipped`]), which fails it under `CI=true`.
+pub fn root_or_skip(test: &str, what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    skipped(test, what, "not root", "run it as root, as .ci/run does");
+    false
+}
+
 /// Whether this machine has IPv6 on loopback (some containers do not).
 pub fn ipv6_loopback() -> bool {
     match TcpListener::bind("[::1]:0") {
         Ok(_) => true,
         Err(e) => {
-            eprintln!("no IPv6 on loopback here ({e}): IPv6 checks skipped");
+            // Not a CI failure: some CI containers have no IPv6 at all.
+            let line = format!("\nSKIPPED: IPv6 checks: no IPv6 on loopback here ({e})\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             false
         }
     }

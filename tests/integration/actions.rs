@@ -219,10 +219,13 @@ fn without_yes_and_without_a_terminal_nothing_is_done() {
 
 #[test]
 fn as_nobody_destroy_is_not_permitted_and_says_why() {
-    let Some(nobody) = as_nobody() else {
-        eprintln!("not root: cannot test as another user");
+    if !common::root_or_skip(
+        "as_nobody_destroy_is_not_permitted_and_says_why",
+        "acting as another user",
+    ) {
         return;
-    };
+    }
+    let nobody = as_nobody().expect("root can run as nobody");
     let copy = common::sockscope_for_nobody();
     let (_leaker, port) = close_wait_leaker(2);
     let filter = format!("lport:{port}");
@@ -250,10 +253,13 @@ fn as_nobody_destroy_is_not_permitted_and_says_why() {
 
 #[test]
 fn as_nobody_kill_of_a_root_process_is_not_permitted_and_says_why() {
-    let Some(nobody) = as_nobody() else {
-        eprintln!("not root: cannot test as another user");
+    if !common::root_or_skip(
+        "as_nobody_kill_of_a_root_process_is_not_permitted_and_says_why",
+        "acting as another user",
+    ) {
         return;
-    };
+    }
+    let nobody = as_nobody().expect("root can run as nobody");
     let copy = common::sockscope_for_nobody();
     let (mut leaker, port) = close_wait_leaker(1);
     let filter = format!("lport:{port}");
