@@ -278,6 +278,18 @@ impl History {
         Some((now.duration_since(first).unwrap_or_default(), at_least))
     }
 
+    /// Time covered by the newest `n` samples (a trend of `n` points).
+    pub fn trend_span(&self, n: usize) -> Duration {
+        let len = self.samples.len();
+        if n < 2 || len < n {
+            return Duration::ZERO;
+        }
+        self.samples[len - 1]
+            .at
+            .duration_since(self.samples[len - n].at)
+            .unwrap_or_default()
+    }
+
     /// Time covered by the samples.
     pub fn span(&self) -> Duration {
         match (self.samples.front(), self.samples.back()) {

@@ -87,7 +87,10 @@ fn any_key_closes_the_help() {
     assert_eq!(a.mode, Mode::Help);
     press(&mut a, KeyCode::Char('x'));
     assert_eq!(a.mode, Mode::Normal);
+    // Not even q acts: it only closes the help (the next q quits).
     press(&mut a, KeyCode::Char('?'));
+    assert_eq!(press(&mut a, KeyCode::Char('q')), vec![]);
+    assert_eq!(a.mode, Mode::Normal);
     assert_eq!(press(&mut a, KeyCode::Char('q')), vec![Effect::Quit]);
 }
 
@@ -308,4 +311,107 @@ fn the_view_scrolls_only_when_the_cursor_leaves_the_page() {
     );
     press(&mut a, KeyCode::Home);
     assert_eq!((a.cursor, a.offset), (0, 0));
+}
+
+#[test]
+fn the_prompt_opens_with_the_filter_selected_typing_replaces_it_and_a_cursor_key_edits_it() {
+    let mut a = app();
+    press(&mut a, KeyCode::Char('/'));
+    typed(&mut a, "6800");
+    press(&mut a, KeyCode::Enter);
+    press(&mut a, KeyCode::Char('/'));
+    assert_eq!(a.prompt, "6800");
+    assert!(a.prompt_selected);
+    typed(&mut a, "nginx");
+    assert_eq!(a.prompt, "nginx", "typing replaced the selected filter");
+    assert_eq!(a.filter.text(), "nginx");
+    press(&mut a, KeyCode::Enter);
+
+    press(&mut a, KeyCode::Char('/'));
+    press(&mut a, KeyCode::Right);
+    assert!(!a.prompt_selected);
+    typed(&mut a, " tcp");
+    assert_eq!(a.prompt, "nginx tcp", "after a cursor key, typing adds");
+    press(&mut a, KeyCode::Esc);
+    assert_eq!(a.filter.text(), "nginx");
+
+    // Backspace on the selected filter clears it.
+    press(&mut a, KeyCode::Char('/'));
+    press(&mut a, KeyCode::Backspace);
+    assert_eq!(a.prompt, "");
+    assert!(a.filter.is_empty());
+}
+
+#[test]
+fn a_new_filter_puts_the_cursor_on_the_first_row() {
+    let mut a = app();
+    press(&mut a, KeyCode::End);
+    assert_eq!(a.cursor, a.rows.len() - 1, "on (no owner), the last row");
+    press(&mut a, KeyCode::Char('/'));
+    typed(&mut a, "6800");
+    assert_eq!(a.cursor, 0);
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(
+        selected_pid(&a),
+        Some(1000),
+        "the leaking process, not (no owner)"
+    );
+}
+
+#[test]
+fn htop_function_keys_work_and_an_unbound_key_says_so() {
+    let mut a = app();
+    press(&mut a, KeyCode::F(1));
+    assert_eq!(a.mode, Mode::Help);
+    press(&mut a, KeyCode::F(1));
+    press(&mut a, KeyCode::F(3));
+    assert_eq!(a.mode, Mode::Filter);
+    press(&mut a, KeyCode::Esc);
+    press(&mut a, KeyCode::F(4));
+    assert_eq!(a.mode, Mode::Filter);
+    press(&mut a, KeyCode::Esc);
+    let before = a.sort();
+    press(&mut a, KeyCode::F(6));
+    assert_ne!(a.sort(), before, "F6 sorts by the next column");
+    assert_eq!(press(&mut a, KeyCode::F(10)), vec![Effect::Quit]);
+
+    assert!(press(&mut a, KeyCode::Char('z')).is_empty());
+    let status = a.status.clone().unwrap_or_default();
+    assert!(status.starts_with("z: no action"), "{status}");
+    assert!(status.contains("F1"), "{status}");
+}
+
+#[test]
+fn under_a_filter_the_strip_and_the_finding_line_follow_it_and_count_what_is_elsewhere() {
+    let mut a = app();
+    assert!(a.filtered.is_none());
+    press(&mut a, KeyCode::Char('/'));
+    typed(&mut a, "nginx");
+    press(&mut a, KeyCode::Enter);
+    let f = a.filtered.as_ref().expect("a filter is in force");
+    assert_eq!(f.counts.get(TcpState::CloseWait), 0);
+    let machine = a
+        .snapshot
+        .sockets
+        .iter()
+        .filter(|s| s.state == TcpState::CloseWait)
+        .count();
+    assert!(machine > 0);
+    assert_eq!(
+        a.counts.get(TcpState::CloseWait) as usize,
+        machine,
+        "the machine's"
+    );
+    assert_eq!(a.strip_counts().get(TcpState::Listen), 1);
+    assert!(
+        a.line_findings()
+            .iter()
+            .all(|f| f.kind.name() != "close_wait_leak"),
+        "redis's leak is not nginx's: {:#?}",
+        a.line_findings()
+    );
+    assert!(a.findings_elsewhere() >= 1, "redis's leak is elsewhere");
+    press(&mut a, KeyCode::Esc);
+    assert!(a.filtered.is_none());
+    assert_eq!(a.findings_elsewhere(), 0);
 }

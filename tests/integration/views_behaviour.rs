@@ -29,24 +29,39 @@ fn select_finding(a: &mut App, kind: &str) {
 }
 
 #[test]
-fn enter_on_a_finding_shows_its_sockets() {
+fn enter_on_a_finding_replaces_the_filter_with_its_own_and_esc_comes_back_to_the_findings_view() {
     let mut a = app();
+    // A filter that does not show the finding's sockets.
+    press(&mut a, KeyCode::Char('/'));
+    ui_harness::typed(&mut a, "nginx");
+    press(&mut a, KeyCode::Enter);
     select_finding(&mut a, "close_wait_leak");
     let count = a.selected_finding().unwrap().count as usize;
+    let cursor = a.views.findings.cursor;
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.view, View::Sockets);
     assert_eq!(a.grouping, Grouping::Flat);
-    assert_eq!(a.drill.last().unwrap().label, "close_wait_leak");
-    assert_eq!(a.drill.last().unwrap().term, "pid:1000 state:close-wait");
+    assert_eq!(
+        a.filter.text(),
+        "pid:1000 state:close-wait",
+        "replaced, not added to"
+    );
+    assert!(a.drill.is_empty());
+    assert_eq!(a.jumped_from.as_ref().unwrap().label, "close_wait_leak");
     assert_eq!(a.rows.len(), count);
+    assert_eq!(a.cursor, 0);
     for r in &a.rows {
         let s = r.socket(&a.snapshot).unwrap();
         assert_eq!(s.state, TcpState::CloseWait);
         assert_eq!(s.first_owner().unwrap().pid, 1000);
     }
-    // Esc goes back to where we were.
+    // Esc goes back to the findings view, as it was, with the old filter.
     press(&mut a, KeyCode::Esc);
-    assert!(a.drill.is_empty());
+    assert_eq!(a.view, View::Findings);
+    assert_eq!(a.views.findings.cursor, cursor);
+    assert_eq!(a.selected_finding().unwrap().kind.name(), "close_wait_leak");
+    assert_eq!(a.filter.text(), "nginx");
+    assert!(a.jumped_from.is_none());
 }
 
 #[test]
