@@ -93,7 +93,8 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         // The sparkline is scaled min..max: its range goes beside it when
         // there is room.
         let range = sparkline_range(&series, w);
-        let (spark_w, range) = if w >= range.chars().count() + 4 && series.len() > 1 {
+        let any = series.iter().any(|&v| v > 0);
+        let (spark_w, range) = if w >= range.chars().count() + 4 && series.len() > 1 && any {
             let spark_w = w - range.chars().count() - 1;
             // The range of what is drawn (a shorter tail may have a narrower one).
             let range = sparkline_range(&series, spark_w);

@@ -37,7 +37,9 @@ fn keys_3_and_5_show_live_counters_and_the_state_diagram_then_q_exits_0() {
     let (_accepted, _) = listener.accept().expect("accept the client");
     drop(client);
 
-    let mut tui = spawn(&[], 80, 24, &[]);
+    // Our own sockets only: the diagram counts what the filter shows.
+    let filter = format!("pid:{}", std::process::id());
+    let mut tui = spawn(&[&filter], 80, 24, &[]);
     tui.wait_for_header();
     assert!(
         !tui.contents().contains("RetransSegs"),
@@ -48,9 +50,10 @@ fn keys_3_and_5_show_live_counters_and_the_state_diagram_then_q_exits_0() {
         retrans_total(s).is_some()
     });
     tui.type_keys("5");
-    tui.wait_for("the diagram's CLOSE_WAIT box counting our socket", |s| {
-        close_wait_box(s).is_some_and(|n| n >= 1)
-    });
+    tui.wait_for(
+        "the diagram's CLOSE_WAIT box counting our one socket",
+        |s| close_wait_box(s) == Some(1),
+    );
     tui.quit();
 }
 
@@ -72,40 +75,50 @@ fn a_real_close_wait_leak_is_on_the_finding_line_and_enter_in_view_2_lists_its_s
     }
     let pid = std::process::id();
     let filter = format!("pid:{pid}");
-    let mut tui = spawn(&[&filter], 100, 30, &[]);
+    let mut tui = spawn(&[&filter], 120, 50, &[]);
     tui.wait_for_header();
+    // The finding line follows the filter: our leak, whatever else leaks here.
     let expected = format!("(pid {pid}) holds");
-    tui.wait_for("the leak on the finding line", |s| {
-        s.contents().contains(&expected)
+    tui.wait_for("our leak on the finding line", |s| {
+        s.contents()
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains(&expected))
     });
     tui.type_keys("2");
-    tui.wait_for("the findings view listing the leak", |s| {
-        let text = s.contents();
-        text.contains("[2 findings]") && text.contains("close_wait_leak")
+    tui.wait_for("the findings view", |s| {
+        s.contents().contains("[2 findings]")
     });
-    // Select the leak and show its sockets.
-    for _ in 0..10 {
-        if tui
-            .contents()
-            .lines()
-            .any(|l| l.contains("next  Find the code path"))
-        {
+    // The view lists every finding on the machine: walk down to ours (its
+    // detail names its own filter).
+    let ours = format!("Enter filters the sockets: pid:{pid} state:close-wait");
+    tui.type_keys("\x1b[H");
+    for _ in 0..100 {
+        if tui.contents().contains(&ours) {
             break;
         }
         tui.type_keys("\x1b[B");
         leak(&mut held);
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    tui.wait_for("our finding selected", |s| s.contents().contains(&ours));
     tui.type_keys("\r");
     let port_text = format!("127.0.0.1:{port}");
-    tui.wait_for("the leaking sockets listed by the drill", |s| {
+    tui.wait_for("the leaking sockets, under the finding's own filter", |s| {
         let text = s.contents();
         text.contains("close_wait_leak")
+            && text.contains(&format!("filter: pid:{pid} state:close-wait"))
             && text
                 .lines()
                 .filter(|l| l.contains("CLOSE_WAIT") && l.contains(&port_text))
                 .count()
                 >= 5
+    });
+    // Esc: back to the findings view, our finding still selected.
+    tui.type_keys("\x1b");
+    tui.wait_for("the findings view again, on our finding", |s| {
+        let text = s.contents();
+        text.contains("[2 findings]") && text.contains(&ours)
     });
     tui.quit();
 }

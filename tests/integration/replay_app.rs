@@ -81,7 +81,8 @@ fn send(app: &mut App, update: Update) -> Vec<Effect> {
 fn replay_app() -> App {
     let mut app = new_app();
     app.start_replay(jiff::tz::TimeZone::UTC);
-    send(&mut app, jump(125, 5));
+    // 20 frames of lead-in: a growth figure needs 15 s of history.
+    send(&mut app, jump(125, 20));
     app
 }
 
@@ -310,11 +311,11 @@ fn a_jump_replaces_the_history_and_the_next_frame_is_recorded_on_top() {
     let mut app = replay_app();
     assert_eq!(
         app.history.samples().len(),
-        6,
-        "5 frames of lead-in and the target"
+        21,
+        "20 frames of lead-in and the target"
     );
     send(&mut app, next(126));
-    assert_eq!(app.history.samples().len(), 7);
+    assert_eq!(app.history.samples().len(), 22);
     assert_eq!(app.history.delta(TcpState::CloseWait), 1);
     assert_eq!(app.snapshot.taken_at, start() + Duration::from_secs(126));
     assert_eq!(app.replay_status().unwrap().index, 126);
