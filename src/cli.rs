@@ -120,8 +120,10 @@ pub struct DiagnoseArgs {
     #[arg(long)]
     pub json: bool,
     /// How long to sample, to measure growth and counter rates: `2`, `5s`,
-    /// `500ms`; `0` looks once. Default 2 s; with --from, how much of the
-    /// recording before --at to look at, default 60 s.
+    /// `500ms`; `0` looks once. Default 2 s, and longer when CLOSE_WAIT
+    /// sockets are in view: a growth verdict needs 15 s of samples, so it
+    /// samples on until then and says over how long. With --from, how much
+    /// of the recording before --at to look at, default 60 s.
     #[arg(long = "for", value_name = "SECONDS", value_parser = parse_window)]
     pub window: Option<std::time::Duration>,
     /// Where to read the socket table from.
@@ -390,7 +392,7 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
             })?;
             (last, samples)
         }
-        None => sample_live(&args, &mut history)?,
+        None => sample_live(&args, &filter, &mut history)?,
     };
     let found = findings::analyze(&snap, &history, &filter);
     let run = output::findings::Run {
@@ -424,9 +426,11 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
 }
 
 /// Samples this machine once a second over the window (twice at least),
-/// the last sample at its end.
+/// the last sample at its end; and on, up to the growth window, while
+/// CLOSE_WAIT sockets the filter selects are there (unless `--for 0`).
 fn sample_live(
     args: &DiagnoseArgs,
+    filter: &Filter,
     history: &mut crate::model::history::History,
 ) -> Result<(Snapshot, usize), Failure> {
     use std::time::{Duration, Instant};
@@ -444,8 +448,24 @@ fn sample_live(
     let mut samples = 1;
     let step = window.min(Duration::from_secs(1));
     let mut due = Duration::ZERO;
-    while due < window {
-        due = (due + step).min(window);
+    let needs_a_verdict = |snap: &Snapshot| {
+        snap.sockets.iter().any(|s| {
+            s.proto == crate::model::Proto::Tcp
+                && s.state == crate::model::TcpState::CloseWait
+                && filter.matches(s, snap)
+        })
+    };
+    let growth_window = crate::model::history::GROWTH_WINDOW;
+    loop {
+        let want = if !window.is_zero() && due >= window && needs_a_verdict(&snap) {
+            growth_window
+        } else {
+            window
+        };
+        if due >= want {
+            break;
+        }
+        due = (due + step).min(want);
         std::thread::sleep((start + due).saturating_duration_since(Instant::now()));
         snap = collector.collect().map_err(anyhow::Error::from)?;
         history.record(&snap);

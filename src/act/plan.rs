@@ -224,9 +224,9 @@ pub struct DestroyPlan<'a> {
     pub spared_listeners: usize,
     /// What would hurt the service: its listener, live connections.
     pub warnings: Vec<String>,
-    /// Holders whose descriptors of these sockets stay open after the
-    /// destroy, with how many: only close() or exit frees those.
-    pub descriptors: Vec<(u32, u32)>,
+    /// Each socket's cookie and the processes holding a descriptor of it:
+    /// those stay open after the destroy (see [`descriptors_left`]).
+    pub held: Vec<(u64, Vec<u32>)>,
 }
 
 /// Plans a destroy of `sockets`. `listeners`: include LISTEN sockets (the
@@ -284,20 +284,33 @@ pub fn destroy_plan<'a>(
             if n == 1 { "" } else { "s" }
         ));
     }
-    let mut held: std::collections::BTreeMap<u32, u32> = Default::default();
-    for s in &sockets {
-        for p in holders::pids(&s.owners) {
-            *held.entry(p).or_default() += 1;
-        }
-    }
-    let mut descriptors: Vec<(u32, u32)> = held.into_iter().collect();
-    descriptors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let held = sockets
+        .iter()
+        .filter(|s| !s.owners.is_empty())
+        .map(|s| (s.cookie, holders::pids(&s.owners).collect()))
+        .collect();
     DestroyPlan {
         sockets,
         spared_listeners,
         warnings,
-        descriptors,
+        held,
     }
+}
+
+/// Per process, the descriptors it still holds of the sockets with these
+/// cookies (the ones actually destroyed), most first.
+pub fn descriptors_left(held: &[(u64, Vec<u32>)], destroyed: &[u64]) -> Vec<(u32, u32)> {
+    let mut per_pid: std::collections::BTreeMap<u32, u32> = Default::default();
+    for (cookie, pids) in held {
+        if destroyed.contains(cookie) {
+            for p in pids {
+                *per_pid.entry(*p).or_default() += 1;
+            }
+        }
+    }
+    let mut v: Vec<(u32, u32)> = per_pid.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
 }
 
 /// After a destroy: `pid 4242 (nginx) still holds their 30 descriptors: only

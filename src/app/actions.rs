@@ -104,8 +104,9 @@ pub struct DestroyDialog {
     pub spared_listeners: usize,
     /// What would hurt: the service's listener, live connections.
     pub warnings: Vec<String>,
-    /// Holders that keep their descriptors of these sockets after the destroy.
-    pub descriptors: Vec<(u32, u32)>,
+    /// Each socket's cookie and the processes that keep a descriptor of it
+    /// after the destroy.
+    pub held: Vec<(u64, Vec<u32>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,7 +333,7 @@ impl App {
             asked_again: false,
             spared_listeners: plan.spared_listeners,
             warnings: plan.warnings,
-            descriptors: plan.descriptors,
+            held: plan.held,
         }));
         self.mode = Mode::Destroy;
         Vec::new()
@@ -490,7 +491,7 @@ impl App {
                     return Vec::new();
                 }
                 let n = d.tuples.len();
-                self.after_destroy = d.descriptors.clone();
+                self.after_destroy = d.held.clone();
                 self.close_dialog(format!(
                     "destroying {n} socket{}…",
                     if n == 1 { "" } else { "s" }
@@ -609,9 +610,14 @@ impl App {
             }
             ActionEvent::Destroyed(results) => {
                 let mut status = destroy::summary(&results);
-                let destroyed = results.iter().any(|(_, o)| o.label() == "destroyed");
+                let destroyed: Vec<u64> = results
+                    .iter()
+                    .filter(|(_, o)| o.label() == "destroyed")
+                    .map(|(t, _)| t.socket.cookie)
+                    .collect();
                 let held = std::mem::take(&mut self.after_destroy);
-                if destroyed && let Some(note) = plan::descriptors_note(&self.snapshot, &held) {
+                let left = plan::descriptors_left(&held, &destroyed);
+                if let Some(note) = plan::descriptors_note(&self.snapshot, &left) {
                     status.push_str("; ");
                     status.push_str(&clean(&note));
                 }

@@ -23,10 +23,17 @@ impl App {
             }
             self.set_effective_filter();
             self.rebuild();
-        } else if !self.filter.is_empty() {
-            self.filter = Filter::default();
+        } else if let Some(origin) = self.jumped_from.take() {
+            // Back from a finding's sockets to the findings view, as it was.
+            self.filter = origin.filter;
+            self.drill = origin.drill;
+            self.grouping = origin.grouping;
             self.set_effective_filter();
             self.rebuild();
+            self.set_view(super::View::Findings);
+        } else if !self.filter.is_empty() {
+            self.filter = Filter::default();
+            self.filter_changed();
             self.status = Some("filter cleared".into());
         }
     }

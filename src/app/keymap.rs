@@ -163,8 +163,8 @@ impl Action {
         match self {
             Action::Quit => "quit",
             Action::Help => "show or hide this help",
-            Action::Filter => "filter (e.g. /6800 cw); Enter keeps it, Esc cancels",
-            Action::Back => "close / leave a view or a drill-down / clear the filter",
+            Action::Filter => "filter (e.g. /6800 cw); typing replaces it, ← → edit it",
+            Action::Back => "close; back from a view, drill or jump; clear the filter",
             Action::Enter => "drill into a group, or inspect a connection",
             Action::Focus => "switch focus between the table and the state strip",
             Action::Up => "move up",

@@ -91,6 +91,48 @@ pub const STRIP_STATES: [TcpState; 7] = [
 /// Refresh intervals `+` and `-` step through.
 const INTERVALS_MS: [u64; 9] = [500, 1000, 2000, 3000, 5000, 10_000, 15_000, 30_000, 60_000];
 
+/// The part of the sample the filter shows (see [`App::filtered`]).
+#[derive(Debug, Clone, Default)]
+pub struct Filtered {
+    pub counts: crate::model::group::StateCounts,
+    /// Per-state counts of the filtered sockets in the samples since the
+    /// filter was set, oldest first (the machine's are in `history`).
+    pub series: std::collections::VecDeque<crate::model::group::StateCounts>,
+    /// Findings among the filtered sockets, most severe first.
+    pub findings: Vec<crate::model::findings::Finding>,
+    /// The effective filter these were computed for.
+    filter: String,
+}
+
+impl Filtered {
+    /// The count of `state` in each sample since the filter was set.
+    pub fn state_series(&self, state: TcpState) -> Vec<u64> {
+        self.series
+            .iter()
+            .map(|c| u64::from(c.get(state)))
+            .collect()
+    }
+
+    /// Change of `state` since the previous sample.
+    pub fn delta(&self, state: TcpState) -> i64 {
+        let n = self.series.len();
+        if n < 2 {
+            return 0;
+        }
+        i64::from(self.series[n - 1].get(state)) - i64::from(self.series[n - 2].get(state))
+    }
+}
+
+/// Where a jump from the findings view came from.
+#[derive(Debug, Clone)]
+pub struct JumpOrigin {
+    pub filter: Filter,
+    pub drill: Vec<Drill>,
+    pub grouping: Grouping,
+    /// The finding's kind, shown in the table's title.
+    pub label: String,
+}
+
 pub struct App {
     pub keymap: Keymap,
     /// What is on screen; frozen while paused.
@@ -103,6 +145,13 @@ pub struct App {
     /// What the findings engine says about the shown snapshot (the whole
     /// machine, not only what the filter shows), most severe first.
     pub findings: Vec<crate::model::findings::Finding>,
+    /// What the table's filter shows: its sockets per state and findings,
+    /// for the strip and the finding line. None without a filter (then both
+    /// show the whole machine, `counts` and `findings`).
+    pub filtered: Option<Filtered>,
+    /// The filter, drill and grouping from before a jump from the findings
+    /// view (Enter there), restored by Esc, which goes back to that view.
+    pub jumped_from: Option<JumpOrigin>,
     pub filter: Filter,
     pub drill: Vec<Drill>,
     pub grouping: Grouping,
@@ -121,6 +170,9 @@ pub struct App {
     pub interval: Duration,
     pub stats: Option<CollectStats>,
     pub prompt: String,
+    /// The prompt's text is selected, as when it opened with the filter in
+    /// force: typing replaces it, a cursor key keeps it for editing.
+    pub prompt_selected: bool,
     pub prompt_error: Option<String>,
     /// The filter in force when the prompt opened, restored by Esc.
     saved_filter: Option<Filter>,
@@ -149,8 +201,9 @@ pub struct App {
     pub dialog: Option<actions::Dialog>,
     /// After `k`: the selection whose holders are checked on the next samples.
     pub after_signal: Option<actions::AfterSignal>,
-    /// After `x`: holders that keep the destroyed sockets' descriptors.
-    pub after_destroy: Vec<(u32, u32)>,
+    /// After `x`: each socket's cookie and the processes that keep its
+    /// descriptor once it is destroyed.
+    pub after_destroy: Vec<(u64, Vec<u32>)>,
     /// Which view is on screen (keys 1-5), and what the other views remember.
     pub view: View,
     pub views: ViewState,
@@ -167,6 +220,8 @@ impl App {
             counts: Default::default(),
             history: History::default(),
             findings: Vec::new(),
+            filtered: None,
+            jumped_from: None,
             effective: filter.clone(),
             filter,
             drill: Vec::new(),
@@ -183,6 +238,7 @@ impl App {
             interval,
             stats: None,
             prompt: String::new(),
+            prompt_selected: false,
             prompt_error: None,
             saved_filter: None,
             status: None,
@@ -249,6 +305,10 @@ impl App {
         self.findings = crate::model::findings::analyze(&snap, &self.history, &Filter::default());
         self.snapshot = snap;
         self.rebuild();
+        if let Some(f) = &mut self.filtered {
+            // A new sample: one more point for the strip's filtered trend.
+            push_counts(&mut f.series, f.counts);
+        }
         self.refresh_view();
         self.check_after_signal();
     }
@@ -257,6 +317,7 @@ impl App {
     /// and puts the cursor back on the selected row.
     fn rebuild(&mut self) {
         let indices = self.matching();
+        self.refresh_filtered(&indices);
         let mut rows = view::build(self.grouping, &self.snapshot, &indices);
         let (col, desc) = self.sort();
         view::sort(&mut rows, col, desc, &self.ctx());
@@ -269,6 +330,69 @@ impl App {
         };
         self.follow_cursor();
         self.remember_selection();
+    }
+
+    /// Recomputes what the strip and the finding line show for the filter.
+    fn refresh_filtered(&mut self, indices: &[usize]) {
+        if self.effective.is_empty() {
+            self.filtered = None;
+            return;
+        }
+        let snap = &self.snapshot;
+        let counts = crate::model::group::by_state(indices.iter().map(|&i| &snap.sockets[i]));
+        let findings = crate::model::findings::analyze(snap, &self.history, &self.effective);
+        let text = self.effective.text();
+        let f = self.filtered.get_or_insert_with(Filtered::default);
+        if f.filter != text {
+            // Another filter: its trend starts now.
+            f.series.clear();
+            f.filter = text.to_string();
+            push_counts(&mut f.series, counts);
+        } else if let Some(last) = f.series.back_mut() {
+            *last = counts;
+        }
+        f.counts = counts;
+        f.findings = findings;
+    }
+
+    /// Sockets per state for the strip: the filter's, or the machine's.
+    pub fn strip_counts(&self) -> &crate::model::group::StateCounts {
+        self.filtered.as_ref().map_or(&self.counts, |f| &f.counts)
+    }
+
+    /// The findings the finding line shows: the filter's, or the machine's.
+    pub fn line_findings(&self) -> &[crate::model::findings::Finding] {
+        self.filtered
+            .as_ref()
+            .map_or(&self.findings, |f| &f.findings)
+    }
+
+    /// Findings outside the filter at least as severe as the finding line's
+    /// (all of them, when the filter has none): what "+N more elsewhere"
+    /// counts.
+    pub fn findings_elsewhere(&self) -> usize {
+        let Some(f) = &self.filtered else {
+            return 0;
+        };
+        let floor = f
+            .findings
+            .first()
+            .map_or(crate::model::findings::Severity::Info, |t| t.severity);
+        let inside: HashSet<_> = f.findings.iter().map(views::finding_key).collect();
+        self.findings
+            .iter()
+            .filter(|m| m.severity >= floor && !inside.contains(&views::finding_key(m)))
+            .count()
+    }
+
+    /// A new filter: the cursor goes to the first row (the old selection is
+    /// rarely among the new rows, and the first row is what the user looks at).
+    fn filter_changed(&mut self) {
+        self.set_effective_filter();
+        self.cursor = 0;
+        self.offset = 0;
+        self.selected.remove(&self.grouping);
+        self.rebuild();
     }
 
     /// Scrolls only as far as needed to keep the cursor on the page.
@@ -341,14 +465,21 @@ impl App {
         }
         let action = self.keymap.action(&key);
         if self.mode == Mode::Help {
-            // Any key closes the help, as its title says; quit still quits.
+            // Any key closes the help, as its title says, and does nothing
+            // else: not even quit (Ctrl-C still does).
             self.mode = Mode::Normal;
-            return match action {
-                Some(Action::Quit) => vec![Effect::Quit],
-                _ => Vec::new(),
+            return if is_ctrl_c(&key) {
+                vec![Effect::Quit]
+            } else {
+                Vec::new()
             };
         }
         let Some(action) = action else {
+            let help = self.keymap.label(Action::Help);
+            self.status = Some(format!(
+                "{}: no action bound to this key ({help}: the keys)",
+                keymap::Key::from_event(&key).label()
+            ));
             return Vec::new();
         };
         self.status = None;
@@ -387,10 +518,9 @@ impl App {
             Action::Help => self.mode = Mode::Help,
             Action::Filter => {
                 self.mode = Mode::Filter;
+                // As a browser's address bar: the filter in force, selected.
                 self.prompt = self.filter.text().to_string();
-                if !self.prompt.is_empty() {
-                    self.prompt.push(' ');
-                }
+                self.prompt_selected = !self.prompt.is_empty();
                 self.prompt_error = None;
                 self.saved_filter = Some(self.filter.clone());
             }
@@ -535,6 +665,24 @@ impl App {
             vec![Effect::Resolve(ips)]
         }
     }
+}
+
+/// Keeps as many samples of filtered counts as the trend window.
+fn push_counts(
+    series: &mut std::collections::VecDeque<crate::model::group::StateCounts>,
+    counts: crate::model::group::StateCounts,
+) {
+    if series.len() == crate::model::history::TREND_SAMPLES {
+        series.pop_front();
+    }
+    series.push_back(counts);
+}
+
+fn is_ctrl_c(key: &KeyEvent) -> bool {
+    key.code == crossterm::event::KeyCode::Char('c')
+        && key
+            .modifiers
+            .contains(crossterm::event::KeyModifiers::CONTROL)
 }
 
 pub fn format_interval(d: Duration) -> String {

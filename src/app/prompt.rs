@@ -10,11 +10,11 @@ impl App {
         match key.code {
             KeyCode::Enter => {
                 self.mode = Mode::Normal;
+                self.prompt_selected = false;
                 if let Some(err) = self.prompt_error.take() {
                     // Keep the filter from before the prompt, not a half-typed one.
                     self.filter = self.prompt_saved();
-                    self.set_effective_filter();
-                    self.rebuild();
+                    self.filter_changed();
                     let kept = if self.filter.is_empty() {
                         "no filter"
                     } else {
@@ -25,16 +25,27 @@ impl App {
             }
             KeyCode::Esc => {
                 self.mode = Mode::Normal;
+                self.prompt_selected = false;
                 self.prompt_error = None;
                 // Cancel: back to the filter in force before the prompt opened.
                 let saved = self.prompt_saved();
+                let changed = saved.text() != self.filter.text();
                 self.filter = saved;
-                self.set_effective_filter();
-                self.rebuild();
+                if changed {
+                    self.filter_changed();
+                }
             }
             KeyCode::Backspace => {
-                self.prompt.pop();
+                if std::mem::take(&mut self.prompt_selected) {
+                    self.prompt.clear();
+                } else {
+                    self.prompt.pop();
+                }
                 self.apply_prompt();
+            }
+            // A cursor key keeps the text for editing (at its end).
+            KeyCode::Left | KeyCode::Right | KeyCode::Home | KeyCode::End => {
+                self.prompt_selected = false;
             }
             KeyCode::Char('c')
                 if key
@@ -49,9 +60,14 @@ impl App {
                     .contains(crossterm::event::KeyModifiers::CONTROL) =>
             {
                 self.prompt.clear();
+                self.prompt_selected = false;
                 self.apply_prompt();
             }
             KeyCode::Char(c) if !c.is_control() => {
+                // Typing over the selected filter replaces it.
+                if std::mem::take(&mut self.prompt_selected) {
+                    self.prompt.clear();
+                }
                 self.prompt.push(c);
                 self.apply_prompt();
             }
@@ -70,9 +86,11 @@ impl App {
         match Filter::parse(&self.prompt) {
             Ok(f) => {
                 self.prompt_error = None;
+                let changed = f.text() != self.filter.text();
                 self.filter = f;
-                self.set_effective_filter();
-                self.rebuild();
+                if changed {
+                    self.filter_changed();
+                }
             }
             Err(e) => self.prompt_error = Some(e.to_string()),
         }

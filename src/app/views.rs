@@ -84,8 +84,9 @@ pub struct ViewState {
     pub sysctls: ListPos,
     /// First drawing line shown when the diagram is taller than the screen.
     pub diagram_scroll: usize,
-    /// TCP sockets per state in the sample on screen, for the diagram (the
-    /// strip's counts include UDP). Computed only while the diagram is shown.
+    /// TCP sockets per state in the sample on screen that the filter shows,
+    /// for the diagram (the strip's counts include UDP). Computed only while
+    /// the diagram is shown.
     pub tcp_counts: StateCounts,
 }
 
@@ -107,11 +108,12 @@ impl App {
         pos.cursor = found.unwrap_or(pos.cursor).min(len.saturating_sub(1));
         pos.offset = view::visible_offset(pos.offset, pos.cursor, self.page.max(1), len);
         if self.view == View::Diagram {
-            let tcp = self
-                .snapshot
+            // The diagram counts what the table's filter shows, as the strip.
+            let snap = &self.snapshot;
+            let tcp = snap
                 .sockets
                 .iter()
-                .filter(|s| s.proto == Proto::Tcp);
+                .filter(|s| s.proto == Proto::Tcp && self.effective.matches(s, snap));
             self.views.tcp_counts = group::by_state(tcp);
         }
     }
@@ -181,9 +183,33 @@ impl App {
             ));
             return;
         }
+        // The finding's own filter replaces the one in force (which may not
+        // even show its sockets); Esc comes back here with both restored.
         let (label, term) = (f.kind.name().to_string(), f.filter.clone());
+        let Ok(filter) = crate::model::Filter::parse(&term) else {
+            self.status = Some(format!("{label}: cannot show its sockets ({term})"));
+            return;
+        };
+        if self.jumped_from.is_none() {
+            self.jumped_from = Some(super::JumpOrigin {
+                filter: std::mem::replace(&mut self.filter, filter),
+                drill: std::mem::take(&mut self.drill),
+                grouping: self.grouping,
+                label,
+            });
+        } else {
+            // A second jump without going back: Esc still returns to where
+            // the first one started.
+            self.filter = filter;
+            self.drill.clear();
+            if let Some(o) = &mut self.jumped_from {
+                o.label = label;
+            }
+        }
         self.view = View::Sockets;
-        self.push_drill(label, term, view::Grouping::Flat);
+        self.grouping = view::Grouping::Flat;
+        self.focus = super::Focus::Table;
+        self.filter_changed();
     }
 
     fn scroll_view(&mut self, by: isize) {

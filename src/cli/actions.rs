@@ -224,8 +224,13 @@ pub fn destroy(args: DestroyArgs, read_only: bool) -> Result<(), Failure> {
         ))?;
     }
     say(&destroy::summary(&results))?;
-    if results.iter().any(|(_, o)| o.label() == "destroyed")
-        && let Some(note) = plan::descriptors_note(&snap, &plan.descriptors)
+    let destroyed: Vec<u64> = results
+        .iter()
+        .filter(|(_, o)| o.label() == "destroyed")
+        .map(|(t, _)| t.socket.cookie)
+        .collect();
+    if let Some(note) =
+        plan::descriptors_note(&snap, &plan::descriptors_left(&plan.held, &destroyed))
     {
         say(&clean(&note))?;
     }

@@ -43,22 +43,52 @@ pub fn format_bytes_rate(bps: u64) -> String {
     }
 }
 
-/// A one-line sparkline from block characters, scaled to the series' maximum.
+/// A one-line sparkline from block characters, scaled between the shown
+/// window's minimum (`▁`) and maximum (`█`), so that 75 → 89 is a slope and
+/// not a row of full blocks; [`sparkline_range`] says what the ends mean.
+/// A flat window is a row of `▁` (all zeros: blank).
 pub fn sparkline_text(series: &[u64], width: usize) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let tail = &series[series.len().saturating_sub(width)..];
     let max = tail.iter().copied().max().unwrap_or(0);
+    let min = tail.iter().copied().min().unwrap_or(0);
     tail.iter()
         .map(|&v| {
             if max == 0 {
                 ' '
-            } else if v == 0 {
+            } else if max == min {
                 '▁'
             } else {
-                BARS[((v * 7).div_ceil(max)) as usize]
+                BARS[((v - min) * 7).div_ceil(max - min) as usize]
             }
         })
         .collect()
+}
+
+/// A sparkline scaled from zero to the maximum, for rates whose size
+/// matters more than their wiggle (the counters view).
+pub fn sparkline_from_zero(series: &[u64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let tail = &series[series.len().saturating_sub(width)..];
+    let max = tail.iter().copied().max().unwrap_or(0);
+    tail.iter()
+        .map(|&v| match (max, v) {
+            (0, _) => ' ',
+            (_, 0) => '▁',
+            _ => BARS[((v * 7).div_ceil(max)) as usize],
+        })
+        .collect()
+}
+
+/// `75–89`: the minimum and maximum of the window [`sparkline_text`] draws
+/// in `width` columns (one number when flat).
+pub fn sparkline_range(series: &[u64], width: usize) -> String {
+    let tail = &series[series.len().saturating_sub(width)..];
+    match (tail.iter().min(), tail.iter().max()) {
+        (Some(a), Some(b)) if a != b => format!("{}–{}", compact_number(*a), compact_number(*b)),
+        (Some(a), _) => compact_number(*a),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -78,9 +108,12 @@ mod tests {
     }
 
     #[test]
-    fn sparkline_scales_to_its_maximum() {
+    fn sparkline_scales_between_its_minimum_and_maximum() {
         assert_eq!(sparkline_text(&[0, 1, 2, 4], 10), "▁▃▅█");
-        assert_eq!(sparkline_text(&[5, 5], 1), "█");
+        assert_eq!(sparkline_text(&[75, 80, 89], 10), "▁▄█");
+        assert_eq!(sparkline_range(&[75, 80, 89], 10), "75–89");
+        assert_eq!(sparkline_text(&[5, 5], 1), "▁");
+        assert_eq!(sparkline_range(&[5, 5], 2), "5");
         assert_eq!(sparkline_text(&[0, 0], 4), "  ");
     }
 

@@ -19,8 +19,9 @@ pub struct Sample {
 /// How much history is kept: ten minutes at the shortest interval (0.5 s),
 /// more at longer ones, in a few tens of KiB.
 pub const MAX_SAMPLES: usize = 1200;
-/// Samples kept per process for its trend column.
-pub const TREND_SAMPLES: usize = 60;
+/// Samples kept per process for its trend column and growth figure: at
+/// `record`'s shortest intervals (200 ms) still 30 s, twice [`GROWTH_WINDOW`].
+pub const TREND_SAMPLES: usize = 150;
 
 #[derive(Debug, Clone, Copy)]
 struct Since {
@@ -49,6 +50,75 @@ impl Rate {
     fn add(&mut self, other: Rate) {
         self.in_bps += other.in_bps;
         self.out_bps += other.out_bps;
+    }
+}
+
+/// The shortest stretch of samples a growth figure is fitted over.
+pub const GROWTH_WINDOW: Duration = Duration::from_secs(15);
+/// The fewest samples a growth figure is fitted through.
+pub const GROWTH_SAMPLES: usize = 5;
+
+/// A least-squares growth figure: the slope, its uncertainty, and what it
+/// was fitted over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Growth {
+    /// Change per minute (the slope of the fitted line).
+    pub per_min: f64,
+    /// About two standard errors of `per_min`: the slope is within
+    /// `per_min ± margin_per_min` at roughly 95%.
+    pub margin_per_min: f64,
+    /// Time between the oldest and newest sample fitted.
+    pub window: Duration,
+    pub samples: usize,
+}
+
+impl Growth {
+    /// `points`: (age before the newest sample, value), newest first.
+    fn fit(points: &[(Duration, f64)], window: Duration) -> Growth {
+        let n = points.len() as f64;
+        // x in seconds, increasing with time.
+        let xs: Vec<f64> = points
+            .iter()
+            .map(|(age, _)| window.as_secs_f64() - age.as_secs_f64())
+            .collect();
+        let mean_x = xs.iter().sum::<f64>() / n;
+        let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = xs.iter().map(|x| (x - mean_x).powi(2)).sum();
+        let sxy: f64 = xs
+            .iter()
+            .zip(points)
+            .map(|(x, (_, y))| (x - mean_x) * (y - mean_y))
+            .sum();
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let residuals: f64 = xs
+            .iter()
+            .zip(points)
+            .map(|(x, (_, y))| (y - (mean_y + slope * (x - mean_x))).powi(2))
+            .sum();
+        let se = if sxx > 0.0 && n > 2.0 {
+            (residuals / (n - 2.0) / sxx).sqrt()
+        } else {
+            0.0
+        };
+        Growth {
+            per_min: slope * 60.0,
+            margin_per_min: 2.0 * se * 60.0,
+            window,
+            samples: points.len(),
+        }
+    }
+
+    /// Growing beyond doubt: the slope is positive past its margin and adds
+    /// up to at least one socket over the window.
+    pub fn growing(&self) -> bool {
+        let over_window = self.per_min / 60.0 * self.window.as_secs_f64();
+        self.per_min > self.margin_per_min && over_window >= 1.0
+    }
+
+    /// Shrinking beyond doubt (the mirror of [`Growth::growing`]).
+    pub fn shrinking(&self) -> bool {
+        let over_window = -self.per_min / 60.0 * self.window.as_secs_f64();
+        -self.per_min > self.margin_per_min && over_window >= 1.0
     }
 }
 
@@ -277,28 +347,7 @@ impl History {
     /// How a process's CLOSE_WAIT count changed over the trend window:
     /// (change, time it covers). None before two samples.
     pub fn close_wait_change(&self, pid: Option<u32>) -> Option<(i64, Duration)> {
-        self.change(self.process_totals.get(&pid)?, |p| p.close_wait)
-    }
-
-    /// How a service's CLOSE_WAIT count changed over the trend window. The
-    /// service is named by its id (lowest pid), None for sockets no process holds.
-    pub fn service_close_wait_change(&self, id: Option<u32>) -> Option<(i64, Duration)> {
-        self.change(self.service_totals.get(&id)?, |s| s.close_wait)
-    }
-
-    /// How a service's descriptors of closed TCP sockets changed over the
-    /// trend window.
-    pub fn service_closed_sockets_change(&self, id: Option<u32>) -> Option<(i64, Duration)> {
-        self.change(self.service_totals.get(&id)?, |s| s.closed_sockets)
-    }
-
-    /// Change of `value` between the oldest and newest entry of `series`
-    /// (aligned with the newest samples), and the time it covers.
-    fn change<T>(
-        &self,
-        series: &VecDeque<T>,
-        value: impl Fn(&T) -> u32,
-    ) -> Option<(i64, Duration)> {
+        let series = self.process_totals.get(&pid)?;
         let n = self.samples.len();
         let k = series.len().min(n);
         if k < 2 {
@@ -306,9 +355,50 @@ impl History {
         }
         let first_at = self.samples[n - k].at;
         let last_at = self.samples[n - 1].at;
-        let change = i64::from(value(&series[series.len() - 1]))
-            - i64::from(value(&series[series.len() - k]));
+        let change = i64::from(series[series.len() - 1].close_wait)
+            - i64::from(series[series.len() - k].close_wait);
         Some((change, last_at.duration_since(first_at).unwrap_or_default()))
+    }
+
+    /// How fast a process's CLOSE_WAIT count grows: a least-squares line
+    /// through its newest samples covering at least [`GROWTH_WINDOW`] and
+    /// [`GROWTH_SAMPLES`] samples. None until there are that many (a verdict
+    /// from two samples a second apart is noise: one socket is 60/min).
+    pub fn close_wait_growth(&self, pid: Option<u32>) -> Option<Growth> {
+        self.growth(self.process_totals.get(&pid)?, |p| p.close_wait)
+    }
+
+    /// The same for a service (named by its id, its lowest pid; None for the
+    /// sockets no process holds): a socket its processes share counts once.
+    pub fn service_close_wait_growth(&self, id: Option<u32>) -> Option<Growth> {
+        self.growth(self.service_totals.get(&id)?, |s| s.close_wait)
+    }
+
+    /// How fast a service's descriptors of closed TCP sockets grow.
+    pub fn service_closed_sockets_growth(&self, id: Option<u32>) -> Option<Growth> {
+        self.growth(self.service_totals.get(&id)?, |s| s.closed_sockets)
+    }
+
+    /// The fit of `value` over `series` (aligned with the newest samples).
+    fn growth<T>(&self, series: &VecDeque<T>, value: impl Fn(&T) -> u32) -> Option<Growth> {
+        let n = self.samples.len();
+        let k = series.len().min(n);
+        let last_at = self.samples.get(n.checked_sub(1)?)?.at;
+        // The newest points, back until the window is long enough.
+        let mut points = Vec::new();
+        for back in 0..k {
+            let at = self.samples[n - 1 - back].at;
+            let age = last_at.duration_since(at).unwrap_or_default();
+            points.push((age, f64::from(value(&series[series.len() - 1 - back]))));
+            if age >= GROWTH_WINDOW && points.len() >= GROWTH_SAMPLES {
+                break;
+            }
+        }
+        let window = points.last()?.0;
+        if window < GROWTH_WINDOW || points.len() < GROWTH_SAMPLES {
+            return None;
+        }
+        Some(Growth::fit(&points, window))
     }
 
     /// When a connection entered its current state, and whether that is only
@@ -331,6 +421,18 @@ impl History {
         let first = self.since.get(key)?.first;
         let at_least = Some(first) == self.started;
         Some((now.duration_since(first).unwrap_or_default(), at_least))
+    }
+
+    /// Time covered by the newest `n` samples (a trend of `n` points).
+    pub fn trend_span(&self, n: usize) -> Duration {
+        let len = self.samples.len();
+        if n < 2 || len < n {
+            return Duration::ZERO;
+        }
+        self.samples[len - 1]
+            .at
+            .duration_since(self.samples[len - n].at)
+            .unwrap_or_default()
     }
 
     /// Time covered by the samples.
@@ -381,6 +483,63 @@ mod tests {
         assert_eq!(h.state_series(TcpState::CloseWait), vec![2, 3]);
         assert_eq!(h.process_trend(Some(1000)), vec![3, 4]);
         assert_eq!(h.span(), Duration::from_secs(1));
+    }
+
+    /// A history of redis (pid 1000) with `counts[i]` CLOSE_WAIT sockets at
+    /// second 100 + i.
+    fn close_wait_history(counts: &[u32]) -> History {
+        let mut h = History::default();
+        for (i, &n) in counts.iter().enumerate() {
+            let mut snap = fixture::small();
+            snap.sockets.retain(|s| s.state != TcpState::CloseWait);
+            let template = fixture::small()
+                .sockets
+                .into_iter()
+                .find(|s| s.state == TcpState::CloseWait)
+                .unwrap();
+            for j in 0..n {
+                let mut s = template.clone();
+                s.inode = 10_000 + u64::from(j);
+                s.remote.set_port(20_000 + j as u16);
+                snap.sockets.push(s);
+            }
+            at(&mut snap, 100 + i as u64);
+            h.record(&snap);
+        }
+        h
+    }
+
+    #[test]
+    fn growth_is_a_fit_over_at_least_the_window_and_stops_once_the_count_does() {
+        // 15/min: one more socket every 4 s, for 40 s.
+        let rising: Vec<u32> = (0..=40).map(|s| 10 + s / 4).collect();
+        let short = close_wait_history(&rising[..10]);
+        assert_eq!(
+            short.close_wait_growth(Some(1000)),
+            None,
+            "9 s is too short"
+        );
+        let h = close_wait_history(&rising);
+        let g = h.close_wait_growth(Some(1000)).unwrap();
+        assert!(g.window >= GROWTH_WINDOW && g.samples >= GROWTH_SAMPLES);
+        assert!((12.0..=18.0).contains(&g.per_min), "{g:?}");
+        assert!(g.growing(), "{g:?}");
+        // Then flat: within one window the figure says so.
+        let mut stopped = rising.clone();
+        stopped.extend(std::iter::repeat_n(20, 16));
+        let g = close_wait_history(&stopped)
+            .close_wait_growth(Some(1000))
+            .unwrap();
+        assert!(!g.growing(), "{g:?}");
+        assert_eq!(g.per_min, 0.0);
+        // One socket more over the window, in a noisy series: not growth.
+        let noisy = [
+            10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 11,
+        ];
+        let g = close_wait_history(&noisy)
+            .close_wait_growth(Some(1000))
+            .unwrap();
+        assert!(!g.growing(), "{g:?}");
     }
 
     #[test]

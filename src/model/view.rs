@@ -121,7 +121,8 @@ const PROCESS_COLUMNS: &[Column] = &[
     col("OTHER", 5, true, 5),
     col("IN/s", 6, true, 3),
     col("OUT/s", 6, true, 3),
-    col("TREND", 12, true, 3),
+    // A sparkline and the change it shows as a number: `▂▅█ +14/1m`.
+    col("TREND", 14, true, 3),
     optional("SHARED", 11, false, 1),
     optional("CLOSED", 6, true, 1),
 ];
@@ -154,12 +155,14 @@ const FLAT_COLUMNS: &[Column] = &[
     col("STATE", 11, false, 0),
     col("PROTO", 5, false, 4),
     col("LOCAL", 21, false, 0),
-    col("REMOTE", 21, false, 1),
-    col("RECV-Q", 6, true, 3),
-    col("SEND-Q", 6, true, 3),
+    // Queues are the evidence of a stuck reader or a full accept queue: at
+    // 80 columns they stay and the remote end goes.
+    col("REMOTE", 21, false, 2),
+    col("RECV-Q", 6, true, 1),
+    col("SEND-Q", 6, true, 1),
     col("PID", 7, true, 0),
     col("PROCESS", 15, false, 0),
-    col("AGE", 6, true, 2),
+    col("AGE", 6, true, 3),
 ];
 
 pub fn columns(g: Grouping) -> &'static [Column] {
@@ -474,6 +477,20 @@ fn remote_text(addr: &std::net::SocketAddr, ctx: &ViewCtx) -> String {
     format_addr(addr)
 }
 
+/// A trend's change over the time it covers: `+14/1m`, `-3/20s`, `0/1m`;
+/// `-` before two samples.
+pub fn change_text(series: &[u64], span: std::time::Duration) -> String {
+    let (Some(first), Some(last)) = (series.first(), series.last()) else {
+        return "-".into();
+    };
+    if series.len() < 2 || span.is_zero() {
+        return "-".into();
+    }
+    let change = *last as i64 - *first as i64;
+    let sign = if change > 0 { "+" } else { "" };
+    format!("{sign}{change}/{}", format_age(span))
+}
+
 /// The text of every cell of a row, cleaned of control characters.
 pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
     let snap = ctx.snap;
@@ -497,7 +514,14 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
             let rate = ctx.history.process_rate(g.pid);
             v.push(rate.map_or("-".into(), |r| format_bytes_rate(r.in_bps)));
             v.push(rate.map_or("-".into(), |r| format_bytes_rate(r.out_bps)));
-            v.push(sparkline_text(&ctx.history.process_trend(g.pid), 12));
+            let trend = ctx.history.process_trend(g.pid);
+            let change = change_text(&trend, ctx.history.trend_span(trend.len()));
+            v.push(if trend.len() < 2 {
+                sparkline_text(&trend, 14)
+            } else {
+                let spark = 14usize.saturating_sub(change.chars().count() + 1).max(3);
+                format!("{} {change}", sparkline_text(&trend, spark))
+            });
             v.push(match g.shared_with {
                 Some((other, n)) => format!("{n} w/{other}"),
                 None if g.shared > 0 => format!("{}", g.shared),

@@ -120,15 +120,27 @@ fn view<'a>(s: &'a Socket, snap: &'a Snapshot) -> SocketView<'a> {
 /// the chunks written in order: on 100k+ sockets this is a good part of the
 /// run time.
 pub fn write_sockets<W: Write>(out: W, snap: &Snapshot, sockets: &[&Socket]) -> io::Result<()> {
-    let mut out = io::BufWriter::with_capacity(1 << 16, out);
-    out.write_all(b"[")?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 8);
+    write_in_chunks(out, snap, sockets, CHUNK, threads)
+}
+
+/// [`write_sockets`] with the chunk size and thread count given (tests use
+/// small chunks, so that a few sockets make several rounds).
+fn write_in_chunks<W: Write>(
+    out: W,
+    snap: &Snapshot,
+    sockets: &[&Socket],
+    chunk: usize,
+    threads: usize,
+) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, out);
+    out.write_all(b"[")?;
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); threads];
-    for (g, group) in sockets.chunks(CHUNK * threads).enumerate() {
-        let chunks: Vec<&[&Socket]> = group.chunks(CHUNK).collect();
+    for (g, group) in sockets.chunks(chunk * threads).enumerate() {
+        let chunks: Vec<&[&Socket]> = group.chunks(chunk).collect();
         let results = std::thread::scope(|scope| {
             let (first, rest) = bufs.split_first_mut().expect("one buffer or more");
             let helpers: Vec<_> = rest
@@ -231,10 +243,14 @@ mod tests {
     #[test]
     fn chunked_output_is_the_plain_array() {
         let snap = fixture::small();
-        // Enough sockets for several chunks on every thread, and a partial last one.
-        let many: Vec<&Socket> = snap.sockets.iter().cycle().take(CHUNK * 20 + 7).collect();
+        // Chunks of 5 on 3 threads: several rounds, a round that does not use
+        // every thread, and a partial last chunk.
+        let many: Vec<&Socket> = snap.sockets.iter().cycle().take(5 * 3 * 4 + 7).collect();
         let mut buf = Vec::new();
-        write_sockets(&mut buf, &snap, &many).unwrap();
+        write_in_chunks(&mut buf, &snap, &many, 5, 3).unwrap();
+        let mut default_chunks = Vec::new();
+        write_sockets(&mut default_chunks, &snap, &many).unwrap();
+        assert!(buf == default_chunks, "the chunk size changed the output");
         let mut expected = b"[".to_vec();
         for (i, s) in many.iter().enumerate() {
             expected.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });

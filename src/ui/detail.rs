@@ -119,13 +119,25 @@ fn bytes(n: u64) -> String {
 
 /// `in 3.4K/s  out 12M/s  ▁▂▅█`: throughput from tcp_info byte counters,
 /// with a sparkline of in + out over the last samples.
+fn range_of_rates(totals: &[u64], width: usize) -> String {
+    let tail = &totals[totals.len().saturating_sub(width)..];
+    match (tail.iter().min(), tail.iter().max()) {
+        (Some(a), Some(b)) if a != b => {
+            format!("{}–{}/s", format_bytes_rate(*a), format_bytes_rate(*b))
+        }
+        _ => String::new(),
+    }
+}
+
 fn rate_text(rate: Rate, series: &[Rate]) -> String {
     let totals: Vec<u64> = series.iter().map(Rate::total).collect();
     format!(
-        "in {}/s  out {}/s  {}",
+        "in {}/s  out {}/s  {} {}",
         format_bytes_rate(rate.in_bps),
         format_bytes_rate(rate.out_bps),
-        crate::model::view::sparkline_text(&totals, 40)
+        crate::model::view::sparkline_text(&totals, 40),
+        // The sparkline is scaled min..max: say what its ends are.
+        range_of_rates(&totals, 40)
     )
 }
 
@@ -399,9 +411,14 @@ fn group_lines<'a>(app: &'a App, row: &'a Row, theme: &Theme) -> Vec<Line<'a>> {
             )));
         }
         let trend = app.history.process_trend(g.pid);
+        let range = crate::model::format::sparkline_range(&trend, 60);
+        let change = crate::model::view::change_text(&trend, app.history.trend_span(trend.len()));
         lines.push(Line::from(kv(
             "trend   ",
-            crate::model::view::sparkline_text(&trend, 60),
+            format!(
+                "{} {range} sockets, {change}",
+                crate::model::view::sparkline_text(&trend, 60)
+            ),
             theme,
         )));
         if let Some(rate) = app.history.process_rate(g.pid) {

@@ -50,6 +50,9 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         .diagram_scroll
         .min(lines.len().saturating_sub(height));
     let mut note = "│ live TCP counts".to_string();
+    if app.filtered.is_some() {
+        note.push_str(" of the filter");
+    }
     if lines.len() > height {
         note.push_str(" (↑↓ scroll)");
     }

@@ -231,7 +231,7 @@ fn destroy_notes(d: &DestroyDialog) -> Vec<(String, bool)> {
             false,
         ));
     }
-    let held: u32 = d.descriptors.iter().map(|(_, n)| n).sum();
+    let held = d.held.len();
     if held > 0 {
         notes.push((
             format!(

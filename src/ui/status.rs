@@ -28,7 +28,12 @@ fn prompt<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
     };
     let mut spans = vec![
         Span::styled(label, theme.title()),
-        Span::raw(app.prompt.clone()),
+        // Selected (typing replaces it) as in a browser's address bar.
+        if app.prompt_selected {
+            Span::styled(app.prompt.clone(), theme.selected())
+        } else {
+            Span::raw(app.prompt.clone())
+        },
         Span::styled(" ", theme.selected()),
     ];
     if let Some(err) = &app.prompt_error {

@@ -40,6 +40,9 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         format!(" {} ", app.grouping.title()),
         theme.title(),
     )];
+    if let Some(origin) = &app.jumped_from {
+        title.push(Span::styled(format!("› {} ", origin.label), theme.title()));
+    }
     for d in &app.drill {
         title.push(Span::styled(format!("› {} ", d.label), theme.title()));
     }
@@ -63,6 +66,12 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     if Line::from(title.clone()).width() + views.chars().count() <= usize::from(area.width) {
         title.push(Span::styled(views, theme.dim()));
     }
+    let height = usize::from(body.height.saturating_sub(1)).max(1);
+    let offset = view::visible_offset(app.offset, app.cursor, height, app.rows.len());
+    // Rows scrolled away above are said, first, where a cut line keeps it.
+    if offset > 0 {
+        title.insert(1, Span::styled(format!("↑{offset} above "), theme.warn()));
+    }
     frame.render_widget(Paragraph::new(Line::from(title)), title_area);
 
     let ctx = app.ctx();
@@ -81,8 +90,6 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     }))
     .style(theme.header());
 
-    let height = usize::from(body.height.saturating_sub(1)).max(1);
-    let offset = view::visible_offset(app.offset, app.cursor, height, app.rows.len());
     let rows = app
         .rows
         .iter()

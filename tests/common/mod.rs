@@ -4,7 +4,7 @@
 //!
 //! Child processes are this same test binary run again with
 //! `--exact child_process_entry_point` and the role in [`ROLE_ENV`]: every test
-//! file has a `#[test] fn child_process_entry_point()` that calls
+//! binary has a `#[test] fn child_process_entry_point()` at its root that calls
 //! [`child_main`], which returns at once unless the variable is set. A child
 //! prints one `@@ ...` line per command it is sent on stdin and exits when its
 //! stdin closes, so it dies with the test that owns the pipe.
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 /// Which role a re-executed test binary plays.
 pub const ROLE_ENV: &str = "SOCKSCOPE_TEST_ROLE";
-/// The name of the `#[test]` every test file defines to host child roles.
+/// The name of the `#[test]` at the root of every test binary that hosts child roles.
 pub const ENTRY_POINT: &str = "child_process_entry_point";
 /// How long to wait for the kernel to reach a state before giving up.
 pub const POLL_LIMIT: Duration = Duration::from_secs(5);
@@ -179,12 +179,44 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether `CI=true` (as `.ci/run` sets): a check that cannot run there is a
+/// failure, not a skip.
+pub fn under_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Says that `test` skipped `what` because `why`, where `cargo test` shows
+/// it: straight to the terminal's stderr, past the test harness's capture
+/// (which hides a passing test's `eprintln!`). Under `CI=true` it fails the
+/// test instead, with `fix` (what CI lacks).
+pub fn skipped(test: &str, what: &str, why: &str, fix: &str) {
+    assert!(
+        !under_ci(),
+        "{test}: cannot check {what}: {why}, and CI=true: {fix}"
+    );
+    let line = format!("\nSKIPPED {test}: {what} not checked: {why} ({fix})\n");
+    // Not eprintln!: the harness captures that for tests that pass.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
+
+/// True when running as root; otherwise reports the test as skipped (see
+/// [`skipped`]), which fails it under `CI=true`.
+pub fn root_or_skip(test: &str, what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    skipped(test, what, "not root", "run it as root, as .ci/run does");
+    false
+}
+
 /// Whether this machine has IPv6 on loopback (some containers do not).
 pub fn ipv6_loopback() -> bool {
     match TcpListener::bind("[::1]:0") {
         Ok(_) => true,
         Err(e) => {
-            eprintln!("no IPv6 on loopback here ({e}): IPv6 checks skipped");
+            // Not a CI failure: some CI containers have no IPv6 at all.
+            let line = format!("\nSKIPPED: IPv6 checks: no IPv6 on loopback here ({e})\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             false
         }
     }

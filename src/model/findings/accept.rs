@@ -13,10 +13,22 @@ use crate::model::socket::{Proto, Socket, TcpState, format_addr};
 
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     let holders = input.snap.holders();
-    for l in &input.sockets {
-        if l.proto != Proto::Tcp || l.state != TcpState::Listen {
-            continue;
+    // The listeners asked about, and those whose queued connections are
+    // (a filter on CLOSE_WAIT still sees the queue its clients gave up on).
+    let mut listeners: Vec<&Socket> = Vec::new();
+    for s in &input.sockets {
+        let l = if s.proto == Proto::Tcp && s.state == TcpState::Listen {
+            Some(*s)
+        } else {
+            holders.listener_of(input.snap, s)
+        };
+        if let Some(l) = l
+            && !listeners.iter().any(|k| std::ptr::eq(*k, l))
+        {
+            listeners.push(l);
         }
+    }
+    for l in listeners {
         let (queued, gave_up) = holders.queue_of(l);
         if queued == 0 {
             continue;

@@ -35,18 +35,18 @@ fn finding(input: &Input, service: Option<u32>, sockets: &[&Socket]) -> Finding 
         .iter()
         .filter(|s| input.history.is_new(&s.key()))
         .count() as u64;
-    let growth = input
-        .history
-        .service_close_wait_change(service)
-        .filter(|(_, span)| span.as_secs_f64() >= 1.0)
-        .map(|(change, span)| change as f64 * 60.0 / span.as_secs_f64());
+    // A fitted line over 15 s or more: None until the history is that long.
+    let fit = input.history.service_close_wait_growth(service);
+    let growth = fit.map(|g| g.per_min);
     let first = oldest(input, sockets);
     let age = first.and_then(|(t, _)| input.snap.taken_at.duration_since(t).ok());
 
-    let growing = growth.is_some_and(|g| g > 0.0);
+    let growing = fit.is_some_and(|g| g.growing());
     let stuck = age.is_some_and(|a| a >= limits.close_wait_stuck);
     let severity = if count >= limits.close_wait_critical
-        || (count >= 100 && growth.is_some_and(|g| g >= limits.close_wait_growth_critical))
+        || (count >= 100
+            && growing
+            && growth.is_some_and(|g| g >= limits.close_wait_growth_critical))
     {
         Severity::Critical
     } else if count >= limits.close_wait_warning
@@ -65,10 +65,22 @@ fn finding(input: &Input, service: Option<u32>, sockets: &[&Socket]) -> Finding 
         if ports.len() == 1 { "port" } else { "ports" },
         list(&ports, 3)
     );
-    let trend = match growth {
-        Some(g) if g > 0.0 => format!(", growing by {g:.0}/min"),
-        Some(g) if g < 0.0 => format!(", shrinking by {:.0}/min", -g),
-        _ => String::new(),
+    // The figure with its uncertainty and what it was fitted over.
+    let over = |g: &crate::model::history::Growth| {
+        format!(
+            "±{:.0}, over {}",
+            g.margin_per_min,
+            crate::model::format::format_age(g.window)
+        )
+    };
+    let trend = match &fit {
+        Some(g) if g.growing() => format!(", growing by {:.0}/min ({})", g.per_min, over(g)),
+        Some(g) if g.shrinking() => format!(", shrinking by {:.0}/min ({})", -g.per_min, over(g)),
+        Some(g) => format!(
+            ", not growing (over {})",
+            crate::model::format::format_age(g.window)
+        ),
+        None => String::new(),
     };
     f.summary = format!(
         "{holder} holds {} in CLOSE_WAIT on {on_ports}{}{trend}",
@@ -164,6 +176,7 @@ fn finding(input: &Input, service: Option<u32>, sockets: &[&Socket]) -> Finding 
     f.peers = peers;
     f.new_since_last = (input.history.samples().len() >= 2).then_some(new);
     f.growth_per_min = growth;
+    f.growth_window_s = fit.map(|g| g.window.as_secs_f64());
     if let Some((t, exact)) = first {
         f.first_seen = Some(t);
         f.first_seen_exact = exact;

@@ -49,12 +49,9 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
 
 fn finding(input: &Input, service: u32, holders: Vec<Holding>) -> Finding {
     let count: u64 = holders.iter().map(|h| h.count).sum();
-    let growth = input
-        .history
-        .service_closed_sockets_change(Some(service))
-        .filter(|(_, span)| span.as_secs_f64() >= 1.0)
-        .map(|(change, span)| change as f64 * 60.0 / span.as_secs_f64());
-    let growing = growth.is_some_and(|g| g > 0.0);
+    let fit = input.history.service_closed_sockets_growth(Some(service));
+    let growth = fit.map(|g| g.per_min);
+    let growing = fit.is_some_and(|g| g.growing());
     let severity = if count >= WARNING || (growing && count >= 10) {
         Severity::Warning
     } else {
@@ -104,5 +101,6 @@ fn finding(input: &Input, service: u32, holders: Vec<Holding>) -> Finding {
     f.process = name;
     f.holders = holders;
     f.growth_per_min = growth;
+    f.growth_window_s = fit.map(|g| g.window.as_secs_f64());
     f
 }

@@ -211,14 +211,25 @@ fn descriptors_of_closed_sockets_are_a_finding_per_service_and_growth_warns() {
         "{}",
         held[0].summary
     );
+    // Five more every 4 s, for 16 s: 75 a minute, fitted.
     let mut later = snap.clone();
-    later.taken_at += std::time::Duration::from_secs(10);
-    later.processes.get_mut(&101).unwrap().closed_sockets = 25;
-    history.record(&later);
+    for step in 1..=4u32 {
+        later = snap.clone();
+        later.taken_at += std::time::Duration::from_secs(u64::from(4 * step));
+        later.processes.get_mut(&101).unwrap().closed_sockets = 5 + 5 * step;
+        history.record(&later);
+    }
     let f = analyze(&later, &history, &Filter::default());
     let held = of_kind(&f, Kind::ClosedSocketsHeld);
+    assert_eq!(held[0].count, 25);
     assert_eq!(held[0].severity, Severity::Warning);
-    assert_eq!(held[0].growth_per_min, Some(120.0));
+    let growth = held[0].growth_per_min.expect("a fit over 16 s");
+    assert!((growth - 75.0).abs() < 0.01, "{growth}");
+    assert!(
+        held[0].summary.ends_with(", growing by 75/min"),
+        "{}",
+        held[0].summary
+    );
     // Another port's filter leaves it out.
     let f = analyze(&later, &history, &Filter::parse("6800").unwrap());
     assert!(of_kind(&f, Kind::ClosedSocketsHeld).is_empty());

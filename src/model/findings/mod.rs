@@ -125,8 +125,12 @@ pub struct Finding {
     pub peers: Vec<Peer>,
     /// Sockets that entered this condition since the previous sample.
     pub new_since_last: Option<u64>,
-    /// Change per minute of `count`, over the kept trend window.
+    /// Change per minute of `count`: the slope of a least-squares line
+    /// through the samples of the last `growth_window_s` seconds (at least
+    /// 15); None until there are that many.
     pub growth_per_min: Option<f64>,
+    /// What `growth_per_min` was fitted over, in seconds.
+    pub growth_window_s: Option<f64>,
     /// Findings this one explains (its cause comes first in the list).
     pub related: Vec<Kind>,
 }
@@ -153,6 +157,7 @@ impl Finding {
             peers: Vec::new(),
             new_since_last: None,
             growth_per_min: None,
+            growth_window_s: None,
             related: Vec::new(),
         }
     }

@@ -83,30 +83,47 @@ fn close_wait_leak_severity_rises_with_count_and_growth() {
     let f = of_kind(&findings, Kind::CloseWaitLeak)[0];
     assert_eq!((f.severity, f.count), (Severity::Warning, 120));
 
-    // 50 growing to 60 in a minute is a warning.
-    let mut grown = a.clone();
-    at(&mut grown, 60);
-    add_close_wait(&mut grown, 10, 40_000);
+    // 50 growing to 60 in a minute is a warning (five samples, 15 s apart:
+    // growth is a fit over 15 s or more).
+    let grown: Vec<Snapshot> = [(0, 0), (15, 2), (30, 5), (45, 7), (60, 10)]
+        .into_iter()
+        .map(|(t, extra)| {
+            let mut s = a.clone();
+            at(&mut s, t);
+            add_close_wait(&mut s, extra, 40_000);
+            s
+        })
+        .collect();
+    let findings = run(&grown);
+    let f = of_kind(&findings, Kind::CloseWaitLeak)[0];
+    assert_eq!(f.severity, Severity::Warning);
+    assert!((f.growth_per_min.unwrap() - 10.0).abs() < 1e-9, "{f:#?}");
+    assert_eq!(f.growth_window_s, Some(60.0));
+
+    // Two samples are not enough for a growth figure at all.
+    let mut later = a.clone();
+    at(&mut later, 60);
+    add_close_wait(&mut later, 10, 40_000);
     let mut before = a.clone();
     at(&mut before, 0);
-    let findings = run(&[before, grown]);
-    let f = of_kind(&findings, Kind::CloseWaitLeak)[0];
-    assert_eq!(
-        (f.severity, f.growth_per_min),
-        (Severity::Warning, Some(10.0))
-    );
+    let f = of_kind(&run(&[before, later]), Kind::CloseWaitLeak)[0].clone();
+    assert_eq!(f.growth_per_min, None);
 
     // 150 more in 30 s: +300/min with 200 held is critical.
-    let mut b = a.clone();
-    at(&mut a, 0);
-    at(&mut b, 30);
-    add_close_wait(&mut b, 150, 20_000);
-    let findings = run(&[a, b]);
+    let leak: Vec<Snapshot> = (0..=6)
+        .map(|i| {
+            let mut s = a.clone();
+            at(&mut s, i * 5);
+            add_close_wait(&mut s, i as u32 * 25, 20_000);
+            s
+        })
+        .collect();
+    let findings = run(&leak);
     let f = of_kind(&findings, Kind::CloseWaitLeak)[0];
     assert_eq!(f.severity, Severity::Critical);
     assert_eq!(f.count, 200);
-    assert_eq!(f.new_since_last, Some(150));
-    assert_eq!(f.growth_per_min, Some(300.0));
+    assert_eq!(f.new_since_last, Some(25));
+    assert!((f.growth_per_min.unwrap() - 300.0).abs() < 1e-9, "{f:#?}");
     assert!(f.summary.contains("growing by 300/min"), "{}", f.summary);
     assert!(!f.first_seen_exact, "the oldest were there from the start");
     assert_eq!(f.ports, vec![6800]);

@@ -99,7 +99,7 @@ impl Holders {
         let mut uf = UnionFind::default();
         let mut listeners: HashMap<u16, Vec<usize>, Fast> = HashMap::default();
         let mut waiting = Vec::new();
-        let mut pids = Vec::new();
+        let mut held = Vec::new();
         for (i, s) in snap.sockets.iter().enumerate() {
             if s.proto == Proto::Tcp {
                 if s.state == TcpState::Listen {
@@ -111,17 +111,15 @@ impl Holders {
             if s.owners.is_empty() {
                 continue;
             }
-            pids.clear();
-            pids.extend(s.owners.iter().map(|o| o.pid));
-            pids.dedup(); // owners are sorted by pid
-            for &p in &pids {
-                uf.find(p); // every holder is (at least) a service of its own
-            }
-            if pids.len() == 1 {
+            // Most sockets have one holder: nothing to join (every process
+            // is registered below, once).
+            if s.owners.iter().all(|o| o.pid == s.owners[0].pid) {
                 continue;
             }
-            if let Some(&first) = pids.iter().find(|&&p| p != INIT) {
-                for &p in &pids {
+            held.clear();
+            held.extend(pids(&s.owners));
+            if let Some(&first) = held.iter().find(|&&p| p != INIT) {
+                for &p in &held {
                     if p != INIT {
                         uf.union(first, p);
                     }
@@ -146,6 +144,38 @@ impl Holders {
             }
         }
 
+        // Every holder is (at least) a service of its own.
+        for &pid in snap.processes.keys() {
+            uf.find(pid);
+        }
+        // An SO_REUSEPORT group: several listeners on one address and port,
+        // each opened by its own worker. Workers of one program (the same
+        // name) are one service, as if they had forked from one another.
+        let mut groups: HashMap<(std::net::SocketAddr, &str), u32, Fast> = HashMap::default();
+        for on in listeners.values() {
+            if on.len() < 2 {
+                continue;
+            }
+            for &l in on {
+                let s = &snap.sockets[l];
+                for pid in pids(&s.owners) {
+                    let Some(name) = snap.process(pid).map(|p| p.name.as_str()) else {
+                        continue;
+                    };
+                    if pid == INIT {
+                        continue;
+                    }
+                    match groups.entry((s.local, name)) {
+                        std::collections::hash_map::Entry::Occupied(first) => {
+                            uf.union(*first.get(), pid)
+                        }
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(pid);
+                        }
+                    }
+                }
+            }
+        }
         // Services: the sets of the union-find, with their listening ports.
         let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for pid in uf.pids() {

@@ -102,3 +102,42 @@ fn a_listener_bound_to_another_address_does_not_take_the_connection() {
     snap.sockets.push(q.clone());
     assert_eq!(snap.holders().listener_of(&snap, &q), None);
 }
+
+#[test]
+fn workers_of_one_program_on_an_so_reuseport_group_are_one_service() {
+    let mut snap = fixture::small();
+    for w in 0..3u32 {
+        let pid = 300 + w;
+        snap.sockets.push(socket(
+            Tcp,
+            Listen,
+            "0.0.0.0:7700",
+            "0.0.0.0:0",
+            7000 + u64::from(w),
+            0,
+            &[(pid, 3)],
+        ));
+        snap.processes.insert(
+            pid,
+            fixture::process(pid, "loadgen", "loadgen worker", 0, "root"),
+        );
+    }
+    // Another program on another address of the same port stays apart.
+    snap.sockets.push(socket(
+        Tcp,
+        Listen,
+        "127.0.0.2:7700",
+        "0.0.0.0:0",
+        7100,
+        0,
+        &[(310, 3)],
+    ));
+    snap.processes
+        .insert(310, fixture::process(310, "other", "other", 0, "root"));
+    let h = snap.holders();
+    assert_eq!(
+        h.service_of(302).map(|s| s.pids.clone()),
+        Some(vec![300, 301, 302])
+    );
+    assert_eq!(h.service_of(310).map(|s| s.pids.clone()), Some(vec![310]));
+}

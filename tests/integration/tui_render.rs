@@ -1,0 +1,169 @@
+//! The monitor drawn to ratatui's TestBackend from fixed fixture snapshots:
+//! what a user sees at 80×24 and 200×50, with no wall clock involved.
+
+use crate::ui_harness;
+
+use ui_harness::{STATS, new_app, press as key, render, screen as text};
+
+use crossterm::event::KeyCode;
+use sockscope::app::keymap::Keymap;
+use sockscope::app::{App, CollectStats, Event};
+use sockscope::model::{Filter, fixture};
+use sockscope::ui::{self, Theme};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn app_with_fixture() -> App {
+    let mut app = new_app();
+    let stats = STATS;
+    let mut snap = fixture::small();
+    let first = snap.clone();
+    app.handle(Event::Snapshot(Arc::new(first), stats));
+    // A second sample one second later with one more CLOSE_WAIT: deltas and sparklines move.
+    snap.taken_at += Duration::from_secs(1);
+    let mut extra = snap.sockets[1].clone();
+    extra.inode = 105;
+    extra.remote.set_port(51001);
+    extra.owners[0].fd = 10;
+    snap.sockets.push(extra);
+    app.handle(Event::Snapshot(Arc::new(snap.clone()), stats));
+    app.clock = snap.taken_at + Duration::from_millis(300);
+    app
+}
+
+#[test]
+fn main_screen_at_80x24() {
+    let app = app_with_fixture();
+    insta::assert_snapshot!(text(&render(&app, 80, 24, Theme::mono())));
+}
+
+#[test]
+fn main_screen_at_200x50_has_the_detail_pane() {
+    let app = app_with_fixture();
+    let t = text(&render(&app, 200, 50, Theme::mono()));
+    assert!(t.contains("┌ detail"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn flat_view_filtered_to_the_leak_at_80x24() {
+    let mut app = app_with_fixture();
+    key(&mut app, KeyCode::Char('/'));
+    for c in "6800 cw".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Char('g'));
+    insta::assert_snapshot!(text(&render(&app, 80, 24, Theme::mono())));
+}
+
+#[test]
+fn connection_detail_explains_close_wait() {
+    let mut app = app_with_fixture();
+    key(&mut app, KeyCode::Enter); // drill into redis-server
+    key(&mut app, KeyCode::Enter); // inspect its first connection (CLOSE_WAIT sorts first)
+    let t = text(&render(&app, 100, 30, Theme::mono()));
+    assert!(t.contains("CLOSE_WAIT"), "{t}");
+    assert!(t.contains("call close()"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn help_lists_every_action() {
+    let mut app = app_with_fixture();
+    key(&mut app, KeyCode::Char('?'));
+    // It must fit 80x24: every action's keys are on screen.
+    let t = text(&render(&app, 80, 24, Theme::mono()));
+    // The replay's keys are in the replay's help (tests/replay_app.rs).
+    ui_harness::assert_help_lists_keys(&t, &app.keymap, &sockscope::app::keymap::Action::REPLAY);
+    assert!(t.contains("state:cw"), "filter syntax shown:\n{t}");
+}
+
+#[test]
+fn filter_prompt_shows_a_bad_term_and_keeps_the_previous_filter() {
+    let mut app = app_with_fixture();
+    key(&mut app, KeyCode::Char('/'));
+    for c in "6800 state:bogus".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    let t = text(&render(&app, 120, 24, Theme::mono()));
+    assert!(t.contains("bad filter term `state:bogus`"), "{t}");
+    assert!(
+        t.contains("filter: 6800"),
+        "previous good filter still in force: {t}"
+    );
+}
+
+#[test]
+fn hostile_process_names_are_drawn_without_control_characters() {
+    let mut app = App::new(
+        Keymap::defaults(),
+        Filter::default(),
+        Duration::from_secs(1),
+    );
+    let mut snap = fixture::small();
+    snap.processes.get_mut(&1000).unwrap().name = "ev\x1b]0;x\x07\u{9b}2J\u{202e}il".into();
+    snap.processes.get_mut(&1000).unwrap().cmdline = "a\nb\rc".into();
+    app.handle(Event::Snapshot(
+        Arc::new(snap),
+        CollectStats {
+            took: Duration::ZERO,
+            interval: Duration::from_secs(1),
+        },
+    ));
+    let term = render(&app, 200, 50, Theme::mono());
+    let buf = term.backend().buffer();
+    for cell in buf.content() {
+        assert!(
+            !cell.symbol().chars().any(sockscope::sanitize::is_unsafe),
+            "unsafe {:?}",
+            cell.symbol()
+        );
+    }
+    assert!(text(&term).contains("ev?]0;x??2J?il"));
+}
+
+#[test]
+fn every_size_down_to_1x1_draws_without_panic() {
+    let app = app_with_fixture();
+    for (w, h) in [
+        (1, 1),
+        (2, 1),
+        (10, 3),
+        (39, 9),
+        (40, 10),
+        (41, 11),
+        (80, 24),
+        (33, 100),
+        (250, 8),
+    ] {
+        let t = text(&render(&app, w, h, Theme::mono()));
+        if w < ui::MIN_WIDTH || h < ui::MIN_HEIGHT {
+            assert!(
+                w < 10 || t.contains("too small") || t.contains("terminal"),
+                "{w}x{h}: {t}"
+            );
+        } else {
+            assert!(t.starts_with("sockscope"), "{w}x{h}: {t}");
+        }
+    }
+}
+
+#[test]
+fn monochrome_theme_uses_no_colour_but_marks_trouble() {
+    let app = app_with_fixture();
+    let term = render(&app, 80, 24, Theme::mono());
+    for cell in term.backend().buffer().content() {
+        assert_eq!(
+            cell.fg,
+            ratatui::style::Color::Reset,
+            "colour in mono theme"
+        );
+    }
+    assert!(
+        text(&term).contains("!3 +1"),
+        "trouble marker without colour"
+    );
+}
