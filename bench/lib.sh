@@ -61,6 +61,13 @@ build_release() {
         python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
     SOCKSCOPE=$target_dir/release/sockscope
     LOADGEN=$target_dir/release/examples/loadgen
+    # SOCKSCOPE_BIN: measure another build (say, the previous commit's)
+    # under the same load and setup.
+    if [[ -n ${SOCKSCOPE_BIN:-} ]]; then
+        [[ -x $SOCKSCOPE_BIN ]] || { say "SOCKSCOPE_BIN=$SOCKSCOPE_BIN is not an executable"; exit 2; }
+        SOCKSCOPE=$SOCKSCOPE_BIN
+        say "measuring $SOCKSCOPE"
+    fi
 }
 
 # Set here, used by the scripts that source this file.

@@ -51,6 +51,8 @@
 #   SMALL_LOADGEN_ARGS  for load (b) (default "--established 500 --close-wait 20 --time-wait 0 --workers 2")
 #   KEYS                key presses per load (default 24)
 #   CARGO_TARGET_DIR    honoured, as by cargo
+#   SOCKSCOPE_BIN       measure this binary instead of the fresh build (run
+#                       once with the previous commit's build, once without)
 set -euo pipefail
 
 WINDOW=${1:-60}
