@@ -214,7 +214,7 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
             None => format!("pid {} fd {}", o.pid, o.fd),
         };
         let key = if queue.is_some() {
-            "listener"
+            "listen  "
         } else {
             "owner   "
         };

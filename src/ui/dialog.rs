@@ -166,20 +166,30 @@ fn choice_lines<'a>(app: &App, d: &KillDialog, theme: &Theme) -> Vec<Line<'a>> {
         .choice
         .saturating_sub(CHOICES_SHOWN - 1)
         .min(n.saturating_sub(CHOICES_SHOWN));
+    let who_of = |c: &crate::act::plan::Frees| match &c.pids[..] {
+        [one] => {
+            let name = app
+                .snapshot
+                .process(*one)
+                .map_or("?".to_string(), |p| clean(&p.name).into_owned());
+            format!("{one} {name}")
+        }
+        many => format!("all {} holders", many.len()),
+    };
+    // As wide as the widest shown, so the "frees" texts line up.
+    let width = d
+        .choices
+        .iter()
+        .skip(first)
+        .take(CHOICES_SHOWN)
+        .map(|c| who_of(c).chars().count())
+        .max()
+        .unwrap_or(0);
     let mut lines = Vec::new();
     for (i, c) in d.choices.iter().enumerate().skip(first).take(CHOICES_SHOWN) {
         let chosen = i == d.choice;
         let label = if i == first { " to" } else { "" };
-        let who = match &c.pids[..] {
-            [one] => {
-                let name = app
-                    .snapshot
-                    .process(*one)
-                    .map_or("?".to_string(), |p| clean(&p.name).into_owned());
-                format!("{one} {name}")
-            }
-            many => format!("all {} holders", many.len()),
-        };
+        let who = who_of(c);
         let style = if chosen {
             theme.selected()
         } else {
@@ -188,7 +198,7 @@ fn choice_lines<'a>(app: &App, d: &KillDialog, theme: &Theme) -> Vec<Line<'a>> {
         lines.push(Line::from(vec![
             Span::styled(format!("{label:<10}"), theme.dim()),
             Span::raw(if chosen { "▶ " } else { "  " }),
-            Span::styled(format!("{who:<14} {}", c.short()), style),
+            Span::styled(format!("{who:<width$} {}", c.short()), style),
         ]));
     }
     if n > CHOICES_SHOWN {

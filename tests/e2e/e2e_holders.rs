@@ -79,13 +79,13 @@ fn k_on_a_forked_server_offers_both_holders_and_says_what_is_still_held() {
     assert!(screen.contains(&format!("pid       {a_child}")), "{screen}");
     assert!(
         screen.contains(&format!(
-            "▶ {:<14} frees 0/7 (0 CLOSE_WAIT); {a_parent} holds the rest",
+            "▶ {:<13} frees 0/7 (0 CLOSE_WAIT); {a_parent} holds the rest",
             format!("{a_child} python3")
         )),
         "{screen}"
     );
     assert!(
-        screen.contains("all 2 holders  frees 7/7 (6 CLOSE_WAIT)"),
+        screen.contains("all 2 holders frees 7/7 (6 CLOSE_WAIT)"),
         "{screen}"
     );
 

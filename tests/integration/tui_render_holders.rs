@@ -115,14 +115,14 @@ fn the_kill_dialog_offers_each_holder_and_both_with_what_each_frees() {
     );
     let t = text(&a);
     assert!(
-        t.contains("101 oracle     frees 1/5 (1 CLOSE_WAIT); 100 holds the rest"),
+        t.contains("101 oracle    frees 1/5 (1 CLOSE_WAIT); 100 holds the rest"),
         "{t}"
     );
     assert!(
-        t.contains("100 oracle     frees 0/5 (0 CLOSE_WAIT); 101 holds the rest"),
+        t.contains("100 oracle    frees 0/5 (0 CLOSE_WAIT); 101 holds the rest"),
         "{t}"
     );
-    assert!(t.contains("all 2 holders  frees 5/5 (4 CLOSE_WAIT)"), "{t}");
+    assert!(t.contains("all 2 holders frees 5/5 (4 CLOSE_WAIT)"), "{t}");
     assert!(t.contains("all 2 holders"), "{t}");
     insta::assert_snapshot!(t);
     key(&mut a, KeyCode::Left);
