@@ -282,6 +282,28 @@ impl App {
         }
     }
 
+    /// Why the sockets under the filter that no process holds have none,
+    /// with how many each (for the `(no owner)` row's detail).
+    pub fn no_holder_reasons(&self) -> Vec<(crate::model::holders::NoHolder, u32)> {
+        let snap = &self.snapshot;
+        let mut counts: Vec<(crate::model::holders::NoHolder, u32)> = Vec::new();
+        for s in &snap.sockets {
+            if !s.owners.is_empty() {
+                continue; // held: the cheap test first
+            }
+            if let Some(why) = crate::model::holders::why_none(snap, s)
+                && self.effective.matches(s, snap)
+            {
+                match counts.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((why, 1)),
+                }
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts
+    }
+
     /// The connection under the cursor, in the flat view.
     pub fn selected_socket(&self) -> Option<&crate::model::Socket> {
         self.rows.get(self.cursor)?.socket(&self.snapshot)

@@ -344,6 +344,15 @@ fn group_lines<'a>(app: &'a App, row: &'a Row, theme: &Theme) -> Vec<Line<'a>> {
         theme.dim(),
     )));
     if let Row::Process(g) = row {
+        if g.pid.is_none() {
+            for (why, n) in app.no_holder_reasons() {
+                lines.push(Line::from(kv(
+                    "why     ",
+                    format!("{n}: {}", why.reason()),
+                    theme,
+                )));
+            }
+        }
         if let Some((other, n)) = g.shared_with {
             let name = snap.process(other).map(|p| clean(&p.name).into_owned());
             lines.push(Line::from(kv(

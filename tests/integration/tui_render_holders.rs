@@ -131,3 +131,14 @@ fn the_kill_dialog_offers_each_holder_and_both_with_what_each_frees() {
     };
     assert_eq!(d.choice, 2, "← wraps to all holders");
 }
+
+#[test]
+fn the_no_owner_rows_detail_says_why_nothing_holds_its_sockets() {
+    let mut a = app(fixture::forked());
+    key(&mut a, KeyCode::End); // "(no owner)" sorts last on ties
+    let t = screen(&render(&a, 120, 40, Theme::mono()));
+    assert!(
+        t.contains("why     1: TIME_WAIT: the program closed it; the kernel keeps the connection's identity for a while"),
+        "{t}"
+    );
+}
