@@ -105,18 +105,9 @@ fn kill_lines<'a>(app: &App, d: &'a KillDialog, theme: &Theme) -> Vec<Line<'a>> 
         lines.push(Line::from(""));
     }
     for (i, s) in Signal::ALL.iter().enumerate() {
-        let chosen = *s == d.signal;
         let label = if i == 0 { " signal" } else { "" };
-        let style = if chosen {
-            theme.selected()
-        } else {
-            Style::new()
-        };
-        lines.push(Line::from(vec![
-            Span::styled(format!("{label:<10}"), theme.dim()),
-            Span::raw(if chosen { "▶ " } else { "  " }),
-            Span::styled(format!("{:<8} {}", s.to_string(), s.describe()), style),
-        ]));
+        let text = format!("{:<8} {}", s.to_string(), s.describe());
+        lines.push(choice_line(label, text, *s == d.signal, theme));
     }
     lines.push(Line::from(""));
     if let Some(ssh) = &d.ssh {
@@ -155,6 +146,20 @@ fn kill_lines<'a>(app: &App, d: &'a KillDialog, theme: &Theme) -> Vec<Line<'a>> 
     lines
 }
 
+/// One line of a list to choose from: a label on the first, `▶` on the chosen.
+fn choice_line<'a>(label: &str, text: String, chosen: bool, theme: &Theme) -> Line<'a> {
+    let style = if chosen {
+        theme.selected()
+    } else {
+        Style::new()
+    };
+    Line::from(vec![
+        Span::styled(format!("{label:<10}"), theme.dim()),
+        Span::raw(if chosen { "▶ " } else { "  " }),
+        Span::styled(text, style),
+    ])
+}
+
 /// Choices shown at once; the rest scroll with ←→.
 const CHOICES_SHOWN: usize = 3;
 
@@ -187,19 +192,9 @@ fn choice_lines<'a>(app: &App, d: &KillDialog, theme: &Theme) -> Vec<Line<'a>> {
         .unwrap_or(0);
     let mut lines = Vec::new();
     for (i, c) in d.choices.iter().enumerate().skip(first).take(CHOICES_SHOWN) {
-        let chosen = i == d.choice;
         let label = if i == first { " to" } else { "" };
-        let who = who_of(c);
-        let style = if chosen {
-            theme.selected()
-        } else {
-            Style::new()
-        };
-        lines.push(Line::from(vec![
-            Span::styled(format!("{label:<10}"), theme.dim()),
-            Span::raw(if chosen { "▶ " } else { "  " }),
-            Span::styled(format!("{who:<width$} {}", c.short()), style),
-        ]));
+        let text = format!("{:<width$} {}", who_of(c), c.short());
+        lines.push(choice_line(label, text, i == d.choice, theme));
     }
     if n > CHOICES_SHOWN {
         lines.push(Line::from(Span::styled(
