@@ -181,16 +181,11 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// Opens a recording for `--from`, saying once on stderr when a torn tail was left out.
+/// Opens a recording for `--from`, saying once on stderr what damage or torn tail was left out.
 pub fn open(path: &Path) -> Result<Recording, Failure> {
     let rec = Recording::open(path).map_err(anyhow::Error::from)?;
-    if rec.ignored_bytes > 0 {
-        let _ = writeln!(
-            std::io::stderr(),
-            "sockscope: {}: ignored the last {} bytes (a frame cut short, as by a crash)",
-            path.display(),
-            rec.ignored_bytes
-        );
+    for note in rec.notes() {
+        let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
     Ok(rec)
 }
