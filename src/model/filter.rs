@@ -103,6 +103,29 @@ impl Filter {
         &self.text
     }
 
+    /// The filter without its terms that name every address (`addr:0.0.0.0/0`,
+    /// `laddr:::/0`): what is left is what really narrows the selection,
+    /// for the actions' check that a filter does not select everything.
+    pub fn without_catch_all_addresses(&self) -> Filter {
+        let terms: Vec<Term> = self
+            .terms
+            .iter()
+            .filter(|t| {
+                t.negated
+                    || !matches!(
+                        &t.test,
+                        Test::Addr(net) | Test::LocalAddr(net) | Test::RemoteAddr(net)
+                            if net.prefix_len() == 0
+                    )
+            })
+            .cloned()
+            .collect();
+        Filter {
+            terms,
+            text: self.text.clone(),
+        }
+    }
+
     pub fn matches(&self, socket: &Socket, snapshot: &Snapshot) -> bool {
         self.terms
             .iter()
