@@ -98,13 +98,15 @@ pub fn values(row: &Row, grouping: Grouping, ctx: &ViewCtx) -> Vec<Value> {
         .collect()
 }
 
-/// One CSV field: quoted when needed, and a text field that a spreadsheet
-/// would take for a formula prefixed with `'`.
+/// One CSV field: quoted when needed, a text field that a spreadsheet
+/// would take for a formula prefixed with `'`, and what a terminal would act
+/// on (another process's ESC, BEL, DCS, bidi and zero-width characters)
+/// written as `\u{XXXX}`, so that `cat` of the file is safe.
 pub fn csv_field(value: &Value) -> String {
     let text = match value {
         Value::Num(n) => return n.to_string(),
         Value::Null => return String::new(),
-        Value::Text(t) => t,
+        Value::Text(t) => &crate::sanitize::escape(t).into_owned(),
     };
     let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
@@ -277,7 +279,11 @@ mod tests {
         assert_eq!(t("nginx"), "nginx");
         assert_eq!(t("a,b"), "\"a,b\"");
         assert_eq!(t("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(t("line\nbreak"), "\"line\nbreak\"");
+        // Control bytes are escaped, not written: `cat` of the file is safe.
+        assert_eq!(t("line\nbreak"), "line\\u{000a}break");
+        assert_eq!(t("a\x1b]0;pwned\x07"), "a\\u{001b}]0;pwned\\u{0007}");
+        assert_eq!(t("x\u{90}q"), "x\\u{0090}q", "8-bit DCS");
+        assert_eq!(t("nginx\u{200b}"), "nginx\\u{200b}");
         assert_eq!(
             t("=HYPERLINK(\"http://x\")"),
             "\"'=HYPERLINK(\"\"http://x\"\")\""
@@ -285,8 +291,8 @@ mod tests {
         assert_eq!(t("+1"), "'+1");
         assert_eq!(t("-cmd"), "'-cmd");
         assert_eq!(t("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(t("\tx"), "'\tx");
-        assert_eq!(t("\rx"), "\"'\rx\"");
+        assert_eq!(t("\tx"), "\\u{0009}x");
+        assert_eq!(t("\rx"), "\\u{000d}x");
         assert_eq!(t("a=b"), "a=b", "only a leading sign is a formula");
         assert_eq!(
             csv_field(&Value::Num(-3)),
@@ -313,7 +319,11 @@ mod tests {
             "PID,PROCESS,USER,TOTAL,ESTAB,CLOSE_WAIT,FIN_WAIT2,TIME_WAIT,LISTEN,OTHER,IN_BYTES_PER_S,OUT_BYTES_PER_S,TREND_CHANGE"
         );
         // No history yet, so no rates and no trend: empty.
-        assert_eq!(lines[1], "1000,\"'=evil\x1b,x\",redis,3,0,2,0,0,1,0,,,");
+        // The exact name, its ESC written as an escape.
+        assert_eq!(
+            lines[1],
+            "1000,\"'=evil\\u{001b},x\",redis,3,0,2,0,0,1,0,,,"
+        );
         assert!(
             text.contains("\r\n,(no owner),,1,0,0,0,1,0,0,,,\r\n"),
             "{text}"
