@@ -257,6 +257,33 @@ pub fn create(dir: &Path, name: &str) -> io::Result<(PathBuf, std::fs::File)> {
     Err(io::Error::other(format!("too many exports named {name}")))
 }
 
+/// Creates a new export in `dir` (see [`create`]) and fills it with
+/// `write`; a write that fails removes the file, so no 0-byte or
+/// half-written export is left behind.
+pub fn write_new(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(io::BufWriter<std::fs::File>) -> io::Result<()>,
+) -> Result<PathBuf, WriteError> {
+    let (path, file) = create(dir, name).map_err(WriteError::Create)?;
+    match write(io::BufWriter::new(file)) {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(WriteError::Write(path, e))
+        }
+    }
+}
+
+/// Why [`write_new`] failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// No file was made.
+    Create(io::Error),
+    /// The file was made, and removed again.
+    Write(PathBuf, io::Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +404,24 @@ mod tests {
             "sockscope-20000229-010101.json",
             "a leap day"
         );
+    }
+
+    #[test]
+    fn a_failed_export_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_new(dir.path(), "sockscope-x.csv", |mut out| {
+            out.write_all(b"PID,")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        let WriteError::Write(path, e) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(e.to_string(), "disk full");
+        assert!(!path.exists(), "{} left behind", path.display());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let ok = write_new(dir.path(), "sockscope-x.csv", |mut out| out.write_all(b"x")).unwrap();
+        assert_eq!(std::fs::read(ok).unwrap(), b"x");
     }
 
     #[test]

@@ -143,9 +143,13 @@ fn parse_term(raw: &str) -> Result<Term, FilterError> {
         Some(_) => return Err(err("`!` must be followed by a term")),
         None => (false, raw),
     };
+    // Digits only: `u16::from_str` also takes `+5`.
     let port = |v: &str| {
-        v.parse::<u16>()
-            .map_err(|_| err("a port is a number from 0 to 65535"))
+        v.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| v.parse::<u16>().ok())
+            .flatten()
+            .ok_or_else(|| err("a port is a number from 0 to 65535"))
     };
     let test = match body.split_once(':') {
         // An IPv6 address has colons of its own: only known keys split.
@@ -160,8 +164,12 @@ fn parse_term(raw: &str) -> Result<Term, FilterError> {
                 "pid" if value.eq_ignore_ascii_case("none") => Test::NoOwner,
                 "pid" => Test::Pid(
                     value
-                        .parse()
-                        .map_err(|_| err("a pid is a positive number, or `none`"))?,
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                        .then(|| value.parse::<u32>().ok())
+                        .flatten()
+                        .filter(|&pid| pid > 0)
+                        .ok_or_else(|| err("a pid is a positive number, or `none`"))?,
                 ),
                 "proc" | "process" => Test::Process(value.to_lowercase()),
                 "user" => Test::User(value.to_string()),
@@ -371,6 +379,10 @@ mod tests {
             ("addr:10.0.0.300", "addr:10.0.0.300"),
             ("colour:red", "colour:red"),
             ("pid:", "pid:"),
+            ("pid:0", "pid:0"),
+            ("pid:+5", "pid:+5"),
+            ("port:+5", "port:+5"),
+            ("lport:-1", "lport:-1"),
             ("!", "!"),
         ] {
             let e = Filter::parse(text).unwrap_err();
