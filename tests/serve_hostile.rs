@@ -29,12 +29,12 @@ impl Serve {
     /// `sockscope serve` on a free loopback port, under `prlimit --nofile=N`
     /// when given.
     fn start(nofile: Option<u32>) -> Serve {
-        Serve::start_holding(nofile, 0)
+        Serve::start_holding(nofile, 0, "3600")
     }
 
     /// As [`Serve::start`], with `held` descriptors already open (inherited
     /// from a shell), so that the limit is reached before serve's own cap.
-    fn start_holding(nofile: Option<u32>, held: u32) -> Serve {
+    fn start_holding(nofile: Option<u32>, held: u32, interval: &str) -> Serve {
         let mut cmd = match nofile {
             Some(n) if held > 0 => {
                 common::find_program("prlimit").expect("prlimit (util-linux) is installed");
@@ -55,7 +55,10 @@ impl Serve {
             }
             None => Command::new(common::bin()),
         };
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--interval", "200ms"])
+        // A long interval: after the first scrape, answers come from the
+        // cache, so the deadline measures the server under attack, not how
+        // fast a debug build collects on a busy machine.
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--interval", interval])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -68,6 +71,15 @@ impl Serve {
             .unwrap_or_else(|| panic!("{first}"))
             .parse()
             .unwrap();
+        // The first scrape collects (a full owner scan): not timed.
+        let mut warm = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        warm.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        warm.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut first = Vec::new();
+        warm.read_to_end(&mut first).expect("the first scrape");
+        assert!(first.starts_with(b"HTTP/1.1 200 OK\r\n"));
         // Keep reading stderr so that serve never blocks on it.
         let (tx, stderr) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -235,7 +247,7 @@ fn running_out_of_descriptors_is_survived_and_serve_keeps_accepting() {
     raise_own_nofile();
     // 100 descriptors, 75 of them taken before serve starts: its cap on
     // connections (half the limit, less a reserve) is more than is left.
-    let serve = Serve::start_holding(Some(100), 75);
+    let serve = Serve::start_holding(Some(100), 75, "3600");
     serve.scrape();
     let held: Vec<TcpStream> = (0..200)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", serve.port)).ok())
@@ -337,4 +349,108 @@ fn http2_request_lines_are_answered_or_closed_and_hold_nothing() {
         );
         serve.scrape();
     }
+}
+
+/// Reads until the server closes the connection (true, with the bytes
+/// read) or `limit` passes with the connection still open (false).
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (bool, usize) {
+    let deadline = Instant::now() + limit;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0;
+    while Instant::now() < deadline {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return (true, total),
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (true, total),
+        }
+    }
+    (false, total)
+}
+
+#[test]
+fn idle_and_trickling_connections_are_closed_after_the_header_timeout() {
+    let serve = Serve::start(None);
+    let mut idle = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+    let mut trickle = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+    // A keep-alive connection that got one answer, then says nothing.
+    let mut kept = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let writer = {
+        let mut t = trickle.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                .iter()
+                .cycle()
+                .take(40)
+            {
+                if t.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    // 10 s is the limit; 20 s is a generous bound that proves there is one.
+    for (what, s) in [
+        ("idle", &mut idle),
+        ("trickling", &mut trickle),
+        ("kept", &mut kept),
+    ] {
+        let left = Duration::from_secs(20).saturating_sub(start.elapsed());
+        assert!(
+            read_until_closed(s, left).0,
+            "the {what} connection is still open after {:?}",
+            start.elapsed()
+        );
+    }
+    eprintln!(
+        "idle, trickling and kept-alive connections closed after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(9),
+        "closed before the timeout"
+    );
+    let _ = writer.join();
+    serve.scrape();
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_loses_the_connection() {
+    let serve = Serve::start(None);
+    // How long one answer is here (the machine's table).
+    let mut probe = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+    probe
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    probe.read_to_end(&mut answer).unwrap();
+    let mut hog = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+    nix::sys::socket::setsockopt(&hog, nix::sys::socket::sockopt::RcvBuf, &4096).unwrap();
+    let one = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    let asked = 500;
+    hog.write_all(&one.repeat(asked)).unwrap();
+    let start = Instant::now();
+    // Not reading at all for longer than the write-stall limit (10 s) ...
+    std::thread::sleep(Duration::from_secs(13));
+    serve.scrape();
+    // ... leaves a closed connection behind what was in flight: reading
+    // now gets that and the end, not the other answers.
+    let (closed, got) = read_until_closed(&mut hog, Duration::from_secs(30));
+    assert!(closed, "still open after {:?}", start.elapsed());
+    eprintln!(
+        "the hog's connection ended after {:?}: {got} bytes of {} asked for",
+        start.elapsed(),
+        asked * answer.len()
+    );
+    assert!(
+        got < asked * answer.len() / 2,
+        "{got} bytes: it was still being served"
+    );
 }
