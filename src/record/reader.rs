@@ -110,6 +110,10 @@ pub(super) fn scan(file: &File, name: &str) -> Result<Scan, RecordError> {
     let mut offset = MAGIC.len() as u64;
     let mut tail = None;
     let mut buf = vec![0u8; 64 << 10];
+    // Bytes that looking for the next block may checksum in all: a crafted
+    // file of headers that each claim the rest of it would otherwise cost
+    // time quadratic in its size.
+    let mut resync_budget = file_len.saturating_mul(4).saturating_add(64 << 20);
     while offset < file_len {
         let (torn, kind, at_ms) =
             match block_at(file, offset, file_len, &mut buf).map_err(read_err)? {
@@ -120,7 +124,9 @@ pub(super) fn scan(file: &File, name: &str) -> Result<Scan, RecordError> {
                 }
                 At::Bad { torn, kind, at_ms } => (torn, kind, at_ms),
             };
-        match next_block(file, offset + 1, file_len, &mut buf).map_err(read_err)? {
+        match next_block(file, offset + 1, file_len, &mut buf, &mut resync_budget)
+            .map_err(read_err)?
+        {
             Some(next) => {
                 // A run starts with a session and then a key frame: a lost
                 // block that says it is a session, before a key frame, most
@@ -262,6 +268,7 @@ fn next_block(
     from: u64,
     file_len: u64,
     buf: &mut [u8],
+    budget: &mut u64,
 ) -> std::io::Result<Option<u64>> {
     let mut window = vec![0u8; 1 << 20];
     let mut base = from;
@@ -278,6 +285,11 @@ fn next_block(
             if at + HEADER_LEN as u64 + len as u64 > file_len {
                 continue;
             }
+            if *budget < len as u64 {
+                // Given up: the rest of the file counts as damage.
+                return Ok(None);
+            }
+            *budget -= len as u64;
             if let At::Block(_) = block_at(file, at, file_len, buf)? {
                 return Ok(Some(at));
             }

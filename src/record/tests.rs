@@ -416,6 +416,35 @@ fn a_block_declaring_more_than_the_file_holds_is_not_allocated() {
 }
 
 #[test]
+fn a_file_of_headers_that_each_claim_the_rest_is_read_in_bounded_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crafted.rec");
+    write_frames(&path, (0..2).map(frame));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let whole = bytes.len();
+    // 8 MB of fake headers, each declaring nearly all that follows it.
+    let n = 8_000_000 / HEADER_LEN;
+    for i in 0..n {
+        let left = ((n - i - 1) * HEADER_LEN) as u32;
+        bytes.extend_from_slice(&left.to_le_bytes());
+        bytes.push(Kind::Key as u8);
+        bytes.extend_from_slice(&0i64.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let start = std::time::Instant::now();
+    let rec = Recording::open(&path).unwrap();
+    // Generous: without the budget this is ~n^2/2 bytes of checksums (days).
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(rec.len(), 2);
+    assert_eq!(rec.ignored_bytes, (bytes.len() - whole) as u64);
+}
+
+#[test]
 fn decompression_is_bounded_by_the_declared_size_and_the_ratio() {
     let big = vec![0u8; 64 << 20];
     let bomb = zstd::bulk::compress(&big, 3).unwrap();
