@@ -214,8 +214,23 @@ fn runtime_failure(e: &anyhow::Error, code: u8) -> ExitCode {
         // `sockscope snapshot | head`: the reader has what it wanted.
         return ExitCode::SUCCESS;
     }
-    let _ = writeln!(std::io::stderr(), "sockscope: {e:#}");
+    let _ = writeln!(std::io::stderr(), "sockscope: {}", without_repeats(e));
     ExitCode::from(code)
+}
+
+/// The error and its causes, each said once: an error whose message already
+/// quotes its source (`cannot open x: Is a directory (os error 21)`) is not
+/// followed by that source again.
+pub fn without_repeats(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -285,18 +300,23 @@ fn monitor(m: Monitor) -> Result<(), Failure> {
 }
 
 /// The default keymap with the user's config applied; a broken config is a
-/// usage error that says which file and what is wrong.
+/// usage error that says which file and what is wrong, one that cannot be
+/// read is left out with a note.
 fn load_keymap() -> Result<crate::app::keymap::Keymap, Failure> {
     use crate::app::keymap::{Keymap, config_path};
     let user = match config_path() {
         Some(path) => match std::fs::read_to_string(&path) {
             Ok(text) => Some((text, path.display().to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            // Not ours to fix (nobody with root's HOME, a directory): the
+            // defaults, with a note, rather than no monitor at all.
             Err(e) => {
-                return Err(Failure::Usage(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )));
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "sockscope: cannot read {}: {e}; using the default keys",
+                    crate::sanitize::clean(&path.display().to_string())
+                );
+                None
             }
         },
         None => None,

@@ -100,13 +100,15 @@ pub fn values(row: &Row, grouping: Grouping, ctx: &ViewCtx) -> Vec<Value> {
         .collect()
 }
 
-/// One CSV field: quoted when needed, and a text field that a spreadsheet
-/// would take for a formula prefixed with `'`.
+/// One CSV field: quoted when needed, a text field that a spreadsheet
+/// would take for a formula prefixed with `'`, and what a terminal would act
+/// on (another process's ESC, BEL, DCS, bidi and zero-width characters)
+/// written as `\u{XXXX}`, so that `cat` of the file is safe.
 pub fn csv_field(value: &Value) -> String {
     let text = match value {
         Value::Num(n) => return n.to_string(),
         Value::Null => return String::new(),
-        Value::Text(t) => t,
+        Value::Text(t) => &crate::sanitize::escape(t).into_owned(),
     };
     let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
@@ -257,6 +259,33 @@ pub fn create(dir: &Path, name: &str) -> io::Result<(PathBuf, std::fs::File)> {
     Err(io::Error::other(format!("too many exports named {name}")))
 }
 
+/// Creates a new export in `dir` (see [`create`]) and fills it with
+/// `write`; a write that fails removes the file, so no 0-byte or
+/// half-written export is left behind.
+pub fn write_new(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(io::BufWriter<std::fs::File>) -> io::Result<()>,
+) -> Result<PathBuf, WriteError> {
+    let (path, file) = create(dir, name).map_err(WriteError::Create)?;
+    match write(io::BufWriter::new(file)) {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(WriteError::Write(path, e))
+        }
+    }
+}
+
+/// Why [`write_new`] failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// No file was made.
+    Create(io::Error),
+    /// The file was made, and removed again.
+    Write(PathBuf, io::Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,7 +309,11 @@ mod tests {
         assert_eq!(t("nginx"), "nginx");
         assert_eq!(t("a,b"), "\"a,b\"");
         assert_eq!(t("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(t("line\nbreak"), "\"line\nbreak\"");
+        // Control bytes are escaped, not written: `cat` of the file is safe.
+        assert_eq!(t("line\nbreak"), "line\\u{000a}break");
+        assert_eq!(t("a\x1b]0;pwned\x07"), "a\\u{001b}]0;pwned\\u{0007}");
+        assert_eq!(t("x\u{90}q"), "x\\u{0090}q", "8-bit DCS");
+        assert_eq!(t("nginx\u{200b}"), "nginx\\u{200b}");
         assert_eq!(
             t("=HYPERLINK(\"http://x\")"),
             "\"'=HYPERLINK(\"\"http://x\"\")\""
@@ -288,8 +321,8 @@ mod tests {
         assert_eq!(t("+1"), "'+1");
         assert_eq!(t("-cmd"), "'-cmd");
         assert_eq!(t("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(t("\tx"), "'\tx");
-        assert_eq!(t("\rx"), "\"'\rx\"");
+        assert_eq!(t("\tx"), "\\u{0009}x");
+        assert_eq!(t("\rx"), "\\u{000d}x");
         assert_eq!(t("a=b"), "a=b", "only a leading sign is a formula");
         assert_eq!(
             csv_field(&Value::Num(-3)),
@@ -316,7 +349,11 @@ mod tests {
             "PID,PROCESS,USER,TOTAL,ESTAB,CLOSE_WAIT,FIN_WAIT2,TIME_WAIT,LISTEN,OTHER,IN_BYTES_PER_S,OUT_BYTES_PER_S,TREND_CHANGE,SHARED,CLOSED"
         );
         // No history yet, so no rates and no trend: empty.
-        assert_eq!(lines[1], "1000,\"'=evil\x1b,x\",redis,3,0,2,0,0,1,0,,,,,");
+        // The exact name, its ESC written as an escape.
+        assert_eq!(
+            lines[1],
+            "1000,\"'=evil\\u{001b},x\",redis,3,0,2,0,0,1,0,,,,,"
+        );
         assert!(
             text.contains("\r\n,(no owner),,1,0,0,0,1,0,0,,,,,\r\n"),
             "{text}"
@@ -370,6 +407,24 @@ mod tests {
             "sockscope-20000229-010101.json",
             "a leap day"
         );
+    }
+
+    #[test]
+    fn a_failed_export_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_new(dir.path(), "sockscope-x.csv", |mut out| {
+            out.write_all(b"PID,")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        let WriteError::Write(path, e) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(e.to_string(), "disk full");
+        assert!(!path.exists(), "{} left behind", path.display());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let ok = write_new(dir.path(), "sockscope-x.csv", |mut out| out.write_all(b"x")).unwrap();
+        assert_eq!(std::fs::read(ok).unwrap(), b"x");
     }
 
     #[test]

@@ -322,6 +322,10 @@ pub enum KeymapError {
         action: String,
         key: String,
     },
+    #[error(
+        "{file}: `quit` has no key, which would leave no way out; give it at least one (the default is q, Ctrl-c)"
+    )]
+    NoQuit { file: String },
     #[error("key `{key}` is bound to both `{first}` and `{second}`")]
     Duplicate {
         key: String,
@@ -375,6 +379,11 @@ impl Keymap {
         let mut bindings = parse_file(DEFAULT_KEYMAP, "assets/keymap.toml")?;
         if let Some((text, file)) = user {
             bindings.extend(parse_file(text, file)?);
+            if bindings.get(&Action::Quit).is_none_or(Vec::is_empty) {
+                return Err(KeymapError::NoQuit {
+                    file: file.to_string(),
+                });
+            }
         }
         let mut by_key: HashMap<Key, Action> = HashMap::new();
         for (&action, keys) in &bindings {
@@ -502,6 +511,9 @@ mod tests {
     fn bad_config_is_a_clear_error() {
         let e = Keymap::load(Some(("[keys]\nfly = [\"f\"]\n", "cfg"))).unwrap_err();
         assert!(e.to_string().contains("unknown action `fly`"));
+        let e = Keymap::load(Some(("[keys]\nquit = []\n", "cfg"))).unwrap_err();
+        assert!(matches!(e, KeymapError::NoQuit { .. }), "{e}");
+        assert!(e.to_string().contains("no way out"), "{e}");
         let e = Keymap::load(Some(("[keys]\nquit = [\"ctrl-\"]\n", "cfg"))).unwrap_err();
         assert!(e.to_string().contains("not a key"), "{e}");
         let e = Keymap::load(Some(("[keys\n", "cfg"))).unwrap_err();

@@ -20,7 +20,11 @@ const LIST_LIMIT: usize = 50;
 
 pub const ACTION_HELP: &str = "\
 Without --yes, lists what would be touched and asks on the terminal (no
-terminal: exit 2, use --yes). An empty filter is refused.
+terminal: exit 2, use --yes). An empty filter is refused, and so is one
+that selects every socket of the table (this network namespace's), even
+through a negation or a /0 address, unless --all is given. With --yes, a
+selection that includes this SSH session's own connection is refused
+unless --own-ssh is given too.
 
 Exit status: 0 every target handled, 1 otherwise (nothing matched, not
 confirmed, or a target failed), 2 usage error (also --read-only).";
@@ -33,6 +37,12 @@ pub struct DestroyArgs {
     /// Do it without asking.
     #[arg(long)]
     pub yes: bool,
+    /// Allow a filter that selects every socket of the table.
+    #[arg(long)]
+    pub all: bool,
+    /// With --yes: allow acting on this SSH session's own connection.
+    #[arg(long)]
+    pub own_ssh: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +61,12 @@ pub struct KillArgs {
     /// Do it without asking.
     #[arg(long)]
     pub yes: bool,
+    /// Allow a filter that selects every socket of the table.
+    #[arg(long)]
+    pub all: bool,
+    /// With --yes: allow acting on this SSH session's own connection.
+    #[arg(long)]
+    pub own_ssh: bool,
 }
 
 fn parse_signal(text: &str) -> Result<Signal, String> {
@@ -66,6 +82,45 @@ fn action_filter(terms: &[String], what: &str) -> Result<Filter, Failure> {
         )));
     }
     Ok(filter)
+}
+
+/// Refuses a selection that is the whole table (this network namespace's
+/// sockets) unless `--all`: a filter such as `!pid:999999999` or
+/// `addr:0.0.0.0/0` is not empty, yet selects everything.
+fn refuse_everything(
+    snap: &Snapshot,
+    filter: &Filter,
+    selected: usize,
+    all: bool,
+    what: &str,
+) -> Result<(), Failure> {
+    if all || snap.sockets.is_empty() {
+        return Ok(());
+    }
+    let narrowing = filter.without_catch_all_addresses();
+    let every = selected == snap.sockets.len()
+        || narrowing.is_empty()
+        || snap.sockets.iter().all(|s| narrowing.matches(s, snap));
+    if every {
+        return Err(Failure::Usage(format!(
+            "`{}` selects every socket of this machine's table ({} of {}): refusing to {what} them all; narrow the filter, or add --all if that is what you mean",
+            clean(filter.text()),
+            selected,
+            snap.sockets.len()
+        )));
+    }
+    Ok(())
+}
+
+/// With `--yes`, this SSH session's own connection needs `--own-ssh`: a
+/// script that matches it by accident must not cut the session it runs in.
+fn refuse_own_ssh(session: Option<String>, yes: bool, own_ssh: bool) -> Result<(), Failure> {
+    match session {
+        Some(s) if yes && !own_ssh => Err(Failure::Usage(format!(
+            "the selection includes this SSH session's own connection ({s}); nothing done: narrow the filter, or add --own-ssh to act on it too"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn refuse_read_only(read_only: bool, what: &str) -> Result<(), Failure> {
@@ -141,6 +196,7 @@ pub fn destroy(args: DestroyArgs, read_only: bool) -> Result<(), Failure> {
     if sockets.is_empty() {
         return Err(nothing_matches(&filter, "destroy"));
     }
+    refuse_everything(&snap, &filter, sockets.len(), args.all, "destroy")?;
     // Listeners only when asked for by state: destroying a service's
     // listener makes it refuse every new client.
     let plan = plan::destroy_plan(
@@ -167,6 +223,7 @@ pub fn destroy(args: DestroyArgs, read_only: bool) -> Result<(), Failure> {
     }
     let ssh = SshSession::from_env();
     let session = ssh.filter(|s| sockets.iter().any(|k| s.is(k)));
+    refuse_own_ssh(session.map(|s| s.to_string()), args.yes, args.own_ssh)?;
     let counts = crate::model::group::by_state(sockets.iter().copied());
     let states: Vec<String> = counts.nonzero().map(|(s, n)| format!("{n} {s}")).collect();
     say(&format!(
@@ -254,6 +311,13 @@ pub fn kill(args: KillArgs, read_only: bool) -> Result<(), Failure> {
     if sockets.is_empty() {
         return Err(nothing_matches(&filter, "signal"));
     }
+    refuse_everything(
+        &snap,
+        &filter,
+        sockets.len(),
+        args.all,
+        "signal the holders of",
+    )?;
     let mut owners = plan::owners(&snap, &sockets);
     if let Some(stray) = args
         .only
@@ -320,6 +384,12 @@ pub fn kill(args: KillArgs, read_only: bool) -> Result<(), Failure> {
             session_holders.push(o.pid);
         }
     }
+    refuse_own_ssh(
+        ssh.filter(|_| !session_holders.is_empty())
+            .map(|s| s.to_string()),
+        args.yes,
+        args.own_ssh,
+    )?;
     let ready_pids: Vec<u32> = targets
         .iter()
         .filter(|(_, t)| t.is_ok())

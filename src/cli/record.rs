@@ -117,11 +117,11 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
     let bytes = recorder.bytes - before;
     let _ = writeln!(
         err,
-        "sockscope: recorded {} frames ({keys} key {}) in {took:.0} s: {} ({}/hour) to {}",
+        "sockscope: recorded {} frames ({keys} key {}) in {took:.0} s: {} ({}) to {}",
         recorder.frames,
         if keys == 1 { "frame" } else { "frames" },
         size(bytes),
-        size((bytes as f64 * 3600.0 / took) as u64),
+        rate_per_hour(bytes, recorder.frames, took),
         args.file.display()
     );
     let frames = recorder.frames.max(1) as f64;
@@ -133,6 +133,16 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
         100.0 * per_frame / (total as f64 / frames).max(1.0),
     );
     Ok(())
+}
+
+/// What the run would write in an hour; not extrapolated from a first key
+/// frame alone, nor from under a second.
+fn rate_per_hour(bytes: u64, frames: u64, took_s: f64) -> String {
+    if frames < 2 || took_s < 1.0 {
+        "too short to estimate a rate per hour".into()
+    } else {
+        format!("{}/hour", size((bytes as f64 * 3600.0 / took_s) as u64))
+    }
 }
 
 /// What the session block says about this run.
@@ -181,16 +191,11 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// Opens a recording for `--from`, saying once on stderr when a torn tail was left out.
+/// Opens a recording for `--from`, saying once on stderr what damage or torn tail was left out.
 pub fn open(path: &Path) -> Result<Recording, Failure> {
     let rec = Recording::open(path).map_err(anyhow::Error::from)?;
-    if rec.ignored_bytes > 0 {
-        let _ = writeln!(
-            std::io::stderr(),
-            "sockscope: {}: ignored the last {} bytes (a frame cut short, as by a crash)",
-            path.display(),
-            rec.ignored_bytes
-        );
+    for note in rec.notes() {
+        let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
     Ok(rec)
 }
@@ -240,6 +245,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_too_short_is_not_extrapolated_to_an_hour() {
+        assert_eq!(
+            rate_per_hour(2841, 1, 0.001),
+            "too short to estimate a rate per hour"
+        );
+        assert_eq!(
+            rate_per_hour(2841, 3, 0.5),
+            "too short to estimate a rate per hour"
+        );
+        assert_eq!(rate_per_hour(1000, 10, 10.0), "360.0 kB/hour");
+    }
+
+    #[test]
     fn durations_parse_in_the_usual_spellings() {
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
@@ -248,6 +266,8 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("soon").unwrap_err().contains("soon"));
         assert!(parse_duration("-5").is_err());
+        assert!(parse_duration("").is_err(), "an empty duration is not 0 s");
+        assert!(parse_duration("  ").is_err());
     }
 
     #[test]

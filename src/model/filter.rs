@@ -127,6 +127,29 @@ impl Filter {
             .any(|t| matches!(&t.test, Test::State(s) | Test::Word(_, Some(s)) if *s == state))
     }
 
+    /// The filter without its terms that name every address (`addr:0.0.0.0/0`,
+    /// `laddr:::/0`): what is left is what really narrows the selection,
+    /// for the actions' check that a filter does not select everything.
+    pub fn without_catch_all_addresses(&self) -> Filter {
+        let terms: Vec<Term> = self
+            .terms
+            .iter()
+            .filter(|t| {
+                t.negated
+                    || !matches!(
+                        &t.test,
+                        Test::Addr(net) | Test::LocalAddr(net) | Test::RemoteAddr(net)
+                            if net.prefix_len() == 0
+                    )
+            })
+            .cloned()
+            .collect();
+        Filter {
+            terms,
+            text: self.text.clone(),
+        }
+    }
+
     pub fn matches(&self, socket: &Socket, snapshot: &Snapshot) -> bool {
         self.terms
             .iter()
@@ -144,9 +167,13 @@ fn parse_term(raw: &str) -> Result<Term, FilterError> {
         Some(_) => return Err(err("`!` must be followed by a term")),
         None => (false, raw),
     };
+    // Digits only: `u16::from_str` also takes `+5`.
     let port = |v: &str| {
-        v.parse::<u16>()
-            .map_err(|_| err("a port is a number from 0 to 65535"))
+        v.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| v.parse::<u16>().ok())
+            .flatten()
+            .ok_or_else(|| err("a port is a number from 0 to 65535"))
     };
     let test = match body.split_once(':') {
         // An IPv6 address has colons of its own: only known keys split.
@@ -162,9 +189,16 @@ fn parse_term(raw: &str) -> Result<Term, FilterError> {
                 "pid" => Test::Pid(
                     value
                         .split(',')
-                        .map(|p| p.parse())
-                        .collect::<Result<Vec<u32>, _>>()
-                        .map_err(|_| {
+                        .map(|p| {
+                            // Digits only (no `+5`), and never pid 0.
+                            p.bytes()
+                                .all(|b| b.is_ascii_digit())
+                                .then(|| p.parse::<u32>().ok())
+                                .flatten()
+                                .filter(|&pid| pid > 0)
+                        })
+                        .collect::<Option<Vec<u32>>>()
+                        .ok_or_else(|| {
                             err("a pid is a positive number (several: 12,34), or `none`")
                         })?,
                 ),
@@ -378,6 +412,10 @@ mod tests {
             ("addr:10.0.0.300", "addr:10.0.0.300"),
             ("colour:red", "colour:red"),
             ("pid:", "pid:"),
+            ("pid:0", "pid:0"),
+            ("pid:+5", "pid:+5"),
+            ("port:+5", "port:+5"),
+            ("lport:-1", "lport:-1"),
             ("!", "!"),
         ] {
             let e = Filter::parse(text).unwrap_err();

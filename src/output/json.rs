@@ -197,10 +197,13 @@ impl serde_json::ser::Formatter for SafeFormatter {
             return w.write_all(fragment.as_bytes());
         }
         let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if crate::sanitize::is_unsafe(c) {
+        for (i, c, escape) in crate::sanitize::must_escape(fragment) {
+            if escape {
                 w.write_all(&fragment.as_bytes()[start..i])?;
-                write!(w, "\\u{:04x}", c as u32)?;
+                // Beyond the BMP (tag characters), as a surrogate pair.
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    write!(w, "\\u{unit:04x}")?;
+                }
                 start = i + c.len_utf8();
             }
         }

@@ -69,6 +69,9 @@ fn hint(text: &str) -> String {
 /// `90`, `90s`, `1m30s`, `2.5`, `1h2m`, `500ms`: a bare number is seconds.
 /// `90`, `2.5`, `90s`, `1m30s`, `1h`, `500ms`: units largest first, each once.
 pub fn parse_duration(text: &str) -> Option<Duration> {
+    if text.is_empty() {
+        return None;
+    }
     if let Ok(secs) = text.parse::<f64>() {
         return Duration::try_from_secs_f64(secs).ok();
     }

@@ -14,17 +14,25 @@
 //!
 //! Each block goes out in one `write` on an `O_APPEND` file, so a recorder
 //! killed at any moment leaves whole blocks and at most one torn one at the
-//! end. Readers stop at the first block that is short or fails its checksum,
-//! and keep everything before it; the recorder cuts such a tail off before it
-//! appends a new session to the same file.
+//! end. A block that fails its checksum is damage: readers report its offset
+//! and look for the next whole block (a header whose length fits and whose
+//! checksum holds), reading on from the next key frame. The recorder cuts
+//! off only a torn tail (the start of one block, the file ending inside it)
+//! before it appends a new session; damage anywhere is kept as it is.
+//!
+//! The recorder opens its path once (`O_NOFOLLOW`, `O_EXCL` when creating),
+//! checks that descriptor (a regular file with one link), holds an exclusive
+//! `flock` on it while it records, and reads, truncates and writes only
+//! through it.
 
 mod at;
+mod file;
 mod reader;
 mod wire;
 mod writer;
 
 pub use at::{format_span, parse_at, parse_at_between, parse_duration};
-pub use reader::{Cursor, Recording};
+pub use reader::{Cursor, Damage, Recording};
 pub use writer::{FrameWritten, Recorder, SessionInfo};
 
 use std::time::{Duration, SystemTime};
@@ -82,6 +90,18 @@ pub enum RecordError {
         frame: usize,
         why: String,
     },
+    #[error(
+        "{path} is {what}, not a regular file; a recording is only read from or written to a regular file"
+    )]
+    NotAFile { path: String, what: &'static str },
+    #[error(
+        "{path} is being recorded into by another sockscope (it holds the file's lock); stop that one or record into another file"
+    )]
+    Locked { path: String },
+    #[error(
+        "{path} begins like a sockscope recording but holds no whole frame and no frame cut short; not touching it"
+    )]
+    NoBlocks { path: String },
     #[error("cannot encode a frame: {0}")]
     Encode(String),
 }

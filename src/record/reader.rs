@@ -2,10 +2,10 @@
 //! on demand from the nearest key frame.
 
 use super::wire::{self, Delta, Full, Session, WireProcess, WireSocket};
-use super::{HEADER_LEN, Kind, MAGIC, MAX_BLOCK, RecordError, checksum, from_ms};
+use super::{HEADER_LEN, Kind, MAGIC, MAX_BLOCK, RecordError, from_ms};
 use crate::model::{ConnKey, Snapshot, SystemContext};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -27,91 +27,284 @@ struct FrameRef {
     session: usize,
 }
 
-/// The whole blocks of a file.
-pub(super) struct Scan {
-    blocks: Vec<Block>,
-    /// Where the last whole block ends.
-    pub(super) good_end: u64,
-    file_len: u64,
+/// Bytes between two whole blocks that are not a block: damage, skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// Where the damaged bytes start.
+    pub offset: u64,
+    pub bytes: u64,
+    /// The damaged block's header said it began a session, and a key frame
+    /// follows: the frames after it are not read until the next session, as
+    /// their times count from the lost session's start.
+    pub session_lost: bool,
 }
 
-/// Reads the file once, checking every block; stops at the first short or
-/// damaged one.
-pub(super) fn scan(path: &Path) -> Result<Scan, RecordError> {
-    let name = path.display().to_string();
+/// The blocks of a file, and what lies between and after them.
+pub(super) struct Scan {
+    blocks: Vec<Block>,
+    pub(super) damage: Vec<Damage>,
+    /// Where the last whole block ends.
+    pub(super) good_end: u64,
+    /// The bytes after the last whole block, if any: a torn tail when they
+    /// are the start of a block that a crash cut short.
+    pub(super) tail: Option<Tail>,
+    pub(super) file_len: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Tail {
+    pub offset: u64,
+    /// The start of one block, cut short: what a recorder killed mid-write
+    /// leaves. Otherwise the tail is damage.
+    pub torn: bool,
+}
+
+/// What stands at one offset.
+enum At {
+    Block(Block),
+    /// Not a whole block; `torn` when it is the start of one that the file
+    /// ends inside.
+    Bad {
+        torn: bool,
+        kind: Option<Kind>,
+        at_ms: i64,
+    },
+}
+
+/// Reads the file once, checking every block. After a damaged block it looks
+/// for the next whole one (a header whose length fits and whose checksum
+/// holds), so damage costs the frames inside it, not all that follow.
+pub(super) fn scan(file: &File, name: &str) -> Result<Scan, RecordError> {
     let read_err = |source| RecordError::Read {
-        path: name.clone(),
+        path: name.to_string(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(|source| RecordError::Open {
-        path: name.clone(),
-        source,
-    })?;
     let file_len = file.metadata().map_err(read_err)?.len();
-    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
     let mut magic = [0u8; 16];
-    let got = read_full(&mut r, &mut magic).map_err(read_err)?;
+    let got = read_full_at(file, &mut magic, 0).map_err(read_err)?;
     if got < MAGIC.len() {
         // Cut while the magic was being written, or not ours at all.
         return Err(if magic[..got] == MAGIC[..got] {
-            RecordError::Empty { path: name }
+            RecordError::Empty {
+                path: name.to_string(),
+            }
         } else {
-            RecordError::NotARecording { path: name }
+            RecordError::NotARecording {
+                path: name.to_string(),
+            }
         });
     }
     if magic[..15] != MAGIC[..15] {
-        return Err(RecordError::NotARecording { path: name });
+        return Err(RecordError::NotARecording {
+            path: name.to_string(),
+        });
     }
     if magic[15] != MAGIC[15] {
         return Err(RecordError::Version {
-            path: name,
+            path: name.to_string(),
             version: magic[15],
         });
     }
-    let mut blocks = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut damage = Vec::new();
     let mut offset = MAGIC.len() as u64;
-    let mut payload = Vec::new();
-    loop {
-        let mut h = [0u8; HEADER_LEN];
-        if read_full(&mut r, &mut h).map_err(read_err)? < HEADER_LEN {
-            break;
+    let mut tail = None;
+    let mut buf = vec![0u8; 64 << 10];
+    // Bytes that looking for the next block may checksum in all: a crafted
+    // file of headers that each claim the rest of it would otherwise cost
+    // time quadratic in its size.
+    let mut resync_budget = file_len.saturating_mul(4).saturating_add(64 << 20);
+    while offset < file_len {
+        let (torn, kind, at_ms) =
+            match block_at(file, offset, file_len, &mut buf).map_err(read_err)? {
+                At::Block(b) => {
+                    offset = b.offset + b.len as u64;
+                    blocks.push(b);
+                    continue;
+                }
+                At::Bad { torn, kind, at_ms } => (torn, kind, at_ms),
+            };
+        match next_block(file, offset + 1, file_len, &mut buf, &mut resync_budget)
+            .map_err(read_err)?
+        {
+            Some(next) => {
+                // A run starts with a session and then a key frame: a lost
+                // block that says it is a session, before a key frame, most
+                // likely was one (a kind byte flipped to 0 before a delta
+                // was not).
+                let next_is_key = matches!(
+                    block_at(file, next, file_len, &mut buf).map_err(read_err)?,
+                    At::Block(Block {
+                        kind: Kind::Key,
+                        ..
+                    })
+                );
+                damage.push(Damage {
+                    offset,
+                    bytes: next - offset,
+                    session_lost: kind == Some(Kind::Session) && next_is_key,
+                });
+                offset = next;
+            }
+            None => {
+                tail = Some(Tail {
+                    offset,
+                    torn: torn && plausible_time(at_ms, blocks.last(), kind),
+                });
+                break;
+            }
         }
-        let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes"));
-        let at_ms = i64::from_le_bytes(h[5..13].try_into().expect("8 bytes"));
-        let crc = u32::from_le_bytes(h[13..17].try_into().expect("4 bytes"));
-        let Some(kind) = Kind::from_byte(h[4]) else {
-            break;
-        };
-        if len > MAX_BLOCK {
-            break;
-        }
-        payload.resize(len as usize, 0);
-        if read_full(&mut r, &mut payload).map_err(read_err)? < len as usize {
-            break;
-        }
-        if checksum(h[4], at_ms, &payload) != crc {
-            break;
-        }
-        blocks.push(Block {
-            offset: offset + HEADER_LEN as u64,
-            len,
-            kind,
-            at_ms,
-        });
-        offset += (HEADER_LEN + len as usize) as u64;
     }
+    let good_end = tail.map_or(file_len, |t| t.offset);
     Ok(Scan {
         blocks,
-        good_end: offset,
+        damage,
+        good_end,
+        tail,
         file_len,
     })
 }
 
-/// Reads until `buf` is full or the file ends; returns how much was read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+impl Scan {
+    pub(super) fn blocks_len(&self) -> usize {
+        self.blocks.len()
+    }
+}
+
+/// A torn block's time is near the last whole block's (or, first in the
+/// file, a session's time after 2000): so that a file that merely starts
+/// with the magic is not taken for a recording cut short.
+fn plausible_time(at_ms: i64, last: Option<&Block>, kind: Option<Kind>) -> bool {
+    const DAY: i64 = 86_400_000;
+    let now = super::to_ms(std::time::SystemTime::now());
+    match last {
+        Some(b) => (b.at_ms - DAY..=now.max(b.at_ms) + DAY).contains(&at_ms),
+        None => kind == Some(Kind::Session) && (946_684_800_000..=now + DAY).contains(&at_ms),
+    }
+}
+
+fn block_at(file: &File, offset: u64, file_len: u64, buf: &mut [u8]) -> std::io::Result<At> {
+    let mut h = [0u8; HEADER_LEN];
+    let got = read_full_at(file, &mut h, offset)?;
+    if got < HEADER_LEN {
+        return Ok(At::Bad {
+            torn: true,
+            kind: None,
+            at_ms: 0,
+        });
+    }
+    Ok(match parse_header(&h) {
+        Some((len, kind, at_ms, crc)) => {
+            let end = offset + (HEADER_LEN as u64) + len as u64;
+            if end > file_len {
+                At::Bad {
+                    torn: true,
+                    kind: Some(kind),
+                    at_ms,
+                }
+            } else if crc_at(file, offset + HEADER_LEN as u64, len, buf, h[4], at_ms)? == crc {
+                At::Block(Block {
+                    offset: offset + HEADER_LEN as u64,
+                    len,
+                    kind,
+                    at_ms,
+                })
+            } else {
+                At::Bad {
+                    torn: false,
+                    kind: Some(kind),
+                    at_ms,
+                }
+            }
+        }
+        None => At::Bad {
+            torn: false,
+            kind: None,
+            at_ms: 0,
+        },
+    })
+}
+
+/// Length, kind, time and checksum, if the kind is one we know and the
+/// length is not absurd.
+fn parse_header(h: &[u8]) -> Option<(u32, Kind, i64, u32)> {
+    let len = u32::from_le_bytes(h[0..4].try_into().ok()?);
+    let kind = Kind::from_byte(h[4])?;
+    let at_ms = i64::from_le_bytes(h[5..13].try_into().ok()?);
+    let crc = u32::from_le_bytes(h[13..17].try_into().ok()?);
+    (len <= MAX_BLOCK).then_some((len, kind, at_ms, crc))
+}
+
+/// The checksum of a block, read in pieces: nothing the size of the declared
+/// length is allocated.
+fn crc_at(
+    file: &File,
+    offset: u64,
+    len: u32,
+    buf: &mut [u8],
+    kind: u8,
+    at_ms: i64,
+) -> std::io::Result<u32> {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[kind]);
+    h.update(&at_ms.to_le_bytes());
+    let mut done = 0u64;
+    while done < len as u64 {
+        let want = ((len as u64 - done) as usize).min(buf.len());
+        let got = read_full_at(file, &mut buf[..want], offset + done)?;
+        if got < want {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        h.update(&buf[..want]);
+        done += want as u64;
+    }
+    Ok(h.finalize())
+}
+
+/// The offset of the first whole block at or after `from`, looked for a
+/// window at a time.
+fn next_block(
+    file: &File,
+    from: u64,
+    file_len: u64,
+    buf: &mut [u8],
+    budget: &mut u64,
+) -> std::io::Result<Option<u64>> {
+    let mut window = vec![0u8; 1 << 20];
+    let mut base = from;
+    while base + HEADER_LEN as u64 <= file_len {
+        let got = read_full_at(file, &mut window, base)?;
+        if got < HEADER_LEN {
+            break;
+        }
+        for i in 0..=got - HEADER_LEN {
+            let Some((len, _, _, _)) = parse_header(&window[i..i + HEADER_LEN]) else {
+                continue;
+            };
+            let at = base + i as u64;
+            if at + HEADER_LEN as u64 + len as u64 > file_len {
+                continue;
+            }
+            if *budget < len as u64 {
+                // Given up: the rest of the file counts as damage.
+                return Ok(None);
+            }
+            *budget -= len as u64;
+            if let At::Block(_) = block_at(file, at, file_len, buf)? {
+                return Ok(Some(at));
+            }
+        }
+        base += (got - HEADER_LEN + 1) as u64;
+    }
+    Ok(None)
+}
+
+/// Reads at `offset` until `buf` is full or the file ends; returns how much was read.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
     let mut got = 0;
     while got < buf.len() {
-        match r.read(&mut buf[got..]) {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -124,63 +317,152 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// An open recording.
 pub struct Recording {
     path: String,
-    file: std::fs::File,
+    file: File,
     blocks: Vec<Block>,
     frames: Vec<FrameRef>,
     /// Each session's description and its epoch (ms).
     sessions: Vec<(Session, i64)>,
-    /// Bytes after the last whole block: a torn tail, left unread.
+    /// Bytes after the last whole block, left unread: a torn tail, or
+    /// damage at the end.
     pub ignored_bytes: u64,
+    /// Whether those bytes are a torn tail (the recorder was cut off).
+    pub tail_torn: bool,
+    /// Damaged bytes between whole blocks, skipped.
+    pub damage: Vec<Damage>,
+    /// Whole frames left out because what they build on was lost to damage
+    /// (deltas until the next key frame, frames until the next session).
+    pub frames_skipped: usize,
 }
 
 impl Recording {
     pub fn open(path: &Path) -> Result<Recording, RecordError> {
         let name = path.display().to_string();
-        let scan = scan(path)?;
-        let file = std::fs::File::open(path).map_err(|source| RecordError::Open {
-            path: name.clone(),
-            source,
-        })?;
+        let file = super::file::open_to_read(path)?;
+        let scan = scan(&file, &name)?;
         let mut rec = Recording {
             path: name.clone(),
             file,
-            blocks: scan.blocks,
+            blocks: Vec::with_capacity(scan.blocks.len()),
             frames: Vec::new(),
             sessions: Vec::new(),
-            ignored_bytes: scan.file_len.saturating_sub(scan.good_end),
+            ignored_bytes: scan.file_len - scan.good_end,
+            tail_torn: scan.tail.is_some_and(|t| t.torn),
+            damage: scan.damage.clone(),
+            frames_skipped: 0,
         };
         let mut key = None;
-        for i in 0..rec.blocks.len() {
-            let b = rec.blocks[i];
+        let mut need_session = false;
+        let mut damage = scan.damage.iter().peekable();
+        for b in scan.blocks {
+            // Damage before this block: what follows cannot build on what
+            // came before it.
+            while let Some(d) = damage.next_if(|d| d.offset < b.offset) {
+                key = None;
+                need_session |= d.session_lost;
+            }
+            let i = rec.blocks.len();
+            rec.blocks.push(b);
             match b.kind {
                 Kind::Session => {
-                    let session: Session = rec.decode(i, rec.frames.len())?;
+                    let session: Session = match rec.decode(i, rec.frames.len()) {
+                        Ok(s) => s,
+                        Err(RecordError::Damaged { .. }) => {
+                            // A checksum that holds over bytes that do not
+                            // decode: as good as lost.
+                            key = None;
+                            need_session = true;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     rec.sessions.push((session, b.at_ms));
                     // A delta never reaches across sessions.
                     key = None;
+                    need_session = false;
+                    continue;
                 }
-                Kind::Key if !rec.sessions.is_empty() => key = Some(rec.frames.len()),
+                Kind::Key if !rec.sessions.is_empty() && !need_session => {
+                    key = Some(rec.frames.len())
+                }
                 Kind::Delta if key.is_some() => {}
                 _ => {
-                    return Err(RecordError::Damaged {
-                        path: name,
-                        frame: rec.frames.len(),
-                        why: "a frame without the key frame or session it depends on".into(),
-                    });
+                    rec.frames_skipped += 1;
+                    continue;
                 }
             }
-            if b.kind != Kind::Session {
-                rec.frames.push(FrameRef {
-                    block: i,
-                    key: key.expect("set above"),
-                    session: rec.sessions.len() - 1,
-                });
-            }
+            rec.frames.push(FrameRef {
+                block: i,
+                key: key.expect("set above"),
+                session: rec.sessions.len() - 1,
+            });
         }
         if rec.frames.is_empty() {
-            return Err(RecordError::Empty { path: name });
+            return Err(if rec.damage.is_empty() && rec.frames_skipped == 0 {
+                RecordError::Empty { path: name }
+            } else {
+                RecordError::Damaged {
+                    path: name,
+                    frame: 0,
+                    why: format!("no usable frame is left; {}", rec.damage_summary()),
+                }
+            });
         }
         Ok(rec)
+    }
+
+    /// What was left out of the file, one line each, for stderr or a
+    /// status line; empty for a whole file.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.damage.is_empty() || self.frames_skipped > 0 {
+            notes.push(format!("{}: {}", self.path, self.damage_summary()));
+        }
+        if self.ignored_bytes > 0 {
+            let at = self.file_len() - self.ignored_bytes;
+            notes.push(if self.tail_torn {
+                format!(
+                    "ignored {} bytes of a torn tail at the end of {} (a frame cut short, as by a crash)",
+                    self.ignored_bytes, self.path
+                )
+            } else {
+                format!(
+                    "{}: the last {} bytes, from offset {at}, are damaged (not a frame); ignored",
+                    self.path, self.ignored_bytes
+                )
+            });
+        }
+        notes
+    }
+
+    fn damage_summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .damage
+            .iter()
+            .take(5)
+            .map(|d| format!("{} damaged bytes at offset {}", d.bytes, d.offset))
+            .collect();
+        if self.damage.len() > 5 {
+            parts.push(format!("{} more damaged places", self.damage.len() - 5));
+        }
+        let mut text = if parts.is_empty() {
+            String::new()
+        } else {
+            format!("skipped {}", parts.join(", "))
+        };
+        if self.frames_skipped > 0 {
+            if !text.is_empty() {
+                text.push_str("; ");
+            }
+            text.push_str(&format!(
+                "left out {} frames that depend on what was lost (read on from the next key frame)",
+                self.frames_skipped
+            ));
+        }
+        text
+    }
+
+    fn file_len(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
     }
 
     pub fn path(&self) -> &str {
@@ -255,19 +537,76 @@ impl Recording {
             frame,
             why,
         };
-        let mut compressed = vec![0u8; b.len as usize];
-        // `&File` reads and seeks without `&mut self`; only the cursor position
-        // is shared, and every read seeks first.
-        let mut f = &self.file;
-        f.seek(SeekFrom::Start(b.offset))
-            .and_then(|_| f.read_exact(&mut compressed))
-            .map_err(|source| RecordError::Read {
+        let mut compressed = Vec::new();
+        compressed
+            .try_reserve_exact(b.len as usize)
+            .map_err(|_| damaged(format!("cannot allocate {} bytes to read it", b.len)))?;
+        compressed.resize(b.len as usize, 0);
+        let got = read_full_at(&self.file, &mut compressed, b.offset).map_err(|source| {
+            RecordError::Read {
                 path: self.path.clone(),
                 source,
-            })?;
-        let raw = zstd::stream::decode_all(&compressed[..]).map_err(|e| damaged(e.to_string()))?;
+            }
+        })?;
+        if got < compressed.len() {
+            return Err(damaged(
+                "the file is shorter than when it was opened".into(),
+            ));
+        }
+        let raw =
+            decompress(&compressed).map_err(|e| damaged(format!("at offset {}: {e}", b.offset)))?;
         postcard::from_bytes(&raw).map_err(|e| damaged(e.to_string()))
     }
+}
+
+/// zstd may shrink a frame of alike sockets a lot, but not beyond this: a
+/// block that claims to grow more is a bomb, not a frame.
+const MAX_RATIO: u64 = 1024;
+/// Never more than this, whatever the block says.
+const MAX_RAW: u64 = 1 << 30;
+
+/// Decompresses one block, bounded by the size the zstd frame declares and by
+/// [`MAX_RATIO`] times its compressed size; an allocation that fails is an
+/// error, not an abort.
+pub(super) fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    let cap = (compressed.len() as u64)
+        .saturating_mul(MAX_RATIO)
+        .saturating_add(1 << 16)
+        .min(MAX_RAW);
+    let declared = zstd::zstd_safe::get_frame_content_size(compressed)
+        .map_err(|_| "not a zstd frame".to_string())?;
+    let size = match declared {
+        Some(n) if n <= cap => n,
+        Some(n) => {
+            return Err(format!(
+                "declares {n} bytes from {} compressed, more than the {cap} allowed",
+                compressed.len()
+            ));
+        }
+        None => cap,
+    };
+    let mut out = Vec::new();
+    out.try_reserve_exact(size as usize)
+        .map_err(|_| format!("cannot allocate {size} bytes to decompress it"))?;
+    let got = zstd::bulk::Decompressor::new()
+        .and_then(|mut d| d.decompress_to_buffer(compressed, &mut out))
+        .map_err(|e| {
+            if declared.is_none() && e.to_string().contains("too small") {
+                format!(
+                    "expands to more than the {cap} bytes allowed for {} compressed",
+                    compressed.len()
+                )
+            } else {
+                e.to_string()
+            }
+        })?;
+    if declared.is_some_and(|n| n != got as u64) {
+        return Err(format!(
+            "decompressed to {got} bytes, not the {} it declares",
+            size
+        ));
+    }
+    Ok(out)
 }
 
 type Fast = foldhash::fast::RandomState;

@@ -248,3 +248,271 @@ fn an_unchanged_table_costs_little_per_frame() {
     assert_eq!(second.sockets, 0, "nothing changed");
     assert!(second.bytes < first.bytes / 4, "{second:?} vs {first:?}");
 }
+
+/// Writes frames 0..n and returns, for each, whether it is a key frame and
+/// where its block starts and ends.
+fn write_with_bounds(path: &std::path::Path, n: u64) -> Vec<(bool, u64, u64)> {
+    let mut rec = Recorder::create(path, info()).unwrap();
+    (0..n)
+        .map(|i| {
+            let start = rec.bytes;
+            let key = rec.write(&frame(i)).unwrap().key;
+            (key, start, rec.bytes)
+        })
+        .collect()
+}
+
+/// Which frame of [`frame`] a recorded one is, by its time.
+fn frame_number(rec: &Recording, i: usize) -> u64 {
+    (0..200u64)
+        .find(|&n| frame(n).taken_at == rec.time(i))
+        .expect("a time frame() makes")
+}
+
+#[test]
+fn a_flipped_bit_costs_the_frames_that_depend_on_it_and_later_key_frames_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.rec");
+    let bounds = write_with_bounds(&path, 60);
+    let whole = std::fs::read(&path).unwrap();
+    let keys: Vec<usize> = (0..60).filter(|&i| bounds[i].0).collect();
+    assert!(keys.len() >= 3, "{keys:?}");
+    let flipped = dir.path().join("flipped.rec");
+    // Inside a key frame's payload, inside a delta's, in a header's length,
+    // in a header's kind, and in the first session block.
+    let targets = [
+        (keys[1], (bounds[keys[1]].1 + bounds[keys[1]].2) / 2),
+        (
+            keys[1] + 2,
+            (bounds[keys[1] + 2].1 + bounds[keys[1] + 2].2) / 2,
+        ),
+        (5, bounds[5].1 + 1),
+        (30, bounds[30].1 + 4),
+        (usize::MAX, MAGIC.len() as u64 + 20),
+    ];
+    for (hit, at) in targets {
+        for bit in [0, 3, 7] {
+            let mut bytes = whole.clone();
+            bytes[at as usize] ^= 1 << bit;
+            std::fs::write(&flipped, &bytes).unwrap();
+            let rec = match Recording::open(&flipped) {
+                Ok(r) => r,
+                // The session block is gone: so is every frame of its run.
+                Err(e) if hit == usize::MAX => {
+                    assert!(e.to_string().contains("offset 16"), "{e}");
+                    continue;
+                }
+                Err(e) => panic!("flip at {at}: {e}"),
+            };
+            assert_eq!(rec.damage.len(), 1, "flip at {at}: {:?}", rec.damage);
+            let d = rec.damage[0];
+            assert!(d.offset <= at && at < d.offset + d.bytes, "{d:?} vs {at}");
+            assert!(rec.notes()[0].contains(&format!("at offset {}", d.offset)));
+            // Every frame from the first key frame after the hit is there.
+            let next_key = keys.iter().copied().find(|&k| k > hit).unwrap();
+            let mut cursor = Cursor::new();
+            let mut seen = Vec::new();
+            for i in 0..rec.len() {
+                let n = frame_number(&rec, i);
+                assert_eq!(
+                    canon(cursor.seek(&rec, i).unwrap()),
+                    canon(frame(n)),
+                    "flip at {at}: frame {n}"
+                );
+                seen.push(n as usize);
+            }
+            for n in (0..hit).chain(next_key..60) {
+                assert!(seen.contains(&n), "flip at {at} bit {bit}: frame {n} lost");
+            }
+            assert!(!seen.contains(&hit), "the damaged frame is not read");
+        }
+    }
+}
+
+#[test]
+fn a_new_run_keeps_damage_in_the_middle_and_appends_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.rec");
+    let bounds = write_with_bounds(&path, 30);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = ((bounds[3].1 + bounds[3].2) / 2) as usize;
+    bytes[at] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let before = Recording::open(&path).unwrap().len();
+    write_frames(&path, (100..103).map(frame));
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(&after[..bytes.len()], &bytes[..], "nothing before was cut");
+    let rec = Recording::open(&path).unwrap();
+    assert_eq!(rec.len(), before + 3);
+    assert_eq!(frame_number(&rec, rec.len() - 1), 102);
+    assert_eq!(rec.damage.len(), 1);
+}
+
+#[test]
+fn a_file_that_merely_starts_with_the_magic_is_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.rec");
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend((0..5000u32).map(|i| (i * 7919 % 251) as u8));
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Recorder::create(&path, info()).err().expect("refused");
+    assert!(matches!(err, RecordError::NoBlocks { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn a_second_recorder_on_the_same_file_is_refused_while_the_first_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.rec");
+    let mut first = Recorder::create(&path, info()).unwrap();
+    first.write(&frame(0)).unwrap();
+    let err = Recorder::create(&path, info()).err().expect("refused");
+    assert!(matches!(err, RecordError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("another sockscope"), "{err}");
+    first.write(&frame(1)).unwrap();
+    drop(first);
+    assert_eq!(Recording::open(&path).unwrap().len(), 2);
+    // Once the first has stopped, the file can be continued.
+    write_frames(&path, (2..3).map(frame));
+    assert_eq!(Recording::open(&path).unwrap().len(), 3);
+}
+
+#[test]
+fn symlinks_fifos_and_hard_links_are_refused_for_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let link = dir.path().join("link.rec");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let err = Recorder::create(&link, info()).err().expect("refused");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    let dangling = dir.path().join("dangling.rec");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    assert!(Recorder::create(&dangling, info()).is_err());
+    assert!(
+        !dir.path().join("nowhere").exists(),
+        "not created through the link"
+    );
+    let hard = dir.path().join("hard.rec");
+    std::fs::hard_link(&victim, &hard).unwrap();
+    let err = Recorder::create(&hard, info()).err().expect("refused");
+    assert!(err.to_string().contains("hard links"), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+
+    let fifo = dir.path().join("fifo.rec");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let err = Recorder::create(&fifo, info()).err().expect("refused");
+    assert!(err.to_string().contains("a FIFO"), "{err}");
+    let err = Recording::open(&fifo).err().expect("refused");
+    assert!(err.to_string().contains("a FIFO"), "{err}");
+}
+
+#[test]
+fn a_block_declaring_more_than_the_file_holds_is_not_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb.rec");
+    let mut bytes = MAGIC.to_vec();
+    let now = to_ms(SystemTime::now());
+    bytes.extend_from_slice(&encode_header(Kind::Session, now, &[]));
+    bytes[16..20].copy_from_slice(&(1u32 << 30).to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(bytes.len(), 33);
+    // A session cut short after its header: a torn tail, not a 1 GiB read.
+    let err = Recording::open(&path).err().expect("no frame");
+    assert!(matches!(err, RecordError::Empty { .. }), "{err}");
+}
+
+#[test]
+fn a_file_of_headers_that_each_claim_the_rest_is_read_in_bounded_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crafted.rec");
+    write_frames(&path, (0..2).map(frame));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let whole = bytes.len();
+    // 8 MB of fake headers, each declaring nearly all that follows it.
+    let n = 8_000_000 / HEADER_LEN;
+    for i in 0..n {
+        let left = ((n - i - 1) * HEADER_LEN) as u32;
+        bytes.extend_from_slice(&left.to_le_bytes());
+        bytes.push(Kind::Key as u8);
+        bytes.extend_from_slice(&0i64.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let start = std::time::Instant::now();
+    let rec = Recording::open(&path).unwrap();
+    // Generous: without the budget this is ~n^2/2 bytes of checksums (days).
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(rec.len(), 2);
+    assert_eq!(rec.ignored_bytes, (bytes.len() - whole) as u64);
+}
+
+#[test]
+fn decompression_is_bounded_by_the_declared_size_and_the_ratio() {
+    let big = vec![0u8; 64 << 20];
+    let bomb = zstd::bulk::compress(&big, 3).unwrap();
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    let err = reader::decompress(&bomb).unwrap_err();
+    assert!(err.contains("more than the"), "{err}");
+    let fine = zstd::bulk::compress(b"hello hello hello", 3).unwrap();
+    assert_eq!(reader::decompress(&fine).unwrap(), b"hello hello hello");
+    assert!(reader::decompress(b"not zstd at all").is_err());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn recording() -> &'static Vec<u8> {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        BYTES.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("run.rec");
+            write_frames(&path, (0..12).map(frame));
+            std::fs::read(&path).unwrap()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever is flipped, cut or appended, the reader returns frames
+        /// or an error, never panics, and every frame it returns is one
+        /// that was written.
+        #[test]
+        fn damaged_recordings_read_back_only_frames_that_were_written(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..6),
+            cut in any::<prop::sample::Index>(),
+            junk in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut bytes = recording().clone();
+            for (at, bit) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= 1 << bit;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1));
+            bytes.extend(junk);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("x.rec");
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok(rec) = Recording::open(&path) {
+                let mut cursor = Cursor::new();
+                for i in 0..rec.len() {
+                    if let Ok(got) = cursor.seek(&rec, i) {
+                        let n = frame_number(&rec, i);
+                        prop_assert_eq!(canon(got), canon(frame(n)));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -77,17 +77,17 @@ impl Recorder {
             path: name.clone(),
             source,
         };
-        let keep = match std::fs::metadata(path) {
-            Ok(_) => existing_length(path, &name)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(open_err(e)),
+        let super::file::Opened { file, created } = super::file::open_to_record(path)?;
+        let keep = if created {
+            0
+        } else {
+            existing_length(&file, &name)?
         };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(open_err)?;
-        file.set_len(keep).map_err(write_err)?;
+        // Only a torn tail is cut, through the descriptor that was checked.
+        if file.metadata().map_err(open_err)?.len() != keep {
+            file.set_len(keep).map_err(write_err)?;
+        }
+        let mut file = file;
         let mut bytes = keep;
         if keep == 0 {
             file.write_all(MAGIC).map_err(write_err)?;
@@ -266,24 +266,29 @@ impl Recorder {
     }
 }
 
-/// The length of the whole blocks of an existing recording, which a new run
-/// appends after; 0 for a file cut inside the magic (it is started over).
-fn existing_length(path: &Path, name: &str) -> Result<u64, RecordError> {
-    match super::reader::scan(path) {
-        Ok(scan) => Ok(scan.good_end),
-        Err(RecordError::Empty { .. }) => {
-            let len = std::fs::metadata(path)
-                .map_err(|source| RecordError::Open {
-                    path: name.to_string(),
-                    source,
-                })?
-                .len();
-            Ok(if len < MAGIC.len() as u64 {
-                0
-            } else {
-                MAGIC.len() as u64
-            })
-        }
+/// Where a new run starts in an existing recording: its end, or where its
+/// torn tail starts (that tail is cut); 0 for an empty file or one cut inside
+/// the magic (it is started over). Damage is never cut: a new run goes after
+/// it, and readers skip it.
+fn existing_length(file: &std::fs::File, name: &str) -> Result<u64, RecordError> {
+    let len = file
+        .metadata()
+        .map_err(|source| RecordError::Open {
+            path: name.to_string(),
+            source,
+        })?
+        .len();
+    match super::reader::scan(file, name) {
+        Ok(scan) => match scan.tail {
+            Some(t) if t.torn => Ok(t.offset),
+            // Damage at the end, and no whole block before it: not a
+            // recording we know how to continue.
+            Some(_) if scan.blocks_len() == 0 => Err(RecordError::NoBlocks {
+                path: name.to_string(),
+            }),
+            _ => Ok(len),
+        },
+        Err(RecordError::Empty { .. }) if len < MAGIC.len() as u64 => Ok(0),
         Err(e) => Err(e),
     }
 }

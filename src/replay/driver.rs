@@ -55,13 +55,7 @@ impl Driver {
         }
         let times = (0..n).map(|i| rec.time(i)).collect();
         let mut notes = Vec::new();
-        if rec.ignored_bytes > 0 {
-            notes.push(format!(
-                "ignored {} bytes of a torn tail at the end of {} (the recorder was cut off)",
-                rec.ignored_bytes,
-                rec.path()
-            ));
-        }
+        notes.extend(rec.notes());
         let filter = &rec.session(index.min(n - 1)).filter;
         if !filter.is_empty() {
             notes.push(format!(

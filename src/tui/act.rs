@@ -61,17 +61,18 @@ pub(super) fn perform(
 fn write_export(app: &App, format: export::Format) -> Result<(std::path::PathBuf, usize), String> {
     let dir = std::env::current_dir().map_err(|e| format!("no current directory: {e}"))?;
     let name = export::file_name(std::time::SystemTime::now(), format);
-    let (path, file) = export::create(&dir, &name)
-        .map_err(|e| format!("cannot create {name} in {}: {e}", dir.display()))?;
-    let out = std::io::BufWriter::new(file);
     let ctx = app.ctx();
-    let written = match format {
+    export::write_new(&dir, &name, |out| match format {
         export::Format::Csv => export::write_csv(out, &app.rows, app.grouping, &ctx),
         export::Format::Json => {
             export::write_json(out, &app.rows, app.grouping, app.view_filter(), &ctx)
         }
-    };
-    written
-        .map(|()| (path.clone(), app.rows.len()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    })
+    .map(|path| (path, app.rows.len()))
+    .map_err(|e| match e {
+        export::WriteError::Create(e) => {
+            format!("cannot create {name} in {}: {e}", dir.display())
+        }
+        export::WriteError::Write(path, e) => format!("cannot write {}: {e}", path.display()),
+    })
 }

@@ -143,7 +143,8 @@ fn event_loop(
         // does not lag behind the screen.
         for ev in std::iter::once(first).chain(rx.try_iter()) {
             if let Event::Resize(w, h) = ev {
-                app.page = ui::table_rows(w, h);
+                let drawn = terminal::clamp(ratatui::layout::Size::new(w, h));
+                app.page = ui::table_rows(drawn.width, drawn.height);
             }
             for effect in app.handle(ev) {
                 match effect {
@@ -290,8 +291,9 @@ fn spawn_input(tx: Sender<Event>) {
 }
 
 fn spawn_signals(tx: Sender<Event>) -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    // SIGQUIT too: its default (a core dump) would leave the terminal raw.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

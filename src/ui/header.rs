@@ -36,8 +36,14 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
     let snap = &app.snapshot;
     let mut items: Vec<(String, Style)> = Vec::new();
-    items.push((sockets(snap.sockets.len()), Style::new()));
-    items.push(owners(app, theme));
+    if app.stats.is_some() {
+        items.push((sockets(snap.sockets.len()), Style::new()));
+        items.push(owners(app, theme));
+    } else {
+        // Nothing collected yet (or every collection failed): no count and
+        // no "all owners visible" to contradict the status line.
+        items.push(("no sample yet".into(), theme.dim()));
+    }
     if app.paused {
         items.insert(0, ("PAUSED".into(), theme.trouble()));
     }

@@ -156,9 +156,19 @@ fn a_torn_tail_is_replayed_up_to_the_last_whole_frame_and_said_at_80x24() {
     let file = dir.path().join("torn.rec");
     let (holder, _) = record_a_growing_leak(&file);
     drop(holder);
-    // A recorder killed in the middle of a write leaves part of a block.
+    // A recorder killed in the middle of a write leaves part of a block: its
+    // header (a delta of 1000 bytes, just after the last frame) and 83 bytes.
     let mut bytes = std::fs::read(&file).unwrap();
-    bytes.extend_from_slice(&[0x55; 100]);
+    let last = sockscope::record::Recording::open(&file).unwrap().end();
+    let at_ms = last
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 1000;
+    bytes.extend_from_slice(&1000u32.to_le_bytes());
+    bytes.push(2);
+    bytes.extend_from_slice(&at_ms.to_le_bytes());
+    bytes.extend_from_slice(&[0x55; 4 + 83]);
     std::fs::write(&file, &bytes).unwrap();
 
     let mut tui = spawn(

@@ -9,12 +9,16 @@
 mod common;
 #[path = "../pty/mod.rs"]
 mod pty;
+#[path = "../ui_harness/mod.rs"]
+mod ui_harness;
 
 mod e2e_actions;
 mod e2e_holders;
 mod e2e_replay;
 mod e2e_tui;
 mod e2e_views;
+mod small_items;
+mod tui_hostile;
 
 #[test]
 fn child_process_entry_point() {
