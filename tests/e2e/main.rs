@@ -11,6 +11,7 @@ mod common;
 mod pty;
 
 mod e2e_actions;
+mod e2e_incident;
 mod e2e_replay;
 mod e2e_tui;
 mod e2e_views;

@@ -109,6 +109,9 @@ pub struct Finding {
     pub growth_per_min: Option<f64>,
     /// What `growth_per_min` was fitted over, in seconds.
     pub growth_window_s: Option<f64>,
+    /// The whole fit, for the monitor's wording.
+    #[serde(skip)]
+    pub growth: Option<super::history::Growth>,
 }
 
 impl Finding {
@@ -132,6 +135,7 @@ impl Finding {
             new_since_last: None,
             growth_per_min: None,
             growth_window_s: None,
+            growth: None,
         }
     }
 }
