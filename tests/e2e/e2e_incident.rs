@@ -74,6 +74,35 @@ fn trend_line(screen: &vt100::Screen) -> Option<String> {
     })
 }
 
+/// An upper bound of a duration sockscope wrote as `42s`, `16.9s`, `2m`.
+fn at_most(text: &str) -> Option<Duration> {
+    let (n, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = n.parse().ok()?;
+    let secs = match unit {
+        "s" => n + 1.0,
+        "m" => (n + 1.0) * 60.0,
+        "h" => (n + 1.0) * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// The sample interval in the header (`every 1s`, `every 16.9s (auto)`):
+/// on a host with 100k+ sockets elsewhere a debug build's owner scan of
+/// /proc is slow even for a namespace of its own, and the monitor samples
+/// less often. The test's bounds follow, as the product's promises do.
+fn interval(screen: &vt100::Screen) -> Option<Duration> {
+    let header = screen.contents().lines().next()?.to_string();
+    let every = header.split(" │ ").find_map(|f| f.strip_prefix("every "))?;
+    at_most(every.split_whitespace().next()?)
+}
+
+/// `over 15s` in a trend line: what the growth figure was fitted over.
+fn fitted_over(trend: &str) -> Option<Duration> {
+    let over = trend.split("over ").nth(1)?;
+    at_most(over.trim_end_matches(')'))
+}
+
 /// Walks view 2's cursor to the finding whose filter is `filter`.
 fn select_finding(tui: &mut Tui, filter: &str) {
     let ours = format!("Enter filters the sockets: {filter}");
@@ -226,12 +255,25 @@ fn the_incident_flow_at_80x24_on_a_busy_host() {
     tui.type_keys("2");
     let target_filter = format!("pid:{pid} state:close-wait");
     select_finding(&mut tui, &target_filter);
-    std::thread::sleep(Duration::from_secs(30).saturating_sub(leaking_since.elapsed()));
-    tui.wait_for("a growth figure for the target", |s| {
-        trend_line(s).is_some_and(|t| t.starts_with("growing by"))
-            && s.contents().contains(&target_filter)
+    // After 30 s of the leak, and once the fitted window holds only samples
+    // from while it leaked (with a long interval the window is longer: 5
+    // samples at least).
+    let every = tui
+        .with_screen(interval)
+        .expect("the interval in the header");
+    let bound = Duration::from_secs(30) + (every + GROWTH_WINDOW) * 6;
+    tui.wait_for_within("a growth figure over the leak alone", bound, |s| {
+        s.contents().contains(&target_filter)
+            && trend_line(s).is_some_and(|t| {
+                t.starts_with("growing by")
+                    && fitted_over(&t).is_some_and(|w| {
+                        let elapsed = leaking_since.elapsed();
+                        elapsed >= Duration::from_secs(30) && elapsed >= w + every
+                    })
+            })
     });
     let trend = tui.with_screen(trend_line).unwrap();
+    let window = fitted_over(&trend).expect("the fit's window");
     let rate: f64 = trend
         .strip_prefix("growing by ")
         .and_then(|t| t.split('/').next())
@@ -242,13 +284,14 @@ fn the_incident_flow_at_80x24_on_a_busy_host() {
         "a {LEAK_PER_MIN}/min leak shown as {trend:?}"
     );
 
-    // The leak stops: "not growing" within two growth windows (plus a
-    // sample or two for the monitor to take and draw).
+    // The leak stops: "not growing" within two growth windows (plus two
+    // sample intervals for the monitor to take and draw them).
     stop.store(true, Ordering::Relaxed);
     let _holders = leaker.join().expect("leaker thread");
+    let every = tui.with_screen(interval).unwrap_or(every);
     tui.wait_for_within(
         "\"not growing\" within two windows after the leak stopped",
-        GROWTH_WINDOW * 2 + Duration::from_secs(3),
+        window * 2 + every * 2 + Duration::from_secs(1),
         |s| {
             trend_line(s).is_some_and(|t| t.starts_with("not growing"))
                 && s.contents().contains(&target_filter)
