@@ -238,3 +238,18 @@ fn a_detail_taller_than_the_screen_scrolls_and_says_what_is_left() {
     );
     assert!(!t.contains("more (↑↓)"), "{t}");
 }
+
+#[test]
+fn rows_scrolled_away_above_are_marked_in_the_title() {
+    let mut app = app_with_fixture();
+    while app.grouping != sockscope::model::view::Grouping::Flat {
+        key(&mut app, KeyCode::Char('g'));
+    }
+    let t = text(&render(&app, 80, 13, Theme::mono()));
+    assert!(!t.contains(" above"), "{t}");
+    key(&mut app, KeyCode::End);
+    let t = text(&render(&app, 80, 13, Theme::mono()));
+    let title = t.lines().find(|l| l.contains("connections")).unwrap();
+    assert!(title.contains(" above"), "{t}");
+    assert!(title.contains('↑'), "{t}");
+}
