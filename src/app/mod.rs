@@ -102,6 +102,8 @@ pub struct Filtered {
     pub findings: Vec<crate::model::findings::Finding>,
     /// The effective filter these were computed for.
     filter: String,
+    /// And the sample (its address): a re-sort or a cursor move recomputes nothing.
+    sample: usize,
 }
 
 impl Filtered {
@@ -361,10 +363,18 @@ impl App {
             return;
         }
         let snap = &self.snapshot;
+        let sample = Arc::as_ptr(snap) as usize;
+        let text = self.effective.text();
+        if let Some(f) = &self.filtered
+            && f.filter == text
+            && f.sample == sample
+        {
+            return;
+        }
         let counts = crate::model::group::by_state(indices.iter().map(|&i| &snap.sockets[i]));
         let findings = crate::model::findings::analyze(snap, &self.history, &self.effective);
-        let text = self.effective.text();
         let f = self.filtered.get_or_insert_with(Filtered::default);
+        f.sample = sample;
         if f.filter != text {
             // Another filter: its trend starts now.
             f.series.clear();

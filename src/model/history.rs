@@ -115,6 +115,25 @@ impl Growth {
         self.per_min > self.margin_per_min && over_window >= 1.0
     }
 
+    /// `growing by 15/min (±3, over 15s)`, `shrinking by ...`, or `not
+    /// growing (over 15s)`: the figure with its uncertainty and window.
+    pub fn describe(&self) -> String {
+        let over = super::format::format_age(self.window);
+        if self.growing() {
+            format!(
+                "growing by {:.0}/min (±{:.0}, over {over})",
+                self.per_min, self.margin_per_min
+            )
+        } else if self.shrinking() {
+            format!(
+                "shrinking by {:.0}/min (±{:.0}, over {over})",
+                -self.per_min, self.margin_per_min
+            )
+        } else {
+            format!("not growing (over {over})")
+        }
+    }
+
     /// Shrinking beyond doubt (the mirror of [`Growth::growing`]).
     pub fn shrinking(&self) -> bool {
         let over_window = -self.per_min / 60.0 * self.window.as_secs_f64();

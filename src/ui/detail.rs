@@ -35,10 +35,41 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect, overlay: 
         frame.render_widget(Clear, area);
     }
     let inner = usize::from(area.width.saturating_sub(2));
-    let lines: Vec<Line> = lines.into_iter().flat_map(|l| hang(l, inner, 8)).collect();
+    let mut lines: Vec<Line> = lines.into_iter().flat_map(|l| hang(l, inner, 8)).collect();
+    let height = usize::from(area.height.saturating_sub(2));
+    let hidden = lines.len().saturating_sub(height);
+    let scroll = if overlay {
+        usize::from(app.detail_scroll).min(hidden)
+    } else {
+        0
+    };
+    let block = if overlay && hidden > 0 {
+        // What ↑↓ can still show.
+        let mut marks = Vec::new();
+        if scroll > 0 {
+            marks.push(format!("↑{scroll}"));
+        }
+        if scroll < hidden {
+            marks.push(format!("↓{} more", hidden - scroll));
+        }
+        block.title_bottom(Span::styled(
+            format!(" {} (↑↓) ", marks.join(" ")),
+            theme.dim(),
+        ))
+    } else {
+        block
+    };
+    if !overlay && hidden > 0 && height > 0 {
+        // The side pane does not scroll: say where the rest is.
+        lines.truncate(height - 1);
+        lines.push(Line::from(Span::styled(
+            format!("… {} more lines: Enter shows them (↑↓ scroll)", hidden + 1),
+            theme.dim(),
+        )));
+    }
     let p = Paragraph::new(lines)
         .block(block)
-        .scroll((if overlay { app.detail_scroll } else { 0 }, 0));
+        .scroll((scroll as u16, 0));
     frame.render_widget(p, area);
 }
 
@@ -152,12 +183,16 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
     } else {
         theme.title()
     };
-    let age = app
-        .history
-        .age(&s.key(), snap.taken_at)
-        .map_or("?".to_string(), |(d, lower)| {
-            format!("{}{}", if lower { "at least " } else { "" }, format_age(d))
-        });
+    let seen = app.history.age(&s.key(), snap.taken_at);
+    // A lower bound is only sockscope's own uptime: say so, so it is not
+    // read as the connection's age next to tcp_info's "last send 4m ago".
+    let age = seen.map_or("?".to_string(), |(d, lower)| {
+        if lower {
+            format!("at least {} (since sockscope started)", format_age(d))
+        } else {
+            format_age(d)
+        }
+    });
     let mut lines = vec![Line::from(vec![
         Span::styled(s.state.kernel_name(), state_style),
         Span::raw(format!(
@@ -234,19 +269,40 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
                     "{kind} in {}",
                     format_age(std::time::Duration::from_millis(ms))
                 ),
+                // The kernel does not say for TIME_WAIT; Linux keeps it
+                // 60 s (TCP_TIMEWAIT_LEN) from when it began.
+                None if t.kind == TimerKind::TimeWait => match seen {
+                    Some((d, lower)) => {
+                        let left = std::time::Duration::from_secs(60).saturating_sub(d);
+                        let bound = if lower { "at most " } else { "" };
+                        format!("{kind}, {bound}{} left", format_age(left))
+                    }
+                    None => kind.to_string(),
+                },
                 None => kind.to_string(),
             }
         }
     };
+    let listening = s.state == crate::model::TcpState::Listen;
     lines.push(Line::from(kv(
         "queues  ",
-        format!(
-            "recv {}  send {}   timer {timer}   retransmits {}   uid {} inode {}",
-            s.recv_q, s.send_q, s.retransmits, s.uid, s.inode
-        ),
+        if listening {
+            // For a listener the kernel reports the accept queue and its backlog.
+            format!(
+                "accept queue {} waiting, backlog {}   uid {} inode {}",
+                s.recv_q, s.send_q, s.uid, s.inode
+            )
+        } else {
+            format!(
+                "recv {}  send {}   timer {timer}   retransmits {}   uid {} inode {}",
+                s.recv_q, s.send_q, s.retransmits, s.uid, s.inode
+            )
+        },
         theme,
     )));
     match &s.tcp_info {
+        // A listener's tcp_info (rtt, bytes, last send) describes no connection.
+        _ if listening => {}
         Some(i) => {
             lines.push(Line::from(kv(
                 "tcp     ",

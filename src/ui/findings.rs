@@ -124,6 +124,19 @@ fn detail_lines<'a>(f: &'a Finding, app: &App, theme: &Theme) -> Vec<Line<'a>> {
             )),
         ]));
     }
+    if let Some(g) = &f.growth {
+        lines.push(Line::from(vec![
+            Span::styled("trend ", theme.dim()),
+            Span::raw(g.describe()),
+        ]));
+    }
+    // The filter before the long texts: on a small screen it stays in view.
+    if !f.filter.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled("show  ", theme.dim()),
+            Span::raw(format!("Enter filters the sockets: {}", clean(&f.filter))),
+        ]));
+    }
     lines.push(Line::from(vec![
         Span::styled("why   ", theme.dim()),
         Span::raw(clean(&f.message).into_owned()),
@@ -132,11 +145,5 @@ fn detail_lines<'a>(f: &'a Finding, app: &App, theme: &Theme) -> Vec<Line<'a>> {
         Span::styled("next  ", theme.dim()),
         Span::raw(clean(&f.next_step).into_owned()),
     ]));
-    if !f.filter.is_empty() {
-        lines.push(Line::from(vec![
-            Span::styled("show  ", theme.dim()),
-            Span::raw(format!("Enter filters the sockets: {}", clean(&f.filter))),
-        ]));
-    }
     lines
 }

@@ -167,3 +167,89 @@ fn monochrome_theme_uses_no_colour_but_marks_trouble() {
         "trouble marker without colour"
     );
 }
+
+/// Opens the connection detail of the first flat-view row in `state`.
+fn inspect_first(app: &mut App, state: sockscope::model::TcpState) {
+    while app.grouping != sockscope::model::view::Grouping::Flat {
+        key(app, KeyCode::Char('g'));
+    }
+    key(app, KeyCode::Home);
+    let at = app
+        .rows
+        .iter()
+        .position(|r| r.socket(&app.snapshot).is_some_and(|s| s.state == state))
+        .unwrap_or_else(|| panic!("no {state:?} row"));
+    for _ in 0..at {
+        key(app, KeyCode::Down);
+    }
+    key(app, KeyCode::Enter);
+}
+
+#[test]
+fn a_listeners_detail_shows_its_accept_queue_and_no_connection_figures() {
+    let mut app = app_with_fixture();
+    inspect_first(&mut app, sockscope::model::TcpState::Listen);
+    let t = text(&render(&app, 100, 30, Theme::mono()));
+    assert!(t.contains("LISTEN"), "{t}");
+    assert!(t.contains("accept queue"), "{t}");
+    assert!(
+        !t.contains("rtt "),
+        "no tcp_info figures for a listener:\n{t}"
+    );
+    assert!(!t.contains("last send"), "{t}");
+}
+
+#[test]
+fn a_time_wait_timer_says_how_long_it_has_left_and_the_age_says_what_it_counts() {
+    // As netlink reports it: a TIME_WAIT timer without its expiry.
+    let mut snap = fixture::small();
+    for s in &mut snap.sockets {
+        if s.state == sockscope::model::TcpState::TimeWait {
+            s.timer = Some(sockscope::model::Timer {
+                kind: sockscope::model::TimerKind::TimeWait,
+                expires_ms: None,
+            });
+        }
+    }
+    let mut app = new_app();
+    app.handle(Event::Snapshot(Arc::new(snap.clone()), STATS));
+    snap.taken_at += Duration::from_secs(1);
+    app.handle(Event::Snapshot(Arc::new(snap), STATS));
+    inspect_first(&mut app, sockscope::model::TcpState::TimeWait);
+    let t = text(&render(&app, 120, 30, Theme::mono()));
+    // There since the first sample: sockscope's uptime is all it knows.
+    assert!(t.contains("(since sockscope started)"), "{t}");
+    assert!(t.contains("time-wait, at most 59s left"), "{t}");
+}
+
+#[test]
+fn a_detail_taller_than_the_screen_scrolls_and_says_what_is_left() {
+    let mut app = app_with_fixture();
+    inspect_first(&mut app, sockscope::model::TcpState::CloseWait);
+    let t = text(&render(&app, 80, 14, Theme::mono()));
+    assert!(t.contains("more (↑↓)"), "{t}");
+    for _ in 0..50 {
+        key(&mut app, KeyCode::Down);
+    }
+    let t = text(&render(&app, 80, 14, Theme::mono()));
+    assert!(
+        t.contains("with the listener."),
+        "the end of the text:\n{t}"
+    );
+    assert!(!t.contains("more (↑↓)"), "{t}");
+}
+
+#[test]
+fn rows_scrolled_away_above_are_marked_in_the_title() {
+    let mut app = app_with_fixture();
+    while app.grouping != sockscope::model::view::Grouping::Flat {
+        key(&mut app, KeyCode::Char('g'));
+    }
+    let t = text(&render(&app, 80, 13, Theme::mono()));
+    assert!(!t.contains(" above"), "{t}");
+    key(&mut app, KeyCode::End);
+    let t = text(&render(&app, 80, 13, Theme::mono()));
+    let title = t.lines().find(|l| l.contains("connections")).unwrap();
+    assert!(title.contains(" above"), "{t}");
+    assert!(title.contains('↑'), "{t}");
+}

@@ -133,11 +133,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// test's, with `TERM=xterm-256color`, `NO_COLOR` unset, and an empty config
 /// directory (so a developer's own keymap cannot change the keys), then `env`.
 pub fn spawn(args: &[&str], cols: u16, rows: u16, env: &[(&str, &str)]) -> Tui {
+    spawn_via(&[], args, cols, rows, env)
+}
+
+/// [`spawn`] under `wrapper` (e.g. `nsenter --net=... --`).
+pub fn spawn_via(
+    wrapper: &[&str],
+    args: &[&str],
+    cols: u16,
+    rows: u16,
+    env: &[(&str, &str)],
+) -> Tui {
     let config = tempfile::tempdir().expect("temporary config directory");
     let pair = native_pty_system()
         .openpty(pty_size(cols, rows))
         .expect("open a pty");
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_sockscope"));
+    let bin = env!("CARGO_BIN_EXE_sockscope");
+    let mut cmd = match wrapper {
+        [program, rest @ ..] => {
+            let mut c = CommandBuilder::new(program);
+            c.args(rest);
+            c.arg(bin);
+            c
+        }
+        [] => CommandBuilder::new(bin),
+    };
     cmd.args(args);
     cmd.cwd(config.path());
     cmd.env("TERM", "xterm-256color");
@@ -201,14 +221,25 @@ impl Tui {
     /// Waits until `pred` holds for the screen; panics with the screen and
     /// the end of the raw output if it does not within [`WAIT`].
     pub fn wait_for(&self, what: &str, pred: impl Fn(&vt100::Screen) -> bool) {
-        let deadline = Instant::now() + WAIT;
+        self.wait_for_within(what, WAIT, pred)
+    }
+
+    /// [`Tui::wait_for`] with another bound, for what the product promises
+    /// within a stated time (a growth verdict within two windows).
+    pub fn wait_for_within(
+        &self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&vt100::Screen) -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
         loop {
             if self.with_screen(&pred) {
                 return;
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "timed out after {WAIT:?} waiting for {what}\n--- screen ---\n{}\n--- last output bytes ---\n{}",
+                    "timed out after {limit:?} waiting for {what}\n--- screen ---\n{}\n--- last output bytes ---\n{}",
                     self.contents(),
                     escape_tail(&self.output(), 600)
                 );

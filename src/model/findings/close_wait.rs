@@ -66,22 +66,7 @@ fn finding(input: &Input, service: Option<u32>, sockets: &[&Socket]) -> Finding 
         list(&ports, 3)
     );
     // The figure with its uncertainty and what it was fitted over.
-    let over = |g: &crate::model::history::Growth| {
-        format!(
-            "±{:.0}, over {}",
-            g.margin_per_min,
-            crate::model::format::format_age(g.window)
-        )
-    };
-    let trend = match &fit {
-        Some(g) if g.growing() => format!(", growing by {:.0}/min ({})", g.per_min, over(g)),
-        Some(g) if g.shrinking() => format!(", shrinking by {:.0}/min ({})", -g.per_min, over(g)),
-        Some(g) => format!(
-            ", not growing (over {})",
-            crate::model::format::format_age(g.window)
-        ),
-        None => String::new(),
-    };
+    let trend = fit.map_or_else(String::new, |g| format!(", {}", g.describe()));
     f.summary = format!(
         "{holder} holds {} in CLOSE_WAIT on {on_ports}{}{trend}",
         plural(count, "socket"),
@@ -177,6 +162,7 @@ fn finding(input: &Input, service: Option<u32>, sockets: &[&Socket]) -> Finding 
     f.new_since_last = (input.history.samples().len() >= 2).then_some(new);
     f.growth_per_min = growth;
     f.growth_window_s = fit.map(|g| g.window.as_secs_f64());
+    f.growth = fit;
     if let Some((t, exact)) = first {
         f.first_seen = Some(t);
         f.first_seen_exact = exact;

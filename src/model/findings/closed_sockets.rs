@@ -102,5 +102,6 @@ fn finding(input: &Input, service: u32, holders: Vec<Holding>) -> Finding {
     f.holders = holders;
     f.growth_per_min = growth;
     f.growth_window_s = fit.map(|g| g.window.as_secs_f64());
+    f.growth = fit;
     f
 }

@@ -133,6 +133,9 @@ pub struct Finding {
     pub growth_window_s: Option<f64>,
     /// Findings this one explains (its cause comes first in the list).
     pub related: Vec<Kind>,
+    /// The whole fit, for the monitor's wording.
+    #[serde(skip)]
+    pub growth: Option<super::history::Growth>,
 }
 
 impl Finding {
@@ -159,6 +162,7 @@ impl Finding {
             growth_per_min: None,
             growth_window_s: None,
             related: Vec::new(),
+            growth: None,
         }
     }
 }
