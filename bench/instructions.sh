@@ -10,8 +10,8 @@
 # runs each of
 #
 #   snapshot --json          one collection and the JSON of every socket
-#   diagnose --for 2 --json  three samples through the history and the
-#                            findings engine, as the monitor digests them
+#   diagnose --for 0 --json  one sample through the history and the
+#                            findings engine, as the monitor digests each
 #
 # under `valgrind --tool=callgrind` for BASELINE and for this tree's build,
 # alternately, ROUNDS times (default 2), and prints the instructions each
@@ -48,7 +48,7 @@ ir() {
 : >"$TMP/results.tsv"
 for ((r = 0; r < ROUNDS; r++)); do
     say "round $((r + 1))/$ROUNDS"
-    for cmd in "snapshot --json" "diagnose --for 2 --json"; do
+    for cmd in "snapshot --json" "diagnose --for 0 --json"; do
         # shellcheck disable=SC2086 # cmd is a list of arguments
         printf 'baseline\t%s\t%s\n' "$cmd" "$(ir "$BASELINE" $cmd)" >>"$TMP/results.tsv"
         # shellcheck disable=SC2086
@@ -67,7 +67,7 @@ for line in open(sys.argv[1]):
 print()
 print(f"load: {os.environ['READY']}")
 print(f"{'command':<26} {'baseline Ir':>15} {'this Ir':>15} {'this/baseline':>14}")
-for cmd in ["snapshot --json", "diagnose --for 2 --json"]:
+for cmd in ["snapshot --json", "diagnose --for 0 --json"]:
     b = statistics.median(runs[("baseline", cmd)])
     t = statistics.median(runs[("this", cmd)])
     print(f"{cmd:<26} {b:>15,.0f} {t:>15,.0f} {t / b:>14.3f}")

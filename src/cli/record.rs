@@ -70,6 +70,14 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
         incremental: true,
     });
     let mut err = std::io::stderr();
+    if recorder.kept_damage > 0 {
+        let _ = writeln!(
+            err,
+            "sockscope: {} holds {} damaged bytes; they are kept as they are and this run goes after them (readers skip them)",
+            args.file.display(),
+            recorder.kept_damage
+        );
+    }
     let _ = writeln!(
         err,
         "sockscope: recording to {} every {}{} (Ctrl-C stops)",

@@ -339,7 +339,16 @@ fn a_new_run_keeps_damage_in_the_middle_and_appends_after_it() {
     bytes[at] ^= 0x10;
     std::fs::write(&path, &bytes).unwrap();
     let before = Recording::open(&path).unwrap().len();
-    write_frames(&path, (100..103).map(frame));
+    let mut again = Recorder::create(&path, info()).unwrap();
+    assert_eq!(
+        again.kept_damage,
+        bounds[3].2 - bounds[3].1,
+        "the damaged block"
+    );
+    for n in 100..103 {
+        again.write(&frame(n)).unwrap();
+    }
+    drop(again);
     let after = std::fs::read(&path).unwrap();
     assert_eq!(&after[..bytes.len()], &bytes[..], "nothing before was cut");
     let rec = Recording::open(&path).unwrap();

@@ -53,6 +53,9 @@ pub struct Recorder {
     /// Bytes in the file, including earlier runs.
     pub bytes: u64,
     pub frames: u64,
+    /// Damaged bytes the file already held, kept as they were (this run
+    /// goes after them; readers skip them).
+    pub kept_damage: u64,
 }
 
 /// Facts about the run stored in its session block.
@@ -78,8 +81,8 @@ impl Recorder {
             source,
         };
         let super::file::Opened { file, created } = super::file::open_to_record(path)?;
-        let keep = if created {
-            0
+        let (keep, kept_damage) = if created {
+            (0, 0)
         } else {
             existing_length(&file, &name)?
         };
@@ -111,6 +114,7 @@ impl Recorder {
             last_key_bytes: 0,
             bytes,
             frames: 0,
+            kept_damage,
         };
         let session = Session {
             sockscope_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -270,7 +274,7 @@ impl Recorder {
 /// torn tail starts (that tail is cut); 0 for an empty file or one cut inside
 /// the magic (it is started over). Damage is never cut: a new run goes after
 /// it, and readers skip it.
-fn existing_length(file: &std::fs::File, name: &str) -> Result<u64, RecordError> {
+fn existing_length(file: &std::fs::File, name: &str) -> Result<(u64, u64), RecordError> {
     let len = file
         .metadata()
         .map_err(|source| RecordError::Open {
@@ -279,16 +283,20 @@ fn existing_length(file: &std::fs::File, name: &str) -> Result<u64, RecordError>
         })?
         .len();
     match super::reader::scan(file, name) {
-        Ok(scan) => match scan.tail {
-            Some(t) if t.torn => Ok(t.offset),
-            // Damage at the end, and no whole block before it: not a
-            // recording we know how to continue.
-            Some(_) if scan.blocks_len() == 0 => Err(RecordError::NoBlocks {
-                path: name.to_string(),
-            }),
-            _ => Ok(len),
-        },
-        Err(RecordError::Empty { .. }) if len < MAGIC.len() as u64 => Ok(0),
+        Ok(scan) => {
+            let middle: u64 = scan.damage.iter().map(|d| d.bytes).sum();
+            match scan.tail {
+                Some(t) if t.torn => Ok((t.offset, middle)),
+                // Damage at the end, and no whole block before it: not a
+                // recording we know how to continue.
+                Some(_) if scan.blocks_len() == 0 => Err(RecordError::NoBlocks {
+                    path: name.to_string(),
+                }),
+                Some(t) => Ok((len, middle + (len - t.offset))),
+                None => Ok((len, middle)),
+            }
+        }
+        Err(RecordError::Empty { .. }) if len < MAGIC.len() as u64 => Ok((0, 0)),
         Err(e) => Err(e),
     }
 }

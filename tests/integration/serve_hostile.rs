@@ -449,3 +449,53 @@ fn a_client_that_never_reads_its_answers_loses_the_connection() {
         "{got} bytes: it was still being served"
     );
 }
+
+#[test]
+fn an_unprivileged_neighbour_flooding_and_sending_an_endless_line_locks_no_scraper_out() {
+    let Some(nobody) = common::as_nobody() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "this test runs the attacker as nobody and needs root under CI"
+        );
+        eprintln!("skipped: not root");
+        return;
+    };
+    common::find_program("bash").expect("bash is installed");
+    let serve = Serve::start(Some(1024));
+    let base = serve.rss_kb();
+    let port = serve.port;
+    // As nobody: 1,500 idle connections from bash, then a request line of
+    // 256 MiB without an end on one more.
+    let script = format!(
+        "ulimit -n 4096; for i in $(seq 1500); do exec {{fd}}<>/dev/tcp/127.0.0.1/{port} || true; done; \
+         echo opened; \
+         (printf 'GET /'; head -c 268435456 /dev/zero | tr '\\0' a) > /dev/tcp/127.0.0.1/{port} 2>/dev/null; \
+         echo sent; read"
+    );
+    let mut cmd = Command::new(nobody[0]);
+    cmd.args(&nobody[1..])
+        .args(["bash", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut attacker = common::spawn_locked(&mut cmd);
+    let mut lines = BufReader::new(attacker.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "opened");
+    let worst = scrapes(&serve, 10);
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "sent",
+        "the endless line ended"
+    );
+    let worst = worst.max(scrapes(&serve, 5));
+    let rss = serve.rss_kb();
+    eprintln!(
+        "nobody's flood and endless line: slowest scrape {worst:?}, RSS {base} kB -> {rss} kB"
+    );
+    assert!(rss < base + 100_000, "RSS grew from {base} kB to {rss} kB");
+    drop(attacker.stdin.take());
+    let _ = attacker.wait();
+    let (code, took) = serve.terminate();
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
+}
