@@ -466,7 +466,9 @@ impl History {
 /// The service (its id) of a socket's first holder; None without one.
 pub fn service_id(snap: &Snapshot, s: &crate::model::Socket) -> Option<u32> {
     let pid = crate::model::holders::effective(snap, s).first()?.pid;
-    snap.holders().service_of(pid).map(|svc| svc.id)
+    // A holder the snapshot has no process for (a recording, a fixture) is
+    // a service of its own, not "no holder".
+    Some(snap.holders().service_of(pid).map_or(pid, |svc| svc.id))
 }
 
 fn push_bounded<T>(series: &mut VecDeque<T>, value: T, depth: usize) {

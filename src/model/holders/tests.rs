@@ -141,3 +141,19 @@ fn workers_of_one_program_on_an_so_reuseport_group_are_one_service() {
     );
     assert_eq!(h.service_of(310).map(|s| s.pids.clone()), Some(vec![310]));
 }
+
+#[test]
+fn a_holder_without_a_process_entry_is_still_a_holder() {
+    let mut snap = fixture::small();
+    snap.sockets.push(socket(
+        Tcp,
+        CloseWait,
+        "127.0.0.1:7300",
+        "127.0.0.1:40000",
+        7300,
+        0,
+        &[(4444, 9)],
+    ));
+    let s = snap.sockets.last().unwrap().clone();
+    assert_eq!(crate::model::history::service_id(&snap, &s), Some(4444));
+}
