@@ -20,6 +20,7 @@ mod exiting_processes;
 mod fd_limit;
 mod holders;
 mod hostile_names;
+mod packaging;
 mod properties;
 mod record;
 mod record_hostile;
