@@ -21,6 +21,7 @@ mod fd_limit;
 mod holders;
 mod hostile_names;
 mod packaging;
+mod prometheus_rules;
 mod properties;
 mod record;
 mod record_hostile;
