@@ -117,3 +117,125 @@ fn every_alert_has_a_firing_and_a_silent_unit_test_and_a_runbook() {
         assert!(runbook.contains("sockscope diagnose"), "{alert}: {runbook}");
     }
 }
+
+/// Every panel's queries in the dashboard, as (panel title, expr), with the
+/// dashboard's variables replaced by what "All" selects and
+/// `$__rate_interval` by `rate_interval`.
+pub fn dashboard_queries(rate_interval: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(assets().join("grafana/sockscope.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut out = Vec::new();
+    for panel in dash["panels"].as_array().expect("panels") {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let title = panel["title"].as_str().unwrap_or("").to_string();
+        let targets = panel["targets"].as_array().map_or(&[][..], Vec::as_slice);
+        assert!(!targets.is_empty(), "panel {title:?} has no query");
+        for t in targets {
+            let expr = t["expr"]
+                .as_str()
+                .unwrap_or_else(|| panic!("panel {title:?}: a target without expr"));
+            let expr = expr
+                .replace("$__rate_interval", rate_interval)
+                .replace("$host", ".*")
+                .replace("$service", ".*");
+            assert!(!expr.contains('$'), "{title}: unknown variable in {expr}");
+            out.push((title.clone(), expr));
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboard_has_host_and_service_variables_and_the_panels_asked_for() {
+    let text = std::fs::read_to_string(assets().join("grafana/sockscope.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let vars: Vec<&str> = dash["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for v in ["datasource", "host", "service"] {
+        assert!(vars.contains(&v), "no ${v} variable: {vars:?}");
+    }
+    let titles: Vec<String> = dashboard_queries("5m")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    for wanted in [
+        "TCP sockets by state",
+        "Top services by CLOSE_WAIT",
+        "Findings by kind and host",
+        "Accept queue overflows and drops",
+        "Retransmission share",
+    ] {
+        assert!(titles.iter().any(|t| t == wanted), "no panel {wanted:?}");
+    }
+    // Every query is scoped to the host variable, so the selector means something.
+    let text_queries: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    for q in &text_queries {
+        assert!(
+            q.contains("instance=~\"$host\""),
+            "not scoped to $host: {q}"
+        );
+    }
+    // Panel ids are unique (Grafana keys panel state by them).
+    let mut ids: Vec<i64> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_i64())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "duplicate panel ids");
+}
+
+/// promtool has no offline "parse this query"; a rule file holding each
+/// panel's query as a recording rule makes `promtool check rules` parse them.
+#[test]
+fn every_dashboard_query_parses_in_promtool() {
+    let Some(promtool) = promtool_or_skip(
+        "every_dashboard_query_parses_in_promtool",
+        "the dashboard's PromQL",
+    ) else {
+        return;
+    };
+    let queries = dashboard_queries("5m");
+    let dir = tempfile::tempdir().unwrap();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (_, expr)) in queries.iter().enumerate() {
+        // JSON strings are valid YAML double-quoted scalars.
+        rules.push_str(&format!(
+            "      - record: dashboard:query_{i}\n        expr: {}\n",
+            serde_json::Value::String(expr.clone())
+        ));
+    }
+    std::fs::write(dir.path().join("dashboard.yml"), &rules).unwrap();
+    let out = run_promtool(&promtool, &["check", "rules", "dashboard.yml"], dir.path());
+    assert!(
+        out.contains(&format!("SUCCESS: {} rules found", queries.len())),
+        "{out}"
+    );
+    // The check is not vacuous: a broken query is refused.
+    std::fs::write(
+        dir.path().join("broken.yml"),
+        "groups:\n  - name: b\n    rules:\n      - record: b:x\n        expr: \"sum by (instance) (\"\n",
+    )
+    .unwrap();
+    let broken = common::output(
+        std::process::Command::new(&promtool)
+            .args(["check", "rules", "broken.yml"])
+            .current_dir(dir.path()),
+    );
+    assert_ne!(broken.status.code(), Some(0));
+}
