@@ -22,6 +22,7 @@ mod holders;
 mod hostile_names;
 mod packaging;
 mod prometheus_rules;
+mod prometheus_server;
 mod properties;
 mod record;
 mod record_hostile;
