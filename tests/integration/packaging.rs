@@ -231,3 +231,154 @@ fn man_page_renders_with_man_and_groff_without_warnings() {
         "the filter language is rendered"
     );
 }
+
+/// The unit's `[Service]` settings, in order (a key may repeat).
+fn unit_settings() -> (String, Vec<(String, String)>) {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/systemd/sockscope.service");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut section = String::new();
+    let mut settings = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+        } else if section == "Service" {
+            let (k, v) = line.split_once('=').expect("key=value");
+            settings.push((k.to_string(), v.to_string()));
+        }
+    }
+    (text, settings)
+}
+
+#[test]
+fn systemd_unit_serves_on_loopback_with_only_the_capabilities_to_read_fd_tables() {
+    let (text, settings) = unit_settings();
+    let get = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let exec = get("ExecStart");
+    assert_eq!(exec.len(), 1);
+    let argv: Vec<&str> = exec[0].split_whitespace().collect();
+    assert_eq!(argv[0], "/usr/bin/sockscope", "the package's path");
+    // The arguments are ones the binary accepts, and say loopback.
+    use clap::Parser;
+    let cli = sockscope::cli::Cli::try_parse_from(&argv).expect("ExecStart parses");
+    match cli.command {
+        Some(sockscope::cli::Command::Serve(args)) => {
+            assert!(args.listen.ip().is_loopback(), "{}", args.listen);
+            assert_eq!(args.listen.port(), 10737);
+        }
+        other => panic!("ExecStart runs {other:?}, not serve"),
+    }
+    assert!(cli.read_only);
+
+    let bounding = get("CapabilityBoundingSet").join(" ");
+    let caps: std::collections::BTreeSet<&str> = bounding.split_whitespace().collect();
+    assert_eq!(
+        caps,
+        ["CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"]
+            .into_iter()
+            .collect(),
+        "exactly the capabilities that read other users' /proc/PID/fd"
+    );
+    assert_eq!(
+        get("AmbientCapabilities"),
+        ["CAP_SYS_PTRACE CAP_DAC_READ_SEARCH"]
+    );
+    assert!(
+        !text.contains("CAP_NET_ADMIN="),
+        "never able to destroy sockets"
+    );
+    for (key, value) in [
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("DynamicUser", "yes"),
+        ("MemoryDenyWriteExecute", "yes"),
+        ("RestrictNamespaces", "yes"),
+        ("SystemCallArchitectures", "native"),
+        ("IPAddressDeny", "any"),
+        ("IPAddressAllow", "localhost"),
+        (
+            "RestrictAddressFamilies",
+            "AF_INET AF_INET6 AF_NETLINK AF_UNIX",
+        ),
+    ] {
+        assert_eq!(get(key), [value], "{key}");
+    }
+    // What would blind it: another network namespace, hidden processes, no /proc/net.
+    for key in ["PrivateNetwork", "ProtectProc", "ProcSubset", "User"] {
+        assert!(get(key).is_empty(), "{key} is set");
+    }
+    assert!(text.contains("\n[Install]\nWantedBy=multi-user.target\n"));
+}
+
+/// `systemd-analyze verify` accepts the unit and `security --offline`
+/// rates it; where systemd-analyze is missing (containers without systemd)
+/// the content test above is what checks it.
+#[test]
+fn systemd_analyze_verifies_the_unit_and_rates_its_exposure_low() {
+    let Some(analyze) = find_program("systemd-analyze") else {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"\nSKIPPED systemd_analyze_verifies_the_unit_and_rates_its_exposure_low: no systemd-analyze (the unit's content is tested anyway)\n",
+        );
+        return;
+    };
+    let (text, _) = unit_settings();
+    let dir = tempfile::tempdir().unwrap();
+    // The unit as installed, but running the binary under test, and with
+    // the man page its Documentation= names where man finds it.
+    let unit = dir.path().join("sockscope.service");
+    std::fs::write(&unit, text.replace("/usr/bin/sockscope", common::bin())).unwrap();
+    std::fs::create_dir_all(dir.path().join("man/man1")).unwrap();
+    std::fs::write(dir.path().join("man/man1/sockscope.1"), stdout_of(&["man"])).unwrap();
+
+    let verify = common::output(
+        std::process::Command::new(&analyze)
+            .arg("verify")
+            .arg(&unit)
+            .env("MANPATH", dir.path().join("man")),
+    );
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let security = common::output(
+        std::process::Command::new(&analyze)
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(&unit),
+    );
+    let out = String::from_utf8_lossy(&security.stdout);
+    let exposure: f64 = out
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for sockscope.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure figure in:\n{out}{}",
+                String::from_utf8_lossy(&security.stderr)
+            )
+        });
+    // README: 2.0 ("OK") with systemd 252; 10 is an unhardened service.
+    assert!(exposure <= 2.5, "exposure {exposure}");
+}
