@@ -2,6 +2,7 @@
 //! collect + model code.
 
 pub mod actions;
+pub mod docs;
 pub mod record;
 pub mod replay;
 
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 
 /// Every TCP and UDP socket on this machine, which process owns it, and what state it is stuck in.
 #[derive(Debug, Parser)]
-#[command(name = "sockscope", version, about, after_help = FILTER_HELP)]
+#[command(name = "sockscope", version = VERSION, about, after_help = FILTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -34,6 +35,14 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub record: Option<std::path::PathBuf>,
 }
+
+/// `0.1.0 (e6be386)`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SOCKSCOPE_COMMIT"),
+    ")"
+);
 
 /// `1s`, `500ms`, `2.5s`, or a bare number of seconds; from 0.1 s to 1 hour.
 pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -72,6 +81,15 @@ pub enum Command {
     /// by process, findings, kernel counters. Loopback only unless --listen
     /// says otherwise. Runs until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Print a shell completion script: `sockscope completions bash >
+    /// /etc/bash_completion.d/sockscope`, zsh (as `_sockscope` in $fpath),
+    /// fish (in ~/.config/fish/completions/sockscope.fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: docs::Shell,
+    },
+    /// Print the manual page, sockscope(1), in roff: `sockscope man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +270,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Replay(args)) => replay::replay(args),
         Some(Command::Record(args)) => record::record(args),
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Completions { shell }) => {
+            let mut out = Vec::new();
+            docs::completions(shell, &mut out);
+            write_stdout(&out)
+        }
+        Some(Command::Man) => {
+            let mut out = Vec::new();
+            docs::man_page(&mut out).map_err(anyhow::Error::from)?;
+            write_stdout(&out)
+        }
         None => monitor(Monitor {
             filter: cli.filter,
             interval: cli.interval,
@@ -260,6 +288,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             record: cli.record,
         }),
     }
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))?;
+    Ok(())
 }
 
 /// What the live monitor was asked for on the command line.

@@ -138,6 +138,7 @@ pub fn families(
         findings_family(findings),
     ];
     out.extend(kernel_counters(&snap.system.counters));
+    out.extend(limit_metrics(snap));
     out.extend(self_metrics(snap, run));
     out
 }
@@ -326,6 +327,73 @@ fn kernel_counters(counters: &BTreeMap<String, u64>) -> Vec<Family> {
             None => format!("{key} in {file}."),
         };
         out.push(Family::single(&name, kind, &help, Value::Int(value)));
+    }
+    out
+}
+
+/// Tables the kernel bounds, with their bounds, so that alerts can say
+/// "near the limit" (a rule cannot read a sysctl). A gauge whose sysctl
+/// could not be read is left out rather than exported as 0.
+fn limit_metrics(snap: &Snapshot) -> Vec<Family> {
+    let system = &snap.system;
+    let mut out = Vec::new();
+    // sockstat's TCP.tw counts what the bucket limit applies to (orphaned
+    // FIN_WAIT2 too); the socket list is the fallback, as in the finding.
+    let tw = system.sockstat.get("TCP.tw").copied().unwrap_or_else(|| {
+        snap.sockets
+            .iter()
+            .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::TimeWait)
+            .count() as u64
+    });
+    out.push(Family::single(
+        "time_wait_buckets",
+        Type::Gauge,
+        "TIME_WAIT buckets in use (sockstat TCP.tw), against sockscope_time_wait_buckets_max.",
+        Value::Int(tw),
+    ));
+    if let Some(max) = system.sysctl_u64("net.ipv4.tcp_max_tw_buckets") {
+        out.push(Family::single(
+            "time_wait_buckets_max",
+            Type::Gauge,
+            "net.ipv4.tcp_max_tw_buckets: beyond it the kernel destroys TIME_WAIT sockets early (TcpExt.TCPTimeWaitOverflow).",
+            Value::Int(max),
+        ));
+    }
+    if let Some((lo, hi)) = system.local_port_range() {
+        let in_range = |port: u16| (lo..=hi).contains(&port);
+        let listening: HashSet<u16> = snap
+            .sockets
+            .iter()
+            .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen)
+            .map(|s| s.local.port())
+            .collect();
+        // Ports run out per destination: a connect() needs a local port not
+        // yet used towards that remote address and port.
+        let mut towards: HashMap<std::net::SocketAddr, u64> = HashMap::new();
+        for s in &snap.sockets {
+            let port = s.local.port();
+            if s.proto == Proto::Tcp
+                && !s.remote_is_unspecified()
+                && in_range(port)
+                && !listening.contains(&port)
+            {
+                let remote =
+                    std::net::SocketAddr::new(s.remote.ip().to_canonical(), s.remote.port());
+                *towards.entry(remote).or_default() += 1;
+            }
+        }
+        out.push(Family::single(
+            "ephemeral_ports",
+            Type::Gauge,
+            "Ports in net.ipv4.ip_local_port_range, the ones connect() picks from.",
+            Value::Int(u64::from(hi.saturating_sub(lo)) + 1),
+        ));
+        out.push(Family::single(
+            "ephemeral_ports_busiest_destination",
+            Type::Gauge,
+            "Ephemeral ports in use (TIME_WAIT included) towards the one remote address and port that uses most; connect() to it fails with EADDRNOTAVAIL when this reaches sockscope_ephemeral_ports.",
+            Value::Int(towards.values().copied().max().unwrap_or(0)),
+        ));
     }
     out
 }

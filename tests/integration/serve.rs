@@ -2,7 +2,7 @@
 //! with a plain HTTP/1.1 client over std's TcpStream, while child processes
 //! hold real sockets (a CLOSE_WAIT leak, a hostile name).
 
-mod client;
+pub(crate) mod client;
 use crate::common;
 
 use client::{Exposition, Sample, Server, http, scrape};

@@ -374,3 +374,36 @@ fn help_text_is_one_plain_line() {
         "a 'quoted' back/slash"
     );
 }
+
+#[test]
+fn limits_are_exported_with_their_bounds() {
+    use crate::model::{Proto::Tcp, TcpState::*};
+    let mut snap = fixture::small();
+    // Three connections to one backend from ephemeral ports, one to another.
+    for (local, remote) in [
+        ("10.0.0.1:40001", "10.0.0.9:5432"),
+        ("10.0.0.1:40002", "10.0.0.9:5432"),
+        ("10.0.0.1:40003", "10.0.0.9:5432"),
+        ("10.0.0.1:40004", "10.0.0.8:6379"),
+    ] {
+        snap.sockets
+            .push(socket(Tcp, TimeWait, local, remote, 0, 0, &[]));
+    }
+    snap.system.sockstat.insert("TCP.tw".into(), 7);
+    let text = encode(build(&snap, 10)).unwrap().text;
+    for line in [
+        "sockscope_time_wait_buckets 7\n",
+        "sockscope_time_wait_buckets_max 262144\n",
+        "sockscope_ephemeral_ports 28232\n",
+        "sockscope_ephemeral_ports_busiest_destination 3\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+
+    // A sysctl that could not be read is no series, not a 0 limit.
+    snap.system.sysctls.clear();
+    let text = encode(build(&snap, 10)).unwrap().text;
+    assert!(text.contains("sockscope_time_wait_buckets 7\n"));
+    assert!(!text.contains("# TYPE sockscope_time_wait_buckets_max"));
+    assert!(!text.contains("# TYPE sockscope_ephemeral_ports"));
+}
