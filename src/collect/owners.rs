@@ -267,29 +267,38 @@ fn scan_process(
 /// sockets every machine has cost one look each, not one per refresh.
 #[derive(Debug, Default)]
 pub struct ClosedSockets {
-    tcp: HashMap<u64, bool, foldhash::fast::RandomState>,
+    /// inode → (is TCP, the collection it was first seen outside the table in).
+    seen: HashMap<u64, (bool, u64), foldhash::fast::RandomState>,
+    generation: u64,
 }
 
 impl ClosedSockets {
     /// Counts, per pid, the TCP descriptors among `outside` (held sockets not
-    /// in the socket table). Processes in another network namespace are left
-    /// out: their sockets are in a table this dump did not read.
+    /// in the socket table) that were already outside it at an earlier
+    /// collection: a socket opened between the dump and the fd scan is in
+    /// the next dump, not closed. Processes in another network namespace are
+    /// left out: their sockets are in a table this dump did not read.
     pub fn count(&mut self, outside: &[(u64, Owner)]) -> HashMap<u32, u32> {
+        self.generation += 1;
+        let generation = self.generation;
         let own_netns = std::fs::read_link("/proc/self/ns/net").ok();
         let mut same_netns: HashMap<u32, bool> = HashMap::new();
         let mut counts = HashMap::new();
-        let mut seen = InodeSet::default();
+        let mut still = InodeSet::default();
         for &(inode, owner) in outside {
-            seen.insert(inode);
-            let tcp = *self.tcp.entry(inode).or_insert_with(|| {
+            still.insert(inode);
+            let (tcp, first) = *self.seen.entry(inode).or_insert_with(|| {
                 let path = format!("/proc/{}/fd/{}", owner.pid, owner.fd);
                 let mut buf = [0u8; 32];
-                match rustix::fs::getxattr(path.as_str(), "system.sockprotoname", &mut buf[..]) {
-                    Ok(n) => buf[..n].starts_with(b"TCP"),
-                    Err(_) => false,
-                }
+                let tcp =
+                    match rustix::fs::getxattr(path.as_str(), "system.sockprotoname", &mut buf[..])
+                    {
+                        Ok(n) => buf[..n].starts_with(b"TCP"),
+                        Err(_) => false,
+                    };
+                (tcp, generation)
             });
-            if !tcp {
+            if !tcp || first == generation {
                 continue;
             }
             let same = *same_netns.entry(owner.pid).or_insert_with(|| {
@@ -299,7 +308,7 @@ impl ClosedSockets {
                 *counts.entry(owner.pid).or_default() += 1;
             }
         }
-        self.tcp.retain(|inode, _| seen.contains(inode));
+        self.seen.retain(|inode, _| still.contains(inode));
         counts
     }
 }
@@ -453,6 +462,54 @@ mod tests {
             Some(Owner { pid: me, fd: fd_c }),
             "a reused fd number is read again"
         );
+    }
+
+    #[test]
+    fn a_tcp_socket_in_no_table_counts_once_seen_twice_and_not_before() {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+        use std::os::fd::AsRawFd;
+        // Created and never bound: a TCP socket no socket table lists, as a
+        // destroyed connection's descriptor is.
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        let inode = socket_inode(link.to_string_lossy().as_bytes()).unwrap();
+        let me = std::process::id();
+        let outside = [(
+            inode,
+            Owner {
+                pid: me,
+                fd: fd.as_raw_fd() as u32,
+            },
+        )];
+        let mut closed = ClosedSockets::default();
+        assert_eq!(
+            closed.count(&outside).get(&me),
+            None,
+            "first sight: maybe just opened"
+        );
+        assert_eq!(closed.count(&outside).get(&me), Some(&1));
+        // A unix socket outside the table is not a closed TCP socket.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", a.as_raw_fd())).unwrap();
+        let unix = socket_inode(link.to_string_lossy().as_bytes()).unwrap();
+        let both = [
+            outside[0],
+            (
+                unix,
+                Owner {
+                    pid: me,
+                    fd: a.as_raw_fd() as u32,
+                },
+            ),
+        ];
+        closed.count(&both);
+        assert_eq!(closed.count(&both).get(&me), Some(&1));
     }
 
     #[test]

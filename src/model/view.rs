@@ -208,15 +208,14 @@ pub struct ViewCtx<'a> {
 impl ViewCtx<'_> {
     /// The pid to show for a socket's holders, and how many others hold it.
     pub fn shown_holder(&self, s: &Socket) -> Option<(u32, usize)> {
+        // Called for every row when a 100k-row view sorts: no allocation.
         let owners = holders::effective(self.snap, s);
-        let all: Vec<u32> = holders::pids(owners).collect();
-        let first = *all.first()?;
-        let pid = all
-            .iter()
-            .copied()
+        let first = owners.first()?.pid;
+        let others = holders::pids(owners).count() - 1;
+        let pid = holders::pids(owners)
             .find(|p| self.prefer.contains(p))
             .unwrap_or(first);
-        Some((pid, all.len() - 1))
+        Some((pid, others))
     }
 }
 
