@@ -258,7 +258,10 @@ impl History {
         let mut per_process: HashMap<Option<u32>, Rate> = HashMap::new();
         for s in &snap.sockets {
             if s.state == TcpState::CloseWait && s.proto == crate::model::Proto::Tcp {
-                services.entry(service_id(snap, s)).or_default().close_wait += 1;
+                services
+                    .entry(super::holders::service_id(snap, s))
+                    .or_default()
+                    .close_wait += 1;
             }
             let key = s.key();
             let entry = self.since.entry(key).or_insert(Since {
@@ -461,14 +464,6 @@ impl History {
             _ => Duration::ZERO,
         }
     }
-}
-
-/// The service (its id) of a socket's first holder; None without one.
-pub fn service_id(snap: &Snapshot, s: &crate::model::Socket) -> Option<u32> {
-    let pid = crate::model::holders::effective(snap, s).first()?.pid;
-    // A holder the snapshot has no process for (a recording, a fixture) is
-    // a service of its own, not "no holder".
-    Some(snap.holders().service_of(pid).map_or(pid, |svc| svc.id))
 }
 
 fn push_bounded<T>(series: &mut VecDeque<T>, value: T, depth: usize) {

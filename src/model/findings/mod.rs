@@ -289,7 +289,7 @@ impl Input<'_> {
     ) -> HashMap<Option<u32>, Vec<&'s Socket>> {
         let mut out: HashMap<Option<u32>, Vec<&Socket>> = HashMap::new();
         for s in sockets {
-            out.entry(super::history::service_id(self.snap, s))
+            out.entry(holders::service_id(self.snap, s))
                 .or_default()
                 .push(s);
         }

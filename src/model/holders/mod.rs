@@ -222,10 +222,6 @@ impl Holders {
         self.services.get(*self.service_of.get(&pid)?)
     }
 
-    pub fn services(&self) -> &[Service] {
-        &self.services
-    }
-
     /// The listener whose accept queue this connection waits in.
     pub fn listener_of<'a>(&self, snap: &'a Snapshot, s: &Socket) -> Option<&'a Socket> {
         if !in_accept_queue_state(s) || self.queued.is_empty() {
@@ -358,14 +354,12 @@ pub fn why_none(snap: &Snapshot, s: &Socket) -> Option<NoHolder> {
     })
 }
 
-/// The holders in a table cell: the pid to show (`prefer` when it is one of
-/// them, as inside a process's drill-down) and how many other processes hold
-/// it too.
-pub fn shown_pid(owners: &[Owner], prefer: Option<u32>) -> Option<(u32, usize)> {
-    let all: Vec<u32> = pids(owners).collect();
-    let first = *all.first()?;
-    let pid = prefer.filter(|p| all.contains(p)).unwrap_or(first);
-    Some((pid, all.len() - 1))
+/// The service (its id) of a socket's first holder; None without one.
+pub fn service_id(snap: &Snapshot, s: &Socket) -> Option<u32> {
+    let pid = effective(snap, s).first()?.pid;
+    // A holder the snapshot has no process for (a recording, a fixture) is
+    // a service of its own, not "no holder".
+    Some(snap.holders().service_of(pid).map_or(pid, |svc| svc.id))
 }
 
 #[cfg(test)]

@@ -155,5 +155,5 @@ fn a_holder_without_a_process_entry_is_still_a_holder() {
         &[(4444, 9)],
     ));
     let s = snap.sockets.last().unwrap().clone();
-    assert_eq!(crate::model::history::service_id(&snap, &s), Some(4444));
+    assert_eq!(service_id(&snap, &s), Some(4444));
 }
