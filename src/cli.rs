@@ -437,21 +437,23 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
     use crate::model::findings;
     use std::time::Duration;
     let filter = parse_filter(&args.filter)?;
-    let mut history = crate::model::history::History::default();
+    // The engine's analyzer, whichever the samples come from.
+    let mut analyzer = crate::engine::Analyzer::new();
     let (snap, samples) = match &args.from.from {
         Some(path) => {
             let rec = record::open(path)?;
             let window = args.window.unwrap_or(Duration::from_secs(60));
             let mut samples = 0;
             let last = record::read_frames(&rec, args.from.at.as_deref(), window, |f| {
-                history.record(f);
+                analyzer.record(f);
                 samples += 1;
             })?;
             (last, samples)
         }
-        None => sample_live(&args, &filter, &mut history)?,
+        None => sample_live(&args, &filter, &mut analyzer)?,
     };
-    let found = findings::analyze(&snap, &history, &filter);
+    let history = analyzer.history();
+    let found = findings::analyze(&snap, history, &filter);
     let run = output::findings::Run {
         sampled_for_s: (history.span().as_secs_f64() * 1000.0).round() / 1000.0,
         samples,
@@ -488,7 +490,7 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
 fn sample_live(
     args: &DiagnoseArgs,
     filter: &Filter,
-    history: &mut crate::model::history::History,
+    analyzer: &mut crate::engine::Analyzer,
 ) -> Result<(Snapshot, usize), Failure> {
     use std::time::{Duration, Instant};
     let window = args.window.unwrap_or(Duration::from_secs(2));
@@ -501,7 +503,7 @@ fn sample_live(
     });
     let start = Instant::now();
     let mut snap = collector.collect().map_err(anyhow::Error::from)?;
-    history.record(&snap);
+    analyzer.record(&snap);
     let mut samples = 1;
     let step = window.min(Duration::from_secs(1));
     let mut due = Duration::ZERO;
@@ -525,7 +527,7 @@ fn sample_live(
         due = (due + step).min(want);
         std::thread::sleep((start + due).saturating_duration_since(Instant::now()));
         snap = collector.collect().map_err(anyhow::Error::from)?;
-        history.record(&snap);
+        analyzer.record(&snap);
         samples += 1;
     }
     Ok((snap, samples))

@@ -5,6 +5,7 @@
 //! [`model`] groups, filters and explains it, and [`output`] / the UI render it.
 
 pub mod act;
+pub mod engine;
 pub mod app;
 pub mod cli;
 pub mod collect;

@@ -297,7 +297,7 @@ mod tests {
         ViewCtx {
             snap,
             history: h,
-            now: snap.taken_at,
+            now: snap.monotonic,
             names: None,
             prefer: Vec::new(),
         }

@@ -8,6 +8,7 @@ mod prompt;
 pub mod replay;
 pub mod views;
 
+use crate::engine::{Analysis, Analyzer, Parts};
 use crate::model::history::History;
 use crate::model::view::{self, Grouping, Row, RowKey, ViewCtx};
 use crate::model::{Filter, Snapshot, TcpState};
@@ -24,6 +25,13 @@ pub use views::{View, ViewState};
 #[derive(Debug)]
 pub enum Event {
     Key(KeyEvent),
+    /// A sample the engine digested.
+    Analysis(Arc<Analysis>),
+    /// The engine left a new analysis in its slot: the loop takes it and
+    /// hands it in as [`Event::Analysis`].
+    Sampled,
+    /// A raw sample (fixtures, tests): digested by the app's own analyzer,
+    /// the same code the engine runs.
     Snapshot(Arc<Snapshot>, CollectStats),
     CollectFailed(String),
     /// `--record` could not write: recording stopped, the monitor goes on.
@@ -38,12 +46,7 @@ pub enum Event {
     Replay(Box<crate::replay::Update>),
 }
 
-/// How long the last collection took and the interval now in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CollectStats {
-    pub took: Duration,
-    pub interval: Duration,
-}
+pub use crate::engine::CollectStats;
 
 /// What the loop must do after an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,13 +143,24 @@ pub struct App {
     /// What is on screen; frozen while paused.
     pub snapshot: Arc<Snapshot>,
     /// Newer than `snapshot` when paused.
-    pub pending: Option<Arc<Snapshot>>,
+    pub pending: Option<Arc<Analysis>>,
     /// Sockets per state in `snapshot`, for the state strip.
     pub counts: crate::model::group::StateCounts,
-    pub history: History,
+    /// The history up to the shown sample (the engine's, shared).
+    pub history: Arc<History>,
     /// What the findings engine says about the shown snapshot (the whole
     /// machine, not only what the filter shows), most severe first.
-    pub findings: Vec<crate::model::findings::Finding>,
+    pub findings: Arc<Vec<crate::model::findings::Finding>>,
+    /// How fresh each part of the shown sample is, when the trouble states
+    /// are refreshed more often than the rest.
+    pub parts: Option<Parts>,
+    /// Digests raw samples ([`Event::Snapshot`]) and replay frames.
+    analyzer: Analyzer,
+    /// Row rebuilds so far (one per batch of prompt keys, not one per key).
+    pub rebuilds: u64,
+    /// Inside a batch of prompt keys: the rebuild waits for its end.
+    deferring: bool,
+    stale: bool,
     /// What the table's filter shows: its sockets per state and findings,
     /// for the strip and the finding line. None without a filter (then both
     /// show the whole machine, `counts` and `findings`).
@@ -220,8 +234,13 @@ impl App {
             snapshot: Arc::new(Snapshot::empty(crate::model::SourceKind::Netlink)),
             pending: None,
             counts: Default::default(),
-            history: History::default(),
-            findings: Vec::new(),
+            history: Default::default(),
+            findings: Default::default(),
+            parts: None,
+            analyzer: Analyzer::new(),
+            rebuilds: 0,
+            deferring: false,
+            stale: false,
             filtered: None,
             jumped_from: None,
             effective: filter.clone(),
@@ -278,7 +297,7 @@ impl App {
         ViewCtx {
             snap: &self.snapshot,
             history: &self.history,
-            now: self.snapshot.taken_at,
+            now: self.snapshot.monotonic,
             names: self.resolve.then_some(&self.names),
             prefer: self.effective.pids().collect(),
         }
@@ -322,12 +341,13 @@ impl App {
             .collect()
     }
 
-    /// Puts a sample on screen; its per-state counts are computed once here,
-    /// not on every draw.
-    fn show(&mut self, snap: Arc<Snapshot>) {
-        self.counts = crate::model::group::by_state(&snap.sockets);
-        self.findings = crate::model::findings::analyze(&snap, &self.history, &Filter::default());
-        self.snapshot = snap;
+    /// Puts an analysed sample on screen.
+    fn show(&mut self, analysis: Arc<Analysis>) {
+        self.counts = analysis.counts;
+        self.findings = Arc::clone(&analysis.findings);
+        self.history = Arc::clone(&analysis.history);
+        self.parts = analysis.parts;
+        self.snapshot = Arc::clone(&analysis.snapshot);
         self.rebuild();
         if let Some(f) = &mut self.filtered {
             // A new sample: one more point for the strip's filtered trend.
@@ -340,6 +360,12 @@ impl App {
     /// Recomputes rows after the snapshot, filter, grouping or sort changed,
     /// and puts the cursor back on the selected row.
     fn rebuild(&mut self) {
+        if self.deferring {
+            self.stale = true;
+            return;
+        }
+        self.stale = false;
+        self.rebuilds += 1;
         let indices = self.matching();
         self.refresh_filtered(&indices);
         let mut rows = view::build(self.grouping, &self.snapshot, &indices);
@@ -449,19 +475,58 @@ impl App {
         self.effective = Filter::parse(&text).unwrap_or_else(|_| self.filter.clone());
     }
 
+    /// Handles what arrived together (what the loop found queued) and
+    /// rebuilds the rows once for a run of prompt keys: a paste of 20
+    /// characters filters once, not 20 times. Other events see the rows as
+    /// they are after every event before them.
+    pub fn handle_batch(&mut self, events: impl IntoIterator<Item = Event>) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for event in events {
+            let typing = self.mode == Mode::Filter && matches!(event, Event::Key(_));
+            if !typing {
+                self.settle();
+            }
+            self.deferring = typing;
+            effects.extend(self.handle_one(event));
+            self.deferring = false;
+            if effects.contains(&Effect::Quit) {
+                break;
+            }
+        }
+        self.settle();
+        effects
+    }
+
+    /// Rebuilds the rows if a batch left them behind.
+    fn settle(&mut self) {
+        if self.stale {
+            self.rebuild();
+        }
+    }
+
     pub fn handle(&mut self, event: Event) -> Vec<Effect> {
+        self.handle_batch(std::iter::once(event))
+    }
+
+    fn take_analysis(&mut self, analysis: Arc<Analysis>) -> Vec<Effect> {
+        self.stats = analysis.stats;
+        if self.paused {
+            self.pending = Some(analysis);
+        } else {
+            self.show(analysis);
+        }
+        self.resolve_effects()
+    }
+
+    fn handle_one(&mut self, event: Event) -> Vec<Effect> {
         match event {
             Event::Key(key) if key.kind == KeyEventKind::Press => self.on_key(key),
             Event::Key(_) => Vec::new(),
+            Event::Analysis(analysis) => self.take_analysis(analysis),
+            Event::Sampled => Vec::new(),
             Event::Snapshot(snap, stats) => {
-                self.stats = Some(stats);
-                self.history.record(&snap);
-                if self.paused {
-                    self.pending = Some(snap);
-                } else {
-                    self.show(snap);
-                }
-                self.resolve_effects()
+                let analysis = self.analyzer.digest(snap, Some(stats), None);
+                self.take_analysis(analysis)
             }
             Event::CollectFailed(msg) => {
                 self.status = Some(format!("collection failed: {msg}"));

@@ -47,13 +47,8 @@ impl App {
         if let Some(frame) = frame {
             self.host = frame.host;
             self.kernel = frame.kernel;
-            match frame.history {
-                // A jump: the history of the frames before this one.
-                Some(history) => self.history = *history,
-                // The next frame: recorded as the live monitor records a sample.
-                None => self.history.record(&frame.snapshot),
-            }
-            self.show(frame.snapshot);
+            // Digested by the driver, with the history of the frames before.
+            self.show(frame.analysis);
         }
         // Taken in: the driver may prepare the next frame.
         drop(ticket);

@@ -1,6 +1,7 @@
 //! Turns the kernel into an immutable [`Snapshot`]. Nothing above this module
 //! reads `/proc` or netlink.
 
+pub mod clock;
 pub mod netlink;
 pub mod owners;
 pub mod procnet;
@@ -151,6 +152,7 @@ impl SystemCollector {
 impl Collector for SystemCollector {
     fn collect(&mut self) -> Result<Snapshot, CollectError> {
         let taken_at = SystemTime::now();
+        let monotonic = clock::boottime();
         let want_owners = self.options.owners;
         let threads = self.threads;
         let (mut sockets, source, scan, system) = if self.options.incremental {
@@ -259,6 +261,7 @@ impl Collector for SystemCollector {
 
         Ok(Snapshot {
             taken_at,
+            monotonic,
             source,
             sockets,
             processes,

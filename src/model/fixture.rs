@@ -157,6 +157,7 @@ pub fn small() -> Snapshot {
     }
     Snapshot {
         taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        monotonic: Duration::from_secs(1_800_000_000),
         source: SourceKind::Fixture,
         sockets,
         processes,
@@ -172,7 +173,7 @@ pub fn small() -> Snapshot {
 /// frames of a recording.
 pub fn leaking(n: u64) -> Snapshot {
     let mut snap = small();
-    snap.taken_at += Duration::from_secs(n);
+    snap.advance(Duration::from_secs(n));
     for i in 0..n {
         snap.sockets.push(socket(
             Proto::Tcp,

@@ -12,7 +12,11 @@ use std::time::{Duration, SystemTime};
 /// One sample of the machine-wide state counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
+    /// The wall clock of the sample, for display.
     pub at: SystemTime,
+    /// Its steady clock ([`Snapshot::monotonic`]): what every age, rate and
+    /// growth figure is measured on.
+    pub mono: Duration,
     pub counts: StateCounts,
 }
 
@@ -26,7 +30,8 @@ pub const TREND_SAMPLES: usize = 150;
 #[derive(Debug, Clone, Copy)]
 struct Since {
     state: TcpState,
-    first: SystemTime,
+    /// Steady clock of the sample that first showed it in `state`.
+    first: Duration,
     generation: u64,
     /// `tcp_info` (bytes received, bytes acked) at the last sample.
     bytes: Option<(u64, u64)>,
@@ -177,25 +182,27 @@ pub struct History {
     /// foldhash: this map is rehashed for every socket at every refresh.
     since: HashMap<ConnKey, Since, foldhash::fast::RandomState>,
     generation: u64,
-    /// When the first sample was taken: anything seen then may be older.
-    started: Option<SystemTime>,
+    /// When the first sample was taken (steady clock): anything seen then
+    /// may be older.
+    started: Option<Duration>,
 }
 
 impl History {
     /// Records a snapshot. Cost is linear in its sockets.
     pub fn record(&mut self, snap: &Snapshot) {
-        let at = snap.taken_at;
-        self.started.get_or_insert(at);
+        let mono = snap.monotonic;
+        self.started.get_or_insert(mono);
         let elapsed = self
             .samples
             .back()
-            .and_then(|prev| at.duration_since(prev.at).ok())
+            .and_then(|prev| mono.checked_sub(prev.mono))
             .filter(|d| !d.is_zero());
         if self.samples.len() == MAX_SAMPLES {
             self.samples.pop_front();
         }
         self.samples.push_back(Sample {
-            at,
+            at: snap.taken_at,
+            mono,
             counts: group::by_state(&snap.sockets),
         });
         let (process_rates, mut services) = self.record_connections(snap, elapsed);
@@ -237,7 +244,9 @@ impl History {
             }
             series.iter().any(|s| *s != ServiceSample::default())
         });
-        self.counters.record(at, &snap.system.counters);
+        // Counter rates are differences over time: the steady clock too.
+        self.counters
+            .record(SystemTime::UNIX_EPOCH + mono, &snap.system.counters);
     }
 
     /// Updates each connection's first-seen time and throughput; returns the
@@ -251,7 +260,7 @@ impl History {
         HashMap<Option<u32>, Rate>,
         HashMap<Option<u32>, ServiceSample>,
     ) {
-        let at = snap.taken_at;
+        let at = snap.monotonic;
         let mut services: HashMap<Option<u32>, ServiceSample> = HashMap::new();
         self.generation += 1;
         let generation = self.generation;
@@ -375,11 +384,11 @@ impl History {
         if k < 2 {
             return None;
         }
-        let first_at = self.samples[n - k].at;
-        let last_at = self.samples[n - 1].at;
+        let first_at = self.samples[n - k].mono;
+        let last_at = self.samples[n - 1].mono;
         let change = i64::from(series[series.len() - 1].close_wait)
             - i64::from(series[series.len() - k].close_wait);
-        Some((change, last_at.duration_since(first_at).unwrap_or_default()))
+        Some((change, last_at.saturating_sub(first_at)))
     }
 
     /// How fast a process's CLOSE_WAIT count grows: a least-squares line
@@ -405,12 +414,12 @@ impl History {
     fn growth<T>(&self, series: &VecDeque<T>, value: impl Fn(&T) -> u32) -> Option<Growth> {
         let n = self.samples.len();
         let k = series.len().min(n);
-        let last_at = self.samples.get(n.checked_sub(1)?)?.at;
+        let last_at = self.samples.get(n.checked_sub(1)?)?.mono;
         // The newest points, back until the window is long enough.
         let mut points = Vec::new();
         for back in 0..k {
-            let at = self.samples[n - 1 - back].at;
-            let age = last_at.duration_since(at).unwrap_or_default();
+            let at = self.samples[n - 1 - back].mono;
+            let age = last_at.saturating_sub(at);
             points.push((age, f64::from(value(&series[series.len() - 1 - back]))));
             if age >= GROWTH_WINDOW && points.len() >= GROWTH_SAMPLES {
                 break;
@@ -423,26 +432,35 @@ impl History {
         Some(Growth::fit(&points, window))
     }
 
-    /// When a connection entered its current state, and whether that is only
-    /// an upper bound (it was already there at the first sample).
+    /// When a connection entered its current state, on the newest sample's
+    /// wall clock (its age on the steady clock before the newest sample's
+    /// wall time, so a clock step moves it with the clock and never changes
+    /// the age), and whether that is only an upper bound (it was already
+    /// there at the first sample).
     pub fn first_seen(&self, key: &ConnKey) -> Option<(SystemTime, bool)> {
         let first = self.since.get(key)?.first;
-        Some((first, Some(first) == self.started))
+        let newest = self.samples.back()?;
+        let age = newest.mono.saturating_sub(first);
+        let wall = newest.at.checked_sub(age).unwrap_or(newest.at);
+        Some((wall, Some(first) == self.started))
     }
 
     /// True when a connection reached its current state in the newest sample
     /// (and was not simply there when sockscope started).
     pub fn is_new(&self, key: &ConnKey) -> bool {
-        let newest = self.samples.back().map(|s| s.at);
-        matches!(self.first_seen(key), Some((first, false)) if Some(first) == newest)
+        let Some(e) = self.since.get(key) else {
+            return false;
+        };
+        Some(e.first) != self.started && Some(e.first) == self.samples.back().map(|s| s.mono)
     }
 
-    /// How long a connection has been in its current state, as of `now`, and
-    /// whether that is a lower bound (it was already there at the first sample).
-    pub fn age(&self, key: &ConnKey, now: SystemTime) -> Option<(Duration, bool)> {
+    /// How long a connection has been in its current state as of `now` (a
+    /// steady clock reading, [`Snapshot::monotonic`]), and whether that is a
+    /// lower bound (it was already there at the first sample).
+    pub fn age(&self, key: &ConnKey, now: Duration) -> Option<(Duration, bool)> {
         let first = self.since.get(key)?.first;
         let at_least = Some(first) == self.started;
-        Some((now.duration_since(first).unwrap_or_default(), at_least))
+        Some((now.saturating_sub(first), at_least))
     }
 
     /// Time covered by the newest `n` samples (a trend of `n` points).
@@ -452,15 +470,14 @@ impl History {
             return Duration::ZERO;
         }
         self.samples[len - 1]
-            .at
-            .duration_since(self.samples[len - n].at)
-            .unwrap_or_default()
+            .mono
+            .saturating_sub(self.samples[len - n].mono)
     }
 
     /// Time covered by the samples.
     pub fn span(&self) -> Duration {
         match (self.samples.front(), self.samples.back()) {
-            (Some(a), Some(b)) => b.at.duration_since(a.at).unwrap_or_default(),
+            (Some(a), Some(b)) => b.mono.saturating_sub(a.mono),
             _ => Duration::ZERO,
         }
     }
@@ -479,7 +496,7 @@ mod tests {
     use crate::model::fixture;
 
     fn at(snap: &mut Snapshot, secs: u64) {
-        snap.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        snap.set_taken_at(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
     }
 
     #[test]
@@ -565,7 +582,7 @@ mod tests {
         at(&mut snap, 100);
         h.record(&snap);
         let key = snap.sockets[1].key();
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(130);
+        let now = Duration::from_secs(130);
         assert_eq!(h.age(&key, now), Some((Duration::from_secs(30), true)));
         snap.sockets[1].state = TcpState::LastAck;
         at(&mut snap, 120);

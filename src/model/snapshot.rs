@@ -3,7 +3,7 @@
 use super::holders::Holders;
 use super::socket::{Process, Socket};
 use std::collections::{BTreeMap, HashMap};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Where the socket table came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -79,7 +79,13 @@ impl Attribution {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
+    /// The wall clock at the dump: for display and recordings only.
     pub taken_at: SystemTime,
+    /// A steady clock at the dump (`CLOCK_BOOTTIME` for live samples; for
+    /// fixtures and recordings, `taken_at` since the epoch). Every age, rate
+    /// and growth is measured on it, so a wall-clock step (NTP, a resume
+    /// from suspend seen as a jump) changes no figure.
+    pub monotonic: Duration,
     pub source: SourceKind,
     pub sockets: Vec<Socket>,
     pub processes: HashMap<u32, Process>,
@@ -124,6 +130,7 @@ impl Snapshot {
     pub fn empty(source: SourceKind) -> Snapshot {
         Snapshot {
             taken_at: SystemTime::UNIX_EPOCH,
+            monotonic: Duration::ZERO,
             source,
             sockets: Vec::new(),
             processes: HashMap::new(),
@@ -132,6 +139,19 @@ impl Snapshot {
             system: SystemContext::default(),
             derived: Derived::default(),
         }
+    }
+
+    /// Sets both clocks to `at` (fixtures, recordings: their steady clock is
+    /// the wall clock).
+    pub fn set_taken_at(&mut self, at: SystemTime) {
+        self.taken_at = at;
+        self.monotonic = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    }
+
+    /// Moves both clocks by `by`, as time passing between two samples does.
+    pub fn advance(&mut self, by: Duration) {
+        self.taken_at += by;
+        self.monotonic += by;
     }
 
     pub fn process(&self, pid: u32) -> Option<&Process> {

@@ -10,7 +10,7 @@ use super::socket::{ConnKey, Proto, Socket, TcpState, format_addr};
 use crate::sanitize::clean;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::SystemTime;
+
 
 pub use super::format::{compact_number, format_age, format_bytes_rate, sparkline_text};
 
@@ -197,7 +197,8 @@ pub enum Row {
 pub struct ViewCtx<'a> {
     pub snap: &'a Snapshot,
     pub history: &'a History,
-    pub now: SystemTime,
+    /// The steady clock ([`Snapshot::monotonic`]) ages are measured to.
+    pub now: std::time::Duration,
     /// Reverse-DNS names, when the user turned them on.
     pub names: Option<&'a HashMap<IpAddr, String>>,
     /// Pids the filter asks for: among a socket's holders these are shown
@@ -592,7 +593,7 @@ mod tests {
         ViewCtx {
             snap,
             history,
-            now: snap.taken_at,
+            now: snap.monotonic,
             names: None,
             prefer: Vec::new(),
         }

@@ -713,6 +713,9 @@ impl Cursor {
         let now = at - epoch;
         Snapshot {
             taken_at: from_ms(at),
+            // A recording keeps the wall clock only: ages in a replay are
+            // measured on it.
+            monotonic: std::time::Duration::from_millis(at.max(0) as u64),
             source: wire::source_kind(self.source),
             sockets: self
                 .sockets

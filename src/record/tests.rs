@@ -17,7 +17,7 @@ fn info() -> writer::SessionInfo {
 fn frame(n: u64) -> Snapshot {
     let mut snap = fixture::small();
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    snap.taken_at = t0 + Duration::from_millis(n * 1000 + n % 7);
+    snap.set_taken_at(t0 + Duration::from_millis(n * 1000 + n % 7));
     let now_ms = (n * 1000 + n % 7) as i64;
     // The fixture's connections are idle since the first frame.
     for s in &mut snap.sockets {
@@ -242,7 +242,7 @@ fn an_unchanged_table_costs_little_per_frame() {
     let snap = frame(12);
     let first = rec.write(&snap).unwrap();
     let mut again = snap.clone();
-    again.taken_at += Duration::from_secs(1);
+    again.advance(Duration::from_secs(1));
     let second = rec.write(&again).unwrap();
     assert!(first.key && !second.key);
     assert_eq!(second.sockets, 0, "nothing changed");

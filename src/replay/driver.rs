@@ -4,6 +4,7 @@
 //! what [`Driver::poll`] returns.
 
 use super::{Command, Frame, Player, Status, Update};
+use crate::engine::Analyzer;
 use crate::model::history::{History, TREND_SAMPLES};
 use crate::record::{Cursor, RecordError, Recording};
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Driver {
     /// What reading and recording one frame costs, measured on the last jump.
     per_frame: Option<Duration>,
     budget: Duration,
+    /// History and findings of the frames on screen so far.
+    analyzer: Analyzer,
 }
 
 impl Driver {
@@ -73,6 +76,7 @@ impl Driver {
             notes,
             per_frame: None,
             budget: REBUILD_BUDGET,
+            analyzer: Analyzer::new(),
         }
     }
 
@@ -158,16 +162,19 @@ impl Driver {
 
     fn frame(&mut self, target: usize) -> Result<Frame, RecordError> {
         let follows = matches!(self.sent, Some(s) if target == s + 1 && self.run_start[s] == self.run_start[target]);
-        let (snapshot, history) = if follows {
-            (self.cursor.seek(&self.rec, target)?, None)
+        // Digested here, off the UI thread, by the same analyzer as a live sample.
+        let analysis = if follows {
+            let snap = self.cursor.seek(&self.rec, target)?;
+            self.analyzer.digest(Arc::new(snap), None, None)
         } else {
             let (snap, history) = self.rebuild(target)?;
-            (snap, Some(Box::new(history)))
+            self.analyzer = Analyzer::with_history(history);
+            self.analyzer.analyze(Arc::new(snap), None, None)
         };
         let session = self.rec.session(target);
         Ok(Frame {
-            snapshot: Arc::new(snapshot),
-            history,
+            analysis,
+            jumped: !follows,
             host: session.host.clone(),
             kernel: session.kernel.clone(),
         })

@@ -17,7 +17,7 @@ mod player;
 pub use driver::Driver;
 pub use player::{Player, SPEEDS};
 
-use crate::model::Snapshot;
+
 use crate::model::history::History;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -55,14 +55,21 @@ pub struct Status {
 /// A frame to show.
 #[derive(Debug)]
 pub struct Frame {
-    pub snapshot: Arc<Snapshot>,
-    /// After a jump: the history of the frames before it (and of this one),
-    /// to replace the app's. None when this frame follows the one before on
-    /// screen: the app records it as the live monitor records a sample.
-    pub history: Option<Box<History>>,
+    /// The frame digested: after a jump with the history of the frames
+    /// before it (and of this one), else with the history so far.
+    pub analysis: Arc<crate::engine::Analysis>,
+    /// The frame does not follow the one before on screen.
+    pub jumped: bool,
     /// The recording run's host and kernel.
     pub host: String,
     pub kernel: String,
+}
+
+impl Frame {
+    /// The history a jump rebuilt; None when the frame follows the last.
+    pub fn jump_history(&self) -> Option<&History> {
+        self.jumped.then_some(&*self.analysis.history)
+    }
 }
 
 /// What the driver tells the app: always where it is, sometimes a frame,

@@ -2,6 +2,7 @@
 //! sends, with or without a rebuilt history, and when. The clock is passed
 //! in, so nothing here sleeps.
 
+use crate::model::Snapshot;
 use super::*;
 use crate::model::{TcpState, fixture};
 use crate::record::{Recorder, Recording, SessionInfo};
@@ -63,10 +64,10 @@ fn the_first_frame_comes_with_the_history_of_the_frames_before_it() {
     let (status, frame) = next_frame(&mut d, now);
     assert_eq!((status.index, status.frames), (9, 10));
     assert!(!status.playing);
-    assert_eq!(status.time, frame.snapshot.taken_at);
-    assert_eq!(close_waits(&frame.snapshot), 2 + 9);
+    assert_eq!(status.time, frame.analysis.snapshot.taken_at);
+    assert_eq!(close_waits(&frame.analysis.snapshot), 2 + 9);
     assert_eq!(frame.host, "testhost");
-    let history = frame.history.expect("a jump brings its history");
+    let history = frame.jump_history().expect("a jump brings its history");
     assert_eq!(history.samples().len(), 10, "every frame up to the target");
     assert_eq!(
         history.state_series(TcpState::CloseWait),
@@ -85,19 +86,19 @@ fn one_step_forward_is_recorded_by_the_app_a_step_back_is_a_jump() {
     d.command(Command::StepForward, now);
     let (status, frame) = next_frame(&mut d, now);
     assert_eq!(status.index, 5);
-    assert_eq!(close_waits(&frame.snapshot), 2 + 5);
-    assert!(frame.history.is_none(), "follows the frame on screen");
+    assert_eq!(close_waits(&frame.analysis.snapshot), 2 + 5);
+    assert!(frame.jump_history().is_none(), "follows the frame on screen");
     d.shown();
     d.command(Command::StepBack, now);
     let (status, frame) = next_frame(&mut d, now);
     assert_eq!(status.index, 4);
-    assert_eq!(frame.history.expect("a jump").samples().len(), 5);
+    assert_eq!(frame.jump_history().expect("a jump").samples().len(), 5);
     d.shown();
     d.command(Command::Start, now);
     let (status, frame) = next_frame(&mut d, now);
     assert_eq!(status.index, 0);
-    assert_eq!(close_waits(&frame.snapshot), 2);
-    assert_eq!(frame.history.expect("a jump").samples().len(), 1);
+    assert_eq!(close_waits(&frame.analysis.snapshot), 2);
+    assert_eq!(frame.jump_history().expect("a jump").samples().len(), 1);
 }
 
 #[test]
@@ -117,7 +118,7 @@ fn frames_wait_until_the_app_took_the_last_one_in_and_keys_coalesce() {
     d.shown();
     let (status, frame) = next_frame(&mut d, now);
     assert_eq!(status.index, 6, "one frame for the three steps");
-    assert!(frame.history.is_some());
+    assert!(frame.jump_history().is_some());
 }
 
 #[test]
@@ -139,7 +140,7 @@ fn playing_sends_each_frame_at_the_recorded_pace_over_the_speed() {
     assert!(d.poll(due - Duration::from_millis(1)).is_none());
     let (status, frame) = next_frame(&mut d, due);
     assert_eq!(status.index, 3);
-    assert!(frame.history.is_none(), "playing records frame after frame");
+    assert!(frame.jump_history().is_none(), "playing records frame after frame");
     assert_eq!(d.deadline(), None, "the app has not taken it in");
     assert!(d.poll(due + Duration::from_secs(9)).is_none());
     d.shown();
@@ -193,7 +194,7 @@ fn a_seek_is_a_jump_to_the_last_frame_at_or_before_the_time() {
     );
     let (status, frame) = next_frame(&mut d, now);
     assert_eq!(status.index, 3);
-    assert_eq!(frame.history.unwrap().samples().len(), 4);
+    assert_eq!(frame.jump_history().unwrap().samples().len(), 4);
     assert_eq!(position(&status), "+3s / 9s");
 }
 
@@ -213,13 +214,13 @@ fn a_new_recording_run_starts_a_new_history() {
     let (status, frame) = next_frame(&mut d, now);
     assert_eq!(status.index, 3);
     assert_eq!(frame.host, "second");
-    let history = frame.history.expect("the next run is not continued");
+    let history = frame.jump_history().expect("the next run is not continued");
     assert_eq!(history.samples().len(), 1);
     // From the last frame of run two, the lead-in stays within the run.
     d.shown();
     d.command(Command::End, now);
     let (_, frame) = next_frame(&mut d, now);
-    assert_eq!(frame.history.unwrap().samples().len(), 3);
+    assert_eq!(frame.jump_history().unwrap().samples().len(), 3);
 }
 
 #[test]
@@ -255,15 +256,15 @@ fn when_frames_are_slow_to_rebuild_a_jump_reads_fewer_before_it() {
     // No time at all: the frame itself and the one before, for a delta.
     d.set_rebuild_budget(Duration::ZERO);
     let (_, frame) = next_frame(&mut d, now);
-    assert_eq!(frame.history.unwrap().samples().len(), 2);
+    assert_eq!(frame.jump_history().unwrap().samples().len(), 2);
     d.shown();
     d.command(
-        Command::Seek(frame.snapshot.taken_at - Duration::from_secs(3)),
+        Command::Seek(frame.analysis.snapshot.taken_at - Duration::from_secs(3)),
         now,
     );
     let (status, frame) = next_frame(&mut d, now);
     assert_eq!(status.index, 6);
-    assert_eq!(frame.history.unwrap().samples().len(), 2);
+    assert_eq!(frame.jump_history().unwrap().samples().len(), 2);
 }
 
 #[test]

@@ -15,9 +15,8 @@
 
 pub mod metrics;
 
-use crate::collect::{Collector, Options, SourceChoice, SystemCollector, TCP_INFO_LIMIT};
-use crate::model::Filter;
-use crate::model::history::History;
+use crate::collect::{Options, SourceChoice, TCP_INFO_LIMIT};
+use crate::engine::{Engine, source::SystemSource};
 use metrics::{Bodies, Collection};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -80,9 +79,8 @@ struct Cached {
 
 /// Everything a collection needs, behind one lock.
 struct Exporter {
-    collector: SystemCollector,
-    /// Kept across collections so findings see growth and age.
-    history: History,
+    /// The sampling engine: its history lets findings see growth and age.
+    engine: Engine,
     interval: Duration,
     top: usize,
     cached: Option<Cached>,
@@ -104,8 +102,7 @@ impl Exporter {
             incremental: true,
         };
         Exporter {
-            collector: SystemCollector::new(options),
-            history: History::default(),
+            engine: Engine::new(Box::new(SystemSource::new(options)), config.interval),
             interval: config.interval,
             top: config.top,
             cached: None,
@@ -141,28 +138,28 @@ impl Exporter {
 
     fn collect(&mut self) -> Answer {
         let start = Instant::now();
-        let result = self.collector.collect();
+        // Always a full dump: a scrape is the cadence here.
+        let result = self.engine.step(true);
         let took = start.elapsed();
         self.collections += 1;
-        let snap = match result {
-            Ok(snap) => snap,
+        let analysis = match result {
+            Ok(a) => a,
             Err(e) => {
                 self.errors += 1;
                 return Answer::Failed(format!("sockscope: cannot collect: {e}\n").into());
             }
         };
+        let snap = &analysis.snapshot;
         let tcp_info_now = self.tcp_info;
-        // As the monitor does: above the limit, the next dumps leave tcp_info out.
+        // The engine's rule: above the limit, the next dumps leave tcp_info out.
         self.tcp_info = snap.sockets.len() <= TCP_INFO_LIMIT;
-        self.collector.set_tcp_info(self.tcp_info);
         if !self.noted
             && let Some(note) = snap.attribution.note()
         {
             let _ = writeln!(std::io::stderr(), "sockscope: {note}");
             self.noted = true;
         }
-        self.history.record(&snap);
-        let found = crate::model::findings::analyze(&snap, &self.history, &Filter::default());
+        let found = &analysis.findings;
         let run = Collection {
             took,
             collections: self.collections,

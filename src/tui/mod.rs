@@ -10,22 +10,14 @@ pub mod replay;
 mod terminal;
 
 use crate::app::keymap::Keymap;
-use crate::app::{App, CollectStats, Effect, Event};
-use crate::collect::{Collector, Options, SystemCollector};
+use crate::app::{App, Effect, Event};
+use crate::collect::Options;
 use crate::model::Filter;
 use crate::ui::{self, Theme};
 use ratatui::crossterm::event as ct;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, Instant, SystemTime};
-
-/// The monitor may use at most 1/this of one core: on very large socket
-/// tables the interval lengthens itself, and the header shows the real one.
-/// 11 rather than 10 leaves room for drawing between refreshes.
-const MAX_COLLECT_SHARE: u32 = 11;
-/// Above this many sockets the periodic dump leaves out `tcp_info` (the
-/// limit lives in `collect`, shared with `record` and `serve`).
-use crate::collect::TCP_INFO_LIMIT;
+use std::time::{Duration, SystemTime};
 
 pub struct Config {
     pub filter: Filter,
@@ -38,14 +30,8 @@ pub struct Config {
     pub recorder: Option<(crate::record::Recorder, String)>,
 }
 
-enum Control {
-    Interval(Duration),
-    /// Collect now (an action changed what there is to see).
-    Now,
-    /// The connection the user is looking at: its `tcp_info` is fetched on
-    /// its own when the periodic dump leaves `tcp_info` out.
-    Focus(Option<Box<crate::model::Socket>>),
-}
+use crate::engine::live::{self, Control, Notice};
+use crate::engine::slot::Slot;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     use std::io::IsTerminal;
@@ -55,15 +41,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let (tx, rx) = mpsc::channel::<Event>();
-    let (ctl_tx, ctl_rx) = mpsc::channel::<Control>();
     let recording = config.recorder.as_ref().map(|(_, path)| path.clone());
-    spawn_collector(
-        tx.clone(),
-        ctl_rx,
-        config.options,
-        config.interval,
-        config.recorder.map(|(r, _)| r),
-    );
+    let source = crate::engine::source::SystemSource::new(config.options);
+    let engine = crate::engine::Engine::new(Box::new(source), config.interval);
+    let events = tx.clone();
+    let engine = live::spawn(engine, config.recorder.map(|(r, _)| r), move |notice| {
+        let ev = match notice {
+            Notice::Sample => Event::Sampled,
+            Notice::Failed(msg) => Event::CollectFailed(msg),
+            Notice::RecordFailed(msg) => Event::RecordFailed(msg),
+        };
+        events.send(ev).is_ok()
+    });
 
     let mut app = App::new(config.keymap, config.filter, config.interval);
     app.read_only = config.read_only;
@@ -71,7 +60,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     app.ssh = crate::act::plan::SshSession::from_env();
     app.host = sysinfo::System::host_name().unwrap_or_default();
     app.kernel = sysinfo::System::kernel_version().unwrap_or_default();
-    interact(app, rx, tx, ctl_tx, None)
+    interact(app, rx, tx, engine.control, engine.slot, None)
 }
 
 /// The terminal, input, signals and reverse DNS around the event loop: the
@@ -81,6 +70,7 @@ fn interact(
     rx: Receiver<Event>,
     events: Sender<Event>,
     control: Sender<Control>,
+    samples: Slot<Arc<crate::engine::Analysis>>,
     replay: Option<Sender<replay::ToDriver>>,
 ) -> anyhow::Result<()> {
     spawn_signals(events.clone())?;
@@ -94,6 +84,7 @@ fn interact(
     let senders = Senders {
         events,
         control,
+        samples,
         resolver,
         replay,
     };
@@ -105,6 +96,8 @@ fn interact(
 struct Senders {
     events: Sender<Event>,
     control: Sender<Control>,
+    /// Where the engine leaves the newest analysis.
+    samples: Slot<Arc<crate::engine::Analysis>>,
     resolver: Sender<std::net::IpAddr>,
     replay: Option<Sender<replay::ToDriver>>,
 }
@@ -126,7 +119,7 @@ fn event_loop(
             let _ = ctl.send(Control::Focus(selected.cloned().map(Box::new)));
         }
         if dirty {
-            app.clock = SystemTime::now();
+            app.clock = draw_clock(app);
             // A terminal that went away fails the write: that ends the loop.
             term.draw(|f| ui::draw(f, app, theme))?;
             dirty = false;
@@ -140,133 +133,60 @@ fn event_loop(
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         // Apply everything queued before drawing, so a held key or a paste
-        // does not lag behind the screen.
+        // does not lag behind the screen; the newest sample is taken from
+        // the engine's slot (it holds one, never a queue).
+        let mut batch = Vec::new();
         for ev in std::iter::once(first).chain(rx.try_iter()) {
-            if let Event::Resize(w, h) = ev {
-                let drawn = terminal::clamp(ratatui::layout::Size::new(w, h));
-                app.page = ui::table_rows(drawn.width, drawn.height);
-            }
-            for effect in app.handle(ev) {
-                match effect {
-                    Effect::Quit => return Ok(()),
-                    Effect::SetInterval(d) => {
-                        let _ = ctl.send(Control::Interval(d));
-                    }
-                    Effect::Resolve(ips) => {
-                        for ip in ips {
-                            let _ = senders.resolver.send(ip);
-                        }
-                    }
-                    Effect::Action(a) => act::perform(a, app, term, senders),
-                    Effect::Replay(command) => {
-                        if let Some(driver) = &senders.replay {
-                            let _ = driver.send(replay::ToDriver::Command(command));
-                        }
+            match ev {
+                Event::Sampled => {
+                    if let Some(a) = senders.samples.take() {
+                        batch.push(Event::Analysis(a));
                     }
                 }
+                Event::Resize(w, h) => {
+                    let drawn = terminal::clamp(ratatui::layout::Size::new(w, h));
+                    app.page = ui::table_rows(drawn.width, drawn.height);
+                    batch.push(ev);
+                }
+                ev => batch.push(ev),
             }
-            dirty = true;
         }
-    }
-}
-
-fn spawn_collector(
-    tx: Sender<Event>,
-    ctl: Receiver<Control>,
-    options: Options,
-    interval: Duration,
-    mut recorder: Option<crate::record::Recorder>,
-) {
-    std::thread::Builder::new()
-        .name("collector".into())
-        .spawn(move || {
-            let mut base = interval;
-            let mut collector = SystemCollector::new(options);
-            let mut focus: Option<Box<crate::model::Socket>> = None;
-            let mut cpu_before = process_cpu();
-            loop {
-                let start = Instant::now();
-                let result = collector.collect();
-                let took = start.elapsed();
-                // CPU the whole process spent per refresh (collection on several
-                // threads, and the UI digesting the previous sample) decides how
-                // often we can afford to refresh.
-                let cpu_now = process_cpu();
-                let per_cycle = cpu_now.saturating_sub(cpu_before);
-                cpu_before = cpu_now;
-                let interval = base.max(took.max(per_cycle) * MAX_COLLECT_SHARE);
-                let (event, snap) = match result {
-                    Ok(mut snap) => {
-                        if let Some(f) = &focus
-                            && f.proto == crate::model::Proto::Tcp
-                        {
-                            add_focus_tcp_info(&mut collector, &mut snap, f);
-                        }
-                        collector.set_tcp_info(snap.sockets.len() <= TCP_INFO_LIMIT);
-                        let snap = Arc::new(snap);
-                        let stats = CollectStats { took, interval };
-                        (Event::Snapshot(Arc::clone(&snap), stats), Some(snap))
-                    }
-                    Err(e) => (Event::CollectFailed(e.to_string()), None),
-                };
-                if tx.send(event).is_err() {
-                    return;
+        if batch.is_empty() {
+            continue;
+        }
+        for effect in app.handle_batch(batch) {
+            match effect {
+                Effect::Quit => return Ok(()),
+                Effect::SetInterval(d) => {
+                    let _ = ctl.send(Control::Interval(d));
                 }
-                // Written after the screen has the sample, so it never waits on the disk.
-                if let (Some(r), Some(snap)) = (&mut recorder, snap)
-                    && let Err(e) = r.write(&snap)
-                {
-                    recorder = None;
-                    if tx.send(Event::RecordFailed(e.to_string())).is_err() {
-                        return;
+                Effect::Resolve(ips) => {
+                    for ip in ips {
+                        let _ = senders.resolver.send(ip);
                     }
                 }
-                loop {
-                    let left = (start + interval).saturating_duration_since(Instant::now());
-                    match ctl.recv_timeout(left) {
-                        // A new interval takes effect now, not after the old wait.
-                        Ok(Control::Interval(d)) => {
-                            base = d;
-                            break;
-                        }
-                        Ok(Control::Now) => break,
-                        Ok(Control::Focus(f)) => focus = f,
-                        Err(RecvTimeoutError::Timeout) => break,
-                        Err(RecvTimeoutError::Disconnected) => return,
+                Effect::Action(a) => act::perform(a, app, term, senders),
+                Effect::Replay(command) => {
+                    if let Some(driver) = &senders.replay {
+                        let _ = driver.send(replay::ToDriver::Command(command));
                     }
                 }
             }
-        })
-        .expect("spawn collector thread");
+        }
+        dirty = true;
+    }
 }
 
-/// CPU time this process has used so far (user + system, all threads).
-fn process_cpu() -> Duration {
-    let ticks = procfs::process::Process::myself()
-        .and_then(|p| p.stat())
-        .map(|st| st.utime + st.stime)
-        .unwrap_or(0);
-    Duration::from_secs_f64(ticks as f64 / procfs::ticks_per_second() as f64)
-}
-
-/// Fills in `tcp_info` for the focused connection when the dump left it out.
-fn add_focus_tcp_info(
-    collector: &mut SystemCollector,
-    snap: &mut crate::model::Snapshot,
-    focus: &crate::model::Socket,
-) {
-    let key = focus.key();
-    let Some(sock) = snap.sockets.iter_mut().find(|s| s.key() == key) else {
-        return;
-    };
-    if sock.tcp_info.is_some() {
-        return;
+/// The wall clock the header's "0.4s ago" is measured against: the sample's
+/// own time plus the steady time since it, so a clock step does not show
+/// as a sample minutes old (a replay, whose samples carry no steady clock,
+/// uses the wall clock).
+fn draw_clock(app: &App) -> SystemTime {
+    if app.replay.is_some() {
+        return SystemTime::now();
     }
-    if let Some(fresh) = collector.query_one(sock)
-        && fresh.state == sock.state
-    {
-        sock.tcp_info = fresh.tcp_info;
-    }
+    let since = crate::collect::clock::boottime().saturating_sub(app.snapshot.monotonic);
+    app.snapshot.taken_at + since
 }
 
 fn spawn_input(tx: Sender<Event>) {

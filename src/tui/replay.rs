@@ -49,7 +49,7 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
     app.start_replay(jiff::tz::TimeZone::system());
     // There is no collector: what the loop tells one goes nowhere.
     let (control, _) = mpsc::channel::<Control>();
-    super::interact(app, rx, tx, control, Some(driver_tx))
+    super::interact(app, rx, tx, control, Default::default(), Some(driver_tx))
 }
 
 fn spawn_driver(

@@ -183,7 +183,7 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
     } else {
         theme.title()
     };
-    let seen = app.history.age(&s.key(), snap.taken_at);
+    let seen = app.history.age(&s.key(), snap.monotonic);
     // A lower bound is only sockscope's own uptime: say so, so it is not
     // read as the connection's age next to tcp_info's "last send 4m ago".
     let age = seen.map_or("?".to_string(), |(d, lower)| {

@@ -198,7 +198,7 @@ fn selection_is_kept_by_key_across_refreshes_that_reorder_rows() {
     let before = a.selected_key().cloned().unwrap();
     // New sample: two sockets that sort before it appear, one that sorted before it is gone.
     let mut snap: Snapshot = fixture::small();
-    snap.taken_at += Duration::from_secs(1);
+    snap.advance(Duration::from_secs(1));
     snap.sockets.remove(1);
     for port in [40000, 40001] {
         let mut s = snap.sockets[1].clone();
@@ -218,17 +218,20 @@ fn pause_freezes_the_view_but_history_keeps_growing() {
     press(&mut a, KeyCode::Char('p'));
     assert!(a.paused);
     let mut snap = fixture::small();
-    snap.taken_at += Duration::from_secs(1);
+    snap.advance(Duration::from_secs(1));
     snap.sockets.truncate(2);
     a.handle(Event::Snapshot(Arc::new(snap), STATS));
     assert_eq!(a.snapshot.sockets.len(), 8, "view frozen");
-    assert_eq!(a.history.samples().len(), 2, "history still recorded");
+    assert_eq!(a.history.samples().len(), 1, "the shown history is frozen too");
+    let pending = a.pending.as_ref().expect("the newer sample waits");
+    assert_eq!(pending.history.samples().len(), 2, "history still recorded");
     press(&mut a, KeyCode::Char('p'));
     assert_eq!(
         a.snapshot.sockets.len(),
         2,
         "unpause shows the newest sample"
     );
+    assert_eq!(a.history.samples().len(), 2, "with the history recorded meanwhile");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use crate::ui_harness;
 use ui_harness::{new_app, press, render, screen, typed};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use sockscope::engine::Analyzer;
 use sockscope::act::export::Format;
 use sockscope::app::actions::ActionEffect;
 use sockscope::app::keymap::Action;
@@ -38,6 +39,11 @@ fn status(index: usize, playing: bool) -> Status {
     }
 }
 
+thread_local! {
+    /// The driver's analyzer: each test runs on a thread of its own.
+    static ANALYZER: std::cell::RefCell<Analyzer> = std::cell::RefCell::new(Analyzer::new());
+}
+
 /// What the driver sends after a jump to frame `index`: its snapshot and
 /// the history of `lead` frames before it.
 fn jump(index: usize, lead: usize) -> Update {
@@ -45,11 +51,16 @@ fn jump(index: usize, lead: usize) -> Update {
     for n in index - lead..=index {
         history.record(&fixture::leaking(n as u64));
     }
+    // As the driver does: an analyzer goes on from the rebuilt history.
+    let analysis = ANALYZER.with_borrow_mut(|a| {
+        *a = Analyzer::with_history(history);
+        a.analyze(Arc::new(fixture::leaking(index as u64)), None, None)
+    });
     Update {
         status: status(index, false),
         frame: Some(Frame {
-            snapshot: Arc::new(fixture::leaking(index as u64)),
-            history: Some(Box::new(history)),
+            analysis,
+            jumped: true,
             host: "recorded-host".into(),
             kernel: "6.1.0-rec".into(),
         }),
@@ -63,8 +74,9 @@ fn next(index: usize) -> Update {
     Update {
         status: status(index, false),
         frame: Some(Frame {
-            snapshot: Arc::new(fixture::leaking(index as u64)),
-            history: None,
+            analysis: ANALYZER
+                .with_borrow_mut(|a| a.digest(Arc::new(fixture::leaking(index as u64)), None, None)),
+            jumped: false,
             host: "recorded-host".into(),
             kernel: "6.1.0-rec".into(),
         }),
@@ -394,9 +406,11 @@ fn hostile_recorded_names_are_drawn_without_control_characters() {
     app.start_replay(jiff::tz::TimeZone::UTC);
     let mut update = jump(3, 1);
     if let Some(frame) = &mut update.frame {
-        let mut snap = (*frame.snapshot).clone();
+        let mut snap = (*frame.analysis.snapshot).clone();
         snap.processes.get_mut(&1000).unwrap().name = "evil\x1b[2J\x07name".into();
-        frame.snapshot = Arc::new(snap);
+        let mut analysis = (*frame.analysis).clone();
+        analysis.snapshot = Arc::new(snap);
+        frame.analysis = Arc::new(analysis);
         frame.host = "host\x1b]0;pwned\x07".into();
     }
     send(&mut app, update);

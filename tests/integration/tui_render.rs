@@ -20,7 +20,7 @@ fn app_with_fixture() -> App {
     let first = snap.clone();
     app.handle(Event::Snapshot(Arc::new(first), stats));
     // A second sample one second later with one more CLOSE_WAIT: deltas and sparklines move.
-    snap.taken_at += Duration::from_secs(1);
+    snap.advance(Duration::from_secs(1));
     let mut extra = snap.sockets[1].clone();
     extra.inode = 105;
     extra.remote.set_port(51001);
@@ -213,7 +213,7 @@ fn a_time_wait_timer_says_how_long_it_has_left_and_the_age_says_what_it_counts()
     }
     let mut app = new_app();
     app.handle(Event::Snapshot(Arc::new(snap.clone()), STATS));
-    snap.taken_at += Duration::from_secs(1);
+    snap.advance(Duration::from_secs(1));
     app.handle(Event::Snapshot(Arc::new(snap), STATS));
     inspect_first(&mut app, sockscope::model::TcpState::TimeWait);
     let t = text(&render(&app, 120, 30, Theme::mono()));

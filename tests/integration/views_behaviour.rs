@@ -70,7 +70,7 @@ fn the_selected_finding_stays_selected_when_the_list_reorders() {
     select_finding(&mut a, "fin_wait2");
     // redis's leak grows past 100: a warning, now sorted above fin_wait2.
     let mut snap = fixture::small();
-    snap.taken_at += Duration::from_secs(1);
+    snap.advance(Duration::from_secs(1));
     for i in 0..120u32 {
         snap.sockets.push(fixture::socket(
             sockscope::model::Proto::Tcp,
@@ -256,7 +256,7 @@ fn the_diagram_counts_tcp_sockets_only_and_follows_new_samples() {
     assert_eq!(a.views.tcp_counts.get(TcpState::Close), 0);
     assert_eq!(a.views.tcp_counts.get(TcpState::CloseWait), 2);
     let mut snap = fixture::small();
-    snap.taken_at += Duration::from_secs(1);
+    snap.advance(Duration::from_secs(1));
     snap.sockets.retain(|s| s.state != TcpState::CloseWait);
     a.handle(Event::Snapshot(Arc::new(snap), STATS));
     assert_eq!(a.views.tcp_counts.get(TcpState::CloseWait), 0);

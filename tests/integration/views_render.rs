@@ -94,7 +94,7 @@ const SYSCTLS: [(&str, &str); 19] = [
 /// seconds after the fixture's time.
 fn sample(i: usize) -> Snapshot {
     let mut snap = fixture::small();
-    snap.taken_at += Duration::from_secs(i as u64);
+    snap.advance(Duration::from_secs(i as u64));
     for (k, v) in SYSCTLS {
         snap.system.sysctls.insert(k.into(), v.into());
     }

@@ -162,7 +162,7 @@ fn a_queue_still_waiting_a_sample_later_is_stalled_and_one_being_drained_is_not(
     assert!(of_kind(&f, Kind::AcceptStalled).is_empty(), "{f:#?}");
     // A second later the same three still wait.
     let mut second = queued(3, 0);
-    second.taken_at += std::time::Duration::from_secs(1);
+    second.advance(std::time::Duration::from_secs(1));
     history.record(&second);
     let f = analyze(&second, &history, &Filter::default());
     let stalled = of_kind(&f, Kind::AcceptStalled);
@@ -175,7 +175,7 @@ fn a_queue_still_waiting_a_sample_later_is_stalled_and_one_being_drained_is_not(
     );
     // Others arrived instead (the program accepted the first three).
     let mut third = queued(0, 0);
-    third.taken_at += std::time::Duration::from_secs(2);
+    third.advance(std::time::Duration::from_secs(2));
     for i in 0..3u16 {
         let mut s = socket(
             Proto::Tcp,
@@ -215,7 +215,7 @@ fn descriptors_of_closed_sockets_are_a_finding_per_service_and_growth_warns() {
     let mut later = snap.clone();
     for step in 1..=4u32 {
         later = snap.clone();
-        later.taken_at += std::time::Duration::from_secs(u64::from(4 * step));
+        later.advance(std::time::Duration::from_secs(u64::from(4 * step)));
         later.processes.get_mut(&101).unwrap().closed_sockets = 5 + 5 * step;
         history.record(&later);
     }

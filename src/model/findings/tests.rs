@@ -7,7 +7,7 @@ use crate::model::socket::{Proto, TcpInfo};
 use std::time::UNIX_EPOCH;
 
 fn at(snap: &mut Snapshot, secs: u64) {
-    snap.taken_at = UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs);
+    snap.set_taken_at(UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs));
 }
 
 /// Findings after recording `snaps` in order.

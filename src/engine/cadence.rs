@@ -1,0 +1,162 @@
+//! How often to sample: the user's interval, stretched so that sampling
+//! costs at most [`MAX_SHARE`] of one core; and, on large tables, the
+//! trouble states every interval with the full dump less often.
+//!
+//! Costs are CPU time of the whole process between two samples (collection
+//! on several threads, digestion, and the UI drawing what came), read from
+//! `CLOCK_PROCESS_CPUTIME_ID`, which cannot fail.
+
+use super::source::Refresh;
+use std::time::{Duration, Instant};
+
+/// The share of one core sampling may use, as a divisor: 11 rather than 10
+/// leaves room for drawing and key presses.
+pub const MAX_SHARE: u32 = 11;
+
+/// Above this many sockets the trouble states are refreshed on their own
+/// (when the source can): below it, a full dump every interval is cheap.
+pub const SPLIT_ABOVE: usize = 20_000;
+
+/// The longest a full dump may wait when the trouble states take the budget.
+pub const MAX_FULL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Costs are smoothed over a few samples: one slow sample (a page-cache
+/// miss, a busy neighbour) does not halve the refresh rate.
+const SMOOTHING: f64 = 0.3;
+
+#[derive(Debug, Clone)]
+pub struct Cadence {
+    base: Duration,
+    interval: Duration,
+    full_interval: Duration,
+    split: bool,
+    last_full: Option<Instant>,
+    cost_full: Option<Duration>,
+    cost_trouble: Option<Duration>,
+    meter: CpuMeter,
+}
+
+impl Cadence {
+    pub fn new(base: Duration) -> Cadence {
+        Cadence {
+            base,
+            interval: base,
+            full_interval: base,
+            split: false,
+            last_full: None,
+            cost_full: None,
+            cost_trouble: None,
+            meter: CpuMeter::new(),
+        }
+    }
+
+    /// The user's interval changed (`+`/`-`).
+    pub fn set_base(&mut self, base: Duration) {
+        self.base = base;
+        self.replan();
+    }
+
+    pub fn base(&self) -> Duration {
+        self.base
+    }
+
+    /// Time between two samples now.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Time between two full dumps (the interval, unless split).
+    pub fn full_interval(&self) -> Duration {
+        self.full_interval
+    }
+
+    /// True when the trouble states are refreshed on their own.
+    pub fn split(&self) -> bool {
+        self.split
+    }
+
+    /// Which sample is due now.
+    pub fn due(&self) -> Refresh {
+        match self.last_full {
+            Some(t) if self.split && t.elapsed() + self.interval / 2 < self.full_interval => {
+                Refresh::Trouble
+            }
+            _ => Refresh::Full,
+        }
+    }
+
+    /// A sample failed: the next one is a full one, costs as they were.
+    pub fn failed(&mut self) {
+        self.last_full = None;
+    }
+
+    /// A sample of `sockets` was taken in `took` (wall time). The CPU the
+    /// process used since the previous sample is charged to this one.
+    pub fn sampled(&mut self, refresh: Refresh, sockets: usize, took: Duration) {
+        let cpu = self.meter.take().max(took);
+        self.charge(refresh, sockets, cpu);
+    }
+
+    /// [`Cadence::sampled`] with the cost given (tests).
+    pub fn charge(&mut self, refresh: Refresh, sockets: usize, cost: Duration) {
+        let slot = match refresh {
+            Refresh::Full => {
+                self.last_full = Some(Instant::now());
+                self.split = sockets > SPLIT_ABOVE;
+                &mut self.cost_full
+            }
+            Refresh::Trouble => &mut self.cost_trouble,
+        };
+        *slot = Some(match *slot {
+            None => cost,
+            Some(old) => old.mul_f64(1.0 - SMOOTHING) + cost.mul_f64(SMOOTHING),
+        });
+        self.replan();
+    }
+
+    fn replan(&mut self) {
+        let share = 1.0 / f64::from(MAX_SHARE);
+        let full = self.cost_full.unwrap_or_default();
+        if !self.split {
+            self.interval = self.base.max(full * MAX_SHARE);
+            self.full_interval = self.interval;
+            return;
+        }
+        // The trouble refreshes may take half the budget; the full dumps
+        // what is left.
+        let trouble = self.cost_trouble.unwrap_or_default();
+        self.interval = self.base.max(trouble * (2 * MAX_SHARE));
+        let left = share - trouble.as_secs_f64() / self.interval.as_secs_f64();
+        let full_every = Duration::from_secs_f64(full.as_secs_f64() / left.max(share / 2.0));
+        self.full_interval = full_every.max(self.interval).min(MAX_FULL_INTERVAL);
+    }
+}
+
+/// CPU time used between two readings, bounded by what the machine's cores
+/// could have used in the wall time between them.
+#[derive(Debug, Clone)]
+struct CpuMeter {
+    cpu: Duration,
+    wall: Instant,
+    cores: u32,
+}
+
+impl CpuMeter {
+    fn new() -> CpuMeter {
+        CpuMeter {
+            cpu: crate::collect::clock::process_cpu(),
+            wall: Instant::now(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        }
+    }
+
+    fn take(&mut self) -> Duration {
+        let cpu = crate::collect::clock::process_cpu();
+        let wall = Instant::now();
+        let used = cpu.saturating_sub(self.cpu);
+        let bound = wall.duration_since(self.wall) * self.cores;
+        self.cpu = cpu;
+        self.wall = wall;
+        used.min(bound)
+    }
+}

@@ -1,0 +1,257 @@
+//! One sampling engine for every sink.
+//!
+//! ```text
+//!   Source (system | recording | scripted)
+//!      │ Snapshot (full, or the trouble states only, merged into the last full)
+//!      ▼
+//!   Analyzer: History::record + findings::analyze      ── the one place
+//!      │ Arc<Analysis>
+//!      ├──▶ monitor   (live::spawn: own thread, latest-only Slot, no queue)
+//!      ├──▶ serve     (Engine::step on a scrape)
+//!      ├──▶ diagnose  (Engine::step once a second over its window)
+//!      └──▶ replay    (frames from the recording through an Analyzer)
+//! ```
+//!
+//! The engine owns the source, the cadence, the history and the findings;
+//! the sinks only read what it publishes, so no sink records history or
+//! analyses findings of its own.
+
+pub mod cadence;
+pub mod live;
+pub mod merge;
+pub mod slot;
+pub mod source;
+
+use crate::model::findings::{self, Finding};
+use crate::model::group::StateCounts;
+use crate::model::history::History;
+use crate::model::{Filter, Snapshot};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use source::{Refresh, Source, SourceError};
+
+/// How long the last collection took and the interval now in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectStats {
+    pub took: Duration,
+    pub interval: Duration,
+}
+
+/// How fresh each part of a sample is, when the trouble states are
+/// refreshed more often than the rest (see [`cadence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// The sample's ESTABLISHED connections and UDP sockets come from a full
+    /// dump this much older than the sample (the trouble states and the
+    /// listeners are from the sample's own time).
+    pub established_age: Duration,
+    /// How often the full dump runs now.
+    pub full_interval: Duration,
+}
+
+/// One analysed sample: what every sink reads.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub snapshot: Arc<Snapshot>,
+    /// The history including this sample.
+    pub history: Arc<History>,
+    /// The machine's findings (no filter), most severe first.
+    pub findings: Arc<Vec<Finding>>,
+    /// Sockets per state.
+    pub counts: StateCounts,
+    pub stats: Option<CollectStats>,
+    /// Set when part of the sample is older than the rest.
+    pub parts: Option<Parts>,
+    /// Counts the samples digested (1 for the first).
+    pub generation: u64,
+}
+
+impl Analysis {
+    /// The findings among the sockets `filter` selects (the machine's when
+    /// it is empty, computed once by the engine).
+    pub fn findings_for(&self, filter: &Filter) -> Arc<Vec<Finding>> {
+        if filter.is_empty() {
+            return Arc::clone(&self.findings);
+        }
+        Arc::new(findings::analyze(&self.snapshot, &self.history, filter))
+    }
+}
+
+/// History and findings: the digestion every sample goes through, whichever
+/// sink it is for.
+#[derive(Debug, Clone, Default)]
+pub struct Analyzer {
+    history: Arc<History>,
+    generation: u64,
+}
+
+impl Analyzer {
+    pub fn new() -> Analyzer {
+        Analyzer::default()
+    }
+
+    /// Goes on from a history built elsewhere (a replay's jump).
+    pub fn with_history(history: History) -> Analyzer {
+        Analyzer {
+            history: Arc::new(history),
+            generation: 0,
+        }
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Records a sample in the history without analysing it (the samples
+    /// before the one a one-shot command reports on).
+    pub fn record(&mut self, snapshot: &Snapshot) {
+        Arc::make_mut(&mut self.history).record(snapshot);
+    }
+
+    /// Analyses a sample the history already holds (a replay's jump
+    /// target, recorded by the rebuild).
+    pub fn analyze(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        stats: Option<CollectStats>,
+        parts: Option<Parts>,
+    ) -> Arc<Analysis> {
+        let found = findings::analyze(&snapshot, &self.history, &Filter::default());
+        self.generation += 1;
+        Arc::new(Analysis {
+            counts: crate::model::group::by_state(&snapshot.sockets),
+            snapshot,
+            history: Arc::clone(&self.history),
+            findings: Arc::new(found),
+            stats,
+            parts,
+            generation: self.generation,
+        })
+    }
+
+    /// Records the sample and analyses it. The history is shared with the
+    /// sinks that still show the previous analysis; it is copied only when
+    /// one of them does.
+    pub fn digest(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        stats: Option<CollectStats>,
+        parts: Option<Parts>,
+    ) -> Arc<Analysis> {
+        Arc::make_mut(&mut self.history).record(&snapshot);
+        self.analyze(snapshot, stats, parts)
+    }
+}
+
+/// A source, its cadence and an analyzer: the engine the sinks drive, each
+/// at its own pace ([`live`] runs it on a thread for the monitor).
+pub struct Engine {
+    source: Box<dyn Source>,
+    analyzer: Analyzer,
+    cadence: cadence::Cadence,
+    /// The last full dump, which trouble-state refreshes are merged into.
+    full: Option<Arc<Snapshot>>,
+    /// The connection the user looks at: its `tcp_info` is asked for on its
+    /// own when the dumps leave `tcp_info` out.
+    focus: Option<Box<crate::model::Socket>>,
+}
+
+impl Engine {
+    pub fn new(source: Box<dyn Source>, interval: Duration) -> Engine {
+        Engine {
+            source,
+            analyzer: Analyzer::new(),
+            cadence: cadence::Cadence::new(interval),
+            full: None,
+            focus: None,
+        }
+    }
+
+    pub fn history(&self) -> &History {
+        self.analyzer.history()
+    }
+
+    pub fn cadence(&self) -> &cadence::Cadence {
+        &self.cadence
+    }
+
+    pub fn cadence_mut(&mut self) -> &mut cadence::Cadence {
+        &mut self.cadence
+    }
+
+    pub fn set_focus(&mut self, focus: Option<Box<crate::model::Socket>>) {
+        self.focus = focus;
+    }
+
+    /// Takes one sample of the kind the cadence says is due (a full one on
+    /// `force_full`), merges it into the last full dump when it is partial,
+    /// and digests it.
+    pub fn step(&mut self, force_full: bool) -> Result<Arc<Analysis>, SourceError> {
+        let wall = std::time::Instant::now();
+        let refresh = if force_full || self.full.is_none() || !self.source.partial() {
+            Refresh::Full
+        } else {
+            self.cadence.due()
+        };
+        let sampled = self.source.sample(refresh);
+        let took = wall.elapsed();
+        let mut snap = match sampled {
+            Ok(s) => s,
+            Err(e) => {
+                self.cadence.failed();
+                return Err(e);
+            }
+        };
+        self.add_focus_tcp_info(&mut snap);
+        let (snap, parts) = match (refresh, &self.full) {
+            (Refresh::Trouble, Some(full)) => {
+                let age = snap.monotonic.saturating_sub(full.monotonic);
+                let merged = merge::trouble_into(full, snap);
+                let parts = Parts {
+                    established_age: age,
+                    full_interval: self.cadence.full_interval(),
+                };
+                (Arc::new(merged), Some(parts))
+            }
+            _ => {
+                let snap = Arc::new(snap);
+                self.full = Some(Arc::clone(&snap));
+                (snap, None)
+            }
+        };
+        // Above the limit, the next dumps leave tcp_info out (the focused
+        // connection's is asked for on its own).
+        self.source
+            .set_tcp_info(snap.sockets.len() <= crate::collect::TCP_INFO_LIMIT);
+        self.cadence.sampled(refresh, snap.sockets.len(), took);
+        let stats = CollectStats {
+            took,
+            interval: self.cadence.interval(),
+        };
+        Ok(self.analyzer.digest(snap, Some(stats), parts))
+    }
+
+    /// Fills in `tcp_info` for the focused connection when the dump left it out.
+    fn add_focus_tcp_info(&mut self, snap: &mut Snapshot) {
+        let Some(focus) = &self.focus else { return };
+        if focus.proto != crate::model::Proto::Tcp {
+            return;
+        }
+        let key = focus.key();
+        let Some(sock) = snap.sockets.iter_mut().find(|s| s.key() == key) else {
+            return;
+        };
+        if sock.tcp_info.is_some() {
+            return;
+        }
+        if let Some(fresh) = self.source.query_one(sock)
+            && fresh.state == sock.state
+        {
+            sock.tcp_info = fresh.tcp_info;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
