@@ -5,10 +5,10 @@
 //! [`model`] groups, filters and explains it, and [`output`] / the UI render it.
 
 pub mod act;
-pub mod engine;
 pub mod app;
 pub mod cli;
 pub mod collect;
+pub mod engine;
 pub mod model;
 pub mod output;
 pub mod record;

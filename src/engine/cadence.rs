@@ -77,8 +77,19 @@ impl Cadence {
 
     /// Which sample is due now.
     pub fn due(&self) -> Refresh {
+        self.due_at(Instant::now())
+    }
+
+    /// Which sample is due at `now`: a full one once the full interval has
+    /// passed since the last (within half an interval: the next tick would
+    /// be late), else the trouble states.
+    pub fn due_at(&self, now: Instant) -> Refresh {
         match self.last_full {
-            Some(t) if self.split && t.elapsed() + self.interval / 2 < self.full_interval => {
+            Some(t)
+                if self.split
+                    && now.saturating_duration_since(t) + self.interval / 2
+                        < self.full_interval =>
+            {
                 Refresh::Trouble
             }
             _ => Refresh::Full,
@@ -94,14 +105,14 @@ impl Cadence {
     /// process used since the previous sample is charged to this one.
     pub fn sampled(&mut self, refresh: Refresh, sockets: usize, took: Duration) {
         let cpu = self.meter.take().max(took);
-        self.charge(refresh, sockets, cpu);
+        self.charge(refresh, sockets, cpu, Instant::now());
     }
 
-    /// [`Cadence::sampled`] with the cost given (tests).
-    pub fn charge(&mut self, refresh: Refresh, sockets: usize, cost: Duration) {
+    /// [`Cadence::sampled`] with the cost and the time given (tests).
+    pub fn charge(&mut self, refresh: Refresh, sockets: usize, cost: Duration, now: Instant) {
         let slot = match refresh {
             Refresh::Full => {
-                self.last_full = Some(Instant::now());
+                self.last_full = Some(now);
                 self.split = sockets > SPLIT_ABOVE;
                 &mut self.cost_full
             }
@@ -135,14 +146,14 @@ impl Cadence {
 /// CPU time used between two readings, bounded by what the machine's cores
 /// could have used in the wall time between them.
 #[derive(Debug, Clone)]
-struct CpuMeter {
+pub(super) struct CpuMeter {
     cpu: Duration,
     wall: Instant,
     cores: u32,
 }
 
 impl CpuMeter {
-    fn new() -> CpuMeter {
+    pub(super) fn new() -> CpuMeter {
         CpuMeter {
             cpu: crate::collect::clock::process_cpu(),
             wall: Instant::now(),
@@ -150,7 +161,16 @@ impl CpuMeter {
         }
     }
 
-    fn take(&mut self) -> Duration {
+    /// A meter whose last reading was `cpu` (a reading that failed, say).
+    #[cfg(test)]
+    pub(super) fn from(cpu: Duration) -> CpuMeter {
+        CpuMeter {
+            cpu,
+            ..CpuMeter::new()
+        }
+    }
+
+    pub(super) fn take(&mut self) -> Duration {
         let cpu = crate::collect::clock::process_cpu();
         let wall = Instant::now();
         let used = cpu.saturating_sub(self.cpu);

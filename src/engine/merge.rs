@@ -23,10 +23,8 @@ pub fn trouble_into(full: &Snapshot, part: Snapshot) -> Snapshot {
     } = part;
     // By 4-tuple, which one TCP socket has at a time: a connection closed
     // since the full dump lost its inode (an orphan) but not its addresses.
-    let moved: HashSet<_, foldhash::fast::RandomState> = sockets
-        .iter()
-        .map(|s| (s.local, s.remote))
-        .collect();
+    let moved: HashSet<_, foldhash::fast::RandomState> =
+        sockets.iter().map(|s| (s.local, s.remote)).collect();
     let kept = full.sockets.iter().filter(|s| match s.proto {
         Proto::Udp => true,
         Proto::Tcp => s.state == TcpState::Established && !moved.contains(&(s.local, s.remote)),

@@ -1,2 +1,299 @@
-//! The engine with a scripted source: cadence, per-state refresh, failure
-//! and recovery, clock steps.
+//! The engine with a scripted source: cadence, per-state refresh, a source
+//! that fails and recovers, clock steps. No system access, no sleeping
+//! beyond a few milliseconds of the live thread's interval.
+
+use super::cadence::{Cadence, CpuMeter, SPLIT_ABOVE};
+use super::source::{Refresh, Scripted, SourceError};
+use super::*;
+use crate::model::fixture::{self, socket};
+use crate::model::{Proto, Snapshot, TcpState};
+use std::time::{Duration, Instant, SystemTime};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn at(snap: &mut Snapshot, wall_s: u64, mono_s: u64) {
+    snap.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + wall_s);
+    snap.monotonic = Duration::from_secs(1000 + mono_s);
+}
+
+/// `n` ESTABLISHED connections on port 7000 plus the small fixture.
+fn big(n: usize) -> Snapshot {
+    let mut snap = fixture::small();
+    for i in 0..n {
+        let port = 10_000 + (i % 50_000) as u16;
+        let ip = 1 + i / 50_000;
+        snap.sockets.push(socket(
+            Proto::Tcp,
+            TcpState::Established,
+            "127.0.0.1:7000",
+            &format!("127.0.1.{ip}:{port}"),
+            1_000_000 + i as u64,
+            0,
+            &[(1000, 100 + i as u32)],
+        ));
+    }
+    snap
+}
+
+#[test]
+fn a_small_table_is_dumped_whole_every_interval_within_the_cpu_budget() {
+    let now = Instant::now();
+    let mut c = Cadence::new(SEC);
+    c.charge(Refresh::Full, 1000, Duration::from_millis(5), now);
+    assert!(!c.split(), "1k sockets: no split");
+    assert_eq!(c.interval(), SEC);
+    assert_eq!(c.due_at(now + SEC), Refresh::Full);
+    // A dump that costs 200 ms of CPU: at most 1/11 of a core.
+    for _ in 0..20 {
+        c.charge(Refresh::Full, 1000, Duration::from_millis(200), now);
+    }
+    let iv = c.interval();
+    assert!(
+        iv >= Duration::from_millis(2150) && iv <= Duration::from_millis(2250),
+        "{iv:?}"
+    );
+}
+
+#[test]
+fn a_large_table_refreshes_the_trouble_states_every_interval_and_the_rest_less_often() {
+    let t0 = Instant::now();
+    let mut c = Cadence::new(SEC);
+    // 130k sockets: a full dump costs 400 ms of CPU, a trouble refresh 30 ms.
+    c.charge(Refresh::Full, 130_000, Duration::from_millis(400), t0);
+    assert!(c.split());
+    c.charge(Refresh::Trouble, 130_000, Duration::from_millis(30), t0);
+    assert_eq!(c.interval(), SEC, "the trouble states every second");
+    // 30 ms/s of trouble refreshes leaves 61 ms/s: a full dump every ~6.6 s.
+    let full = c.full_interval();
+    assert!(
+        full >= Duration::from_millis(6400) && full <= Duration::from_millis(6800),
+        "{full:?}"
+    );
+    let per_second = 0.030 / c.interval().as_secs_f64() + 0.400 / c.full_interval().as_secs_f64();
+    assert!(per_second <= 1.0 / 11.0 + 1e-9, "{per_second}");
+    // The schedule: trouble refreshes until the full interval is up.
+    assert_eq!(c.due_at(t0 + SEC), Refresh::Trouble);
+    assert_eq!(c.due_at(t0 + 5 * SEC), Refresh::Trouble);
+    assert_eq!(c.due_at(t0 + 7 * SEC), Refresh::Full);
+}
+
+#[test]
+fn trouble_refreshes_that_cost_too_much_stretch_the_interval_not_the_budget() {
+    let t0 = Instant::now();
+    let mut c = Cadence::new(SEC);
+    c.charge(Refresh::Full, 130_000, Duration::from_millis(400), t0);
+    c.charge(Refresh::Trouble, 130_000, Duration::from_millis(100), t0);
+    assert_eq!(c.interval(), Duration::from_millis(2200));
+    let share = 0.1 / c.interval().as_secs_f64() + 0.4 / c.full_interval().as_secs_f64();
+    assert!(share <= 1.0 / 11.0 + 1e-9, "{share}");
+}
+
+#[test]
+fn the_cpu_meter_never_charges_more_than_the_cores_could_have_used() {
+    // As if the last reading had failed and read zero: the next one would
+    // be all CPU time since start (what made the old monitor stop refreshing
+    // for minutes). The bound is the wall time since the last reading times
+    // the cores.
+    let spent = crate::collect::clock::process_cpu();
+    while crate::collect::clock::process_cpu() < spent + Duration::from_millis(20) {
+        std::hint::black_box(0u64);
+    }
+    let before = Instant::now();
+    let mut m = CpuMeter::from(Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(1));
+    let used = m.take();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let bound = before.elapsed() * cores;
+    // The test binary has used more than that by now (its start, the
+    // other tests), so an unbounded meter would fail here.
+    assert!(crate::collect::clock::process_cpu() > bound, "precondition");
+    assert!(used <= bound, "{used:?} > {bound:?}");
+}
+
+fn engine_of(
+    script: Scripted<impl FnMut(Refresh, usize) -> Result<Snapshot, SourceError> + Send + 'static>,
+) -> Engine {
+    Engine::new(Box::new(script), SEC)
+}
+
+#[test]
+fn a_trouble_refresh_is_merged_into_the_last_full_dump_once_per_socket() {
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&asked);
+    let script = Scripted::new(move |refresh, n| {
+        log.lock().unwrap().push(refresh);
+        let mut snap = big(SPLIT_ABOVE + 10);
+        at(&mut snap, n as u64, n as u64);
+        if refresh == Refresh::Trouble {
+            // Only the non-ESTABLISHED sockets, and one of the connections
+            // went to CLOSE_WAIT since the full dump.
+            snap.sockets
+                .retain(|s| s.proto == Proto::Tcp && s.state != TcpState::Established);
+            let mut moved = big(1).sockets.pop().unwrap();
+            moved.state = TcpState::CloseWait;
+            snap.sockets.push(moved);
+        }
+        Ok(snap)
+    })
+    .with_partial();
+    let mut e = engine_of(script);
+    let full = e.step(false).unwrap();
+    assert!(full.parts.is_none());
+    e.cadence_mut().charge(
+        Refresh::Trouble,
+        0,
+        Duration::from_millis(1),
+        Instant::now(),
+    );
+    let merged = e.step(false).unwrap();
+    assert_eq!(
+        asked.lock().unwrap().as_slice(),
+        [Refresh::Full, Refresh::Trouble]
+    );
+    let parts = merged
+        .parts
+        .expect("a partial sample says how old its rest is");
+    assert_eq!(parts.established_age, SEC);
+    // Every socket once: the moved connection only as CLOSE_WAIT.
+    assert_eq!(merged.snapshot.sockets.len(), full.snapshot.sockets.len());
+    let moved: Vec<_> = merged
+        .snapshot
+        .sockets
+        .iter()
+        .filter(|s| s.inode == 1_000_000)
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(moved, [TcpState::CloseWait]);
+    assert_eq!(merged.snapshot.monotonic, Duration::from_secs(1001));
+    assert!(merged.snapshot.processes.contains_key(&1000));
+    // The findings and the history are of the merged sample.
+    assert_eq!(merged.history.samples().len(), 2);
+    assert_eq!(
+        merged.counts.get(TcpState::CloseWait),
+        full.counts.get(TcpState::CloseWait) + 1
+    );
+}
+
+#[test]
+fn a_failing_source_is_reported_and_the_next_good_sample_is_a_full_one() {
+    let script = Scripted::new(|refresh, n| {
+        if n == 1 || n == 2 {
+            return Err(SourceError("netlink sock_diag: EBUSY".into()));
+        }
+        let mut snap = big(SPLIT_ABOVE + 10);
+        at(&mut snap, n as u64, n as u64);
+        if refresh == Refresh::Trouble {
+            snap.sockets.retain(|s| s.state != TcpState::Established);
+        }
+        Ok(snap)
+    })
+    .with_partial();
+    let mut e = engine_of(script);
+    assert!(e.step(false).is_ok());
+    let err = e.step(false).unwrap_err();
+    assert!(err.0.contains("EBUSY"), "{err}");
+    assert!(e.step(false).is_err());
+    let back = e.step(false).unwrap();
+    assert!(back.parts.is_none(), "after a failure: a full dump");
+    assert_eq!(
+        back.history.samples().len(),
+        2,
+        "the failures recorded nothing"
+    );
+}
+
+#[test]
+fn a_wall_clock_step_changes_no_age_rate_or_growth() {
+    // The wall clock jumps an hour ahead at the fourth sample (NTP, date -s);
+    // the steady clock goes on a second a sample.
+    let script = Scripted::new(|_, n| {
+        let n = n as u64;
+        let mut snap = fixture::leaking(n);
+        let jump = if n >= 3 { 3600 } else { 0 };
+        at(&mut snap, n + jump, n);
+        for s in &mut snap.sockets {
+            if let Some(t) = &mut s.tcp_info {
+                t.bytes_received = 1000 * n;
+            }
+        }
+        Ok(snap)
+    });
+    let mut e = engine_of(script);
+    let mut last = None;
+    for _ in 0..20 {
+        last = Some(e.step(false).unwrap());
+    }
+    let a = last.unwrap();
+    let h = &a.history;
+    let snap = &a.snapshot;
+    let established = snap
+        .sockets
+        .iter()
+        .find(|s| s.state == TcpState::Established && s.tcp_info.is_some())
+        .expect("the fixture has a connection");
+    let (age, lower_bound) = h.age(&established.key(), snap.monotonic).unwrap();
+    assert_eq!(age, Duration::from_secs(19), "19 samples a second apart");
+    assert!(lower_bound);
+    let rate = h.conn_rate(&established.key()).unwrap();
+    assert_eq!(rate.in_bps, 1000, "bytes per steady second");
+    assert_eq!(h.span(), Duration::from_secs(19));
+    // A CLOSE_WAIT socket that arrived at sample 10: 9 s in its state.
+    let late = snap
+        .sockets
+        .iter()
+        .filter(|s| s.state == TcpState::CloseWait)
+        .find(|s| {
+            h.age(&s.key(), snap.monotonic)
+                .is_some_and(|(d, exact)| !exact && d == Duration::from_secs(9))
+        });
+    assert!(late.is_some(), "exact ages across the step");
+    // And what a finding says of when it started is on today's wall clock.
+    let (seen, _) = h.first_seen(&late.unwrap().key()).unwrap();
+    assert_eq!(
+        snap.taken_at.duration_since(seen).unwrap(),
+        Duration::from_secs(9)
+    );
+    let growth = h
+        .service_close_wait_growth(Some(1000))
+        .expect("enough samples");
+    assert!(
+        (growth.per_min - 60.0).abs() < 1.0,
+        "one a second: {growth:?}"
+    );
+}
+
+#[test]
+fn the_live_engine_holds_one_sample_for_a_ui_that_does_not_take_it() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sampled = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&sampled);
+    let script = Scripted::new(move |_, n| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let mut snap = fixture::small();
+        at(&mut snap, n as u64, n as u64);
+        Ok(snap)
+    });
+    let mut engine = Engine::new(Box::new(script), Duration::from_millis(5));
+    engine.cadence_mut().set_base(Duration::from_millis(5));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let live = live::spawn(engine, None, move |n| tx.send(n).is_ok());
+    assert_eq!(rx.recv().unwrap(), live::Notice::Sample);
+    // Not taken: the engine goes on sampling, replacing the one in the slot,
+    // and sends no more wake-ups.
+    while sampled.load(Ordering::SeqCst) < 10 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(rx.try_recv().is_err(), "one wake-up per slot fill");
+    let newest = live.slot.take().expect("the newest sample");
+    assert!(
+        newest.generation >= 9,
+        "the slot holds the newest: {}",
+        newest.generation
+    );
+    assert_eq!(
+        rx.recv().unwrap(),
+        live::Notice::Sample,
+        "taken: woken again"
+    );
+    drop(rx);
+}

@@ -145,7 +145,9 @@ impl Snapshot {
     /// the wall clock).
     pub fn set_taken_at(&mut self, at: SystemTime) {
         self.taken_at = at;
-        self.monotonic = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        self.monotonic = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
     }
 
     /// Moves both clocks by `by`, as time passing between two samples does.

@@ -11,7 +11,6 @@ use crate::sanitize::clean;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-
 pub use super::format::{compact_number, format_age, format_bytes_rate, sparkline_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

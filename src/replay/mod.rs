@@ -17,7 +17,6 @@ mod player;
 pub use driver::Driver;
 pub use player::{Player, SPEEDS};
 
-
 use crate::model::history::History;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -2,8 +2,8 @@
 //! sends, with or without a rebuilt history, and when. The clock is passed
 //! in, so nothing here sleeps.
 
-use crate::model::Snapshot;
 use super::*;
+use crate::model::Snapshot;
 use crate::model::{TcpState, fixture};
 use crate::record::{Recorder, Recording, SessionInfo};
 use std::path::Path;
@@ -87,7 +87,10 @@ fn one_step_forward_is_recorded_by_the_app_a_step_back_is_a_jump() {
     let (status, frame) = next_frame(&mut d, now);
     assert_eq!(status.index, 5);
     assert_eq!(close_waits(&frame.analysis.snapshot), 2 + 5);
-    assert!(frame.jump_history().is_none(), "follows the frame on screen");
+    assert!(
+        frame.jump_history().is_none(),
+        "follows the frame on screen"
+    );
     d.shown();
     d.command(Command::StepBack, now);
     let (status, frame) = next_frame(&mut d, now);
@@ -140,7 +143,10 @@ fn playing_sends_each_frame_at_the_recorded_pace_over_the_speed() {
     assert!(d.poll(due - Duration::from_millis(1)).is_none());
     let (status, frame) = next_frame(&mut d, due);
     assert_eq!(status.index, 3);
-    assert!(frame.jump_history().is_none(), "playing records frame after frame");
+    assert!(
+        frame.jump_history().is_none(),
+        "playing records frame after frame"
+    );
     assert_eq!(d.deadline(), None, "the app has not taken it in");
     assert!(d.poll(due + Duration::from_secs(9)).is_none());
     d.shown();

@@ -166,7 +166,7 @@ impl Exporter {
             errors: self.errors,
             tcp_info: tcp_info_now,
         };
-        let families = metrics::families(&snap, &found, &run, self.top);
+        let families = metrics::families(snap, found, &run, self.top);
         match metrics::encode(families) {
             Ok(bodies) => Answer::Metrics(Arc::new(bodies)),
             Err(_) => {

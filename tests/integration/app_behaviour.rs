@@ -222,7 +222,11 @@ fn pause_freezes_the_view_but_history_keeps_growing() {
     snap.sockets.truncate(2);
     a.handle(Event::Snapshot(Arc::new(snap), STATS));
     assert_eq!(a.snapshot.sockets.len(), 8, "view frozen");
-    assert_eq!(a.history.samples().len(), 1, "the shown history is frozen too");
+    assert_eq!(
+        a.history.samples().len(),
+        1,
+        "the shown history is frozen too"
+    );
     let pending = a.pending.as_ref().expect("the newer sample waits");
     assert_eq!(pending.history.samples().len(), 2, "history still recorded");
     press(&mut a, KeyCode::Char('p'));
@@ -231,7 +235,11 @@ fn pause_freezes_the_view_but_history_keeps_growing() {
         2,
         "unpause shows the newest sample"
     );
-    assert_eq!(a.history.samples().len(), 2, "with the history recorded meanwhile");
+    assert_eq!(
+        a.history.samples().len(),
+        2,
+        "with the history recorded meanwhile"
+    );
 }
 
 #[test]
@@ -417,4 +425,40 @@ fn under_a_filter_the_strip_and_the_finding_line_follow_it_and_count_what_is_els
     press(&mut a, KeyCode::Esc);
     assert!(a.filtered.is_none());
     assert_eq!(a.findings_elsewhere(), 0);
+}
+
+#[test]
+fn a_paste_into_the_filter_prompt_rebuilds_the_rows_once_not_once_per_key() {
+    let keys = |text: &str| -> Vec<Event> {
+        text.chars()
+            .map(|c| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)))
+            .collect()
+    };
+    let pasted = "port:6800 state:cw  ";
+    assert_eq!(pasted.len(), 20);
+    let mut a = app();
+    press(&mut a, KeyCode::Char('/'));
+    let before = a.rebuilds;
+    // What the loop finds queued after a paste: twenty keys in one batch.
+    a.handle_batch(keys(pasted));
+    assert_eq!(a.rebuilds, before + 1, "one rebuild for the batch");
+    assert_eq!(a.filter.text(), "port:6800 state:cw");
+    assert!(!a.rows.is_empty());
+    let shown = a.rows.len();
+    // The same keys one at a time rebuild as they go (and end the same).
+    let mut b = app();
+    press(&mut b, KeyCode::Char('/'));
+    let before = b.rebuilds;
+    typed(&mut b, pasted);
+    assert!(b.rebuilds > before + 10, "{} rebuilds", b.rebuilds - before);
+    assert_eq!(b.rows.len(), shown);
+    // A key that is not typing in the prompt sees the rows of the keys
+    // before it: Enter, then j moves on the filtered rows.
+    let mut c = app();
+    press(&mut c, KeyCode::Char('/'));
+    let mut batch = keys("nginx");
+    batch.push(Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+    c.handle_batch(batch);
+    assert_eq!(c.mode, Mode::Normal);
+    assert_eq!(c.rows.len(), 1, "filtered before the prompt closed");
 }

@@ -9,11 +9,11 @@ use crate::ui_harness;
 use ui_harness::{new_app, press, render, screen, typed};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use sockscope::engine::Analyzer;
 use sockscope::act::export::Format;
 use sockscope::app::actions::ActionEffect;
 use sockscope::app::keymap::Action;
 use sockscope::app::{App, Effect, Event, Mode};
+use sockscope::engine::Analyzer;
 use sockscope::model::findings::Kind;
 use sockscope::model::history::History;
 use sockscope::model::{TcpState, fixture};
@@ -74,8 +74,9 @@ fn next(index: usize) -> Update {
     Update {
         status: status(index, false),
         frame: Some(Frame {
-            analysis: ANALYZER
-                .with_borrow_mut(|a| a.digest(Arc::new(fixture::leaking(index as u64)), None, None)),
+            analysis: ANALYZER.with_borrow_mut(|a| {
+                a.digest(Arc::new(fixture::leaking(index as u64)), None, None)
+            }),
             jumped: false,
             host: "recorded-host".into(),
             kernel: "6.1.0-rec".into(),
