@@ -6,6 +6,7 @@ mod drill;
 pub mod keymap;
 mod prompt;
 pub mod replay;
+pub mod rows;
 pub mod views;
 
 use crate::engine::{Analysis, Analyzer, Parts};
@@ -30,6 +31,8 @@ pub enum Event {
     /// The engine left a new analysis in its slot: the loop takes it and
     /// hands it in as [`Event::Analysis`].
     Sampled,
+    /// Rows the worker built for a very large view.
+    Rows(Box<rows::Built>),
     /// A raw sample (fixtures, tests): digested by the app's own analyzer,
     /// the same code the engine runs.
     Snapshot(Arc<Snapshot>, CollectStats),
@@ -161,6 +164,12 @@ pub struct App {
     /// Inside a batch of prompt keys: the rebuild waits for its end.
     deferring: bool,
     stale: bool,
+    /// Builds the rows of very large views (the live monitor has one).
+    worker: Option<rows::Worker>,
+    /// The id of the newest rows request the worker has not answered.
+    waiting: Option<u64>,
+    /// A sample waiting for its rows from the worker.
+    incoming: Option<Arc<Analysis>>,
     /// What the table's filter shows: its sockets per state and findings,
     /// for the strip and the finding line. None without a filter (then both
     /// show the whole machine, `counts` and `findings`).
@@ -241,6 +250,9 @@ impl App {
             rebuilds: 0,
             deferring: false,
             stale: false,
+            worker: None,
+            waiting: None,
+            incoming: None,
             filtered: None,
             jumped_from: None,
             effective: filter.clone(),
@@ -339,78 +351,6 @@ impl App {
         (0..snap.sockets.len())
             .filter(|&i| self.effective.matches(&snap.sockets[i], snap))
             .collect()
-    }
-
-    /// Puts an analysed sample on screen.
-    fn show(&mut self, analysis: Arc<Analysis>) {
-        self.counts = analysis.counts;
-        self.findings = Arc::clone(&analysis.findings);
-        self.history = Arc::clone(&analysis.history);
-        self.parts = analysis.parts;
-        self.snapshot = Arc::clone(&analysis.snapshot);
-        self.rebuild();
-        if let Some(f) = &mut self.filtered {
-            // A new sample: one more point for the strip's filtered trend.
-            push_counts(&mut f.series, f.counts);
-        }
-        self.refresh_view();
-        self.check_after_signal();
-    }
-
-    /// Recomputes rows after the snapshot, filter, grouping or sort changed,
-    /// and puts the cursor back on the selected row.
-    fn rebuild(&mut self) {
-        if self.deferring {
-            self.stale = true;
-            return;
-        }
-        self.stale = false;
-        self.rebuilds += 1;
-        let indices = self.matching();
-        self.refresh_filtered(&indices);
-        let mut rows = view::build(self.grouping, &self.snapshot, &indices);
-        let (col, desc) = self.sort();
-        view::sort(&mut rows, col, desc, &self.ctx());
-        self.rows = rows;
-        let key = self.selected.get(&self.grouping).cloned();
-        let found = key.and_then(|k| self.rows.iter().position(|r| r.key(&self.snapshot) == k));
-        self.cursor = match found {
-            Some(i) => i,
-            None => self.cursor.min(self.rows.len().saturating_sub(1)),
-        };
-        self.follow_cursor();
-        self.remember_selection();
-    }
-
-    /// Recomputes what the strip and the finding line show for the filter.
-    fn refresh_filtered(&mut self, indices: &[usize]) {
-        if self.effective.is_empty() {
-            self.filtered = None;
-            return;
-        }
-        let snap = &self.snapshot;
-        let sample = Arc::as_ptr(snap) as usize;
-        let text = self.effective.text();
-        if let Some(f) = &self.filtered
-            && f.filter == text
-            && f.sample == sample
-        {
-            return;
-        }
-        let counts = crate::model::group::by_state(indices.iter().map(|&i| &snap.sockets[i]));
-        let findings = crate::model::findings::analyze(snap, &self.history, &self.effective);
-        let f = self.filtered.get_or_insert_with(Filtered::default);
-        f.sample = sample;
-        if f.filter != text {
-            // Another filter: its trend starts now.
-            f.series.clear();
-            f.filter = text.to_string();
-            push_counts(&mut f.series, counts);
-        } else if let Some(last) = f.series.back_mut() {
-            *last = counts;
-        }
-        f.counts = counts;
-        f.findings = findings;
     }
 
     /// Sockets per state for the strip: the filter's, or the machine's.
@@ -524,6 +464,7 @@ impl App {
             Event::Key(_) => Vec::new(),
             Event::Analysis(analysis) => self.take_analysis(analysis),
             Event::Sampled => Vec::new(),
+            Event::Rows(built) => self.on_rows(*built),
             Event::Snapshot(snap, stats) => {
                 let analysis = self.analyzer.digest(snap, Some(stats), None);
                 self.take_analysis(analysis)

@@ -74,6 +74,10 @@ fn interact(
     replay: Option<Sender<replay::ToDriver>>,
 ) -> anyhow::Result<()> {
     spawn_signals(events.clone())?;
+    let rows_to = events.clone();
+    app.use_rows_worker(crate::app::rows::Worker::spawn(move |built| {
+        rows_to.send(Event::Rows(Box::new(built))).is_ok()
+    }));
     let resolver = spawn_resolver(events.clone());
     let theme = Theme::from_env();
 

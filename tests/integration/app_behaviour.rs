@@ -457,7 +457,10 @@ fn a_paste_into_the_filter_prompt_rebuilds_the_rows_once_not_once_per_key() {
     let mut c = app();
     press(&mut c, KeyCode::Char('/'));
     let mut batch = keys("nginx");
-    batch.push(Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+    batch.push(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
     c.handle_batch(batch);
     assert_eq!(c.mode, Mode::Normal);
     assert_eq!(c.rows.len(), 1, "filtered before the prompt closed");

@@ -27,6 +27,7 @@ mod properties;
 mod record;
 mod record_hostile;
 mod replay_app;
+mod rows_async;
 mod serve;
 mod serve_hostile;
 mod sources_agree;

@@ -1,0 +1,261 @@
+//! The socket table's rows: filter, group, sort, and the selected row found
+//! again. Views of up to [`ASYNC_ABOVE`] sockets are built in place; larger
+//! ones on a worker thread, the newest request winning, while the screen
+//! keeps the rows it has together with the sample they were built from (a
+//! new sample goes on screen with its rows, never before them).
+
+use super::{App, Filtered, push_counts};
+use crate::engine::Analysis;
+use crate::model::findings::{self, Finding};
+use crate::model::group::StateCounts;
+use crate::model::history::History;
+use crate::model::view::{self, Grouping, Row, RowKey, ViewCtx};
+use crate::model::{Filter, Snapshot};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+
+/// Above this many sockets in the sample, rows are built off the UI thread
+/// (when the app has a [`Worker`]): at 130k sockets a rebuild takes tens of
+/// milliseconds, below this a few.
+pub const ASYNC_ABOVE: usize = 20_000;
+
+/// Everything a build needs, owned, so it can cross to the worker.
+pub struct Request {
+    pub id: u64,
+    snapshot: Arc<Snapshot>,
+    history: Arc<History>,
+    filter: Filter,
+    grouping: Grouping,
+    sort: (usize, bool),
+    names: Option<HashMap<IpAddr, String>>,
+    selected: Option<RowKey>,
+    /// The filter's counts and findings are wanted (not already known for
+    /// this sample and filter).
+    filtered: bool,
+}
+
+/// The rows built for a [`Request`].
+pub struct Built {
+    pub id: u64,
+    rows: Vec<Row>,
+    /// Where the selected row is among them.
+    found: Option<usize>,
+    /// The filter's counts and findings, when asked for.
+    filtered: Option<(StateCounts, Vec<Finding>)>,
+}
+
+impl std::fmt::Debug for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Built {{ id: {}, rows: {} }}", self.id, self.rows.len())
+    }
+}
+
+/// Builds the rows (the same code in place and on the worker).
+pub fn build(req: &Request) -> Built {
+    let snap = &*req.snapshot;
+    let indices: Vec<usize> = (0..snap.sockets.len())
+        .filter(|&i| req.filter.matches(&snap.sockets[i], snap))
+        .collect();
+    let filtered = (req.filtered && !req.filter.is_empty()).then(|| {
+        let counts = crate::model::group::by_state(indices.iter().map(|&i| &snap.sockets[i]));
+        (counts, findings::analyze(snap, &req.history, &req.filter))
+    });
+    let mut rows = view::build(req.grouping, snap, &indices);
+    let ctx = ViewCtx {
+        snap,
+        history: &req.history,
+        now: snap.monotonic,
+        names: req.names.as_ref(),
+        prefer: req.filter.pids().collect(),
+    };
+    view::sort(&mut rows, req.sort.0, req.sort.1, &ctx);
+    let found = req
+        .selected
+        .as_ref()
+        .and_then(|k| rows.iter().position(|r| r.key(snap) == *k));
+    Built {
+        id: req.id,
+        rows,
+        found,
+        filtered,
+    }
+}
+
+/// The thread that builds large views. Requests queued behind the one it
+/// is building are skipped but for the newest.
+pub struct Worker {
+    tx: Sender<Request>,
+    next: u64,
+}
+
+impl Worker {
+    /// `deliver` hands a result to the UI loop; false once it is gone.
+    pub fn spawn(deliver: impl Fn(Built) -> bool + Send + 'static) -> Worker {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("rows".into())
+            .spawn(move || {
+                while let Ok(mut req) = rx.recv() {
+                    while let Ok(newer) = rx.try_recv() {
+                        req = newer;
+                    }
+                    if !deliver(build(&req)) {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn the rows thread");
+        Worker { tx, next: 0 }
+    }
+}
+
+impl App {
+    /// Builds very large views on `worker` from now on.
+    pub fn use_rows_worker(&mut self, worker: Worker) {
+        self.worker = Some(worker);
+    }
+
+    /// True while a very large view is being built off the UI thread.
+    pub fn building(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    fn goes_async(&self, snap: &Snapshot) -> bool {
+        self.worker.is_some() && snap.sockets.len() > ASYNC_ABOVE
+    }
+
+    /// Puts an analysed sample on screen, with its rows.
+    pub(super) fn show(&mut self, analysis: Arc<Analysis>) {
+        if self.goes_async(&analysis.snapshot) {
+            // Shown when its rows are built: a newer sample replaces it.
+            self.incoming = Some(analysis);
+            self.rebuild();
+            return;
+        }
+        self.incoming = None;
+        self.present(analysis);
+        self.rebuild();
+        self.after_sample();
+    }
+
+    fn present(&mut self, analysis: Arc<Analysis>) {
+        self.counts = analysis.counts;
+        self.findings = Arc::clone(&analysis.findings);
+        self.history = Arc::clone(&analysis.history);
+        self.parts = analysis.parts;
+        self.snapshot = Arc::clone(&analysis.snapshot);
+    }
+
+    fn after_sample(&mut self) {
+        if let Some(f) = &mut self.filtered {
+            // A new sample: one more point for the strip's filtered trend.
+            push_counts(&mut f.series, f.counts);
+        }
+        self.refresh_view();
+        self.check_after_signal();
+    }
+
+    /// Recomputes rows after the snapshot, filter, grouping or sort changed,
+    /// and puts the cursor back on the selected row.
+    pub(super) fn rebuild(&mut self) {
+        if self.deferring {
+            self.stale = true;
+            return;
+        }
+        self.stale = false;
+        self.rebuilds += 1;
+        let (snapshot, history) = match &self.incoming {
+            Some(a) => (Arc::clone(&a.snapshot), Arc::clone(&a.history)),
+            None => (Arc::clone(&self.snapshot), Arc::clone(&self.history)),
+        };
+        let text = self.effective.text();
+        let known = self
+            .filtered
+            .as_ref()
+            .is_some_and(|f| f.filter == text && f.sample == Arc::as_ptr(&snapshot) as usize);
+        let async_build = self.goes_async(&snapshot);
+        let mut req = Request {
+            id: 0,
+            snapshot,
+            history,
+            filter: self.effective.clone(),
+            grouping: self.grouping,
+            sort: self.sort(),
+            names: self.resolve.then(|| self.names.clone()),
+            selected: self.selected.get(&self.grouping).cloned(),
+            filtered: !known,
+        };
+        if async_build && let Some(w) = &mut self.worker {
+            w.next += 1;
+            req.id = w.next;
+            if w.tx.send(req).is_ok() {
+                self.waiting = Some(w.next);
+                return;
+            }
+            // The worker is gone: build here.
+            self.worker = None;
+            return self.rebuild();
+        }
+        self.waiting = None;
+        let built = build(&req);
+        self.apply(built, req.snapshot);
+    }
+
+    /// Rows from the worker: shown if they answer the newest request.
+    pub(super) fn on_rows(&mut self, built: Built) -> Vec<super::Effect> {
+        if self.waiting != Some(built.id) {
+            return Vec::new(); // overtaken by a newer request
+        }
+        self.waiting = None;
+        let incoming = self.incoming.take();
+        let snapshot = incoming
+            .as_ref()
+            .map_or_else(|| Arc::clone(&self.snapshot), |a| Arc::clone(&a.snapshot));
+        let new_sample = incoming.is_some();
+        if let Some(a) = incoming {
+            self.present(a);
+        }
+        self.apply(built, snapshot);
+        if new_sample {
+            self.after_sample();
+        }
+        self.resolve_effects()
+    }
+
+    fn apply(&mut self, built: Built, snapshot: Arc<Snapshot>) {
+        self.apply_filtered(built.filtered, &snapshot);
+        self.rows = built.rows;
+        self.cursor = match built.found {
+            Some(i) => i,
+            None => self.cursor.min(self.rows.len().saturating_sub(1)),
+        };
+        self.follow_cursor();
+        self.remember_selection();
+    }
+
+    /// What the strip and the finding line show for the filter.
+    fn apply_filtered(&mut self, fresh: Option<(StateCounts, Vec<Finding>)>, snap: &Arc<Snapshot>) {
+        if self.effective.is_empty() {
+            self.filtered = None;
+            return;
+        }
+        let Some((counts, found)) = fresh else {
+            return; // known for this sample and filter
+        };
+        let text = self.effective.text();
+        let f = self.filtered.get_or_insert_with(Filtered::default);
+        f.sample = Arc::as_ptr(snap) as usize;
+        if f.filter != text {
+            // Another filter: its trend starts now.
+            f.series.clear();
+            f.filter = text.to_string();
+            push_counts(&mut f.series, counts);
+        } else if let Some(last) = f.series.back_mut() {
+            *last = counts;
+        }
+        f.counts = counts;
+        f.findings = found;
+    }
+}
