@@ -47,7 +47,20 @@ pub(super) fn perform(
                 back(ActionEvent::Destroyed(destroy::destroy_all(&shared)));
             }
         }
-        ActionEffect::Export(format) => back(ActionEvent::Exported(write_export(app, format))),
+        ActionEffect::Export(format) => {
+            // 130k rows take a while to write: not on the thread that draws.
+            let job = ExportJob::of(app, format);
+            let events = senders.events.clone();
+            let spawned = std::thread::Builder::new()
+                .name("export".into())
+                .spawn(move || {
+                    let result = job.write();
+                    let _ = events.send(Event::Action(ActionEvent::Exported(result)));
+                });
+            if spawned.is_err() {
+                back(ActionEvent::Exported(ExportJob::of(app, format).write()));
+            }
+        }
         ActionEffect::Copy(text) => {
             // Best effort: a terminal that ignores OSC 52 simply does nothing.
             let _ = term.write_raw(osc52::sequence(&text).as_bytes());
@@ -58,17 +71,59 @@ pub(super) fn perform(
     }
 }
 
-fn write_export(app: &App, format: export::Format) -> Result<(std::path::PathBuf, usize), String> {
+/// What an export writes, owned so that it can be written off the UI thread.
+struct ExportJob {
+    format: export::Format,
+    rows: Vec<crate::model::view::Row>,
+    grouping: crate::model::view::Grouping,
+    filter: String,
+    snapshot: Arc<crate::model::Snapshot>,
+    history: Arc<crate::model::history::History>,
+    names: Option<std::collections::HashMap<std::net::IpAddr, String>>,
+    prefer: Vec<u32>,
+}
+
+impl ExportJob {
+    fn of(app: &App, format: export::Format) -> ExportJob {
+        let ctx = app.ctx();
+        ExportJob {
+            format,
+            rows: app.rows.clone(),
+            grouping: app.grouping,
+            filter: app.view_filter().to_string(),
+            snapshot: Arc::clone(&app.snapshot),
+            history: Arc::clone(&app.history),
+            names: ctx.names.cloned(),
+            prefer: ctx.prefer,
+        }
+    }
+
+    fn write(self) -> Result<(std::path::PathBuf, usize), String> {
+        let ctx = crate::model::view::ViewCtx {
+            snap: &self.snapshot,
+            history: &self.history,
+            now: self.snapshot.monotonic,
+            names: self.names.as_ref(),
+            prefer: self.prefer.clone(),
+        };
+        write_export(&self.rows, self.grouping, &self.filter, &ctx, self.format)
+    }
+}
+
+fn write_export(
+    rows: &[crate::model::view::Row],
+    grouping: crate::model::view::Grouping,
+    filter: &str,
+    ctx: &crate::model::view::ViewCtx,
+    format: export::Format,
+) -> Result<(std::path::PathBuf, usize), String> {
     let dir = std::env::current_dir().map_err(|e| format!("no current directory: {e}"))?;
     let name = export::file_name(std::time::SystemTime::now(), format);
-    let ctx = app.ctx();
     export::write_new(&dir, &name, |out| match format {
-        export::Format::Csv => export::write_csv(out, &app.rows, app.grouping, &ctx),
-        export::Format::Json => {
-            export::write_json(out, &app.rows, app.grouping, app.view_filter(), &ctx)
-        }
+        export::Format::Csv => export::write_csv(out, rows, grouping, ctx),
+        export::Format::Json => export::write_json(out, rows, grouping, filter, ctx),
     })
-    .map(|path| (path, app.rows.len()))
+    .map(|path| (path, rows.len()))
     .map_err(|e| match e {
         export::WriteError::Create(e) => {
             format!("cannot create {name} in {}: {e}", dir.display())

@@ -33,6 +33,13 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
+/// Time since the shown sample, on the draw's clock.
+fn since_sample(app: &App) -> std::time::Duration {
+    app.clock
+        .duration_since(app.snapshot.taken_at)
+        .unwrap_or_default()
+}
+
 fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
     let snap = &app.snapshot;
     let mut items: Vec<(String, Style)> = Vec::new();
@@ -66,6 +73,17 @@ fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
             .map(|d| format!("{:.1}s ago", d.as_secs_f64()))
             .unwrap_or_else(|_| "now".into());
         items.push((age, theme.dim()));
+    }
+    if let Some(parts) = app.parts {
+        // The trouble states are the sample's age; the rest is older.
+        items.push((
+            format!(
+                "ESTAB {:.0}s old, every {}",
+                (parts.established_age + since_sample(app)).as_secs_f64(),
+                format_interval(parts.full_interval)
+            ),
+            theme.dim(),
+        ));
     }
     if !app.host.is_empty() {
         items.push((clean(&app.host).into_owned(), Style::new()));
