@@ -5,6 +5,7 @@ pub mod netlink;
 pub mod owners;
 pub mod procnet;
 pub mod system;
+pub mod tcp_info;
 
 use crate::model::{Attribution, Family, Proto, Snapshot, SourceKind};
 use std::collections::HashMap;
