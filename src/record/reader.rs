@@ -714,6 +714,7 @@ impl Cursor {
         Snapshot {
             taken_at: from_ms(at),
             source: wire::source_kind(self.source),
+            source_note: None,
             sockets: self
                 .sockets
                 .iter()
