@@ -417,6 +417,9 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
         output::table::write_table(stdout.lock(), &snap, &sockets, &prefer, color)
     };
     result.map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))?;
+    if let Some(note) = &snap.source_note {
+        let _ = writeln!(std::io::stderr(), "sockscope: {note}");
+    }
     if let Some(note) = snap.attribution.note() {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
@@ -475,6 +478,9 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
         output::findings::write_text(stdout.lock(), &run, &found, width, color)
     };
     result.map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))?;
+    if let Some(note) = &snap.source_note {
+        let _ = writeln!(std::io::stderr(), "sockscope: {note}");
+    }
     if let Some(note) = snap.attribution.note() {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }

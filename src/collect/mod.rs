@@ -4,10 +4,13 @@
 pub mod clock;
 pub mod netlink;
 pub mod owners;
+pub mod proc_info;
 pub mod procnet;
 pub mod system;
+pub mod tcp_info;
+pub mod users;
 
-use crate::model::{Attribution, Family, Proto, Snapshot, SourceKind};
+use crate::model::{Attribution, Family, Proto, Snapshot, SourceKind, TcpState};
 use std::collections::HashMap;
 use std::time::SystemTime;
 
@@ -26,6 +29,49 @@ pub enum SourceChoice {
     Netlink,
     /// /proc/net/{tcp,tcp6,udp,udp6} only.
     Proc,
+}
+
+/// Which part of the socket table one collection reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    /// TCP states to dump, as a [`netlink::state_mask`].
+    pub tcp_states: u32,
+    /// UDP sockets too.
+    pub udp: bool,
+}
+
+impl Scope {
+    /// Every TCP and UDP socket.
+    pub const ALL: Scope = Scope {
+        tcp_states: netlink::ALL_STATES,
+        udp: true,
+    };
+
+    /// The TCP states that signal trouble: all but ESTABLISHED and LISTEN,
+    /// usually a small fraction of a large table. No UDP.
+    pub fn trouble() -> Scope {
+        let states: Vec<TcpState> = TcpState::ALL
+            .iter()
+            .copied()
+            .filter(|s| !matches!(s, TcpState::Established | TcpState::Listen))
+            .collect();
+        Scope {
+            tcp_states: netlink::state_mask(&states),
+            udp: false,
+        }
+    }
+
+    pub fn is_all(&self) -> bool {
+        *self == Scope::ALL
+    }
+
+    /// Whether a socket of the table falls in this scope.
+    pub fn contains(&self, s: &crate::model::Socket) -> bool {
+        match s.proto {
+            Proto::Udp => self.udp,
+            Proto::Tcp => self.tcp_states & (1 << (s.state as u32)) != 0,
+        }
+    }
 }
 
 /// Anything that produces snapshots: the live system, a recording, a fixture.
@@ -72,10 +118,13 @@ impl Default for Options {
 pub struct SystemCollector {
     options: Options,
     dumper: Option<netlink::Dumper>,
-    users: UserNames,
+    users: users::UserNames,
     threads: usize,
     tracker: owners::OwnerTracker,
     closed: owners::ClosedSockets,
+    /// Closed-socket counts of the last full collection: a partial one
+    /// cannot tell a socket outside its states from one in no table.
+    closed_counts: HashMap<u32, u32>,
 }
 
 impl SystemCollector {
@@ -86,10 +135,11 @@ impl SystemCollector {
         SystemCollector {
             options,
             dumper: None,
-            users: UserNames::default(),
+            users: users::UserNames::default(),
             threads,
             tracker: owners::OwnerTracker::default(),
             closed: owners::ClosedSockets::default(),
+            closed_counts: HashMap::new(),
         }
     }
 
@@ -110,35 +160,57 @@ impl SystemCollector {
         self.options.tcp_info = on;
     }
 
-    fn dump_sockets(&mut self) -> Result<(Vec<crate::model::Socket>, SourceKind), CollectError> {
+    /// The sockets of `scope`, where they came from, and why netlink was
+    /// not used when `auto` fell back to `/proc/net`.
+    fn dump_sockets(
+        &mut self,
+        scope: Scope,
+    ) -> Result<(Vec<crate::model::Socket>, SourceKind, Option<String>), CollectError> {
         let mut sockets = Vec::new();
+        let mut note = None;
         if self.options.source != SourceChoice::Proc {
-            match self.netlink_dump(&mut sockets) {
-                Ok(()) => return Ok((sockets, SourceKind::Netlink)),
+            match self.netlink_dump(scope, &mut sockets) {
+                Ok(()) => return Ok((sockets, SourceKind::Netlink, None)),
                 Err(e) if self.options.source == SourceChoice::Netlink => return Err(e.into()),
-                Err(_) => sockets.clear(),
+                Err(e) => {
+                    sockets.clear();
+                    note = Some(fallback_note(&e));
+                }
             }
         }
         procnet::read_all(&mut sockets)?;
-        Ok((sockets, SourceKind::Proc))
+        if !scope.is_all() {
+            sockets.retain(|s| scope.contains(s));
+        }
+        Ok((sockets, SourceKind::Proc, note))
     }
 
     fn netlink_dump(
         &mut self,
+        scope: Scope,
         out: &mut Vec<crate::model::Socket>,
     ) -> Result<(), netlink::NetlinkError> {
         if self.dumper.is_none() {
             self.dumper = Some(netlink::Dumper::open()?);
         }
         let dumper = self.dumper.as_mut().expect("opened above");
-        for proto in [Proto::Tcp, Proto::Udp] {
+        let protos: &[Proto] = if scope.udp {
+            &[Proto::Tcp, Proto::Udp]
+        } else {
+            &[Proto::Tcp]
+        };
+        for &proto in protos {
+            let states = match proto {
+                Proto::Tcp => scope.tcp_states,
+                Proto::Udp => netlink::ALL_STATES,
+            };
             for family in [Family::V4, Family::V6] {
                 let req = netlink::DumpRequest {
                     proto,
                     family,
                     tcp_info: self.options.tcp_info,
                 };
-                if let Err(e) = dumper.dump(req, out) {
+                if let Err(e) = dumper.dump_states(req, states, out) {
                     // A broken socket is not worth keeping for the next round.
                     self.dumper = None;
                     return Err(e);
@@ -147,18 +219,29 @@ impl SystemCollector {
         }
         Ok(())
     }
-}
 
-impl Collector for SystemCollector {
-    fn collect(&mut self) -> Result<Snapshot, CollectError> {
+    /// One collection of the sockets in `scope` only, with their owners: the
+    /// kernel dumps just those states (see [`netlink::Dumper::dump_states`]),
+    /// so the few sockets in trouble states ([`Scope::trouble`]) can be
+    /// refreshed often while a large ESTABLISHED/LISTEN set is read less
+    /// often. [`Collector::collect`] is `collect_scope(Scope::ALL)`.
+    ///
+    /// A partial collection leaves the owner tracker correct for the rest of
+    /// the table: every fd table is still listed, fds cached for sockets of
+    /// the last full collection stay cached (an fd reused meanwhile for a
+    /// new socket is read again at the latest at the next full collection),
+    /// and `closed_sockets` keeps the last full collection's counts (a
+    /// socket outside the scope is not a socket in no table).
+    pub fn collect_scope(&mut self, scope: Scope) -> Result<Snapshot, CollectError> {
         let taken_at = SystemTime::now();
         let monotonic = clock::boottime();
         let want_owners = self.options.owners;
         let threads = self.threads;
-        let (mut sockets, source, scan, system) = if self.options.incremental {
+        let full = scope.is_all();
+        let (mut sockets, source, source_note, scan, system) = if self.options.incremental {
             // The tracker needs this round's inodes to trust its cache.
             let system = system::read();
-            let (sockets, source) = self.dump_sockets()?;
+            let (sockets, source, note) = self.dump_sockets(scope)?;
             let live: owners::InodeSet = sockets
                 .iter()
                 .map(|s| s.inode)
@@ -166,19 +249,19 @@ impl Collector for SystemCollector {
                 .collect();
             let scan = if want_owners {
                 self.tracker
-                    .scan(threads, &live)
+                    .scan_scope(threads, &live, full)
                     .map_err(CollectError::Owners)?
             } else {
                 owners::OwnerScan::default()
             };
-            (sockets, source, scan, system)
+            (sockets, source, note, scan, system)
         } else {
             // The socket dump is mostly kernel time in this thread; the fd scan
             // runs beside it on the other cores.
             let (dumped, scanned, system) = std::thread::scope(|s| {
                 let scan = s.spawn(move || want_owners.then(|| owners::scan(threads)));
                 let system = s.spawn(system::read);
-                let dumped = self.dump_sockets();
+                let dumped = self.dump_sockets(scope);
                 // A panicking scan is a failed scan, not "no owners".
                 let scanned = scan.join().unwrap_or_else(|_| {
                     Some(Err(std::io::Error::other("the owner scan thread panicked")))
@@ -186,12 +269,12 @@ impl Collector for SystemCollector {
                 let system = system.join().unwrap_or_default();
                 (dumped, scanned, system)
             });
-            let (sockets, source) = dumped?;
+            let (sockets, source, note) = dumped?;
             let scan = match scanned {
                 Some(r) => r.map_err(CollectError::Owners)?,
                 None => owners::OwnerScan::default(),
             };
-            (sockets, source, scan, system)
+            (sockets, source, note, scan, system)
         };
 
         let index: HashMap<u64, usize, foldhash::fast::RandomState> = sockets
@@ -217,7 +300,10 @@ impl Collector for SystemCollector {
             sockets[i].owners.push(owner);
             holding.insert(owner.pid);
         }
-        for (pid, n) in self.closed.count(&outside) {
+        if full && want_owners {
+            self.closed_counts = self.closed.count(&outside);
+        }
+        for (&pid, &n) in &self.closed_counts {
             if let Some(p) = processes.get_mut(&pid) {
                 p.closed_sockets = n;
                 holding.insert(pid);
@@ -233,14 +319,16 @@ impl Collector for SystemCollector {
                 unattributed += 1;
             }
         }
+        let as_root = rustix::process::geteuid().is_root();
         let attribution = Attribution {
             unreadable_processes: scan.unreadable_processes,
-            unattributed_sockets: if scan.unreadable_processes > 0 {
+            unattributed_sockets: if scan.unreadable_processes > 0 || scan.hidden_pids {
                 unattributed
             } else {
                 0
             },
-            as_root: rustix::process::geteuid().is_root(),
+            as_root,
+            hidden_pids: scan.hidden_pids,
         };
 
         let mut users = HashMap::new();
@@ -263,6 +351,7 @@ impl Collector for SystemCollector {
             taken_at,
             monotonic,
             source,
+            source_note,
             sockets,
             processes,
             users,
@@ -273,33 +362,17 @@ impl Collector for SystemCollector {
     }
 }
 
-/// uid → user name, from sysinfo's reading of the user database; re-read when
-/// an unknown uid shows up (a user added since the last look).
-#[derive(Default)]
-struct UserNames {
-    names: HashMap<u32, String>,
-    misses: std::collections::HashSet<u32>,
+/// What `auto` says when netlink failed and `/proc/net` was read instead:
+/// the reason, and what is missing because of it.
+pub fn fallback_note(e: &netlink::NetlinkError) -> String {
+    format!(
+        "netlink sock_diag failed ({e}): read /proc/net instead; \
+         no cookies (destroy refused), no timers, no tcp_info (no throughput)"
+    )
 }
 
-impl UserNames {
-    fn name(&mut self, uid: u32) -> Option<String> {
-        if let Some(n) = self.names.get(&uid) {
-            return Some(n.clone());
-        }
-        if self.misses.contains(&uid) {
-            return None;
-        }
-        // An unreadable user database leaves names out, never fails the snapshot.
-        if let Ok(users) = sysinfo::Users::new_with_refreshed_list() {
-            self.names = users
-                .iter()
-                .map(|u| (**u.id(), u.name().to_string()))
-                .collect();
-        }
-        let found = self.names.get(&uid).cloned();
-        if found.is_none() {
-            self.misses.insert(uid);
-        }
-        found
+impl Collector for SystemCollector {
+    fn collect(&mut self) -> Result<Snapshot, CollectError> {
+        self.collect_scope(Scope::ALL)
     }
 }

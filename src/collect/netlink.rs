@@ -1,11 +1,11 @@
 //! Socket table from the kernel's `NETLINK_SOCK_DIAG` (inet_diag), the way `ss` reads it.
 
-use crate::model::{Family, Proto, Socket, TcpInfo, TcpState, Timer, TimerKind};
+use crate::model::{Family, Proto, Socket, TcpState, Timer, TimerKind};
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_sock_diag::{
-    SOCK_DESTROY, SockDiagMessage,
+    SOCK_DESTROY, SOCK_DIAG_BY_FAMILY, SockDiagMessage,
     constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP},
     inet::{ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, nlas::Nla},
 };
@@ -87,52 +87,205 @@ pub enum NetlinkError {
 }
 
 /// A netlink socket kept open across dumps.
+///
+/// One request at a time, read to its end: a reply is taken only when it
+/// carries this request's sequence number and is addressed to this socket's
+/// port id. A request that did not reach its end (a failed read, a decode
+/// error that stopped the walk) leaves the socket with a dump still in
+/// flight, and the kernel answers the next dump on it with EBUSY: the next
+/// request opens a fresh socket instead.
 pub struct Dumper {
     socket: NlSocket,
+    port: u32,
     buf: Vec<u8>,
     seq: u32,
+    /// A request was sent whose reply was not read to its end.
+    in_flight: bool,
 }
 
 // A dump reply fills the user's buffer up to this size per recv; 1 MiB keeps
 // the number of recv calls on 100k+ sockets small.
 const RECV_BUF: usize = 1 << 20;
 
+const NLMSG_HDR_LEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+
+fn open_socket() -> Result<(NlSocket, u32), NetlinkError> {
+    let mut socket = NlSocket::new(NETLINK_SOCK_DIAG).map_err(NetlinkError::Open)?;
+    // Best effort: a larger kernel-side buffer means fewer stalls on big dumps.
+    let _ = socket.set_rx_buf_sz(4 * RECV_BUF);
+    let addr = socket.bind_auto().map_err(NetlinkError::Open)?;
+    socket
+        .connect(&NlAddr::new(0, 0))
+        .map_err(NetlinkError::Open)?;
+    Ok((socket, addr.port_number()))
+}
+
+/// What one walk over a batch of replies found.
+#[derive(Debug)]
+enum Walk {
+    /// The request's end is not in this batch: read more.
+    More,
+    /// The request ended, with this outcome.
+    End(Result<(), NetlinkError>),
+    /// The batch cannot be walked: the request's end is lost in it.
+    Broken(NetlinkError),
+}
+
+/// The replies of one request, as they come in batches from `recv`.
+struct Reply<'a> {
+    what: &'a str,
+    seq: u32,
+    port: u32,
+    /// A query for one socket gets one answer and no DONE.
+    single: bool,
+    /// Cookies seen in this dump: inet_diag resumes a dump by bucket index
+    /// between reads, so a socket that moved can come twice.
+    seen: std::collections::HashSet<u64, foldhash::fast::RandomState>,
+    /// The first answer that could not be decoded; the dump is still read
+    /// to its end so that the socket is free for the next request.
+    undecoded: Option<NetlinkError>,
+}
+
+impl Reply<'_> {
+    fn walk(&mut self, bytes: &[u8], on_socket: &mut dyn FnMut(&InetResponse)) -> Walk {
+        let mut offset = 0;
+        while offset + NLMSG_HDR_LEN <= bytes.len() {
+            let rest = &bytes[offset..];
+            let field = |at: usize| u32::from_ne_bytes(rest[at..at + 4].try_into().expect("4"));
+            let len = field(0) as usize;
+            let kind = u16::from_ne_bytes([rest[4], rest[5]]);
+            let (seq, port) = (field(8), field(12));
+            if len < NLMSG_HDR_LEN || len > rest.len() {
+                return Walk::Broken(NetlinkError::Decode {
+                    what: self.what.to_string(),
+                    detail: format!(
+                        "a netlink message of {len} bytes in a batch of {}",
+                        rest.len()
+                    ),
+                });
+            }
+            // Netlink messages are 4-byte aligned.
+            offset += (len + 3) & !3;
+            if seq != self.seq || port != self.port {
+                continue; // left over from an earlier request
+            }
+            let code = || {
+                if len >= NLMSG_HDR_LEN + 4 {
+                    i32::from_ne_bytes(rest[16..20].try_into().expect("4"))
+                } else {
+                    0
+                }
+            };
+            match kind {
+                NLMSG_DONE => {
+                    // A dump that failed partway ends with DONE carrying the error.
+                    let end = match (code(), self.undecoded.take()) {
+                        (c, _) if c < 0 => Err(NetlinkError::Dump {
+                            what: self.what.to_string(),
+                            source: io::Error::from_raw_os_error(-c),
+                        }),
+                        (_, Some(e)) => Err(e),
+                        (_, None) => Ok(()),
+                    };
+                    return Walk::End(end);
+                }
+                NLMSG_ERROR => {
+                    let source = match code() {
+                        0 => io::Error::other("unexpected ACK"),
+                        c => io::Error::from_raw_os_error(-c),
+                    };
+                    return Walk::End(Err(NetlinkError::Dump {
+                        what: self.what.to_string(),
+                        source,
+                    }));
+                }
+                SOCK_DIAG_BY_FAMILY => {}
+                _ => continue,
+            }
+            match NetlinkMessage::<SockDiagMessage>::deserialize(&rest[..len]) {
+                Ok(NetlinkMessage {
+                    payload: NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)),
+                    ..
+                }) => {
+                    let cookie = u64::from_ne_bytes(resp.header.socket_id.cookie);
+                    if cookie == 0 || self.seen.insert(cookie) {
+                        on_socket(&resp);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.undecoded.get_or_insert(NetlinkError::Decode {
+                        what: self.what.to_string(),
+                        detail: e.to_string(),
+                    });
+                }
+            }
+            if self.single {
+                return Walk::End(self.undecoded.take().map_or(Ok(()), Err));
+            }
+        }
+        Walk::More
+    }
+}
+
+/// The kernel's bit for each TCP state, as inet_diag's state mask wants it.
+pub fn state_mask(states: &[TcpState]) -> u32 {
+    states.iter().fold(0, |m, s| m | 1 << (*s as u32))
+}
+
+/// Every state.
+pub const ALL_STATES: u32 = u32::MAX;
+
 impl Dumper {
     pub fn open() -> Result<Dumper, NetlinkError> {
-        let mut socket = NlSocket::new(NETLINK_SOCK_DIAG).map_err(NetlinkError::Open)?;
-        // Best effort: a larger kernel-side buffer means fewer stalls on big dumps.
-        let _ = socket.set_rx_buf_sz(4 * RECV_BUF);
-        socket.bind_auto().map_err(NetlinkError::Open)?;
-        socket
-            .connect(&NlAddr::new(0, 0))
-            .map_err(NetlinkError::Open)?;
+        let (socket, port) = open_socket()?;
         Ok(Dumper {
             socket,
+            port,
             buf: vec![0; RECV_BUF],
             seq: 0,
+            in_flight: false,
         })
+    }
+
+    /// Opens a fresh socket when the last request was not read to its end.
+    fn ready(&mut self) -> Result<(), NetlinkError> {
+        if self.in_flight {
+            let (socket, port) = open_socket()?;
+            self.socket = socket;
+            self.port = port;
+            self.in_flight = false;
+        }
+        Ok(())
     }
 
     /// Dumps every socket of one protocol and family into `out`.
     ///
-    /// If the kernel's `tcp_info` cannot be decoded (an old kernel with a shorter
-    /// struct), the dump is repeated without it rather than losing sockets.
+    /// A `tcp_info` of any length is read (see [`super::tcp_info`]); a
+    /// reply that cannot be decoded fails the dump, which is read to its end
+    /// first so that the socket stays usable.
     pub fn dump(&mut self, req: DumpRequest, out: &mut Vec<Socket>) -> Result<(), NetlinkError> {
-        let start = out.len();
-        match self.request(req, None, out) {
-            Err(NetlinkError::Decode { .. }) if req.tcp_info => {
-                out.truncate(start);
-                self.request(
-                    DumpRequest {
-                        tcp_info: false,
-                        ..req
-                    },
-                    None,
-                    out,
-                )
+        self.dump_states(req, ALL_STATES, out)
+    }
+
+    /// [`Dumper::dump`] of the TCP sockets in the states of `states` (a
+    /// [`state_mask`]) only: the kernel skips the others, so a dump of the
+    /// few sockets in trouble states costs little on a large table. UDP
+    /// sockets are ESTABLISHED (connected) or CLOSE.
+    pub fn dump_states(
+        &mut self,
+        req: DumpRequest,
+        states: u32,
+        out: &mut Vec<Socket>,
+    ) -> Result<(), NetlinkError> {
+        let proto = req.proto;
+        self.request(req, states, None, &mut |resp| {
+            if let Some(sock) = convert(resp, proto) {
+                out.push(sock);
             }
-            other => other,
-        }
+        })
     }
 
     /// Asks the kernel about one socket, by its addresses and cookie, with its
@@ -149,9 +302,12 @@ impl Dumper {
             family: socket.family,
             tcp_info: true,
         };
-        let mut out = Vec::new();
-        match self.request(req, Some(socket.id()), &mut out) {
-            Ok(()) => Ok(out.pop()),
+        let mut found = None;
+        let asked = self.request(req, ALL_STATES, Some(socket.id()), &mut |resp| {
+            found = convert(resp, socket.proto);
+        });
+        match asked {
+            Ok(()) => Ok(found),
             Err(NetlinkError::Dump { source, .. })
                 if source.raw_os_error() == Some(libc::ENOENT) =>
             {
@@ -161,6 +317,51 @@ impl Dumper {
         }
     }
 
+    /// The raw `INET_DIAG_INFO` payload of one IPv4 TCP connection, for the
+    /// parser's tests.
+    #[cfg(test)]
+    pub(crate) fn raw_tcp_info(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<Option<Vec<u8>>, NetlinkError> {
+        let req = DumpRequest {
+            proto: Proto::Tcp,
+            family: Family::V4,
+            tcp_info: true,
+        };
+        let mut raw = None;
+        self.request(req, ALL_STATES, None, &mut |resp| {
+            let id = &resp.header.socket_id;
+            if SocketAddr::new(id.source_address, id.source_port) == local
+                && SocketAddr::new(id.destination_address, id.destination_port) == remote
+            {
+                raw = resp.nlas.iter().find_map(|n| match n {
+                    Nla::TcpInfo(bytes) => Some(bytes.clone()),
+                    _ => None,
+                });
+            }
+        })?;
+        Ok(raw)
+    }
+
+    /// Sends a dump request and reads none of its reply: what a dumper
+    /// that gave up partway leaves behind, for tests.
+    #[cfg(test)]
+    pub(crate) fn abandon_a_dump(&mut self, req: DumpRequest) -> Result<(), NetlinkError> {
+        self.ready()?;
+        self.seq = self.seq.wrapping_add(1);
+        let request = request_bytes(req, ALL_STATES, None, self.seq);
+        self.socket
+            .send(&request, 0)
+            .map_err(|source| NetlinkError::Dump {
+                what: "test".into(),
+                source,
+            })?;
+        self.in_flight = true;
+        Ok(())
+    }
+
     /// Asks the kernel to destroy one socket (`SOCK_DESTROY`, as `ss -K`):
     /// Ok when it acknowledged, or the error it answered with (ENOENT: no
     /// such socket; ESTALE: another socket has these addresses now;
@@ -168,6 +369,7 @@ impl Dumper {
     /// CONFIG_INET_DIAG_DESTROY). An acknowledgement is not proof: the
     /// caller looks again.
     pub fn destroy(&mut self, socket: &SocketRef) -> io::Result<()> {
+        self.ready().map_err(io::Error::other)?;
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut header = NetlinkHeader::default();
@@ -191,6 +393,7 @@ impl Dumper {
         let mut request = vec![0u8; packet.buffer_len()];
         packet.serialize(&mut request);
         self.socket.send(&request, 0)?;
+        self.in_flight = true;
         loop {
             let size = match self.socket.recv(&mut &mut self.buf[..], 0) {
                 Ok(n) => n,
@@ -206,6 +409,7 @@ impl Dumper {
                 if msg.header.sequence_number == seq
                     && let NetlinkPayload::Error(err) = msg.payload
                 {
+                    self.in_flight = false;
                     return match err.code {
                         None => Ok(()),
                         Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
@@ -219,63 +423,42 @@ impl Dumper {
         }
     }
 
-    /// A dump (`exact` None) or a query for one socket.
+    /// A dump (`exact` None) or a query for one socket; `on_socket` sees
+    /// each answer once.
     fn request(
         &mut self,
         req: DumpRequest,
+        states: u32,
         exact: Option<SocketId>,
-        out: &mut Vec<Socket>,
+        on_socket: &mut dyn FnMut(&InetResponse),
     ) -> Result<(), NetlinkError> {
+        self.ready()?;
         let what = format!("{}{}", req.proto.name(), req.family.number());
         self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = if exact.is_some() {
-            NLM_F_REQUEST
-        } else {
-            NLM_F_REQUEST | NLM_F_DUMP
-        };
         let single = exact.is_some();
-        header.sequence_number = self.seq;
-        let extensions = if req.tcp_info && req.proto == Proto::Tcp {
-            ExtensionFlags::INFO
-        } else {
-            ExtensionFlags::empty()
-        };
-        let mut packet = NetlinkMessage::new(
-            header,
-            SockDiagMessage::InetRequest(InetRequest {
-                family: match req.family {
-                    Family::V4 => AF_INET,
-                    Family::V6 => AF_INET6,
-                },
-                protocol: match req.proto {
-                    Proto::Tcp => IPPROTO_TCP,
-                    Proto::Udp => IPPROTO_UDP,
-                },
-                extensions,
-                states: StateFlags::all(),
-                socket_id: exact.unwrap_or_else(|| match req.family {
-                    Family::V4 => SocketId::new_v4(),
-                    Family::V6 => SocketId::new_v6(),
-                }),
-            })
-            .into(),
-        );
-        packet.finalize();
-        let mut request = vec![0u8; packet.buffer_len()];
-        packet.serialize(&mut request);
+        let request = request_bytes(req, states, exact, self.seq);
         self.socket
             .send(&request, 0)
             .map_err(|source| NetlinkError::Dump {
                 what: what.clone(),
                 source,
             })?;
-
+        self.in_flight = true;
+        let mut reply = Reply {
+            what: &what,
+            seq: self.seq,
+            port: self.port,
+            single,
+            seen: Default::default(),
+            undecoded: None,
+        };
         loop {
             let size = loop {
                 match self.socket.recv(&mut &mut self.buf[..], 0) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // ENOBUFS and the like: the reply is lost, the socket
+                    // stays in flight and is replaced before the next request.
                     Err(source) => {
                         return Err(NetlinkError::Dump {
                             what: what.clone(),
@@ -284,46 +467,59 @@ impl Dumper {
                     }
                 }
             };
-            let mut offset = 0;
-            while offset < size {
-                let bytes = &self.buf[offset..size];
-                let msg = NetlinkMessage::<SockDiagMessage>::deserialize(bytes).map_err(|e| {
-                    NetlinkError::Decode {
-                        what: what.clone(),
-                        detail: e.to_string(),
-                    }
-                })?;
-                let len = msg.header.length as usize;
-                // NLM_F_DUMP_INTR means the table changed during the dump; what we
-                // got is still a valid (slightly smeared) view, as with `ss`.
-                match msg.payload {
-                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
-                        if let Some(sock) = convert(&resp, req.proto) {
-                            out.push(sock);
-                        }
-                        // A query for one socket gets one answer and no DONE.
-                        if single {
-                            return Ok(());
-                        }
-                    }
-                    NetlinkPayload::Done(_) => return Ok(()),
-                    NetlinkPayload::Error(err) => {
-                        let source = err
-                            .code
-                            .map(|c| io::Error::from_raw_os_error(-c.get()))
-                            .unwrap_or_else(|| io::Error::other("unexpected ACK"));
-                        return Err(NetlinkError::Dump { what, source });
-                    }
-                    _ => {}
+            // NLM_F_DUMP_INTR means the table changed during the dump; what we
+            // got is still a valid (slightly smeared) view, as with `ss`.
+            match reply.walk(&self.buf[..size], on_socket) {
+                Walk::More => {}
+                Walk::End(end) => {
+                    self.in_flight = false;
+                    return end;
                 }
-                if len == 0 {
-                    break;
-                }
-                // Netlink messages are 4-byte aligned.
-                offset += (len + 3) & !3;
+                // The socket stays in flight: replaced before the next request.
+                Walk::Broken(e) => return Err(e),
             }
         }
     }
+}
+
+/// The bytes of one inet_diag request.
+fn request_bytes(req: DumpRequest, states: u32, exact: Option<SocketId>, seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = if exact.is_some() {
+        NLM_F_REQUEST
+    } else {
+        NLM_F_REQUEST | NLM_F_DUMP
+    };
+    header.sequence_number = seq;
+    let extensions = if req.tcp_info && req.proto == Proto::Tcp {
+        ExtensionFlags::INFO
+    } else {
+        ExtensionFlags::empty()
+    };
+    let mut packet = NetlinkMessage::new(
+        header,
+        SockDiagMessage::InetRequest(InetRequest {
+            family: match req.family {
+                Family::V4 => AF_INET,
+                Family::V6 => AF_INET6,
+            },
+            protocol: match req.proto {
+                Proto::Tcp => IPPROTO_TCP,
+                Proto::Udp => IPPROTO_UDP,
+            },
+            extensions,
+            states: StateFlags::from_bits_retain(states),
+            socket_id: exact.unwrap_or_else(|| match req.family {
+                Family::V4 => SocketId::new_v4(),
+                Family::V6 => SocketId::new_v6(),
+            }),
+        })
+        .into(),
+    );
+    packet.finalize();
+    let mut request = vec![0u8; packet.buffer_len()];
+    packet.serialize(&mut request);
+    request
 }
 
 fn convert(resp: &InetResponse, proto: Proto) -> Option<Socket> {
@@ -355,31 +551,7 @@ fn convert(resp: &InetResponse, proto: Proto) -> Option<Socket> {
         }
     };
     let tcp_info = resp.nlas.iter().find_map(|nla| match nla {
-        Nla::TcpInfo(i) => Some(TcpInfo {
-            rtt_us: i.rtt,
-            rttvar_us: i.rttvar,
-            min_rtt_us: i.min_rtt,
-            rto_us: i.rto,
-            retransmits: i.retransmits,
-            probes: i.probes,
-            backoff: i.backoff,
-            total_retrans: i.total_retrans,
-            lost: i.lost,
-            unacked: i.unacked,
-            snd_cwnd: i.snd_cwnd,
-            snd_mss: i.snd_mss,
-            bytes_acked: i.bytes_acked,
-            bytes_received: i.bytes_received,
-            bytes_sent: i.bytes_sent,
-            bytes_retrans: i.bytes_retrans,
-            segs_out: i.segs_out,
-            segs_in: i.segs_in,
-            notsent_bytes: i.notsent_bytes,
-            delivery_rate: i.delivery_rate,
-            last_data_sent_ms: i.last_data_sent,
-            last_data_recv_ms: i.last_data_recv,
-            last_ack_recv_ms: i.last_ack_recv,
-        }),
+        Nla::TcpInfo(bytes) => super::tcp_info::parse(bytes).map(|i| i.to_model()),
         _ => None,
     });
     Some(Socket {
@@ -470,3 +642,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "netlink_tests.rs"]
+mod reply_tests;

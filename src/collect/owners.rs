@@ -30,6 +30,9 @@ pub struct OwnerScan {
     pub processes: HashMap<u32, Process>,
     /// Processes whose fd table could not be read.
     pub unreadable_processes: usize,
+    /// `/proc` is mounted `hidepid=` and hides other users' processes from
+    /// this scan (see [`super::proc_info::pids_hidden_from_me`]).
+    pub hidden_pids: bool,
 }
 
 /// Scans all processes with up to `threads` threads.
@@ -37,11 +40,29 @@ pub fn scan(threads: usize) -> std::io::Result<OwnerScan> {
     scan_with(threads, &HashMap::new(), None).map(|(scan, _)| scan)
 }
 
+/// The sockets that exist, for the tracker to trust its cached fds: those
+/// of this dump, and after a partial dump (some states only) those of the
+/// last full one too.
+#[derive(Clone, Copy)]
+struct Live<'a> {
+    dump: &'a InodeSet,
+    last_full: Option<&'a InodeSet>,
+}
+
+impl Live<'_> {
+    fn contains(&self, inode: u64) -> bool {
+        self.dump.contains(&inode) || self.last_full.is_some_and(|l| l.contains(&inode))
+    }
+}
+
 /// What the tracker remembers of a process between scans.
 #[derive(Debug, Clone)]
 struct Tracked {
     /// Start time from `/proc/PID/stat`: a reused pid has another one.
     start: u64,
+    /// The name in `/proc/PID/stat`: another one after `exec` or a rename,
+    /// and then the process is read again.
+    comm: Vec<u8>,
     /// fd → socket inode, 0 for descriptors that are not sockets.
     fds: FdMap,
     info: Option<Process>,
@@ -56,6 +77,8 @@ struct Tracked {
 pub struct OwnerTracker {
     procs: HashMap<u32, Tracked>,
     last_full: Option<std::time::Instant>,
+    /// The inodes of the last full dump, for partial ones.
+    last_full_dump: InodeSet,
 }
 
 pub const FULL_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
@@ -63,13 +86,34 @@ pub const FULL_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 impl OwnerTracker {
     /// `live` holds the inodes of the sockets in the current dump.
     pub fn scan(&mut self, threads: usize, live: &InodeSet) -> std::io::Result<OwnerScan> {
+        self.scan_scope(threads, live, true)
+    }
+
+    /// [`OwnerTracker::scan`] after a dump of the whole table (`full_dump`)
+    /// or of some states only. Every fd table is listed either way, so the
+    /// owners of every socket are found; after a partial dump, a cached fd
+    /// whose socket was in the last full dump is trusted too, rather than
+    /// read again because its socket was outside this dump's states.
+    pub fn scan_scope(
+        &mut self,
+        threads: usize,
+        live: &InodeSet,
+        full_dump: bool,
+    ) -> std::io::Result<OwnerScan> {
         let full = self.last_full.is_none_or(|t| t.elapsed() >= FULL_RESCAN);
         if full {
             self.procs.clear();
             self.last_full = Some(std::time::Instant::now());
         }
-        let (scan, procs) = scan_with(threads, &self.procs, Some(live))?;
+        let known = Live {
+            dump: live,
+            last_full: (!full_dump).then_some(&self.last_full_dump),
+        };
+        let (scan, procs) = scan_with(threads, &self.procs, Some(known))?;
         self.procs = procs;
+        if full_dump {
+            self.last_full_dump = live.clone();
+        }
         Ok(scan)
     }
 }
@@ -77,7 +121,7 @@ impl OwnerTracker {
 fn scan_with(
     threads: usize,
     prev: &HashMap<u32, Tracked>,
-    live: Option<&InodeSet>,
+    live: Option<Live<'_>>,
 ) -> std::io::Result<(OwnerScan, HashMap<u32, Tracked>)> {
     let proc_dir = openat(
         rustix::fs::CWD,
@@ -121,7 +165,9 @@ fn scan_with(
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
-    Ok(result.into_inner().unwrap_or_else(|e| e.into_inner()))
+    let (mut scan, tracked) = result.into_inner().unwrap_or_else(|e| e.into_inner());
+    scan.hidden_pids = super::proc_info::pids_hidden_from_me();
+    Ok((scan, tracked))
 }
 
 /// Out of descriptors or memory: the scan itself failed. Taking it for a
@@ -154,7 +200,7 @@ fn scan_process(
     proc_dir: &OwnedFd,
     pid: u32,
     prev: Option<&Tracked>,
-    live: Option<&InodeSet>,
+    live: Option<Live<'_>>,
     out: &mut OwnerScan,
 ) -> std::io::Result<Option<Tracked>> {
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -163,13 +209,14 @@ fn scan_process(
         Err(e) if scan_failed(e) => return Err(failure(pid, "", e)),
         Err(_) => return Ok(None), // exited before we got to it
     };
-    // Only the incremental path needs the start time, to notice a reused pid.
-    let start_time = match live {
-        Some(_) => match start_time(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
+    // Only the incremental path needs the start time (to notice a reused
+    // pid) and the name (to notice an exec or a rename).
+    let (start_time, comm) = match live {
+        Some(_) => match stat_of(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
             Some(t) => t,
             None => return Ok(None),
         },
-        None => 0,
+        None => (0, Vec::new()),
     };
     let prev = prev.filter(|p| p.start == start_time);
     let fd_dir = match openat(&pid_dir, "fd", dir_flags, Mode::empty()) {
@@ -181,52 +228,23 @@ fn scan_process(
         Err(e) if scan_failed(e) => return Err(failure(pid, "fd", e)),
         Err(_) => return Ok(None), // vanished (ENOENT, ESRCH)
     };
-    // Dir::read_from reads through a private copy of the descriptor, which
-    // leaves `fd_dir` free to resolve links against while iterating.
-    let mut dir = match Dir::read_from(&fd_dir) {
-        Ok(dir) => dir,
-        Err(e) if scan_failed(e) => return Err(failure(pid, "fd", e)),
-        Err(_) => return Ok(None),
-    };
     let start = out.holders.len();
-    let mut denied = false;
-    let mut fds =
-        FdMap::with_capacity_and_hasher(prev.map_or(16, |p| p.fds.len()), Default::default());
-    let mut link = [0u8; 64];
-    while let Some(entry) = dir.read() {
-        let Ok(entry) = entry else {
-            break; // the process exited while we were reading its fd table
-        };
-        let name = entry.file_name();
-        let Some(fd) = std::str::from_utf8(name.to_bytes())
-            .ok()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue; // "." and ".."
-        };
-        // A socket this fd held last time that still exists: still this fd's.
-        let known = prev
-            .and_then(|p| p.fds.get(&fd))
-            .copied()
-            .filter(|&ino| ino != 0 && live.is_some_and(|l| l.contains(&ino)));
-        let inode = match known {
-            Some(ino) => ino,
-            None => match rustix::fs::readlinkat_raw(&fd_dir, name, &mut link[..]) {
-                Ok(len) => socket_inode(&link[..len]).unwrap_or(0),
-                Err(Errno::ACCESS) | Err(Errno::PERM) => {
-                    denied = true;
-                    continue;
-                }
-                Err(_) => continue, // fd closed meanwhile
-            },
-        };
-        if inode != 0 {
-            out.holders.push((inode, Owner { pid, fd }));
-        }
-        if live.is_some() {
-            fds.insert(fd, inode);
-        }
+    let mut table = FdTable {
+        pid,
+        prev,
+        live,
+        fds: FdMap::with_capacity_and_hasher(prev.map_or(16, |p| p.fds.len()), Default::default()),
+        denied: false,
+    };
+    let entries = table
+        .read(&fd_dir, out)
+        .map_err(|e| failure(pid, "fd", e))?;
+    if entries == 0 {
+        // A leader that exited while its threads run has an empty table;
+        // the threads' tables still hold the process's descriptors.
+        read_thread_tables(&pid_dir, &mut table, out).map_err(|e| failure(pid, "task", e))?;
     }
+    let FdTable { fds, denied, .. } = table;
     if denied && out.holders.len() == start {
         out.unreadable_processes += 1;
         return Ok(None);
@@ -234,11 +252,13 @@ fn scan_process(
     if out.holders.len() == start {
         return Ok(Some(Tracked {
             start: start_time,
+            comm,
             fds,
             info: None,
         }));
     }
-    let info = match prev.and_then(|p| p.info.clone()) {
+    // Read again after an exec or a rename: stat's name is not the one we have.
+    let info = match prev.filter(|p| p.comm == comm).and_then(|p| p.info.clone()) {
         Some(info) => Some(info),
         None => read_process(&pid_dir, pid)?,
     };
@@ -247,6 +267,7 @@ fn scan_process(
             out.processes.insert(pid, p.clone());
             Ok(Some(Tracked {
                 start: start_time,
+                comm,
                 fds,
                 info: Some(p),
             }))
@@ -258,6 +279,118 @@ fn scan_process(
             Ok(None)
         }
     }
+}
+
+/// One process's descriptors as they are read.
+struct FdTable<'a> {
+    pid: u32,
+    prev: Option<&'a Tracked>,
+    live: Option<Live<'a>>,
+    /// fd → socket inode (0: not a socket), kept for the tracker.
+    fds: FdMap,
+    /// A link could not be read for lack of permission.
+    denied: bool,
+}
+
+impl FdTable<'_> {
+    /// Reads the table of one `fd` directory into `out.holders`: the number
+    /// of descriptors it lists.
+    fn read(&mut self, fd_dir: &OwnedFd, out: &mut OwnerScan) -> Result<usize, Errno> {
+        // Dir::read_from reads through a private copy of the descriptor, which
+        // leaves `fd_dir` free to resolve links against while iterating.
+        let mut dir = match Dir::read_from(fd_dir) {
+            Ok(dir) => dir,
+            Err(e) if scan_failed(e) => return Err(e),
+            Err(_) => return Ok(0),
+        };
+        let mut entries = 0;
+        let mut link = [0u8; 64];
+        while let Some(entry) = dir.read() {
+            let Ok(entry) = entry else {
+                break; // the process exited while we were reading its fd table
+            };
+            let name = entry.file_name();
+            let Some(fd) = std::str::from_utf8(name.to_bytes())
+                .ok()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue; // "." and ".."
+            };
+            entries += 1;
+            // A socket this fd held last time that still exists: still this fd's.
+            let known = self
+                .prev
+                .and_then(|p| p.fds.get(&fd))
+                .copied()
+                .filter(|&ino| ino != 0 && self.live.is_some_and(|l| l.contains(ino)));
+            let inode = match known {
+                Some(ino) => ino,
+                None => match rustix::fs::readlinkat_raw(fd_dir, name, &mut link[..]) {
+                    Ok(len) => socket_inode(&link[..len]).unwrap_or(0),
+                    Err(Errno::ACCESS) | Err(Errno::PERM) => {
+                        self.denied = true;
+                        continue;
+                    }
+                    Err(_) => continue, // fd closed meanwhile
+                },
+            };
+            if inode != 0 {
+                out.holders.push((inode, Owner { pid: self.pid, fd }));
+            }
+            if self.live.is_some() {
+                self.fds.insert(fd, inode);
+            }
+        }
+        Ok(entries)
+    }
+}
+
+/// The fd tables of the process's threads, for a leader whose own table is
+/// empty: the first thread with a non-empty one (threads share one table
+/// unless they unshared it).
+fn read_thread_tables(
+    pid_dir: &OwnedFd,
+    table: &mut FdTable<'_>,
+    out: &mut OwnerScan,
+) -> Result<(), Errno> {
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let task_dir = match openat(pid_dir, "task", dir_flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if scan_failed(e) => return Err(e),
+        Err(_) => return Ok(()),
+    };
+    let mut tids = Vec::new();
+    {
+        let mut dir = match Dir::read_from(&task_dir) {
+            Ok(dir) => dir,
+            Err(e) if scan_failed(e) => return Err(e),
+            Err(_) => return Ok(()),
+        };
+        while let Some(Ok(entry)) = dir.read() {
+            if let Some(tid) = std::str::from_utf8(entry.file_name().to_bytes())
+                .ok()
+                .and_then(|n| n.parse::<u32>().ok())
+                && tid != table.pid
+            {
+                tids.push(tid);
+            }
+        }
+    }
+    for tid in tids {
+        let fd_dir = match openat(&task_dir, format!("{tid}/fd"), dir_flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ACCESS) | Err(Errno::PERM) => {
+                table.denied = true;
+                continue;
+            }
+            Err(e) if scan_failed(e) => return Err(e),
+            Err(_) => continue, // that thread exited
+        };
+        if table.read(&fd_dir, out)? > 0 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Socket descriptors whose socket is in no socket table: which of them are
@@ -313,21 +446,22 @@ impl ClosedSockets {
     }
 }
 
-/// Field 22 of `/proc/PID/stat`, counted after the `)` that ends the name
-/// (a name may hold spaces and parentheses).
-/// None when the process is gone.
-fn start_time(pid_dir: &OwnedFd) -> Result<Option<u64>, Errno> {
+/// Field 22 of `/proc/PID/stat` (the start time), counted after the `)`
+/// that ends the name (a name may hold spaces and parentheses), and the
+/// name. None when the process is gone.
+fn stat_of(pid_dir: &OwnedFd) -> Result<Option<(u64, Vec<u8>)>, Errno> {
     let Some(stat) = read_at(pid_dir, "stat")? else {
         return Ok(None);
     };
     let parse = || {
         let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
-        std::str::from_utf8(after)
+        let start = std::str::from_utf8(after)
             .ok()?
             .split_whitespace()
             .nth(19)?
             .parse()
-            .ok()
+            .ok()?;
+        Some((start, super::proc_info::stat_comm(&stat)?.to_vec()))
     };
     Ok(parse())
 }
@@ -359,7 +493,13 @@ fn read_process(pid_dir: &OwnedFd, pid: u32) -> std::io::Result<Option<Process>>
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    let uid = rustix::fs::fstat(pid_dir).ok().map(|st| st.st_uid);
+    // The real uid from status; fstat of /proc/PID says root for a process
+    // that is not dumpable.
+    let uid = match read_at(pid_dir, "status") {
+        Ok(status) => status.as_deref().and_then(super::proc_info::status_uid),
+        Err(e) => return Err(failure(pid, "status", e)),
+    }
+    .or_else(|| rustix::fs::fstat(pid_dir).ok().map(|st| st.st_uid));
     Ok(Some(Process {
         pid,
         name: String::from_utf8_lossy(comm).into_owned(),
@@ -411,7 +551,7 @@ mod tests {
             Mode::empty(),
         )
         .unwrap();
-        assert_eq!(start_time(&fd), Ok(Some(98765)));
+        assert_eq!(stat_of(&fd), Ok(Some((98765, b"a) b (c".to_vec()))));
     }
 
     #[test]

@@ -159,6 +159,7 @@ pub fn small() -> Snapshot {
         taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         monotonic: Duration::from_secs(1_800_000_000),
         source: SourceKind::Fixture,
+        source_note: None,
         sockets,
         processes,
         users,

@@ -57,21 +57,36 @@ pub struct Attribution {
     pub unattributed_sockets: usize,
     /// The scan ran as root: missing owners are not a matter of privileges.
     pub as_root: bool,
+    /// `/proc` is mounted with `hidepid=` and hides processes from this
+    /// scan: their sockets show without owners, and no fd table says so.
+    pub hidden_pids: bool,
 }
 
 impl Attribution {
     /// The one-line note shown when owners are missing, or None when every owner is known.
     pub fn note(&self) -> Option<String> {
         if self.unreadable_processes == 0 {
-            return None;
+            return self.hidden_pids.then(|| {
+                format!(
+                    "{} sockets could not be attributed: /proc is mounted with hidepid=, \
+                     which hides other users' processes (run as root, or in the group \
+                     its gid= option names, to see their owners)",
+                    self.unattributed_sockets
+                )
+            });
         }
         let why = if self.as_root {
             "refuse access to their fd tables even to root (a security module or another namespace's ptrace policy)"
         } else {
             "have fd tables only root can read: run as root to see their owners"
         };
+        let hidden = if self.hidden_pids {
+            "; /proc is mounted with hidepid=, which hides more of them"
+        } else {
+            ""
+        };
         Some(format!(
-            "{} sockets could not be attributed: {} processes {why}",
+            "{} sockets could not be attributed: {} processes {why}{hidden}",
             self.unattributed_sockets, self.unreadable_processes
         ))
     }
@@ -87,6 +102,9 @@ pub struct Snapshot {
     /// from suspend seen as a jump) changes no figure.
     pub monotonic: Duration,
     pub source: SourceKind,
+    /// Why the socket table came from another source than asked for
+    /// (netlink failed under `auto`), and what that leaves out.
+    pub source_note: Option<String>,
     pub sockets: Vec<Socket>,
     pub processes: HashMap<u32, Process>,
     /// User names of the uids that appear on sockets and processes.
@@ -132,6 +150,7 @@ impl Snapshot {
             taken_at: SystemTime::UNIX_EPOCH,
             monotonic: Duration::ZERO,
             source,
+            source_note: None,
             sockets: Vec::new(),
             processes: HashMap::new(),
             users: HashMap::new(),

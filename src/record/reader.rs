@@ -717,6 +717,7 @@ impl Cursor {
             // measured on it.
             monotonic: std::time::Duration::from_millis(at.max(0) as u64),
             source: wire::source_kind(self.source),
+            source_note: None,
             sockets: self
                 .sockets
                 .iter()

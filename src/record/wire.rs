@@ -82,6 +82,8 @@ impl From<WireAttribution> for Attribution {
             unreadable_processes: a.unreadable_processes as usize,
             unattributed_sockets: a.unattributed_sockets as usize,
             as_root: a.as_root,
+            // Not recorded: the note is about the live scan.
+            hidden_pids: false,
         }
     }
 }

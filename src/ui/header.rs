@@ -45,6 +45,13 @@ fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
     let mut items: Vec<(String, Style)> = Vec::new();
     if app.stats.is_some() {
         items.push((sockets(snap.sockets.len()), Style::new()));
+        // `auto` fell back to /proc/net: say so before anything else fades.
+        if snap.source_note.is_some() {
+            items.push((
+                "netlink failed: /proc/net, no cookies".into(),
+                theme.trouble(),
+            ));
+        }
         items.push(owners(app, theme));
     } else {
         // Nothing collected yet (or every collection failed): no count and

@@ -1,0 +1,215 @@
+//! The reading of replies: sequence numbers, port ids, DONE's error,
+//! duplicates; and a dump after one that was left unread.
+
+use super::*;
+use std::net::TcpListener;
+
+const SEQ: u32 = 7;
+const PORT: u32 = 4242;
+
+/// One inet_diag answer as the kernel frames it.
+fn answer(seq: u32, port: u32, cookie: u64, local_port: u16) -> Vec<u8> {
+    use netlink_packet_sock_diag::inet::InetResponseHeader;
+    let mut id = SocketId::new_v4();
+    id.source_port = local_port;
+    id.cookie = cookie.to_ne_bytes();
+    let resp = InetResponse {
+        header: InetResponseHeader {
+            family: AF_INET,
+            state: TcpState::CloseWait as u8,
+            timer: None,
+            socket_id: id,
+            recv_queue: 0,
+            send_queue: 0,
+            uid: 0,
+            inode: 99,
+        },
+        nlas: Default::default(),
+    };
+    let mut header = NetlinkHeader::default();
+    header.sequence_number = seq;
+    header.port_number = port;
+    header.flags = netlink_packet_core::NLM_F_MULTIPART;
+    let mut msg = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(Box::new(resp))),
+    );
+    msg.finalize();
+    let mut bytes = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut bytes);
+    bytes
+}
+
+/// NLMSG_DONE with its error code (0: the dump is complete).
+fn done(seq: u32, port: u32, code: i32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&20u32.to_ne_bytes());
+    b.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
+    b.extend_from_slice(&netlink_packet_core::NLM_F_MULTIPART.to_ne_bytes());
+    b.extend_from_slice(&seq.to_ne_bytes());
+    b.extend_from_slice(&port.to_ne_bytes());
+    b.extend_from_slice(&code.to_ne_bytes());
+    b
+}
+
+fn reply() -> Reply<'static> {
+    Reply {
+        what: "tcp4",
+        seq: SEQ,
+        port: PORT,
+        single: false,
+        seen: Default::default(),
+        undecoded: None,
+    }
+}
+
+fn walk_all(batches: &[Vec<u8>]) -> (Vec<u16>, Option<Result<(), NetlinkError>>) {
+    let mut reply = reply();
+    let mut ports = Vec::new();
+    for batch in batches {
+        match reply.walk(batch, &mut |r| ports.push(r.header.socket_id.source_port)) {
+            Walk::More => {}
+            Walk::End(end) => return (ports, Some(end)),
+            Walk::Broken(e) => return (ports, Some(Err(e))),
+        }
+    }
+    (ports, None)
+}
+
+#[test]
+fn replies_of_an_earlier_request_or_for_another_port_are_skipped() {
+    let batch = [
+        answer(SEQ - 1, PORT, 1, 1001), // the rest of an earlier dump
+        done(SEQ - 1, PORT, 0),         // and its end, which is not ours
+        answer(SEQ, PORT + 1, 2, 1002), // another socket's
+        answer(SEQ, PORT, 3, 1003),
+    ]
+    .concat();
+    let (ports, end) = walk_all(&[batch, done(SEQ, PORT, 0)]);
+    assert_eq!(ports, vec![1003]);
+    assert!(matches!(end, Some(Ok(()))), "{end:?}");
+}
+
+#[test]
+fn a_dump_whose_done_carries_an_error_is_an_error_not_complete() {
+    let batch = [answer(SEQ, PORT, 1, 1001), done(SEQ, PORT, -libc::EINTR)].concat();
+    let (ports, end) = walk_all(&[batch]);
+    assert_eq!(ports, vec![1001]);
+    match end {
+        Some(Err(NetlinkError::Dump { source, .. })) => {
+            assert_eq!(source.raw_os_error(), Some(libc::EINTR))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_socket_that_comes_twice_in_one_dump_is_kept_once() {
+    // inet_diag resumes by bucket index: a socket can be sent again in the
+    // next batch.
+    let first = [answer(SEQ, PORT, 11, 1001), answer(SEQ, PORT, 12, 1002)].concat();
+    let second = [
+        answer(SEQ, PORT, 12, 1002),
+        answer(SEQ, PORT, 13, 1003),
+        done(SEQ, PORT, 0),
+    ]
+    .concat();
+    let (ports, end) = walk_all(&[first, second]);
+    assert_eq!(ports, vec![1001, 1002, 1003]);
+    assert!(matches!(end, Some(Ok(()))));
+}
+
+#[test]
+fn an_answer_that_cannot_be_decoded_fails_the_dump_only_at_its_end() {
+    let mut bad = answer(SEQ, PORT, 1, 1001);
+    bad.truncate(NLMSG_HDR_LEN + 8); // shorter than an inet_diag_msg
+    bad[..4].copy_from_slice(&((NLMSG_HDR_LEN + 8) as u32).to_ne_bytes());
+    let batch = [bad, answer(SEQ, PORT, 2, 1002)].concat();
+    let mut reply = reply();
+    let mut ports = Vec::new();
+    let mut on = |r: &InetResponse| ports.push(r.header.socket_id.source_port);
+    assert!(
+        matches!(reply.walk(&batch, &mut on), Walk::More),
+        "read on to DONE"
+    );
+    match reply.walk(&done(SEQ, PORT, 0), &mut on) {
+        Walk::End(Err(NetlinkError::Decode { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ports, vec![1002]);
+}
+
+#[test]
+fn a_dump_after_one_left_unread_on_the_same_dumper_is_complete() {
+    // Enough listeners that the first dump does not fit in the kernel's
+    // first batch, so it is still running when the second request comes:
+    // on the same socket the kernel would answer EBUSY.
+    let listeners: Vec<TcpListener> = (0..150)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: std::collections::HashSet<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    let req = DumpRequest {
+        proto: Proto::Tcp,
+        family: Family::V4,
+        tcp_info: true,
+    };
+    let mut dumper = Dumper::open().unwrap();
+    dumper.abandon_a_dump(req).unwrap();
+    for round in 0..2 {
+        let mut out = Vec::new();
+        dumper
+            .dump(req, &mut out)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let mut ours: Vec<u16> = out
+            .iter()
+            .filter(|s| s.state == TcpState::Listen && ports.contains(&s.local.port()))
+            .map(|s| s.local.port())
+            .collect();
+        ours.sort_unstable();
+        let before = ours.len();
+        ours.dedup();
+        assert_eq!(before, ours.len(), "round {round}: no socket twice");
+        assert_eq!(ours.len(), listeners.len(), "round {round}: every listener");
+        assert!(
+            out.iter()
+                .filter(|s| ports.contains(&s.local.port()))
+                .all(|s| s.tcp_info.is_some()),
+            "round {round}: tcp_info decoded"
+        );
+    }
+}
+
+#[test]
+fn a_trouble_states_dump_leaves_out_listeners_and_keeps_close_wait() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    drop(server); // the client's side is now CLOSE_WAIT
+    let local = client.local_addr().unwrap();
+    let req = DumpRequest {
+        proto: Proto::Tcp,
+        family: Family::V4,
+        tcp_info: false,
+    };
+    let mask = state_mask(&[TcpState::CloseWait, TcpState::TimeWait]);
+    let mut dumper = Dumper::open().unwrap();
+    let mut found = None;
+    for _ in 0..200 {
+        let mut out = Vec::new();
+        dumper.dump_states(req, mask, &mut out).unwrap();
+        assert!(
+            out.iter()
+                .all(|s| matches!(s.state, TcpState::CloseWait | TcpState::TimeWait)),
+            "only the states asked for"
+        );
+        found = out.into_iter().find(|s| s.local == local);
+        if found.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(found.map(|s| s.state), Some(TcpState::CloseWait));
+}

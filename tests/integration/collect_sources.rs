@@ -1,0 +1,186 @@
+//! Collections of some states only, and what `auto` says when netlink is
+//! refused and `/proc/net` is read instead.
+
+use crate::common;
+use crate::ui_harness;
+
+use common::{Holder, output, poll};
+use sockscope::collect::{Collector, Options, Scope, SystemCollector};
+use sockscope::model::{Snapshot, TcpState, fixture};
+use std::process::Command;
+use std::sync::Arc;
+
+fn find(snap: &Snapshot, port: u16, state: TcpState) -> Option<Vec<u32>> {
+    snap.sockets
+        .iter()
+        .find(|s| s.local.port() == port && s.state == state)
+        .map(|s| s.owners.iter().map(|o| o.pid).collect())
+}
+
+#[test]
+fn a_trouble_states_collection_has_the_close_wait_with_its_owner_and_not_the_established() {
+    let mut holder = Holder::new();
+    let pid = holder.pid();
+    let leaking = holder.connected_pair("127.0.0.1:0");
+    let healthy = holder.connected_pair("127.0.0.1:0");
+    // The server end closes; the client end, still open, is CLOSE_WAIT.
+    holder.close(leaking.server);
+    let mut collector = SystemCollector::new(Options {
+        tcp_info: false,
+        incremental: true,
+        ..Options::default()
+    });
+    poll("the client end to reach CLOSE_WAIT", || {
+        let snap = collector.collect().ok()?;
+        find(&snap, leaking.client_port, TcpState::CloseWait)
+    });
+    for round in 0..2 {
+        let trouble = collector.collect_scope(Scope::trouble()).unwrap();
+        assert_eq!(
+            find(&trouble, leaking.client_port, TcpState::CloseWait),
+            Some(vec![pid]),
+            "round {round}: the CLOSE_WAIT with its owner"
+        );
+        assert_eq!(
+            find(&trouble, healthy.client_port, TcpState::Established),
+            None
+        );
+        assert!(
+            trouble
+                .sockets
+                .iter()
+                .all(|s| !matches!(s.state, TcpState::Established | TcpState::Listen)),
+            "round {round}: only trouble states"
+        );
+        // Its ESTABLISHED sockets, outside this dump, are not "closed".
+        assert_eq!(trouble.processes[&pid].closed_sockets, 0, "round {round}");
+    }
+    let full = collector.collect().unwrap();
+    assert_eq!(
+        find(&full, leaking.client_port, TcpState::CloseWait),
+        Some(vec![pid])
+    );
+    assert_eq!(
+        find(&full, healthy.client_port, TcpState::Established),
+        Some(vec![pid]),
+        "the ESTABLISHED socket is still attributed after partial collections"
+    );
+    assert_eq!(find(&full, healthy.port, TcpState::Listen), Some(vec![pid]));
+    assert_eq!(full.processes[&pid].closed_sockets, 0);
+    drop(holder);
+}
+
+/// A python wrapper that refuses `socket(AF_NETLINK, ...)` with EPERM
+/// through a seccomp filter and execs its arguments: netlink as a
+/// locked-down container has it. None off x86_64.
+fn without_netlink() -> Option<Vec<String>> {
+    if std::env::consts::ARCH != "x86_64" {
+        common::skipped(
+            "without_netlink",
+            "a seccomp filter refusing netlink",
+            "the filter is written for x86_64",
+            "run on x86_64",
+        );
+        return None;
+    }
+    const WRAPPER: &str = r#"
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def ins(code, jt, jf, k): return struct.pack("HBBI", code, jt, jf, k)
+prog = b"".join([
+    ins(0x20, 0, 0, 4),            # A = arch
+    ins(0x15, 0, 5, 0xC000003E),   # x86_64, else allow
+    ins(0x20, 0, 0, 0),            # A = syscall number
+    ins(0x15, 0, 3, 41),           # socket(), else allow
+    ins(0x20, 0, 0, 16),           # A = first argument
+    ins(0x15, 0, 1, 16),           # AF_NETLINK, else allow
+    ins(0x06, 0, 0, 0x00050000 | 1),  # fail with EPERM
+    ins(0x06, 0, 0, 0x7FFF0000),   # allow
+])
+buf = ctypes.create_string_buffer(prog)
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Fprog(len(prog) // 8, ctypes.addressof(buf))
+assert libc.prctl(38, 1, 0, 0, 0) == 0, "PR_SET_NO_NEW_PRIVS"
+assert libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0, ctypes.get_errno()
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+    Some(vec!["python3".into(), "-c".into(), WRAPPER.into()])
+}
+
+fn sockscope_without_netlink(args: &[&str]) -> Option<std::process::Output> {
+    let wrapper = without_netlink()?;
+    let mut cmd = Command::new(&wrapper[0]);
+    cmd.args(&wrapper[1..]).arg(common::bin()).args(args);
+    Some(output(&mut cmd))
+}
+
+#[test]
+fn auto_reads_proc_net_when_netlink_is_refused_and_says_why_on_stderr() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let Some(out) = sockscope_without_netlink(&["snapshot", "--json", "proto:tcp"]) else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let rows = common::parse_rows(&out.stdout);
+    let row = rows
+        .iter()
+        .find(|r| r.local_port == port)
+        .expect("the listener, from /proc/net");
+    assert!(
+        row.cookie.is_empty() || row.cookie.trim_start_matches('0').is_empty(),
+        "no cookie from /proc/net: {}",
+        row.cookie
+    );
+    let note = stderr
+        .lines()
+        .find(|l| l.starts_with("sockscope: netlink sock_diag failed ("))
+        .unwrap_or_else(|| panic!("a note on stderr: {stderr}"));
+    assert!(note.contains("Operation not permitted"), "{note}");
+    assert!(note.contains("read /proc/net instead"), "{note}");
+    assert!(note.contains("no cookies (destroy refused)"), "{note}");
+    drop(listener);
+}
+
+#[test]
+fn source_netlink_fails_with_the_reason_when_netlink_is_refused() {
+    let Some(out) = sockscope_without_netlink(&["snapshot", "--source", "netlink"]) else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "no table from another source");
+    assert!(
+        stderr.contains("cannot open a NETLINK_SOCK_DIAG socket: Operation not permitted"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn the_header_says_when_netlink_failed_and_proc_net_was_read() {
+    let mut snap = fixture::small();
+    snap.source = sockscope::model::SourceKind::Proc;
+    snap.source_note = Some("netlink sock_diag failed (EBUSY): read /proc/net instead".into());
+    let mut app = ui_harness::new_app();
+    app.handle(sockscope::app::Event::Snapshot(
+        Arc::new(snap),
+        ui_harness::STATS,
+    ));
+    let term = ui_harness::render(&app, 120, 30, sockscope::ui::Theme::mono());
+    let screen = ui_harness::screen(&term);
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("netlink failed: /proc/net, no cookies"),
+        "{header}"
+    );
+    // And not when netlink worked.
+    let mut app = ui_harness::new_app();
+    app.handle(sockscope::app::Event::Snapshot(
+        Arc::new(fixture::small()),
+        ui_harness::STATS,
+    ));
+    let term = ui_harness::render(&app, 120, 30, sockscope::ui::Theme::mono());
+    assert!(!ui_harness::screen(&term).contains("netlink failed"));
+}
