@@ -19,6 +19,7 @@ pub fn trouble_into(full: &Snapshot, part: Snapshot) -> Snapshot {
         mut users,
         attribution,
         system,
+        source_note,
         derived: _,
     } = part;
     // By 4-tuple, which one TCP socket has at a time: a connection closed
@@ -54,6 +55,7 @@ pub fn trouble_into(full: &Snapshot, part: Snapshot) -> Snapshot {
         users,
         attribution,
         system,
+        source_note,
         derived: Default::default(),
     }
 }

@@ -1,8 +1,8 @@
 //! Where samples come from: the live system, or a script (tests). The engine
 //! is fed through this trait only, so the whole pipeline runs in tests.
 
-use crate::collect::{Collector, Options, SystemCollector};
-use crate::model::{Snapshot, Socket};
+use crate::collect::{Collector, Options, Scope, SourceChoice, SystemCollector, netlink};
+use crate::model::{Snapshot, Socket, TcpState};
 
 /// Which part of the socket table a sample covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,21 +43,48 @@ pub trait Source: Send {
 /// This machine.
 pub struct SystemSource {
     collector: SystemCollector,
+    /// netlink can dump by state; `/proc/net` cannot.
+    partial: bool,
 }
 
 impl SystemSource {
     pub fn new(options: Options) -> SystemSource {
         SystemSource {
             collector: SystemCollector::new(options),
+            partial: options.source != SourceChoice::Proc,
         }
     }
 }
 
+/// [`Refresh::Trouble`] as the collector's scope: every TCP state but
+/// ESTABLISHED (the listeners too, so accept queues are as fresh as the
+/// trouble states), no UDP.
+pub fn trouble_scope() -> Scope {
+    let states: Vec<TcpState> = TcpState::ALL
+        .iter()
+        .copied()
+        .filter(|s| *s != TcpState::Established)
+        .collect();
+    Scope {
+        tcp_states: netlink::state_mask(&states),
+        udp: false,
+    }
+}
+
 impl Source for SystemSource {
-    fn sample(&mut self, _refresh: Refresh) -> Result<Snapshot, SourceError> {
-        self.collector
-            .collect()
-            .map_err(|e| SourceError(e.to_string()))
+    fn sample(&mut self, refresh: Refresh) -> Result<Snapshot, SourceError> {
+        let result = match refresh {
+            Refresh::Full => self.collector.collect(),
+            Refresh::Trouble => self.collector.collect_scope(trouble_scope()),
+        };
+        let snap = result.map_err(|e| SourceError(e.to_string()))?;
+        // A fallback to /proc/net (auto) reads everything every time.
+        self.partial = snap.source == crate::model::SourceKind::Netlink;
+        Ok(snap)
+    }
+
+    fn partial(&self) -> bool {
+        self.partial
     }
 
     fn set_tcp_info(&mut self, on: bool) {
