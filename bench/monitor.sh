@@ -24,7 +24,7 @@
 #   interval and collection time shown in the header at the end (`every`,
 #             `took`);
 #
-# then, since key presses cost CPU, times KEYS (default 24) presses of `g`,
+# then, since key presses cost CPU, times KEYS (default 60) presses of `g`,
 # which cycles the grouping and so changes the table's title line ("by
 # process" -> "by local port" -> ...): from `tmux send-keys` until
 # `tmux capture-pane -p`, polled every ~2 ms, shows the new title. A quarter of
@@ -36,11 +36,17 @@
 # measures first against a program that answers every key at once. Last, the
 # peak RSS (VmHWM of /proc/PID/status).
 #
-# It prints one table for both loads, and PASS/FAIL against the targets: CPU
-# at most 10% of a core at ~133k sockets and under 1% at ~1k, peak RSS at
-# most 256 MiB (the target is for 10 minutes of history: SECONDS >= 600 gives
-# that), every key press on screen within 100 ms, at most 10 KiB/s to the
-# terminal.
+# While the window runs, the header is read every 100 ms: the oldest sample
+# age it shows is how stale the trouble states and the finding line get (on
+# large tables the ESTABLISHED part is refreshed less often; its own age is
+# reported beside).
+#
+# It prints one table for both loads, and PASS/FAIL against the targets
+# (issue 13): CPU at most 10% of a core at ~133k sockets and at most 0.5% at
+# ~1k; peak RSS at most 200 MiB (the target is for 10 minutes of history:
+# SECONDS >= 600 gives that); key press to screen at most 50 ms at the 99th
+# percentile and at most 80 ms worst, half the presses during a refresh; the
+# trouble states at most 1.5 s old; at most 10 KiB/s to the terminal.
 #
 # Needs root, tmux and python3 (installed with apt-get if missing). The tools,
 # the build, the sysctls and loadgen are set up by bench/lib.sh, as for
@@ -49,7 +55,7 @@
 # Environment:
 #   LOADGEN_ARGS        loadgen arguments for load (a) (default: none, ~133k sockets)
 #   SMALL_LOADGEN_ARGS  for load (b) (default "--established 500 --close-wait 20 --time-wait 0 --workers 2")
-#   KEYS                key presses per load (default 24)
+#   KEYS                key presses per load (default 60)
 #   CARGO_TARGET_DIR    honoured, as by cargo
 #   SOCKSCOPE_BIN       measure this binary instead of the fresh build (run
 #                       once with the previous commit's build, once without)
@@ -58,7 +64,7 @@ set -euo pipefail
 WINDOW=${1:-60}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
 SMALL_LOADGEN_ARGS=${SMALL_LOADGEN_ARGS:---established 500 --close-wait 20 --time-wait 0 --workers 2}
-KEYS=${KEYS:-24}
+KEYS=${KEYS:-60}
 if ! [[ $WINDOW =~ ^[1-9][0-9]*$ && $KEYS =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: $0 [SECONDS]   (SECONDS: a positive integer, default 60; KEYS too)" >&2
     exit 2
@@ -221,8 +227,18 @@ def press(session, want, timeout=10.0):
     return (t1 - t0) * 1000, t0, t1
 
 
-# main, collector, input, signals, resolver: more means collection workers
+# main, engine (collector before it), rows (this build on), input, signals,
+# resolver: more means collection workers. Set from the pid at start.
 BASE_THREADS = 5
+
+
+def sampler_thread(pid):
+    """The thread that collects: `engine` (this build), `collector` (before)."""
+    names = {n: t for t, (n, _) in threads(pid).items()}
+    for name in ("engine", "collector"):
+        if name in names:
+            return names[name]
+    return None
 
 
 class Activity:
@@ -306,13 +322,27 @@ def measure(session, pid, window, keys, label, ready):
         if time.monotonic() - first >= max(5.0, 3 * interval):
             break
 
-    # The window: nothing but tmux and this process sleeping.
+    global BASE_THREADS
+    BASE_THREADS = 6 if any(n == "rows" for n, _ in threads(pid).values()) else 5
+
+    # The window: nothing but tmux and this process sleeping; the header is
+    # read every 100 ms for the age of what it shows.
     h0 = header(capture(session))
     t0, c0, w0, m0, th0 = (time.monotonic(), stat_ticks(f"/proc/{pid}")[1],
                            proc_field(pid, "io", "wchar:"), machine(), threads(pid))
     la0 = loadavg()
     print(f"measure: {window} s window from {h0['every']}", file=sys.stderr)
-    time.sleep(window)
+    ages, estab = [], []
+    end = time.monotonic() + window
+    while time.monotonic() < end:
+        lines = capture(session)
+        h = header(lines)
+        if h["age"] is not None:
+            ages.append(h["age"])
+        m = re.search(r"ESTAB (\d+)s old", h["line"])
+        if m:
+            estab.append(int(m.group(1)))
+        time.sleep(0.1)
     t1, c1, w1, m1, th1 = (time.monotonic(), stat_ticks(f"/proc/{pid}")[1],
                            proc_field(pid, "io", "wchar:"), machine(), threads(pid))
     la1 = loadavg()
@@ -326,6 +356,9 @@ def measure(session, pid, window, keys, label, ready):
         "sockets": h1["sockets"], "sockets_start": h0["sockets"], "header": h1["line"].strip(),
         "machine_busy_pct": 100 * ((m1[0] - m0[0]) - (m1[1] - m0[1])) / max(1, m1[0] - m0[0]),
         "loadavg": [la0, la1],
+        "age_max": max(ages) if ages else None,
+        "age_p99": pct(ages, 99) if ages else None,
+        "estab_max": max(estab) if estab else None,
     })
     per = {}
     live = 0
@@ -339,9 +372,9 @@ def measure(session, pid, window, keys, label, ready):
 
     # Key presses, after the window: they cost CPU.
     main_tid = pid
-    collector = min((t for t, (n, _) in threads(pid).items() if n == "collector"), default=None)
+    collector = sampler_thread(pid)
     if collector is None:
-        sys.exit("no collector thread")
+        sys.exit("no engine or collector thread")
     interval = h1["interval"] or 1.0
     took_s = (h1["took"] or 0) / 1000
     act = Activity(pid, collector)
@@ -414,19 +447,21 @@ def report(calib, loads):
           f"one capture-pane: {calib['capture_ms']:.1f} ms")
     print()
     hdr = (f"{'load':<14} {'sockets':>8}  {'header':<30} {'CPU %core':>9} {'peak RSS':>9} "
-           f"{'term B/s':>8}  {'keys':>4} {'median':>6} {'p90':>6} {'max':>6}")
+           f"{'term B/s':>8}  {'keys':>4} {'median':>6} {'p99':>6} {'max':>6} {'age max':>7}")
     print(hdr)
-    print(f"{'':<14} {'':>8}  {'':<30} {'':>9} {'MiB':>9} {'':>8}  {'':>4} {'ms':>6} {'ms':>6} {'ms':>6}")
+    print(f"{'':<14} {'':>8}  {'':<30} {'':>9} {'MiB':>9} {'':>8}  {'':>4} {'ms':>6} {'ms':>6} {'ms':>6} {'s':>7}")
     for r in loads:
         ms = [p["ms"] for p in r["presses"] if p["ms"] is not None]
         lost = len(r["presses"]) - len(ms)
         shown = f"{r['every']}, took {r['took']}ms"
         print(f"{r['label']:<14} {r['sockets'] or 0:>8}  {shown:<30} {r['cpu_pct']:>9.2f} "
               f"{r['vmhwm_kib'] / 1024:>9.1f} {r['wchar_per_s']:>8.0f}  {len(r['presses']):>4} "
-              f"{statistics.median(ms):>6.1f} {pct(ms, 90):>6.1f} "
-              f"{(max(ms) if not lost else float('inf')):>6.1f}")
+              f"{statistics.median(ms):>6.1f} {pct(ms, 99):>6.1f} "
+              f"{(max(ms) if not lost else float('inf')):>6.1f} "
+              f"{r.get('age_max') if r.get('age_max') is not None else '-':>7}")
     print("CPU: utime+stime of the whole process over the window; peak RSS: VmHWM at the end; term B/s:")
-    print("wchar over the window; keys: `g` pressed until the new title is on screen, tmux round trip included")
+    print("wchar over the window; keys: `g` pressed until the new title is on screen, tmux round trip included;")
+    print("age max: the oldest sample age the header showed (read every 100 ms over the window): the trouble states'")
     for r in loads:
         print()
         print(f"{r['label']}: {r['ready']}")
@@ -455,22 +490,32 @@ def report(calib, loads):
         print(f"  UI thread CPU between a key's send and its sight: median {statistics.median(mm):.1f} ms, "
               f"max {max(mm):.1f} ms")
         print(f"  peak RSS after {r['history_s']:.0f} s of samples (VmRSS at the end {r['vmrss_kib'] / 1024:.1f} MiB)")
+        if r.get("age_max") is not None:
+            print(f"  sample age on screen: p99 {r['age_p99']:.1f} s, max {r['age_max']:.1f} s"
+                  + (f"; ESTABLISHED part at most {r['estab_max']} s old" if r.get("estab_max") is not None else ""))
 
     print()
     print("targets:")
     def line(label, ok, detail):
         print(f"  {label:<52} {'PASS' if ok else 'FAIL'}  ({detail})")
-    for r, cpu_ok, cpu_target in zip(loads, (lambda c: c <= 10, lambda c: c < 1),
-                                     ("<= 10%", "< 1%")):
+    for r, cpu_ok, cpu_target in zip(loads, (lambda c: c <= 10, lambda c: c <= 0.5),
+                                     ("<= 10%", "<= 0.5%")):
         tag = r["label"].split()[0]
         ms = [p["ms"] if p["ms"] is not None else float("inf") for p in r["presses"]]
         rss = r["vmhwm_kib"] / 1024
         line(f"{tag} CPU {cpu_target} of one core", cpu_ok(r["cpu_pct"]), f"{r['cpu_pct']:.2f}%")
         note = ("" if r["history_s"] >= 600 else
                 f"; {r['history_s']:.0f} s of history, 10 min needs SECONDS >= 600")
-        line(f"{tag} peak RSS <= 256 MiB", rss <= 256, f"{rss:.1f} MiB{note}")
-        line(f"{tag} every key press on screen within 100 ms", max(ms) <= 100,
-             f"max {max(ms):.1f} ms of {len(ms)}, tmux round trip included")
+        line(f"{tag} peak RSS <= 200 MiB", rss <= 200, f"{rss:.1f} MiB{note}")
+        line(f"{tag} key press to screen p99 <= 50 ms", pct(ms, 99) <= 50,
+             f"p99 {pct(ms, 99):.1f} ms of {len(ms)}, tmux round trip included")
+        line(f"{tag} key press to screen max <= 80 ms", max(ms) <= 80, f"max {max(ms):.1f} ms")
+        during = [p for p in r["presses"] if p["phase"].startswith(("collecting", "refresh arrives"))]
+        line(f"{tag} half the presses during a refresh", 2 * len(during) >= len(ms),
+             f"{len(during)} of {len(ms)}")
+        if r.get("age_max") is not None:
+            line(f"{tag} trouble states and finding line <= 1.5 s old", r["age_max"] <= 1.5,
+                 f"max {r['age_max']:.1f} s shown")
         line(f"{tag} terminal output <= 10 KiB/s", r["wchar_per_s"] <= 10240,
              f"{r['wchar_per_s'] / 1024:.2f} KiB/s")
     busy = max(int(env["BUSY_BEFORE"]), int(env["BUSY_AFTER"]))
