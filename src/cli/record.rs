@@ -1,7 +1,8 @@
 //! `record`, and reading a recording for `snapshot --from` / `diagnose --from`.
 
 use super::{Failure, parse_filter, parse_interval};
-use crate::collect::{Collector, Options, SourceChoice, SystemCollector, TCP_INFO_LIMIT};
+use crate::collect::{Options, SourceChoice};
+use crate::engine::{Engine, source::SystemSource};
 use crate::model::{Filter, Snapshot};
 use crate::record::{Cursor, Recorder, Recording, SessionInfo};
 use clap::Args;
@@ -63,12 +64,14 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
     }
     let mut recorder = Recorder::create(&args.file, session_info(&filter, args.interval))
         .map_err(anyhow::Error::from)?;
-    let mut collector = SystemCollector::new(Options {
+    // The engine's source and tcp_info rule; every frame a full dump.
+    let source = SystemSource::new(Options {
         source: args.source,
         tcp_info: true,
         owners: true,
         incremental: true,
     });
+    let mut engine = Engine::new(Box::new(source), args.interval);
     let mut err = std::io::stderr();
     if recorder.kept_damage > 0 {
         let _ = writeln!(
@@ -93,9 +96,17 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
     let (mut total, mut changed) = (0, 0);
     let mut due = Duration::ZERO;
     while !stop.load(Ordering::Relaxed) {
-        let mut snap = collector.collect().map_err(anyhow::Error::from)?;
-        collector.set_tcp_info(snap.sockets.len() <= TCP_INFO_LIMIT);
-        keep_matching(&mut snap, &filter);
+        let (snap, _, _) = engine
+            .sample(true)
+            .map_err(|e| anyhow::anyhow!("cannot collect: {e}"))?;
+        // Copied only to be filtered: the engine keeps the sample too.
+        let snap = if filter.is_empty() {
+            snap
+        } else {
+            let mut mine = Arc::unwrap_or_clone(snap);
+            keep_matching(&mut mine, &filter);
+            Arc::new(mine)
+        };
         let written = recorder.write(&snap).map_err(anyhow::Error::from)?;
         keys += usize::from(written.key);
         total += written.total;

@@ -188,6 +188,16 @@ impl Engine {
     /// `force_full`), merges it into the last full dump when it is partial,
     /// and digests it.
     pub fn step(&mut self, force_full: bool) -> Result<Arc<Analysis>, SourceError> {
+        let (snap, stats, parts) = self.sample(force_full)?;
+        Ok(self.analyzer.digest(snap, Some(stats), parts))
+    }
+
+    /// [`Engine::step`] without the digestion: the sample as the cadence
+    /// wants it, merged, for a sink that keeps no history (`record`).
+    pub fn sample(
+        &mut self,
+        force_full: bool,
+    ) -> Result<(Arc<Snapshot>, CollectStats, Option<Parts>), SourceError> {
         let wall = std::time::Instant::now();
         let refresh = if force_full || self.full.is_none() || !self.source.partial() {
             Refresh::Full
@@ -229,7 +239,7 @@ impl Engine {
             took,
             interval: self.cadence.interval(),
         };
-        Ok(self.analyzer.digest(snap, Some(stats), parts))
+        Ok((snap, stats, parts))
     }
 
     /// Fills in `tcp_info` for the focused connection when the dump left it out.
