@@ -206,30 +206,31 @@ impl Engine {
         };
         let sampled = self.source.sample(refresh);
         let took = wall.elapsed();
-        let mut snap = match sampled {
+        let snap = match sampled {
             Ok(s) => s,
             Err(e) => {
                 self.cadence.failed();
                 return Err(e);
             }
         };
-        self.add_focus_tcp_info(&mut snap);
-        let (snap, parts) = match (refresh, &self.full) {
+        let (mut snap, parts) = match (refresh, &self.full) {
             (Refresh::Trouble, Some(full)) => {
                 let age = snap.monotonic.saturating_sub(full.monotonic);
-                let merged = merge::trouble_into(full, snap);
                 let parts = Parts {
                     established_age: age,
                     full_interval: self.cadence.full_interval(),
                 };
-                (Arc::new(merged), Some(parts))
+                (merge::trouble_into(full, snap), Some(parts))
             }
-            _ => {
-                let snap = Arc::new(snap);
-                self.full = Some(Arc::clone(&snap));
-                (snap, None)
-            }
+            _ => (snap, None),
         };
+        // On the merged sample: a focused ESTABLISHED connection is fresh
+        // every refresh, not only at full dumps.
+        self.add_focus_tcp_info(&mut snap);
+        let snap = Arc::new(snap);
+        if parts.is_none() {
+            self.full = Some(Arc::clone(&snap));
+        }
         // Above the limit, the next dumps leave tcp_info out (the focused
         // connection's is asked for on its own).
         self.source
