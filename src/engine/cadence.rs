@@ -17,6 +17,9 @@ pub const MAX_SHARE: u32 = 11;
 /// (when the source can): below it, a full dump every interval is cheap.
 pub const SPLIT_ABOVE: usize = 20_000;
 
+/// The part of the budget trouble-state refreshes may take when split.
+pub const TROUBLE_SHARE: f64 = 0.75;
+
 /// The longest a full dump may wait when the trouble states take the budget.
 pub const MAX_FULL_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -133,12 +136,16 @@ impl Cadence {
             self.full_interval = self.interval;
             return;
         }
-        // The trouble refreshes may take half the budget; the full dumps
-        // what is left.
+        // Fresh trouble states are what an incident needs: their refreshes
+        // may take 3/4 of the budget, the full dumps what is left.
         let trouble = self.cost_trouble.unwrap_or_default();
-        self.interval = self.base.max(trouble * (2 * MAX_SHARE));
+        let trouble_share = share * TROUBLE_SHARE;
+        self.interval = self
+            .base
+            .max(Duration::from_secs_f64(trouble.as_secs_f64() / trouble_share));
         let left = share - trouble.as_secs_f64() / self.interval.as_secs_f64();
-        let full_every = Duration::from_secs_f64(full.as_secs_f64() / left.max(share / 2.0));
+        let floor = share * (1.0 - TROUBLE_SHARE);
+        let full_every = Duration::from_secs_f64(full.as_secs_f64() / left.max(floor));
         self.full_interval = full_every.max(self.interval).min(MAX_FULL_INTERVAL);
     }
 }

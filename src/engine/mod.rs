@@ -131,15 +131,21 @@ impl Analyzer {
     }
 
     /// Records the sample and analyses it. The history is shared with the
-    /// sinks that still show the previous analysis; it is copied only when
-    /// one of them does.
+    /// sinks that still show the previous analysis: copying it for the next
+    /// sample copies its small series, not its per-connection maps (those
+    /// are rebuilt, not changed, by each record).
     pub fn digest(
         &mut self,
         snapshot: Arc<Snapshot>,
         stats: Option<CollectStats>,
         parts: Option<Parts>,
     ) -> Arc<Analysis> {
-        Arc::make_mut(&mut self.history).record(&snapshot);
+        let history = Arc::make_mut(&mut self.history);
+        match parts {
+            // A trouble-state refresh: only its fresh part is new.
+            Some(_) => history.record_partial(&snapshot),
+            None => history.record(&snapshot),
+        }
         self.analyze(snapshot, stats, parts)
     }
 }

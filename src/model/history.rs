@@ -7,6 +7,7 @@ use super::group::{self, StateCounts};
 use super::snapshot::Snapshot;
 use super::socket::{ConnKey, TcpState};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// One sample of the machine-wide state counts.
@@ -27,12 +28,20 @@ pub const MAX_SAMPLES: usize = 1200;
 /// `record`'s shortest intervals (200 ms) still 30 s, twice [`GROWTH_WINDOW`].
 pub const TREND_SAMPLES: usize = 150;
 
+type SinceMap = HashMap<ConnKey, Since, foldhash::fast::RandomState>;
+type ConnRates = HashMap<ConnKey, VecDeque<Rate>, foldhash::fast::RandomState>;
+
+/// The sockets a trouble-state refresh does not cover: they keep what the
+/// last full dump said of them.
+fn stable(s: &crate::model::Socket) -> bool {
+    s.proto == crate::model::Proto::Udp || s.state == TcpState::Established
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Since {
     state: TcpState,
     /// Steady clock of the sample that first showed it in `state`.
     first: Duration,
-    generation: u64,
     /// `tcp_info` (bytes received, bytes acked) at the last sample.
     bytes: Option<(u64, u64)>,
     /// Throughput between the last two samples.
@@ -176,12 +185,17 @@ pub struct History {
     pub counters: CounterHistory,
     /// Throughput per sample of the connections that carried any, for the
     /// detail pane's sparkline; dropped when the connection goes.
-    conn_rates: HashMap<ConnKey, VecDeque<Rate>, foldhash::fast::RandomState>,
-    /// connection → (state, first seen in that state).
-    /// Updated in place each sample; `generation` marks who is still there.
-    /// foldhash: this map is rehashed for every socket at every refresh.
-    since: HashMap<ConnKey, Since, foldhash::fast::RandomState>,
-    generation: u64,
+    /// Shared with the analyses that still show an older sample, so that a
+    /// new sample never copies it: each record builds the next map.
+    conn_rates: Arc<ConnRates>,
+    /// connection → (state, first seen in that state): the connections in
+    /// states a trouble-state refresh covers (every TCP state but
+    /// ESTABLISHED)...
+    /// foldhash: these maps are rebuilt for every socket at every refresh.
+    since: Arc<SinceMap>,
+    /// ...and the rest (ESTABLISHED, UDP), rebuilt from full dumps only: a
+    /// trouble-state refresh leaves them as the last full dump saw them.
+    since_stable: Arc<SinceMap>,
     /// When the first sample was taken (steady clock): anything seen then
     /// may be older.
     started: Option<Duration>,
@@ -190,6 +204,18 @@ pub struct History {
 impl History {
     /// Records a snapshot. Cost is linear in its sockets.
     pub fn record(&mut self, snap: &Snapshot) {
+        self.record_sample(snap, false);
+    }
+
+    /// Records a sample whose ESTABLISHED connections and UDP sockets are
+    /// the last full dump's (a trouble-state refresh merged into it): their
+    /// ages and rates stay as that dump left them, and only the rest is
+    /// looked at, so this costs what the fresh part holds.
+    pub fn record_partial(&mut self, snap: &Snapshot) {
+        self.record_sample(snap, true);
+    }
+
+    fn record_sample(&mut self, snap: &Snapshot, partial: bool) {
         let mono = snap.monotonic;
         self.started.get_or_insert(mono);
         let elapsed = self
@@ -205,7 +231,7 @@ impl History {
             mono,
             counts: group::by_state(&snap.sockets),
         });
-        let (process_rates, mut services) = self.record_connections(snap, elapsed);
+        let (process_rates, mut services) = self.record_connections(snap, elapsed, partial);
 
         let groups = group::by_process(snap, &snap.sockets);
         let mut seen = std::collections::HashSet::with_capacity(groups.len());
@@ -256,15 +282,21 @@ impl History {
         &mut self,
         snap: &Snapshot,
         elapsed: Option<Duration>,
+        partial: bool,
     ) -> (
         HashMap<Option<u32>, Rate>,
         HashMap<Option<u32>, ServiceSample>,
     ) {
         let at = snap.monotonic;
         let mut services: HashMap<Option<u32>, ServiceSample> = HashMap::new();
-        self.generation += 1;
-        let generation = self.generation;
         let mut per_process: HashMap<Option<u32>, Rate> = HashMap::new();
+        let old = Arc::clone(&self.since);
+        let old_stable = Arc::clone(&self.since_stable);
+        let old_rates = Arc::clone(&self.conn_rates);
+        let mut since = SinceMap::with_capacity_and_hasher(old.len(), Default::default());
+        let mut since_stable = (!partial)
+            .then(|| SinceMap::with_capacity_and_hasher(old_stable.len(), Default::default()));
+        let mut rates = ConnRates::default();
         for s in &snap.sockets {
             if s.state == TcpState::CloseWait && s.proto == crate::model::Proto::Tcp {
                 services
@@ -272,19 +304,42 @@ impl History {
                     .or_default()
                     .close_wait += 1;
             }
-            let key = s.key();
-            let entry = self.since.entry(key).or_insert(Since {
-                state: s.state,
-                first: at,
-                generation,
-                bytes: None,
-                rate: None,
-            });
-            if entry.state != s.state {
-                entry.state = s.state;
-                entry.first = at;
+            let is_stable = stable(s);
+            if partial && is_stable {
+                // As the last full dump left it: its rate still counts for
+                // its process, its series stays.
+                if !old_rates.is_empty() {
+                    let key = s.key();
+                    if let Some(rate) = old_stable.get(&key).and_then(|e| e.rate) {
+                        per_process
+                            .entry(s.owners.first().map(|o| o.pid))
+                            .or_default()
+                            .add(rate);
+                    }
+                    if let Some(series) = old_rates.get(&key) {
+                        rates.insert(key, series.clone());
+                    }
+                }
+                continue;
             }
-            entry.generation = generation;
+            let key = s.key();
+            // A connection may have moved between the two maps (ESTABLISHED
+            // to CLOSE_WAIT): look in both.
+            let prev = old.get(&key).or_else(|| old_stable.get(&key)).copied();
+            let mut entry = match prev {
+                Some(p) if p.state == s.state => p,
+                Some(p) => Since {
+                    state: s.state,
+                    first: at,
+                    ..p
+                },
+                None => Since {
+                    state: s.state,
+                    first: at,
+                    bytes: None,
+                    rate: None,
+                },
+            };
             let bytes = s.tcp_info.map(|t| (t.bytes_received, t.bytes_acked));
             entry.rate = match (entry.bytes, bytes, elapsed) {
                 (Some(old), Some(new), Some(dt)) => {
@@ -305,17 +360,32 @@ impl History {
                     .entry(s.owners.first().map(|o| o.pid))
                     .or_default()
                     .add(rate);
-                if rate.total() > 0 || self.conn_rates.contains_key(&key) {
-                    let series = self.conn_rates.entry(key).or_default();
-                    push_bounded(series, rate, TREND_SAMPLES);
+                let before = old_rates.get(&key);
+                if rate.total() > 0 || before.is_some() {
+                    let mut series = before.cloned().unwrap_or_default();
+                    push_bounded(&mut series, rate, TREND_SAMPLES);
+                    // Dropped once its whole window is idle.
+                    if series.iter().any(|r| r.total() > 0) {
+                        rates.insert(key, series);
+                    }
                 }
             }
+            match (&mut since_stable, is_stable) {
+                (Some(m), true) => m.insert(key, entry),
+                _ => since.insert(key, entry),
+            };
         }
-        self.since.retain(|_, e| e.generation == generation);
-        let since = &self.since;
-        self.conn_rates
-            .retain(|k, series| since.contains_key(k) && series.iter().any(|r| r.total() > 0));
+        self.since = Arc::new(since);
+        if let Some(m) = since_stable {
+            self.since_stable = Arc::new(m);
+        }
+        self.conn_rates = Arc::new(rates);
         (per_process, services)
+    }
+
+    /// What is known of a connection, in whichever map holds it.
+    fn since(&self, key: &ConnKey) -> Option<&Since> {
+        self.since.get(key).or_else(|| self.since_stable.get(key))
     }
 
     pub fn samples(&self) -> &VecDeque<Sample> {
@@ -350,7 +420,7 @@ impl History {
 
     /// A connection's throughput between the last two samples.
     pub fn conn_rate(&self, key: &ConnKey) -> Option<Rate> {
-        self.since.get(key)?.rate
+        self.since(key)?.rate
     }
 
     /// A connection's throughput over the last samples, oldest first; empty
@@ -438,7 +508,7 @@ impl History {
     /// the age), and whether that is only an upper bound (it was already
     /// there at the first sample).
     pub fn first_seen(&self, key: &ConnKey) -> Option<(SystemTime, bool)> {
-        let first = self.since.get(key)?.first;
+        let first = self.since(key)?.first;
         let newest = self.samples.back()?;
         let age = newest.mono.saturating_sub(first);
         let wall = newest.at.checked_sub(age).unwrap_or(newest.at);
@@ -448,7 +518,7 @@ impl History {
     /// True when a connection reached its current state in the newest sample
     /// (and was not simply there when sockscope started).
     pub fn is_new(&self, key: &ConnKey) -> bool {
-        let Some(e) = self.since.get(key) else {
+        let Some(e) = self.since(key) else {
             return false;
         };
         Some(e.first) != self.started && Some(e.first) == self.samples.back().map(|s| s.mono)
@@ -458,7 +528,7 @@ impl History {
     /// steady clock reading, [`Snapshot::monotonic`]), and whether that is a
     /// lower bound (it was already there at the first sample).
     pub fn age(&self, key: &ConnKey, now: Duration) -> Option<(Duration, bool)> {
-        let first = self.since.get(key)?.first;
+        let first = self.since(key)?.first;
         let at_least = Some(first) == self.started;
         Some((now.saturating_sub(first), at_least))
     }

@@ -1,0 +1,123 @@
+//! Where a refresh's CPU goes at scale, on a synthetic table (no system
+//! access): `cargo run --release --example engine_cost -- [SOCKETS]`.
+//!
+//! Prints the median of 5 runs of each step the engine and the UI take per
+//! sample: merging a trouble refresh into the last full dump, recording the
+//! history, analysing findings, building and sorting the rows by process.
+
+use sockscope::app::keymap::Keymap;
+use sockscope::model::fixture::{self, socket};
+use sockscope::model::{Filter, Proto, Snapshot, TcpState};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn table(n: usize, shift: u64) -> Snapshot {
+    let mut snap = fixture::small();
+    snap.advance(Duration::from_secs(shift));
+    let states = [
+        (TcpState::Established, 75),
+        (TcpState::CloseWait, 8),
+        (TcpState::FinWait2, 8),
+        (TcpState::TimeWait, 9),
+    ];
+    let mut i = 0usize;
+    for (state, pct) in states {
+        for _ in 0..n * pct / 100 {
+            let pid = 2000 + (i % 8) as u32;
+            let owners: Vec<(u32, u32)> =
+                if state == TcpState::TimeWait || state == TcpState::FinWait2 {
+                    vec![]
+                } else {
+                    vec![(pid, 10 + i as u32)]
+                };
+            snap.sockets.push(socket(
+                Proto::Tcp,
+                state,
+                &format!("127.77.0.{}:{}", 1 + i % 8, 7000),
+                &format!(
+                    "127.77.{}.{}:{}",
+                    1 + i / 60_000,
+                    1 + i % 250,
+                    1024 + i % 60_000
+                ),
+                if owners.is_empty() {
+                    0
+                } else {
+                    5_000_000 + i as u64
+                },
+                0,
+                &owners,
+            ));
+            i += 1;
+        }
+    }
+    for pid in 2000..2008 {
+        snap.processes.insert(
+            pid,
+            fixture::process(pid, "loadgen", "loadgen --worker", 0, "root"),
+        );
+    }
+    snap
+}
+
+fn time<T>(label: &str, mut f: impl FnMut() -> T) {
+    let mut runs: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed()
+        })
+        .collect();
+    runs.sort();
+    println!("{label:<40} {:>8.1} ms", runs[2].as_secs_f64() * 1000.0);
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(130_000);
+    let full = table(n, 0);
+    let mut trouble = table(n, 1);
+    trouble.sockets.retain(|s| s.state != TcpState::Established);
+    println!(
+        "{} sockets, a trouble refresh of {}",
+        full.sockets.len(),
+        trouble.sockets.len()
+    );
+    time("merge a trouble refresh", || {
+        sockscope::engine::merge::trouble_into(&full, trouble.clone())
+    });
+    let merged = Arc::new(sockscope::engine::merge::trouble_into(
+        &full,
+        trouble.clone(),
+    ));
+    let mut history = sockscope::model::history::History::default();
+    history.record(&full);
+    time("history.record", || {
+        let mut h = history.clone();
+        h.record(&merged);
+        h
+    });
+    time("history.clone (shared with the UI)", || history.clone());
+    history.record(&merged);
+    time("holders (derived once per sample)", || {
+        let s = (*merged).clone();
+        s.holders();
+        s
+    });
+    merged.holders();
+    time("findings::analyze", || {
+        sockscope::model::findings::analyze(&merged, &history, &Filter::default())
+    });
+    let mut analyzer = sockscope::engine::Analyzer::new();
+    let analysis = analyzer.digest(Arc::clone(&merged), None, None);
+    let mut app = sockscope::app::App::new(
+        Keymap::defaults(),
+        Filter::default(),
+        Duration::from_secs(1),
+    );
+    time("rows by process (filter, group, sort)", || {
+        app.handle(sockscope::app::Event::Analysis(Arc::clone(&analysis)));
+    });
+}
