@@ -1,7 +1,7 @@
 //! Where a refresh's CPU goes at scale, on a synthetic table (no system
 //! access): `cargo run --release --example engine_cost -- [SOCKETS]`.
 //!
-//! Prints the median of 5 runs of each step the engine and the UI take per
+//! Prints the median CPU time (this thread's) of 5 runs of each step the engine and the UI take per
 //! sample: merging a trouble refresh into the last full dump, recording the
 //! history, analysing findings, building and sorting the rows by process.
 
@@ -9,7 +9,7 @@ use sockscope::app::keymap::Keymap;
 use sockscope::model::fixture::{self, socket};
 use sockscope::model::{Filter, Proto, Snapshot, TcpState};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn table(n: usize, shift: u64) -> Snapshot {
     let mut snap = fixture::small();
@@ -60,12 +60,19 @@ fn table(n: usize, shift: u64) -> Snapshot {
     snap
 }
 
+/// CPU time of this thread: what a step costs, whatever else the machine
+/// is doing.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 fn time<T>(label: &str, mut f: impl FnMut() -> T) {
     let mut runs: Vec<Duration> = (0..5)
         .map(|_| {
-            let t = Instant::now();
+            let t = thread_cpu();
             std::hint::black_box(f());
-            t.elapsed()
+            thread_cpu() - t
         })
         .collect();
     runs.sort();
@@ -81,10 +88,13 @@ fn main() {
     let mut trouble = table(n, 1);
     trouble.sockets.retain(|s| s.state != TcpState::Established);
     println!(
-        "{} sockets, a trouble refresh of {}",
+        "{} sockets, a trouble refresh of {}; a socket is {} bytes (tcp_info {})",
         full.sockets.len(),
-        trouble.sockets.len()
+        trouble.sockets.len(),
+        std::mem::size_of::<sockscope::model::Socket>(),
+        std::mem::size_of::<Option<sockscope::model::TcpInfo>>()
     );
+    time("clone of the full dump's sockets", || full.sockets.clone());
     time("merge a trouble refresh", || {
         sockscope::engine::merge::trouble_into(&full, trouble.clone())
     });
@@ -100,6 +110,14 @@ fn main() {
         h
     });
     time("history.clone (shared with the UI)", || history.clone());
+    time("history.record_partial", || {
+        let mut h = history.clone();
+        h.record_partial(&merged);
+        h
+    });
+    time("clone of the trouble refresh (in merge)", || {
+        trouble.clone()
+    });
     history.record(&merged);
     time("holders (derived once per sample)", || {
         let s = (*merged).clone();

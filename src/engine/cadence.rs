@@ -140,9 +140,9 @@ impl Cadence {
         // may take 3/4 of the budget, the full dumps what is left.
         let trouble = self.cost_trouble.unwrap_or_default();
         let trouble_share = share * TROUBLE_SHARE;
-        self.interval = self
-            .base
-            .max(Duration::from_secs_f64(trouble.as_secs_f64() / trouble_share));
+        self.interval = self.base.max(Duration::from_secs_f64(
+            trouble.as_secs_f64() / trouble_share,
+        ));
         let left = share - trouble.as_secs_f64() / self.interval.as_secs_f64();
         let floor = share * (1.0 - TROUBLE_SHARE);
         let full_every = Duration::from_secs_f64(full.as_secs_f64() / left.max(floor));
