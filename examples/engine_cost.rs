@@ -95,11 +95,16 @@ fn main() {
         std::mem::size_of::<Option<sockscope::model::TcpInfo>>()
     );
     time("clone of the full dump's sockets", || full.sockets.clone());
+    let index = sockscope::engine::merge::index(&full);
+    time("index of the full dump by inode", || {
+        sockscope::engine::merge::index(&full)
+    });
     time("merge a trouble refresh", || {
-        sockscope::engine::merge::trouble_into(&full, trouble.clone())
+        sockscope::engine::merge::trouble_into(&full, &index, trouble.clone())
     });
     let merged = Arc::new(sockscope::engine::merge::trouble_into(
         &full,
+        &index,
         trouble.clone(),
     ));
     let mut history = sockscope::model::history::History::default();

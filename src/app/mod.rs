@@ -184,6 +184,11 @@ pub struct App {
     selected: HashMap<Grouping, RowKey>,
     /// Rows of the current view, sorted.
     pub rows: Vec<Row>,
+    /// The grouping and sort `rows` were built with: the table draws with
+    /// these, which differ from `grouping` and `sort()` only while a very
+    /// large view is being rebuilt off the UI thread.
+    pub shown_grouping: Grouping,
+    pub shown_sort: (usize, bool),
     /// Index of the selected row in `rows`.
     pub cursor: usize,
     /// First visible row, kept by the table so the cursor stays on screen.
@@ -262,6 +267,8 @@ impl App {
             sorts: HashMap::new(),
             selected: HashMap::new(),
             rows: Vec::new(),
+            shown_grouping: Grouping::Process,
+            shown_sort: view::default_sort(Grouping::Process),
             cursor: 0,
             offset: 0,
             mode: Mode::Normal,
@@ -449,7 +456,6 @@ impl App {
     }
 
     fn take_analysis(&mut self, analysis: Arc<Analysis>) -> Vec<Effect> {
-        self.stats = analysis.stats;
         if self.paused {
             self.pending = Some(analysis);
         } else {

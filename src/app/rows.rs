@@ -39,6 +39,9 @@ pub struct Request {
 /// The rows built for a [`Request`].
 pub struct Built {
     pub id: u64,
+    /// The grouping and sort the rows were built with.
+    grouping: Grouping,
+    sort: (usize, bool),
     rows: Vec<Row>,
     /// Where the selected row is among them.
     found: Option<usize>,
@@ -77,6 +80,8 @@ pub fn build(req: &Request) -> Built {
         .and_then(|k| rows.iter().position(|r| r.key(snap) == *k));
     Built {
         id: req.id,
+        grouping: req.grouping,
+        sort: req.sort,
         rows,
         found,
         filtered,
@@ -141,6 +146,9 @@ impl App {
     }
 
     fn present(&mut self, analysis: Arc<Analysis>) {
+        // The header's figures are the shown sample's: not those of one
+        // still waiting for its rows.
+        self.stats = analysis.stats;
         self.counts = analysis.counts;
         self.findings = Arc::clone(&analysis.findings);
         self.history = Arc::clone(&analysis.history);
@@ -226,6 +234,8 @@ impl App {
 
     fn apply(&mut self, built: Built, snapshot: Arc<Snapshot>) {
         self.apply_filtered(built.filtered, &snapshot);
+        self.shown_grouping = built.grouping;
+        self.shown_sort = built.sort;
         self.rows = built.rows;
         self.cursor = match built.found {
             Some(i) => i,

@@ -160,6 +160,12 @@ impl SystemCollector {
         self.options.tcp_info = on;
     }
 
+    /// Turns the owner scan on or off for the next collections (a
+    /// trouble-state refresh takes its owners from the last full one).
+    pub fn set_owners(&mut self, on: bool) {
+        self.options.owners = on;
+    }
+
     /// The sockets of `scope`, where they came from, and why netlink was
     /// not used when `auto` fell back to `/proc/net`.
     fn dump_sockets(

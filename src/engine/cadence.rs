@@ -104,10 +104,12 @@ impl Cadence {
         self.last_full = None;
     }
 
-    /// A sample of `sockets` was taken in `took` (wall time). The CPU the
-    /// process used since the previous sample is charged to this one.
-    pub fn sampled(&mut self, refresh: Refresh, sockets: usize, took: Duration) {
-        let cpu = self.meter.take().max(took);
+    /// A sample of `sockets` was taken. The CPU the process used since the
+    /// previous sample is charged to this one.
+    /// The budget is CPU time, not wall time: on a busy machine a sample
+    /// takes longer without costing more.
+    pub fn sampled(&mut self, refresh: Refresh, sockets: usize) {
+        let cpu = self.meter.take();
         self.charge(refresh, sockets, cpu, Instant::now());
     }
 

@@ -1,7 +1,20 @@
 //! A trouble-state refresh merged into the last full dump.
 
 use crate::model::{Proto, Snapshot, TcpState};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+/// Inode → index in a snapshot's sockets, for its held sockets.
+pub type InodeIndex = HashMap<u64, usize, foldhash::fast::RandomState>;
+
+/// The index of `snap`'s held sockets by inode.
+pub fn index(snap: &Snapshot) -> InodeIndex {
+    snap.sockets
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.inode != 0 && !s.owners.is_empty())
+        .map(|(i, s)| (s.inode, i))
+        .collect()
+}
 
 /// The sockets of `part` (every TCP state but ESTABLISHED, fresh) and, from
 /// `full`, the ESTABLISHED connections and the UDP sockets, except those
@@ -9,7 +22,11 @@ use std::collections::HashSet;
 /// since the full dump is there once, as it is now). Processes, users,
 /// counters and the attribution note come from `part`, with the processes of
 /// the kept sockets added from `full`.
-pub fn trouble_into(full: &Snapshot, part: Snapshot) -> Snapshot {
+/// `by_inode` indexes `full`'s held sockets by inode ([`index`]): the owners
+/// of `part`'s sockets, which a trouble refresh does not scan, are the ones
+/// the full dump found for the same inode (a socket keeps its inode from
+/// ESTABLISHED to CLOSE_WAIT), and so are the attribution and the processes.
+pub fn trouble_into(full: &Snapshot, by_inode: &InodeIndex, part: Snapshot) -> Snapshot {
     let Snapshot {
         taken_at,
         monotonic,
@@ -17,11 +34,20 @@ pub fn trouble_into(full: &Snapshot, part: Snapshot) -> Snapshot {
         mut sockets,
         mut processes,
         mut users,
-        attribution,
+        attribution: _,
         system,
         source_note,
         derived: _,
     } = part;
+    for s in &mut sockets {
+        if s.owners.is_empty()
+            && s.inode != 0
+            && let Some(&i) = by_inode.get(&s.inode)
+        {
+            s.owners = full.sockets[i].owners.clone();
+        }
+    }
+    let attribution = full.attribution;
     // By 4-tuple, which one TCP socket has at a time: a connection closed
     // since the full dump lost its inode (an orphan) but not its addresses.
     let moved: HashSet<_, foldhash::fast::RandomState> =

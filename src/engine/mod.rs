@@ -158,6 +158,8 @@ pub struct Engine {
     cadence: cadence::Cadence,
     /// The last full dump, which trouble-state refreshes are merged into.
     full: Option<Arc<Snapshot>>,
+    /// Its held sockets by inode, for the owners of trouble refreshes.
+    full_index: merge::InodeIndex,
     /// The connection the user looks at: its `tcp_info` is asked for on its
     /// own when the dumps leave `tcp_info` out.
     focus: Option<Box<crate::model::Socket>>,
@@ -170,6 +172,7 @@ impl Engine {
             analyzer: Analyzer::new(),
             cadence: cadence::Cadence::new(interval),
             full: None,
+            full_index: Default::default(),
             focus: None,
         }
     }
@@ -226,7 +229,10 @@ impl Engine {
                     established_age: age,
                     full_interval: self.cadence.full_interval(),
                 };
-                (merge::trouble_into(full, snap), Some(parts))
+                (
+                    merge::trouble_into(full, &self.full_index, snap),
+                    Some(parts),
+                )
             }
             _ => (snap, None),
         };
@@ -234,14 +240,15 @@ impl Engine {
         // every refresh, not only at full dumps.
         self.add_focus_tcp_info(&mut snap);
         let snap = Arc::new(snap);
-        if parts.is_none() {
+        if parts.is_none() && self.source.partial() {
+            self.full_index = merge::index(&snap);
             self.full = Some(Arc::clone(&snap));
         }
         // Above the limit, the next dumps leave tcp_info out (the focused
         // connection's is asked for on its own).
         self.source
             .set_tcp_info(snap.sockets.len() <= crate::collect::TCP_INFO_LIMIT);
-        self.cadence.sampled(refresh, snap.sockets.len(), took);
+        self.cadence.sampled(refresh, snap.sockets.len());
         let stats = CollectStats {
             took,
             interval: self.cadence.interval(),

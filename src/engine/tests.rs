@@ -137,6 +137,11 @@ fn a_trouble_refresh_is_merged_into_the_last_full_dump_once_per_socket() {
             let mut moved = big(1).sockets.pop().unwrap();
             moved.state = TcpState::CloseWait;
             snap.sockets.push(moved);
+            // As the system source: no owner scan on a trouble refresh.
+            for s in &mut snap.sockets {
+                s.owners.clear();
+            }
+            snap.processes.clear();
         }
         Ok(snap)
     })
@@ -169,6 +174,21 @@ fn a_trouble_refresh_is_merged_into_the_last_full_dump_once_per_socket() {
         .map(|s| s.state)
         .collect();
     assert_eq!(moved, [TcpState::CloseWait]);
+    // Its holder is the one the full dump found for its inode.
+    let moved = merged
+        .snapshot
+        .sockets
+        .iter()
+        .find(|s| s.inode == 1_000_000)
+        .unwrap();
+    assert_eq!(moved.owners.first().map(|o| o.pid), Some(1000));
+    let redis_cw = merged
+        .snapshot
+        .sockets
+        .iter()
+        .filter(|s| s.state == TcpState::CloseWait && s.local.port() == 6800)
+        .all(|s| s.owners.iter().any(|o| o.pid == 1000));
+    assert!(redis_cw, "the fixture's CLOSE_WAIT keep their holder");
     assert_eq!(merged.snapshot.monotonic, Duration::from_secs(1001));
     assert!(merged.snapshot.processes.contains_key(&1000));
     // The findings and the history are of the merged sample.

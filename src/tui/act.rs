@@ -89,7 +89,7 @@ impl ExportJob {
         ExportJob {
             format,
             rows: app.rows.clone(),
-            grouping: app.grouping,
+            grouping: app.shown_grouping,
             filter: app.view_filter().to_string(),
             snapshot: Arc::clone(&app.snapshot),
             history: Arc::clone(&app.history),

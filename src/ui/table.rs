@@ -33,11 +33,12 @@ pub fn fit_columns(columns: &[Column], width: u16, used: &[bool]) -> Vec<usize> 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let [title_area, body] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
-    let columns = view::columns(app.grouping);
-    let (sort_col, desc) = app.sort();
+    // What the rows were built with (a very large view may be rebuilding).
+    let columns = view::columns(app.shown_grouping);
+    let (sort_col, desc) = app.shown_sort;
 
     let mut title = vec![Span::styled(
-        format!(" {} ", app.grouping.title()),
+        format!(" {} ", app.shown_grouping.title()),
         theme.title(),
     )];
     if let Some(origin) = &app.jumped_from {
@@ -61,6 +62,10 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         ),
         theme.dim(),
     ));
+    if app.building() {
+        // A very large view is being rebuilt: these rows are the last ones.
+        title.push(Span::styled(" │ updating", theme.dim()));
+    }
     // The other views' keys, when the line has room for them.
     let views = format!(" │ {} views", super::views::keys_hint(app));
     if Line::from(title.clone()).width() + views.chars().count() <= usize::from(area.width) {

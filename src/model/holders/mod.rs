@@ -65,7 +65,7 @@ impl NoHolder {
                 "closed by its program (orphaned): the kernel finishes the shutdown on its own"
             }
             NoHolder::Unseen => {
-                "has a descriptor, but no readable fd table refers to it (its process's table could not be read, or it changed hands during the scan)"
+                "has a descriptor, but no readable fd table refers to it (its process's table could not be read, it changed hands during the scan, or it is newer than the last owner scan: on very large tables owners are scanned with the full refresh)"
             }
         }
     }
