@@ -298,7 +298,7 @@ impl Dumper {
                 // got is still a valid (slightly smeared) view, as with `ss`.
                 match msg.payload {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
-                        if let Some(sock) = convert(&resp, req.proto) {
+                        if let Some(sock) = convert(&resp, req.proto, raw_expires(bytes)) {
                             out.push(sock);
                         }
                         // A query for one socket gets one answer and no DONE.
@@ -326,7 +326,18 @@ impl Dumper {
     }
 }
 
-fn convert(resp: &InetResponse, proto: Proto) -> Option<Socket> {
+/// `idiag_expires` of the `inet_diag_msg` in this netlink message: the
+/// parsed header drops it for TIME_WAIT (timer 3), where it is the time left
+/// of TIME_WAIT, or of an orphaned FIN_WAIT2 kept as a timewait socket.
+/// The message starts with the 16-byte `nlmsghdr`; `idiag_expires` follows
+/// family, state, timer, retrans (4 bytes) and `inet_diag_sockid` (48).
+fn raw_expires(message: &[u8]) -> Option<u32> {
+    const AT: usize = 16 + 4 + 48;
+    let b = message.get(AT..AT + 4)?;
+    Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn convert(resp: &InetResponse, proto: Proto, raw_expires: Option<u32>) -> Option<Socket> {
     let h = &resp.header;
     let state = TcpState::from_kernel(h.state)?;
     let id = &h.socket_id;
@@ -339,16 +350,17 @@ fn convert(resp: &InetResponse, proto: Proto) -> Option<Socket> {
         None => (None, 0),
         Some(t) => {
             use netlink_packet_sock_diag::inet::Timer as T;
+            let ms = |d: &std::time::Duration| d.as_millis() as u64;
             let (kind, expires, retrans) = match t {
-                T::Retransmit(d, r) => (TimerKind::Retransmit, Some(d), *r),
-                T::KeepAlive(d) => (TimerKind::Keepalive, Some(d), 0),
-                T::TimeWait => (TimerKind::TimeWait, None, 0),
-                T::Probe(d) => (TimerKind::ZeroWindowProbe, Some(d), 0),
+                T::Retransmit(d, r) => (TimerKind::Retransmit, Some(ms(d)), *r),
+                T::KeepAlive(d) => (TimerKind::Keepalive, Some(ms(d)), 0),
+                T::TimeWait => (TimerKind::TimeWait, raw_expires.map(|ms| ms as u64), 0),
+                T::Probe(d) => (TimerKind::ZeroWindowProbe, Some(ms(d)), 0),
             };
             (
                 Some(Timer {
                     kind,
-                    expires_ms: expires.map(|d| d.as_millis() as u64),
+                    expires_ms: expires,
                 }),
                 retrans,
             )

@@ -8,7 +8,7 @@
 //! mid-scan makes reads fail with ESRCH instead of returning another
 //! process's data if its pid were reused.
 
-use crate::model::{Owner, Process};
+use crate::model::{Owner, ProcState, Process};
 use rustix::fs::{Dir, Mode, OFlags, openat};
 use rustix::io::Errno;
 use std::collections::HashMap;
@@ -163,13 +163,15 @@ fn scan_process(
         Err(e) if scan_failed(e) => return Err(failure(pid, "", e)),
         Err(_) => return Ok(None), // exited before we got to it
     };
-    // Only the incremental path needs the start time, to notice a reused pid.
-    let start_time = match live {
-        Some(_) => match start_time(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
-            Some(t) => t,
+    // Only the incremental path needs the start time, to notice a reused pid;
+    // the state read with it is fresh every scan (a cached name is fine, a
+    // cached state is not).
+    let (start_time, mut proc_state) = match live {
+        Some(_) => match stat_fields(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
+            Some((t, state)) => (t, Some(state)),
             None => return Ok(None),
         },
-        None => 0,
+        None => (0, None),
     };
     let prev = prev.filter(|p| p.start == start_time);
     let fd_dir = match openat(&pid_dir, "fd", dir_flags, Mode::empty()) {
@@ -242,8 +244,14 @@ fn scan_process(
         Some(info) => Some(info),
         None => read_process(&pid_dir, pid)?,
     };
+    if proc_state.is_none() {
+        proc_state = stat_fields(&pid_dir)
+            .map_err(|e| failure(pid, "stat", e))?
+            .map(|(_, state)| state);
+    }
     match info {
-        Some(p) => {
+        Some(mut p) => {
+            p.state = proc_state;
             out.processes.insert(pid, p.clone());
             Ok(Some(Tracked {
                 start: start_time,
@@ -313,23 +321,22 @@ impl ClosedSockets {
     }
 }
 
-/// Field 22 of `/proc/PID/stat`, counted after the `)` that ends the name
-/// (a name may hold spaces and parentheses).
+/// Fields 22 (start time) and 3 (state) of `/proc/PID/stat`, counted after
+/// the `)` that ends the name (a name may hold spaces and parentheses).
 /// None when the process is gone.
-fn start_time(pid_dir: &OwnedFd) -> Result<Option<u64>, Errno> {
+fn stat_fields(pid_dir: &OwnedFd) -> Result<Option<(u64, ProcState)>, Errno> {
     let Some(stat) = read_at(pid_dir, "stat")? else {
         return Ok(None);
     };
-    let parse = || {
-        let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
-        std::str::from_utf8(after)
-            .ok()?
-            .split_whitespace()
-            .nth(19)?
-            .parse()
-            .ok()
-    };
-    Ok(parse())
+    Ok(parse_stat(&stat))
+}
+
+fn parse_stat(stat: &[u8]) -> Option<(u64, ProcState)> {
+    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    let mut fields = std::str::from_utf8(after).ok()?.split_whitespace();
+    let state = ProcState::from_letter(*fields.next()?.as_bytes().first()?);
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, state))
 }
 
 /// `socket:[12345]` → 12345.
@@ -367,6 +374,7 @@ fn read_process(pid_dir: &OwnedFd, pid: u32) -> std::io::Result<Option<Process>>
         uid,
         user: None,
         closed_sockets: 0,
+        state: None,
     }))
 }
 
@@ -411,7 +419,11 @@ mod tests {
             Mode::empty(),
         )
         .unwrap();
-        assert_eq!(start_time(&fd), Ok(Some(98765)));
+        assert_eq!(stat_fields(&fd), Ok(Some((98765, ProcState::Sleeping))));
+        assert_eq!(
+            parse_stat(b"7 (x) y) T 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 1 1").map(|s| s.1),
+            Some(ProcState::Stopped)
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub fn process(pid: u32, name: &str, cmdline: &str, uid: u32, user: &str) -> Pro
         uid: Some(uid),
         user: Some(user.to_string()),
         closed_sockets: 0,
+        state: None,
     }
 }
 
