@@ -233,11 +233,8 @@ impl Collector for SystemCollector {
         }
         let attribution = Attribution {
             unreadable_processes: scan.unreadable_processes,
-            unattributed_sockets: if scan.unreadable_processes > 0 {
-                unattributed
-            } else {
-                0
-            },
+            // Counted whatever the cause: the note tells the causes apart.
+            unattributed_sockets: unattributed,
             as_root: rustix::process::geteuid().is_root(),
         };
 

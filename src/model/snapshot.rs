@@ -60,20 +60,40 @@ pub struct Attribution {
 }
 
 impl Attribution {
-    /// The one-line note shown when owners are missing, or None when every owner is known.
+    /// The one-line note shown when owners are missing, or None when every
+    /// owner is known. It states the true counts and the cause that fits.
     pub fn note(&self) -> Option<String> {
-        if self.unreadable_processes == 0 {
-            return None;
-        }
-        let why = if self.as_root {
-            "refuse access to their fd tables even to root (a security module or another namespace's ptrace policy)"
-        } else {
-            "have fd tables only root can read: run as root to see their owners"
+        let sockets = match self.unattributed_sockets {
+            0 => None,
+            1 => Some("1 socket has".to_string()),
+            n => Some(format!("{n} sockets have")),
         };
-        Some(format!(
-            "{} sockets could not be attributed: {} processes {why}",
-            self.unattributed_sockets, self.unreadable_processes
-        ))
+        let processes = match self.unreadable_processes {
+            0 => None,
+            1 => Some("1 process".to_string()),
+            n => Some(format!("{n} processes")),
+        };
+        let unreadable_why = if self.as_root {
+            "refuse even root (a security module, or another namespace's ptrace policy)"
+        } else {
+            "are readable only by root or their owner (run as root to see their owners)"
+        };
+        // As root, sockets no table refers to are mostly not a matter of access.
+        let elsewhere = "held by a thread with its own fd table (cloned without CLONE_FILES), \
+                         or changed hands during the scan";
+        Some(match (sockets, processes) {
+            (None, None) => return None,
+            (None, Some(p)) => format!(
+                "the fd tables of {p} could not be read (they {unreadable_why}); every socket in view was attributed"
+            ),
+            (Some(s), Some(p)) if !self.as_root => format!(
+                "{s} no known owner: the fd tables of {p} could not be read (they {unreadable_why})"
+            ),
+            (Some(s), Some(p)) => format!(
+                "{s} no known owner: the fd tables of {p} could not be read (they {unreadable_why}), or the sockets were {elsewhere}"
+            ),
+            (Some(s), None) => format!("{s} no known owner: {elsewhere}"),
+        })
     }
 }
 

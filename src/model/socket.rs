@@ -367,7 +367,22 @@ impl ProcState {
         )
     }
 
-    /// `stopped (SIGSTOP)` and the like, for findings.
+    /// A few words for a summary: `stopped (SIGSTOP)`.
+    pub fn short(self) -> &'static str {
+        match self {
+            ProcState::Running => "running",
+            ProcState::Sleeping => "sleeping",
+            ProcState::DiskSleep => "in uninterruptible sleep (D)",
+            ProcState::Stopped => "stopped (SIGSTOP)",
+            ProcState::Traced => "stopped by a debugger",
+            ProcState::Zombie => "a zombie",
+            ProcState::Dead => "dying",
+            ProcState::Idle => "idle",
+            ProcState::Other => "in an unusual state",
+        }
+    }
+
+    /// What the state means, for a finding's message.
     pub fn describe(self) -> &'static str {
         match self {
             ProcState::Running => "running",
