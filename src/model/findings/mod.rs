@@ -570,4 +570,6 @@ pub(crate) fn ranked<T: Ord + Copy + std::hash::Hash>(
 #[cfg(test)]
 mod holder_tests;
 #[cfg(test)]
+mod real_failures_tests;
+#[cfg(test)]
 mod tests;

@@ -354,9 +354,16 @@ pub fn why_none(snap: &Snapshot, s: &Socket) -> Option<NoHolder> {
     })
 }
 
-/// The service (its id) of a socket's first holder; None without one.
+/// The service (its id) of a socket's first holder other than pid 1 (which
+/// keeps the sockets it passes to socket-activated services, and is part of
+/// none of them); None without one.
 pub fn service_id(snap: &Snapshot, s: &Socket) -> Option<u32> {
-    let pid = effective(snap, s).first()?.pid;
+    let owners = effective(snap, s);
+    let pid = owners
+        .iter()
+        .find(|o| o.pid != INIT)
+        .or(owners.first())?
+        .pid;
     // A holder the snapshot has no process for (a recording, a fixture) is
     // a service of its own, not "no holder".
     Some(snap.holders().service_of(pid).map_or(pid, |svc| svc.id))
