@@ -24,6 +24,7 @@ mod packaging;
 mod prometheus_rules;
 mod prometheus_server;
 mod properties;
+mod real_servers;
 mod record;
 mod record_hostile;
 mod replay_app;

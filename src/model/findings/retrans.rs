@@ -206,20 +206,28 @@ fn syn_retries(input: &Input, syn: Option<(u64, std::time::Duration)>, out: &mut
         return;
     };
     let rate = n as f64 / span.as_secs_f64().max(1e-3);
+    // Listeners here whose accept queue is full (or overflowed lately): a
+    // connect to one of them is that listener's finding to tell.
+    let overflowing = input
+        .counter_increase("TcpExt.ListenOverflows")
+        .is_some_and(|(n, _)| n > 0);
+    let full_ports: std::collections::HashSet<u16> = input
+        .snap
+        .sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen)
+        .filter(|s| s.recv_q > s.send_q || (overflowing && s.recv_q > 0))
+        .map(|s| s.local.port())
+        .collect();
+    let local_full = !full_ports.is_empty() || overflowing;
     let trying: Vec<&Socket> = input
         .sockets
         .iter()
         .copied()
         .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::SynSent)
         .filter(|s| s.retransmits > 0 || s.tcp_info.is_some_and(|t| t.retransmits > 0))
+        .filter(|s| !(input.is_local(s.remote.ip()) && full_ports.contains(&s.remote.port())))
         .collect();
-    let local_full = input
-        .sockets
-        .iter()
-        .any(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen && s.recv_q > s.send_q)
-        || input
-            .counter_increase("TcpExt.ListenOverflows")
-            .is_some_and(|(n, _)| n > 0);
     if trying.is_empty() && (local_full || input.filtered) {
         return; // the listener's finding tells it
     }
