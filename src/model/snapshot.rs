@@ -74,23 +74,27 @@ impl Attribution {
             n => Some(format!("{n} processes")),
         };
         let unreadable_why = if self.as_root {
-            "refuse even root (a security module, or another namespace's ptrace policy)"
+            "a security module or another namespace's ptrace policy refuses even root"
         } else {
-            "are readable only by root or their owner (run as root to see their owners)"
+            "only root or their owner can read them: run as root to see their owners"
         };
         // As root, sockets no table refers to are mostly not a matter of access.
-        let elsewhere = "held by a thread with its own fd table (cloned without CLONE_FILES), \
-                         or changed hands during the scan";
+        let one = self.unattributed_sockets == 1;
+        let elsewhere = format!(
+            "{} held by a thread with its own fd table (cloned without CLONE_FILES), by the \
+             kernel, or changed hands during the scan",
+            if one { "it is" } else { "they are" }
+        );
         Some(match (sockets, processes) {
             (None, None) => return None,
             (None, Some(p)) => format!(
-                "the fd tables of {p} could not be read (they {unreadable_why}); every socket in view was attributed"
+                "the fd tables of {p} could not be read ({unreadable_why}); every socket in view was attributed"
             ),
             (Some(s), Some(p)) if !self.as_root => format!(
-                "{s} no known owner: the fd tables of {p} could not be read (they {unreadable_why})"
+                "{s} no known owner: the fd tables of {p} could not be read ({unreadable_why})"
             ),
             (Some(s), Some(p)) => format!(
-                "{s} no known owner: the fd tables of {p} could not be read (they {unreadable_why}), or the sockets were {elsewhere}"
+                "{s} no known owner: the fd tables of {p} could not be read ({unreadable_why}), or {elsewhere}"
             ),
             (Some(s), None) => format!("{s} no known owner: {elsewhere}"),
         })

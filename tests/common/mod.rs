@@ -798,18 +798,22 @@ pub fn parse_attribution_note(line: &str) -> Option<(usize, usize)> {
     let m = match rest.strip_prefix("the fd tables of ") {
         Some(rest) => {
             let (m, why) = rest
-                .split_once(" processes could not be read (they ")
-                .or_else(|| rest.split_once(" process could not be read (they "))?;
+                .split_once(" processes could not be read (")
+                .or_else(|| rest.split_once(" process could not be read ("))?;
             let known = [
-                "refuse even root (a security module, or another namespace's ptrace policy)",
-                "are readable only by root or their owner (run as root to see their owners)",
+                "a security module or another namespace's ptrace policy refuses even root)",
+                "only root or their owner can read them: run as root to see their owners)",
             ];
             if !known.iter().any(|k| why.starts_with(k)) {
                 return None;
             }
             m.parse().ok()?
         }
-        None if rest.starts_with("held by a thread with its own fd table") => 0,
+        None if rest.starts_with("it is held by a thread with its own fd table")
+            || rest.starts_with("they are held by a thread with its own fd table") =>
+        {
+            0
+        }
         None => return None,
     };
     Some((n, m))

@@ -489,7 +489,8 @@ import errno, json, os, socket, subprocess, sys, threading, time
 open('/proc/sys/net/ipv4/ip_local_port_range', 'w').write('40000 40999')
 open('/proc/sys/net/ipv4/tcp_tw_reuse', 'w').write('2')
 l = socket.socket(); l.bind(('127.0.0.1', 18400)); l.listen(4096)
-if os.fork() == 0:
+server = os.fork()
+if server == 0:
     while True:
         c, _ = l.accept()
         c.recv(1)
@@ -513,6 +514,7 @@ before = failed
 d = subprocess.run([sys.argv[1], 'diagnose', '--json', '--for', '2', 'rport:18400'], capture_output=True)
 after = failed
 stop = True; t.join()
+os.kill(server, 9)
 print(json.dumps({'code': d.returncode, 'doc': json.loads(d.stdout), 'failed_during': after - before}))
 "#;
     let out = in_new_netns(script, &[common::bin()]);
@@ -543,12 +545,12 @@ fn syn_retries_at_a_full_accept_queue_are_not_reported_as_packet_loss() {
         return;
     }
     // In the namespace (its counters are its own): a listener that never
-    // accepts, with a backlog of 2, and 20 clients trying to connect.
+    // accepts, with a backlog of 2, and 200 clients trying to connect (their SYNs retried at 1 s and 3 s).
     let script = r#"
 import json, socket, subprocess, sys, time
 l = socket.socket(); l.bind(('127.0.0.1', 18500)); l.listen(2)
 clients = []
-for _ in range(20):
+for _ in range(200):
     s = socket.socket(); s.setblocking(False)
     try:
         s.connect(('127.0.0.1', 18500))
@@ -634,4 +636,56 @@ fn time_wait_and_orphaned_fin_wait2_carry_their_time_left_from_both_sources() {
             assert!(left > 0 && left <= 60_000, "{state} via {source}: {timer}");
         }
     }
+}
+
+#[test]
+fn a_healthy_nginx_under_ab_keepalive_200_for_30_s_gets_no_warning() {
+    let test = "a_healthy_nginx_under_ab_keepalive_200_for_30_s_gets_no_warning";
+    let Some(nginx_bin) = program_or_skip(test, "nginx", "nginx-light") else {
+        return;
+    };
+    let Some(ab) = program_or_skip(test, "ab", "apache2-utils") else {
+        return;
+    };
+    if !common::root_or_skip(test, "a healthy nginx under load") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let server = nginx(&nginx_bin, dir.path(), port, 2, 511);
+    let mut pids = server.extra.clone();
+    pids.push(server.pid());
+    // 30 s of load, once; sockscope samples over all but its first and last second.
+    let load = common::spawn_locked(
+        Command::new(&ab)
+            .args(["-q", "-k", "-c", "200", "-t", "30", "-n", "100000000"])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, doc) = diagnose_via(&[], &["--for", "28", &format!("port:{port}")]);
+    let report = load.wait_with_output().expect("ab");
+    let ab_out = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        ab_out.contains("Failed requests:        0"),
+        "the load itself must be healthy: {ab_out}"
+    );
+    let complete: u64 = ab_out
+        .lines()
+        .find_map(|l| l.strip_prefix("Complete requests:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(complete > 1000, "ab hardly ran: {ab_out}");
+    let bad: Vec<&Value> = findings(&doc)
+        .into_iter()
+        .filter(|f| f["severity"] != "info")
+        .collect();
+    assert!(bad.is_empty(), "a healthy nginx got warnings: {bad:#?}");
+    assert!(
+        doc["samples"].as_u64().unwrap_or(0) >= 10,
+        "sampled the load: {doc:#}"
+    );
+    drop(server);
 }

@@ -404,7 +404,7 @@ fn the_attribution_note_states_true_counts_and_causes() {
     };
     let note = elsewhere.note().unwrap();
     assert!(
-        note.starts_with("2 sockets have no known owner: held by a thread"),
+        note.starts_with("2 sockets have no known owner: they are held by a thread"),
         "{note}"
     );
     assert!(note.contains("changed hands during the scan"), "{note}");

@@ -122,8 +122,8 @@ impl Pace {
         }
         if let Some(r) = self.recycled_per_s.filter(|r| *r > 0.0) {
             text.push_str(&format!(
-                " The kernel took over {} TIME_WAIT ports a second (TcpExt.TWRecycled, \
-                 machine-wide).",
+                " The kernel took over TIME_WAIT ports at {} (TcpExt.TWRecycled, for the \
+                 whole network namespace).",
                 super::text::format_rate(r)
             ));
         }
@@ -227,8 +227,7 @@ fn ephemeral(
              only about 1 s after its last segment (tcp_tw_reuse_delay on 6.13+), and only \
              when both ends use TCP timestamps: so the range allows about {size} new \
              connections a second towards {target}; beyond that connect() fails with \
-             EADDRNOTAVAIL (\"Cannot assign requested address\"), for a client that does not \
-             retry an error its users see.{}",
+             EADDRNOTAVAIL (\"Cannot assign requested address\").{}",
             pace.describe(size)
         )
     } else {
