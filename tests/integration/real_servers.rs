@@ -689,3 +689,68 @@ fn a_healthy_nginx_under_ab_keepalive_200_for_30_s_gets_no_warning() {
     );
     drop(server);
 }
+
+#[test]
+fn a_socket_passed_by_pid_1_over_scm_rights_counts_as_the_receivers_filter_lists_it() {
+    let test = "a_socket_passed_by_pid_1_over_scm_rights_counts_as_the_receivers_filter_lists_it";
+    if !common::root_or_skip(test, "SCM_RIGHTS from pid 1 in a PID namespace of its own") {
+        return;
+    }
+    // In a PID namespace the script is pid 1 (as systemd is for socket
+    // activation): it accepts two connections, passes both to a receiver
+    // over SCM_RIGHTS, keeps its copy of the first, and the clients close.
+    let script = r#"
+import json, os, socket, subprocess, sys, time
+a, b = socket.socketpair()
+receiver = os.fork()
+if receiver == 0:
+    a.close()
+    msg, fds, _, _ = socket.recv_fds(b, 16, 2)
+    b.send(b'ok')
+    b.recv(1)
+    os._exit(0)
+b.close()
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(8)
+port = l.getsockname()[1]
+c1 = socket.create_connection(('127.0.0.1', port)); s1, _ = l.accept()
+c2 = socket.create_connection(('127.0.0.1', port)); s2, _ = l.accept()
+socket.send_fds(a, [b'fds'], [s1.fileno(), s2.fileno()])
+a.recv(2)
+s2.close()
+c1.close(); c2.close()
+time.sleep(0.3)
+d = subprocess.run([sys.argv[1], 'diagnose', '--json', '--for', '0', 'lport:%d' % port], capture_output=True)
+doc = json.loads(d.stdout)
+listed = {}
+for f in doc['findings']:
+    if f['kind'] == 'close_wait_leak':
+        rows = subprocess.run([sys.argv[1], 'snapshot', '--json'] + f['filter'].split(), capture_output=True)
+        listed[f['filter']] = len(json.loads(rows.stdout))
+print(json.dumps({'doc': doc, 'receiver': receiver, 'listed': listed}))
+a.close()
+os.waitpid(receiver, 0)
+"#;
+    let out = output(
+        Command::new("unshare")
+            .args(["-p", "-f", "--mount-proc", "--", "python3", "-c", script])
+            .arg(common::bin()),
+    );
+    assert!(
+        out.status.success(),
+        "the namespace's script failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    let receiver = res["receiver"].as_u64().unwrap();
+    let cw = of_kind(&res["doc"], "close_wait_leak");
+    assert_eq!(cw.len(), 1, "one finding for the two sockets: {res:#}");
+    let f = cw[0];
+    assert_eq!(f["pid"], receiver, "{f:#}");
+    assert_eq!(f["count"], 2, "{f:#}");
+    let filter = text(f, "filter");
+    assert_eq!(
+        res["listed"][&filter], f["count"],
+        "the finding's filter `{filter}` lists what it counts: {res:#}"
+    );
+}
