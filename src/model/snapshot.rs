@@ -52,8 +52,10 @@ impl SystemContext {
 pub struct Attribution {
     /// Processes whose fd table could not be read (not root, no CAP_SYS_PTRACE).
     pub unreadable_processes: usize,
-    /// Sockets with an inode that no readable fd table refers to, while some
-    /// fd tables were unreadable: their owner is probably among those.
+    /// Sockets with an inode that no fd table read refers to, whatever the
+    /// cause (an unreadable table, a thread's private fd table, the kernel,
+    /// a socket that changed hands during the scan): [`Attribution::note`]
+    /// tells the causes apart.
     pub unattributed_sockets: usize,
     /// The scan ran as root: missing owners are not a matter of privileges.
     pub as_root: bool,

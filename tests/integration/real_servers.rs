@@ -754,3 +754,68 @@ os.waitpid(receiver, 0)
         "the finding's filter `{filter}` lists what it counts: {res:#}"
     );
 }
+
+#[test]
+fn a_socket_held_only_by_a_thread_with_its_own_fd_table_gets_the_true_cause() {
+    // A thread that unshared its fd table (CLONE_FILES) opens a listener:
+    // /proc/PID/fd (the main thread's table) does not show it.
+    let script = r#"
+import ctypes, socket, sys, threading, time
+CLONE_FILES = 0x400
+libc = ctypes.CDLL(None, use_errno=True)
+ready = threading.Event()
+def private():
+    if libc.unshare(CLONE_FILES) != 0:
+        print('unshare failed', ctypes.get_errno(), flush=True); ready.set(); return
+    l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)
+    print(l.getsockname()[1], flush=True)
+    ready.set()
+    time.sleep(30)
+threading.Thread(target=private, daemon=True).start()
+ready.wait()
+sys.stdin.read()
+"#;
+    let mut child = common::spawn_locked(
+        Command::new("python3")
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let pid = child.id();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u16 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the thread said {line:?}"));
+    let out = output(&mut sockscope(&[
+        "snapshot",
+        "--json",
+        &format!("lport:{port}"),
+    ]));
+    let rows = common::parse_rows(&out.stdout);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if rows[0].owners.iter().any(|o| o.pid == pid) {
+        // An owner scan that reads each thread's table finds it: nothing to explain.
+    } else {
+        let note = stderr
+            .lines()
+            .find(|l| l.starts_with("sockscope: "))
+            .unwrap_or_else(|| panic!("an owner is missing and nothing says why: {stderr:?}"));
+        assert!(
+            note.contains("held by a thread with its own fd table"),
+            "the note names the cause that fits: {note}"
+        );
+        assert!(!note.contains(" 0 sockets"), "{note}");
+        let (n, _) = common::parse_attribution_note(note).expect("the note parses");
+        assert!(n >= 1, "{note}");
+    }
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+}

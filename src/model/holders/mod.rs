@@ -48,7 +48,8 @@ pub enum NoHolder {
     /// Closed by its program; the kernel finishes the shutdown on its own.
     Orphan,
     /// Has a descriptor, but no fd table that was read refers to it: the
-    /// process's table was unreadable, or it changed hands during the scan.
+    /// process's table was unreadable, a thread with a private fd table or
+    /// the kernel holds it, or it changed hands during the scan.
     Unseen,
 }
 
@@ -65,7 +66,7 @@ impl NoHolder {
                 "closed by its program (orphaned): the kernel finishes the shutdown on its own"
             }
             NoHolder::Unseen => {
-                "has a descriptor, but no readable fd table refers to it (its process's table could not be read, or it changed hands during the scan)"
+                "has a descriptor, but no fd table read refers to it: its process's table could not be read, it is held by a thread with its own fd table (cloned without CLONE_FILES) or by the kernel, or it changed hands during the scan"
             }
         }
     }
