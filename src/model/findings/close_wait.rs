@@ -265,6 +265,7 @@ fn finding(input: &Input, service: Option<u32>, sockets: &[&Socket]) -> Finding 
         let states: Vec<(u32, crate::model::ProcState)> = pid_list
             .iter()
             .filter_map(|&p| input.blocked_state(p).map(|s| (p, s)))
+            .filter(|(_, s)| *s != crate::model::ProcState::DiskSleep)
             .collect();
         format!("{} ", super::evidence::unblock_step(&states))
     } else {

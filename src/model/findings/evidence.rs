@@ -151,11 +151,15 @@ impl Input<'_> {
     }
 
     /// `nginx (pid 29947) is stopped (SIGSTOP)`, for holders of a finding's
-    /// sockets that cannot run; None when all can.
+    /// sockets that cannot run; None when all can. Uninterruptible sleep is
+    /// left out here: one scan cannot tell a moment's disk wait from a hang,
+    /// and a CLOSE_WAIT count has no evidence of its own that the holder is
+    /// stuck (a listener's stale queue does: [`Input::accept_roles`]).
     pub fn holders_blocked(&self, pids: &[u32], name: Option<&str>) -> Option<String> {
         let blocked: Vec<(u32, ProcState)> = pids
             .iter()
             .filter_map(|&p| self.blocked_state(p).map(|s| (p, s)))
+            .filter(|(_, s)| *s != ProcState::DiskSleep)
             .collect();
         if blocked.is_empty() {
             return None;

@@ -411,3 +411,46 @@ fn the_attribution_note_states_true_counts_and_causes() {
     assert!(!note.contains("refuse"), "{note}");
     assert_eq!(Attribution::default().note(), None);
 }
+
+#[test]
+fn uninterruptible_sleep_is_evidence_at_a_stale_queue_but_not_for_close_wait_alone() {
+    let mut snap = fixture::stopped_workers();
+    for pid in [29947, 29948] {
+        snap.processes.get_mut(&pid).unwrap().state = Some(ProcState::DiskSleep);
+    }
+    let findings = run(&[snap]);
+    let stalled = of_kind(&findings, Kind::AcceptStalled)[0];
+    assert!(
+        stalled.summary.contains("are in uninterruptible sleep (D)"),
+        "{}",
+        stalled.summary
+    );
+    assert!(
+        stalled.next_step.contains("/proc/29947/stack"),
+        "{}",
+        stalled.next_step
+    );
+    let cw = of_kind(&findings, Kind::CloseWaitLeak)[0];
+    assert!(!cw.summary.contains("uninterruptible"), "{}", cw.summary);
+}
+
+#[test]
+fn a_debugger_and_a_zombie_are_told_apart_from_sigstop() {
+    let mut snap = fixture::stopped_workers();
+    snap.processes.get_mut(&29947).unwrap().state = Some(ProcState::Traced);
+    snap.processes.get_mut(&29948).unwrap().state = Some(ProcState::Zombie);
+    let findings = run(&[snap]);
+    let f = of_kind(&findings, Kind::AcceptStalled)[0];
+    assert!(
+        f.summary
+            .contains("29947 stopped by a debugger and 29948 a zombie"),
+        "{}",
+        f.summary
+    );
+    assert!(f.next_step.contains("TracerPid"), "{}", f.next_step);
+    assert!(
+        f.next_step.contains("its parent must reap it"),
+        "{}",
+        f.next_step
+    );
+}
