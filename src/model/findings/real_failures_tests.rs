@@ -454,3 +454,28 @@ fn a_debugger_and_a_zombie_are_told_apart_from_sigstop() {
         f.next_step
     );
 }
+
+#[test]
+fn orphaned_fin_wait2_towards_stopped_workers_points_at_the_accepting_worker_and_the_queue() {
+    let findings = run(&[fixture::stopped_workers()]);
+    let f = of_kind(&findings, Kind::FinWait2)
+        .into_iter()
+        .find(|f| f.filter.contains("pid:none"))
+        .unwrap();
+    assert!(
+        f.next_step.contains("nginx (pid 29947) holds them"),
+        "{}",
+        f.next_step
+    );
+    assert!(
+        f.next_step
+            .contains("pids 29947 and 29948 are stopped (SIGSTOP)"),
+        "{}",
+        f.next_step
+    );
+    assert!(
+        f.next_step.contains("17 of them were never accepted"),
+        "{}",
+        f.next_step
+    );
+}
