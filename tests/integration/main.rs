@@ -20,6 +20,7 @@ mod exiting_processes;
 mod fd_limit;
 mod holders;
 mod hostile_names;
+mod kernel_facts;
 mod packaging;
 mod prometheus_rules;
 mod prometheus_server;
