@@ -328,11 +328,8 @@ impl SystemCollector {
         let as_root = rustix::process::geteuid().is_root();
         let attribution = Attribution {
             unreadable_processes: scan.unreadable_processes,
-            unattributed_sockets: if scan.unreadable_processes > 0 || scan.hidden_pids {
-                unattributed
-            } else {
-                0
-            },
+            // Counted whatever the cause: the note tells the causes apart.
+            unattributed_sockets: unattributed,
             as_root,
             hidden_pids: scan.hidden_pids,
         };

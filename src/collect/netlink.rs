@@ -149,7 +149,7 @@ struct Reply<'a> {
 }
 
 impl Reply<'_> {
-    fn walk(&mut self, bytes: &[u8], on_socket: &mut dyn FnMut(&InetResponse)) -> Walk {
+    fn walk(&mut self, bytes: &[u8], on_socket: &mut dyn FnMut(&InetResponse, &[u8])) -> Walk {
         let mut offset = 0;
         while offset + NLMSG_HDR_LEN <= bytes.len() {
             let rest = &bytes[offset..];
@@ -211,7 +211,7 @@ impl Reply<'_> {
                 }) => {
                     let cookie = u64::from_ne_bytes(resp.header.socket_id.cookie);
                     if cookie == 0 || self.seen.insert(cookie) {
-                        on_socket(&resp);
+                        on_socket(&resp, &rest[..len]);
                     }
                 }
                 Ok(_) => {}
@@ -281,8 +281,8 @@ impl Dumper {
         out: &mut Vec<Socket>,
     ) -> Result<(), NetlinkError> {
         let proto = req.proto;
-        self.request(req, states, None, &mut |resp| {
-            if let Some(sock) = convert(resp, proto) {
+        self.request(req, states, None, &mut |resp, raw| {
+            if let Some(sock) = convert(resp, proto, raw_expires(raw)) {
                 out.push(sock);
             }
         })
@@ -303,8 +303,8 @@ impl Dumper {
             tcp_info: true,
         };
         let mut found = None;
-        let asked = self.request(req, ALL_STATES, Some(socket.id()), &mut |resp| {
-            found = convert(resp, socket.proto);
+        let asked = self.request(req, ALL_STATES, Some(socket.id()), &mut |resp, raw| {
+            found = convert(resp, socket.proto, raw_expires(raw));
         });
         match asked {
             Ok(()) => Ok(found),
@@ -331,7 +331,7 @@ impl Dumper {
             tcp_info: true,
         };
         let mut raw = None;
-        self.request(req, ALL_STATES, None, &mut |resp| {
+        self.request(req, ALL_STATES, None, &mut |resp, _| {
             let id = &resp.header.socket_id;
             if SocketAddr::new(id.source_address, id.source_port) == local
                 && SocketAddr::new(id.destination_address, id.destination_port) == remote
@@ -430,7 +430,7 @@ impl Dumper {
         req: DumpRequest,
         states: u32,
         exact: Option<SocketId>,
-        on_socket: &mut dyn FnMut(&InetResponse),
+        on_socket: &mut dyn FnMut(&InetResponse, &[u8]),
     ) -> Result<(), NetlinkError> {
         self.ready()?;
         let what = format!("{}{}", req.proto.name(), req.family.number());
@@ -522,7 +522,18 @@ fn request_bytes(req: DumpRequest, states: u32, exact: Option<SocketId>, seq: u3
     request
 }
 
-fn convert(resp: &InetResponse, proto: Proto) -> Option<Socket> {
+/// `idiag_expires` of the `inet_diag_msg` in this netlink message: the
+/// parsed header drops it for TIME_WAIT (timer 3), where it is the time left
+/// of TIME_WAIT, or of an orphaned FIN_WAIT2 kept as a timewait socket.
+/// The message starts with the 16-byte `nlmsghdr`; `idiag_expires` follows
+/// family, state, timer, retrans (4 bytes) and `inet_diag_sockid` (48).
+fn raw_expires(message: &[u8]) -> Option<u32> {
+    const AT: usize = 16 + 4 + 48;
+    let b = message.get(AT..AT + 4)?;
+    Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn convert(resp: &InetResponse, proto: Proto, raw_expires: Option<u32>) -> Option<Socket> {
     let h = &resp.header;
     let state = TcpState::from_kernel(h.state)?;
     let id = &h.socket_id;
@@ -535,16 +546,17 @@ fn convert(resp: &InetResponse, proto: Proto) -> Option<Socket> {
         None => (None, 0),
         Some(t) => {
             use netlink_packet_sock_diag::inet::Timer as T;
+            let ms = |d: &std::time::Duration| d.as_millis() as u64;
             let (kind, expires, retrans) = match t {
-                T::Retransmit(d, r) => (TimerKind::Retransmit, Some(d), *r),
-                T::KeepAlive(d) => (TimerKind::Keepalive, Some(d), 0),
-                T::TimeWait => (TimerKind::TimeWait, None, 0),
-                T::Probe(d) => (TimerKind::ZeroWindowProbe, Some(d), 0),
+                T::Retransmit(d, r) => (TimerKind::Retransmit, Some(ms(d)), *r),
+                T::KeepAlive(d) => (TimerKind::Keepalive, Some(ms(d)), 0),
+                T::TimeWait => (TimerKind::TimeWait, raw_expires.map(|ms| ms as u64), 0),
+                T::Probe(d) => (TimerKind::ZeroWindowProbe, Some(ms(d)), 0),
             };
             (
                 Some(Timer {
                     kind,
-                    expires_ms: expires.map(|d| d.as_millis() as u64),
+                    expires_ms: expires,
                 }),
                 retrans,
             )

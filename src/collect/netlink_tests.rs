@@ -67,7 +67,9 @@ fn walk_all(batches: &[Vec<u8>]) -> (Vec<u16>, Option<Result<(), NetlinkError>>)
     let mut reply = reply();
     let mut ports = Vec::new();
     for batch in batches {
-        match reply.walk(batch, &mut |r| ports.push(r.header.socket_id.source_port)) {
+        match reply.walk(batch, &mut |r, _| {
+            ports.push(r.header.socket_id.source_port)
+        }) {
             Walk::More => {}
             Walk::End(end) => return (ports, Some(end)),
             Walk::Broken(e) => return (ports, Some(Err(e))),
@@ -127,7 +129,7 @@ fn an_answer_that_cannot_be_decoded_fails_the_dump_only_at_its_end() {
     let batch = [bad, answer(SEQ, PORT, 2, 1002)].concat();
     let mut reply = reply();
     let mut ports = Vec::new();
-    let mut on = |r: &InetResponse| ports.push(r.header.socket_id.source_port);
+    let mut on = |r: &InetResponse, _: &[u8]| ports.push(r.header.socket_id.source_port);
     assert!(
         matches!(reply.walk(&batch, &mut on), Walk::More),
         "read on to DONE"

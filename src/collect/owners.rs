@@ -8,7 +8,7 @@
 //! mid-scan makes reads fail with ESRCH instead of returning another
 //! process's data if its pid were reused.
 
-use crate::model::{Owner, Process};
+use crate::model::{Owner, ProcState, Process};
 use rustix::fs::{Dir, Mode, OFlags, openat};
 use rustix::io::Errno;
 use std::collections::HashMap;
@@ -210,13 +210,15 @@ fn scan_process(
         Err(_) => return Ok(None), // exited before we got to it
     };
     // Only the incremental path needs the start time (to notice a reused
-    // pid) and the name (to notice an exec or a rename).
-    let (start_time, comm) = match live {
-        Some(_) => match stat_of(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
-            Some(t) => t,
+    // pid) and the name (to notice an exec or a rename); the state read
+    // with them is fresh every scan (a cached name is fine, a cached state
+    // is not).
+    let (start_time, comm, mut proc_state) = match live {
+        Some(_) => match stat_fields(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
+            Some((t, comm, state)) => (t, comm, Some(state)),
             None => return Ok(None),
         },
-        None => (0, Vec::new()),
+        None => (0, Vec::new(), None),
     };
     let prev = prev.filter(|p| p.start == start_time);
     let fd_dir = match openat(&pid_dir, "fd", dir_flags, Mode::empty()) {
@@ -262,8 +264,14 @@ fn scan_process(
         Some(info) => Some(info),
         None => read_process(&pid_dir, pid)?,
     };
+    if proc_state.is_none() {
+        proc_state = stat_fields(&pid_dir)
+            .map_err(|e| failure(pid, "stat", e))?
+            .map(|(_, _, state)| state);
+    }
     match info {
-        Some(p) => {
+        Some(mut p) => {
+            p.state = proc_state;
             out.processes.insert(pid, p.clone());
             Ok(Some(Tracked {
                 start: start_time,
@@ -446,24 +454,22 @@ impl ClosedSockets {
     }
 }
 
-/// Field 22 of `/proc/PID/stat` (the start time), counted after the `)`
-/// that ends the name (a name may hold spaces and parentheses), and the
-/// name. None when the process is gone.
-fn stat_of(pid_dir: &OwnedFd) -> Result<Option<(u64, Vec<u8>)>, Errno> {
+/// Fields 22 (start time), 2 (the name) and 3 (state) of `/proc/PID/stat`,
+/// counted after the `)` that ends the name (a name may hold spaces and
+/// parentheses). None when the process is gone.
+fn stat_fields(pid_dir: &OwnedFd) -> Result<Option<(u64, Vec<u8>, ProcState)>, Errno> {
     let Some(stat) = read_at(pid_dir, "stat")? else {
         return Ok(None);
     };
-    let parse = || {
-        let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
-        let start = std::str::from_utf8(after)
-            .ok()?
-            .split_whitespace()
-            .nth(19)?
-            .parse()
-            .ok()?;
-        Some((start, super::proc_info::stat_comm(&stat)?.to_vec()))
-    };
-    Ok(parse())
+    Ok(parse_stat(&stat))
+}
+
+fn parse_stat(stat: &[u8]) -> Option<(u64, Vec<u8>, ProcState)> {
+    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    let mut fields = std::str::from_utf8(after).ok()?.split_whitespace();
+    let state = ProcState::from_letter(*fields.next()?.as_bytes().first()?);
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, super::proc_info::stat_comm(stat)?.to_vec(), state))
 }
 
 /// `socket:[12345]` → 12345.
@@ -507,6 +513,7 @@ fn read_process(pid_dir: &OwnedFd, pid: u32) -> std::io::Result<Option<Process>>
         uid,
         user: None,
         closed_sockets: 0,
+        state: None,
     }))
 }
 
@@ -551,7 +558,14 @@ mod tests {
             Mode::empty(),
         )
         .unwrap();
-        assert_eq!(stat_of(&fd), Ok(Some((98765, b"a) b (c".to_vec()))));
+        assert_eq!(
+            stat_fields(&fd),
+            Ok(Some((98765, b"a) b (c".to_vec(), ProcState::Sleeping)))
+        );
+        assert_eq!(
+            parse_stat(b"7 (x) y) T 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 1 1").map(|s| s.2),
+            Some(ProcState::Stopped)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Socket table from `/proc/net/{tcp,tcp6,udp,udp6}`: the fallback when netlink
 //! sock_diag is not available (old kernels, seccomp-restricted containers).
 
-use crate::model::{Family, Proto, Socket, TcpState};
+use crate::model::{Family, Proto, Socket, TcpState, Timer, TimerKind};
 use procfs::net::{TcpNetEntry, UdpNetEntry, UdpState};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,11 +20,30 @@ pub fn read_all(out: &mut Vec<Socket>) -> Result<(), ProcNetError> {
     let udp = |table, r: procfs::ProcResult<Vec<UdpNetEntry>>| {
         r.map_err(|source| ProcNetError { table, source })
     };
-    for (family, rows) in [
-        (Family::V4, tcp("tcp", procfs::net::tcp())?),
-        (Family::V6, tcp("tcp6", procfs::net::tcp6())?),
-    ] {
-        out.extend(rows.iter().filter_map(|e| from_tcp(e, family)));
+    for (family, table) in [(Family::V4, "tcp"), (Family::V6, "tcp6")] {
+        // Read once and parsed twice: procfs for the entries, `timers` for
+        // the `tr`, `tm->when` and `retrnsmt` columns procfs skips.
+        let text = std::fs::read(format!("/proc/net/{table}")).map_err(|e| ProcNetError {
+            table,
+            source: procfs::ProcError::from(e),
+        })?;
+        let rows = tcp(
+            table,
+            <procfs::net::TcpNetEntries as procfs::FromBufReadSI>::from_buf_read(
+                &text[..],
+                procfs::current_system_info(),
+            )
+            .map(|e| e.0),
+        )?;
+        let mut timers = timers(&text);
+        for e in &rows {
+            let (timer, retransmits) = timers.next().unwrap_or_default();
+            if let Some(mut s) = from_tcp(e, family) {
+                s.timer = timer;
+                s.retransmits = retransmits;
+                out.push(s);
+            }
+        }
     }
     for (family, rows) in [
         (Family::V4, udp("udp", procfs::net::udp())?),
@@ -77,5 +96,71 @@ fn from_udp(e: &UdpNetEntry, family: Family) -> Socket {
         cookie: 0,
         tcp_info: None,
         owners: Vec::new(),
+    }
+}
+
+/// USER_HZ: `/proc/net/tcp` gives `tm->when` in clock ticks
+/// (`jiffies_delta_to_clock_t`), 100 a second on every Linux architecture.
+const MS_PER_TICK: u64 = 10;
+
+/// The timer of each row of a `/proc/net/tcp{,6}` text, in order: `tr` (1
+/// retransmit, 2 keepalive or the FIN_WAIT2 timer, 3 TIME_WAIT, 4 zero
+/// window probe), `tm->when` (hex clock ticks left) and `retrnsmt` (hex).
+fn timers(text: &[u8]) -> impl Iterator<Item = (Option<Timer>, u8)> + '_ {
+    text.split(|&b| b == b'\n')
+        .skip(1)
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .map(|line| {
+            let line = std::str::from_utf8(line).unwrap_or("");
+            let mut f = line.split_whitespace().skip(5);
+            let (tr, when) = f
+                .next()
+                .and_then(|t| t.split_once(':'))
+                .unwrap_or(("0", "0"));
+            let retrans = f
+                .next()
+                .and_then(|r| u64::from_str_radix(r, 16).ok())
+                .unwrap_or(0);
+            // `%02X`: "01", "03".
+            let kind = match u8::from_str_radix(tr, 16).unwrap_or(0) {
+                1 => Some(TimerKind::Retransmit),
+                2 => Some(TimerKind::Keepalive),
+                3 => Some(TimerKind::TimeWait),
+                4 => Some(TimerKind::ZeroWindowProbe),
+                _ => None,
+            };
+            let timer = kind.map(|kind| Timer {
+                kind,
+                expires_ms: u64::from_str_radix(when, 16)
+                    .ok()
+                    .map(|t| t.saturating_mul(MS_PER_TICK)),
+            });
+            (timer, retrans.min(255) as u8)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_read_tr_when_and_retransmits_from_each_row() {
+        let text = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000 100 0 0 10 0\n\
+   1: 0100007F:9C40 0100007F:1F90 06 00000000:00000000 03:0000157C 00000000     0        0 0 3 0000\n\
+   2: 0100007F:9C41 0100007F:1F90 01 00000000:00000010 01:00000014 00000003  1000        0 5 1 0000\n";
+        let got: Vec<_> = timers(text).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (None, 0));
+        assert_eq!(
+            got[1].0,
+            Some(Timer {
+                kind: TimerKind::TimeWait,
+                expires_ms: Some(0x157c * 10)
+            })
+        );
+        assert_eq!(got[2].0.map(|t| t.kind), Some(TimerKind::Retransmit));
+        assert_eq!(got[2].0.and_then(|t| t.expires_ms), Some(200));
+        assert_eq!(got[2].1, 3);
     }
 }

@@ -48,6 +48,7 @@ pub fn process(pid: u32, name: &str, cmdline: &str, uid: u32, user: &str) -> Pro
         uid: Some(uid),
         user: Some(user.to_string()),
         closed_sockets: 0,
+        state: None,
     }
 }
 
@@ -263,6 +264,180 @@ pub fn prefork(workers: u32, leaks: u32) -> Snapshot {
                 &[(pid, 10 + i)],
             ));
         }
+    }
+    snap
+}
+
+/// nginx on 127.0.0.1:18180 with both workers stopped (SIGSTOP): master
+/// 29945 and workers 29947, 29948 hold the listener (backlog 16); clients
+/// gave up on 27 connections (their ends orphaned in FIN_WAIT2): 9 accepted
+/// by 29947, 1 by 29948, 17 still in the accept queue (CLOSE_WAIT, inode 0).
+pub fn stopped_workers() -> Snapshot {
+    use super::socket::ProcState;
+    let mut snap = small();
+    let (master, w1, w2) = (29945, 29947, 29948);
+    let mut l = socket(
+        Proto::Tcp,
+        TcpState::Listen,
+        "127.0.0.1:18180",
+        "0.0.0.0:0",
+        18180,
+        33,
+        &[(master, 6), (w1, 6), (w2, 6)],
+    );
+    l.recv_q = 17;
+    l.send_q = 16;
+    snap.sockets.push(l);
+    for i in 0..27u16 {
+        let client = format!("127.0.0.1:{}", 45000 + i);
+        let (inode, owners): (u64, Vec<(u32, u32)>) = match i {
+            0..9 => (60_000 + u64::from(i), vec![(w1, 20 + u32::from(i))]),
+            9 => (60_009, vec![(w2, 20)]),
+            _ => (0, vec![]),
+        };
+        snap.sockets.push(socket(
+            Proto::Tcp,
+            TcpState::CloseWait,
+            "127.0.0.1:18180",
+            &client,
+            inode,
+            33,
+            &owners,
+        ));
+        snap.sockets.push(socket(
+            Proto::Tcp,
+            TcpState::FinWait2,
+            &client,
+            "127.0.0.1:18180",
+            0,
+            1000,
+            &[],
+        ));
+    }
+    for (pid, cmd, state) in [
+        (master, "nginx: master process", ProcState::Sleeping),
+        (w1, "nginx: worker process", ProcState::Stopped),
+        (w2, "nginx: worker process", ProcState::Stopped),
+    ] {
+        let mut p = process(pid, "nginx", cmd, 33, "www-data");
+        p.state = Some(state);
+        snap.processes.insert(pid, p);
+    }
+    snap
+}
+
+/// A tcp-mode proxy in front of a backend that never closes: haproxy 3000
+/// on 127.0.0.1:18200 holds `n` client connections in CLOSE_WAIT (the
+/// clients' ends orphaned in FIN_WAIT2) and passed the close on: its `n`
+/// upstream connections to 127.0.0.1:18300 are FIN_WAIT2, and the backend,
+/// python3 4000, holds their other ends in CLOSE_WAIT, last heard from
+/// `backend_age_s` seconds ago.
+pub fn proxy_chain(n: u16, backend_age_s: u32) -> Snapshot {
+    let mut snap = small();
+    let (proxy, backend) = (3000, 4000);
+    snap.sockets.push(socket(
+        Proto::Tcp,
+        TcpState::Listen,
+        "127.0.0.1:18200",
+        "0.0.0.0:0",
+        18200,
+        0,
+        &[(proxy, 5)],
+    ));
+    snap.sockets.push(socket(
+        Proto::Tcp,
+        TcpState::Listen,
+        "127.0.0.1:18300",
+        "0.0.0.0:0",
+        18300,
+        0,
+        &[(backend, 3)],
+    ));
+    for i in 0..n {
+        let client = format!("127.0.0.1:{}", 46000 + i);
+        let upstream = format!("127.0.0.1:{}", 47000 + i);
+        let fd = 10 + 2 * u32::from(i);
+        let i64_ = u64::from(i);
+        snap.sockets.push(socket(
+            Proto::Tcp,
+            TcpState::FinWait2,
+            &client,
+            "127.0.0.1:18200",
+            0,
+            1000,
+            &[],
+        ));
+        snap.sockets.push(socket(
+            Proto::Tcp,
+            TcpState::CloseWait,
+            "127.0.0.1:18200",
+            &client,
+            61_000 + i64_,
+            0,
+            &[(proxy, fd)],
+        ));
+        snap.sockets.push(socket(
+            Proto::Tcp,
+            TcpState::FinWait2,
+            &upstream,
+            "127.0.0.1:18300",
+            62_000 + i64_,
+            0,
+            &[(proxy, fd + 1)],
+        ));
+        let mut b = socket(
+            Proto::Tcp,
+            TcpState::CloseWait,
+            "127.0.0.1:18300",
+            &upstream,
+            63_000 + i64_,
+            0,
+            &[(backend, 10 + u32::from(i))],
+        );
+        if let Some(t) = b.tcp_info.as_mut() {
+            t.last_ack_recv_ms = backend_age_s * 1000;
+        }
+        snap.sockets.push(b);
+    }
+    snap.processes.insert(
+        proxy,
+        process(proxy, "haproxy", "haproxy -f cfg -db", 0, "root"),
+    );
+    snap.processes.insert(
+        backend,
+        process(backend, "python3", "python3 backend.py", 0, "root"),
+    );
+    snap
+}
+
+/// A client that opened and closed connections to 127.0.0.1:18400 as fast
+/// as it could from a 1000-port range under `tcp_tw_reuse = 2`: `n` ports in
+/// TIME_WAIT towards it, aged 0 to `max_age_ms` (from their timers).
+pub fn port_churn(n: u16, max_age_ms: u64) -> Snapshot {
+    let mut snap = small();
+    for (k, v) in [
+        ("net.ipv4.ip_local_port_range", "40000 40999"),
+        ("net.ipv4.tcp_tw_reuse", "2"),
+        ("net.ipv4.tcp_timestamps", "1"),
+    ] {
+        snap.system.sysctls.insert(k.to_string(), v.to_string());
+    }
+    for i in 0..n {
+        let mut s = socket(
+            Proto::Tcp,
+            TcpState::TimeWait,
+            &format!("127.0.0.1:{}", 40000 + i),
+            "127.0.0.1:18400",
+            0,
+            0,
+            &[],
+        );
+        let age = max_age_ms * u64::from(i) / u64::from(n.max(1));
+        s.timer = Some(super::socket::Timer {
+            kind: super::socket::TimerKind::TimeWait,
+            expires_ms: Some(60_000 - age),
+        });
+        snap.sockets.push(s);
     }
     snap
 }

@@ -19,5 +19,5 @@ pub mod view;
 pub use filter::{Filter, FilterError};
 pub use snapshot::{Attribution, Snapshot, SourceKind, SystemContext};
 pub use socket::{
-    ConnKey, Family, Owner, Process, Proto, Socket, TcpInfo, TcpState, Timer, TimerKind,
+    ConnKey, Family, Owner, ProcState, Process, Proto, Socket, TcpInfo, TcpState, Timer, TimerKind,
 };

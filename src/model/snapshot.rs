@@ -52,8 +52,10 @@ impl SystemContext {
 pub struct Attribution {
     /// Processes whose fd table could not be read (not root, no CAP_SYS_PTRACE).
     pub unreadable_processes: usize,
-    /// Sockets with an inode that no readable fd table refers to, while some
-    /// fd tables were unreadable: their owner is probably among those.
+    /// Sockets with an inode that no fd table read refers to, whatever the
+    /// cause (an unreadable table, a thread's private fd table, the kernel,
+    /// a socket that changed hands during the scan): [`Attribution::note`]
+    /// tells the causes apart.
     pub unattributed_sockets: usize,
     /// The scan ran as root: missing owners are not a matter of privileges.
     pub as_root: bool,
@@ -63,32 +65,55 @@ pub struct Attribution {
 }
 
 impl Attribution {
-    /// The one-line note shown when owners are missing, or None when every owner is known.
+    /// The one-line note shown when owners are missing, or None when every
+    /// owner is known. It states the true counts and the cause that fits.
     pub fn note(&self) -> Option<String> {
-        if self.unreadable_processes == 0 {
-            return self.hidden_pids.then(|| {
-                format!(
-                    "{} sockets could not be attributed: /proc is mounted with hidepid=, \
-                     which hides other users' processes (run as root, or in the group \
-                     its gid= option names, to see their owners)",
-                    self.unattributed_sockets
-                )
-            });
-        }
-        let why = if self.as_root {
-            "refuse access to their fd tables even to root (a security module or another namespace's ptrace policy)"
-        } else {
-            "have fd tables only root can read: run as root to see their owners"
+        let sockets = match self.unattributed_sockets {
+            0 => None,
+            1 => Some("1 socket has".to_string()),
+            n => Some(format!("{n} sockets have")),
         };
+        let processes = match self.unreadable_processes {
+            0 => None,
+            1 => Some("1 process".to_string()),
+            n => Some(format!("{n} processes")),
+        };
+        let unreadable_why = if self.as_root {
+            "a security module or another namespace's ptrace policy refuses even root"
+        } else {
+            "only root or their owner can read them: run as root to see their owners"
+        };
+        // hidepid= hides processes from the scan: their sockets have no
+        // owner, and no unreadable table says why.
         let hidden = if self.hidden_pids {
-            "; /proc is mounted with hidepid=, which hides more of them"
+            "; /proc is mounted with hidepid=, which hides other users' processes \
+             (run as root, or in the group its gid= option names, to see their owners)"
         } else {
             ""
         };
-        Some(format!(
-            "{} sockets could not be attributed: {} processes {why}{hidden}",
-            self.unattributed_sockets, self.unreadable_processes
-        ))
+        // As root, sockets no table refers to are mostly not a matter of access.
+        let one = self.unattributed_sockets == 1;
+        let elsewhere = format!(
+            "{} held by a thread with its own fd table (cloned without CLONE_FILES), by the \
+             kernel, or changed hands during the scan",
+            if one { "it is" } else { "they are" }
+        );
+        let note = match (sockets, processes) {
+            (None, None) if !self.hidden_pids => return None,
+            (None, None) => "some processes are hidden from this scan".to_string(),
+            (None, Some(p)) => format!(
+                "the fd tables of {p} could not be read ({unreadable_why}); every socket in view was attributed"
+            ),
+            (Some(s), Some(p)) if !self.as_root => format!(
+                "{s} no known owner: the fd tables of {p} could not be read ({unreadable_why})"
+            ),
+            (Some(s), Some(p)) => format!(
+                "{s} no known owner: the fd tables of {p} could not be read ({unreadable_why}), or {elsewhere}"
+            ),
+            (Some(s), None) if self.hidden_pids => format!("{s} no known owner"),
+            (Some(s), None) => format!("{s} no known owner: {elsewhere}"),
+        };
+        Some(format!("{note}{hidden}"))
     }
 }
 

@@ -294,6 +294,110 @@ pub struct Process {
     /// connected. `lsof` lists them (`protocol: TCP`), `ss` does not. Only
     /// `close()` or exit frees them.
     pub closed_sockets: u32,
+    /// The scheduler state from `/proc/PID/stat` at the scan; None when
+    /// unknown (a recording, or the stat file could not be read).
+    pub state: Option<ProcState>,
+}
+
+/// A process's scheduler state, the letter in `/proc/PID/stat` (field 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcState {
+    /// `R`: running or runnable.
+    Running,
+    /// `S`: interruptible sleep (waiting in poll, accept, read...): normal.
+    Sleeping,
+    /// `D`: uninterruptible sleep, usually waiting on disk or network file I/O.
+    DiskSleep,
+    /// `T`: stopped by a signal (SIGSTOP, SIGTSTP) or a frozen cgroup v1.
+    Stopped,
+    /// `t`: stopped by a debugger (ptrace).
+    Traced,
+    /// `Z`: exited, not yet reaped by its parent.
+    Zombie,
+    /// `X`, `x`: dying.
+    Dead,
+    /// `I`: an idle kernel thread.
+    Idle,
+    /// `W`, `K`, `P` and anything newer: kept, not interpreted.
+    Other,
+}
+
+impl ProcState {
+    /// From the letter in `/proc/PID/stat` or the `State:` line of `status`.
+    pub fn from_letter(c: u8) -> ProcState {
+        match c {
+            b'R' => ProcState::Running,
+            b'S' => ProcState::Sleeping,
+            b'D' => ProcState::DiskSleep,
+            b'T' => ProcState::Stopped,
+            b't' => ProcState::Traced,
+            b'Z' => ProcState::Zombie,
+            b'X' | b'x' => ProcState::Dead,
+            b'I' => ProcState::Idle,
+            _ => ProcState::Other,
+        }
+    }
+
+    /// The letter `ps` shows.
+    pub fn letter(self) -> char {
+        match self {
+            ProcState::Running => 'R',
+            ProcState::Sleeping => 'S',
+            ProcState::DiskSleep => 'D',
+            ProcState::Stopped => 'T',
+            ProcState::Traced => 't',
+            ProcState::Zombie => 'Z',
+            ProcState::Dead => 'X',
+            ProcState::Idle => 'I',
+            ProcState::Other => '?',
+        }
+    }
+
+    /// A process in this state cannot run its code: it accepts nothing,
+    /// reads nothing and closes nothing until the state changes.
+    pub fn cannot_run(self) -> bool {
+        matches!(
+            self,
+            ProcState::Stopped
+                | ProcState::Traced
+                | ProcState::DiskSleep
+                | ProcState::Zombie
+                | ProcState::Dead
+        )
+    }
+
+    /// A few words for a summary: `stopped (SIGSTOP)`.
+    pub fn short(self) -> &'static str {
+        match self {
+            ProcState::Running => "running",
+            ProcState::Sleeping => "sleeping",
+            ProcState::DiskSleep => "in uninterruptible sleep (D)",
+            ProcState::Stopped => "stopped (SIGSTOP)",
+            ProcState::Traced => "stopped by a debugger",
+            ProcState::Zombie => "a zombie",
+            ProcState::Dead => "dying",
+            ProcState::Idle => "idle",
+            ProcState::Other => "in an unusual state",
+        }
+    }
+
+    /// What the state means, for a finding's message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ProcState::Running => "running",
+            ProcState::Sleeping => "sleeping",
+            ProcState::DiskSleep => {
+                "in uninterruptible sleep (D: blocked in the kernel, usually on I/O)"
+            }
+            ProcState::Stopped => "stopped (T: SIGSTOP or SIGTSTP, or a frozen cgroup)",
+            ProcState::Traced => "stopped by a debugger (t: ptrace)",
+            ProcState::Zombie => "a zombie (Z: exited, not reaped by its parent)",
+            ProcState::Dead => "dying (X)",
+            ProcState::Idle => "idle",
+            ProcState::Other => "in an unusual state",
+        }
+    }
 }
 
 /// Formats an address for humans the way `ss` does: `[::1]:80`, `127.0.0.1:80`, `*:80`.

@@ -384,6 +384,7 @@ impl From<WireProcess> for Process {
             user: p.user,
             // Not recorded (format version 1 has no room for it).
             closed_sockets: 0,
+            state: None,
         }
     }
 }

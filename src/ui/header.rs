@@ -152,7 +152,18 @@ fn replay_items(app: &App, replay: &Replay, theme: &Theme) -> Vec<(String, Style
 fn owners(app: &App, theme: &Theme) -> (String, Style) {
     let snap = &app.snapshot;
     match snap.attribution.unreadable_processes {
-        0 => ("all owners visible".into(), theme.good()),
+        0 if snap.attribution.unattributed_sockets == 0 => {
+            ("all owners visible".into(), theme.good())
+        }
+        // Every table was read, yet some sockets have no owner: a thread's
+        // private fd table, the kernel, or a socket that changed hands.
+        0 => (
+            format!(
+                "{} without visible owner",
+                sockets(snap.attribution.unattributed_sockets)
+            ),
+            theme.warn(),
+        ),
         _ => (
             if snap.attribution.as_root {
                 // Root, yet some fd tables are closed (pid 1 in a sandbox, LSMs).

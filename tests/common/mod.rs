@@ -778,19 +778,45 @@ fn churn() {
     wait_for_eof();
 }
 
-/// `sockscope: N sockets could not be attributed: M processes have fd tables
-/// only root can read: run as root to see their owners` (or, as root, why
-/// root cannot see them either) → (N, M).
+/// The attribution note → (sockets with no known owner, processes whose fd
+/// table could not be read): `sockscope: 3 sockets have no known owner: the
+/// fd tables of 2 processes could not be read (they ...)`, `sockscope: the
+/// fd tables of 1 process could not be read (...); every socket in view was
+/// attributed`, `sockscope: 1 socket has no known owner: held by a thread
+/// with its own fd table ...`.
 pub fn parse_attribution_note(line: &str) -> Option<(usize, usize)> {
     let rest = line.strip_prefix("sockscope: ")?;
-    let (n, rest) = rest.split_once(" sockets could not be attributed: ")?;
-    let (m, why) = rest.split_once(" processes ")?;
-    let as_root = "refuse access to their fd tables even to root (a security module or another namespace's ptrace policy)";
-    let not_root = "have fd tables only root can read: run as root to see their owners";
-    if why != as_root && why != not_root {
-        return None;
-    }
-    Some((n.parse().ok()?, m.parse().ok()?))
+    let (n, rest) = match rest.split_once(" no known owner: ") {
+        Some((head, rest)) => {
+            let n = head
+                .strip_suffix(" sockets have")
+                .or_else(|| head.strip_suffix(" socket has"))?;
+            (n.parse().ok()?, rest)
+        }
+        None => (0, rest),
+    };
+    let m = match rest.strip_prefix("the fd tables of ") {
+        Some(rest) => {
+            let (m, why) = rest
+                .split_once(" processes could not be read (")
+                .or_else(|| rest.split_once(" process could not be read ("))?;
+            let known = [
+                "a security module or another namespace's ptrace policy refuses even root)",
+                "only root or their owner can read them: run as root to see their owners)",
+            ];
+            if !known.iter().any(|k| why.starts_with(k)) {
+                return None;
+            }
+            m.parse().ok()?
+        }
+        None if rest.starts_with("it is held by a thread with its own fd table")
+            || rest.starts_with("they are held by a thread with its own fd table") =>
+        {
+            0
+        }
+        None => return None,
+    };
+    Some((n, m))
 }
 
 /// Asserts that `stderr` holds nothing but (at most one) attribution note.

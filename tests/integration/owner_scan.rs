@@ -162,7 +162,7 @@ fn processes_hidden_by_hidepid_are_noted_as_such() {
         .expect("root's listener is listed");
     assert_eq!(row.pid, None, "its owner is hidden");
     assert!(
-        stderr.contains("sockets could not be attributed: /proc is mounted with hidepid="),
+        stderr.contains("no known owner; /proc is mounted with hidepid="),
         "stderr: {stderr}"
     );
     drop(holder);

@@ -70,16 +70,25 @@ fn finding(input: &Input, l: &Socket, waiting: &[&Socket], gave_up: u64, stale: 
     let queued = (waiting.len() as u64).max(u64::from(l.recv_q));
     let full = input.snap.source != crate::model::SourceKind::Proc && l.recv_q > l.send_q;
     let (holders, _) = input.holding(&[l]);
-    let pid = holders.first().map(|h| h.pid);
+    let roles = input.accept_roles(l);
+    let pid = roles
+        .blocked
+        .first()
+        .map(|b| b.0)
+        .or(roles.accepting.first().copied())
+        .or(holders.first().map(|h| h.pid));
     let name = pid.and_then(|p| input.service_name(p));
     let holder = who_all(name.as_deref(), &holders);
-    let severity = if gave_up > 0 || full {
+    let evidence = input.accept_evidence(l, name.as_deref());
+    let severity = if gave_up > 0 || full || roles.nobody_accepts() {
         Severity::Critical
     } else {
         Severity::Warning
     };
     let mut f = Finding::new(Kind::AcceptStalled, severity, queued);
-    let not = if holders.len() > 1 {
+    let not = if let Some(e) = &evidence {
+        e.clone()
+    } else if holders.len() > 1 {
         format!("none of {holder} is calling accept()")
     } else {
         format!("{holder} is not calling accept()")
@@ -108,8 +117,9 @@ fn finding(input: &Input, l: &Socket, waiting: &[&Socket], gave_up: u64, stale: 
     };
     let backlog = if full {
         format!(
-            " The queue is over its backlog ({}): new connections are dropped.",
-            l.send_q
+            " The queue is over its backlog ({}): new connections are dropped.{}",
+            l.send_q,
+            super::evidence::syn_retry_clause(input)
         )
     } else if input.snap.source != crate::model::SourceKind::Proc {
         format!(
@@ -119,8 +129,12 @@ fn finding(input: &Input, l: &Socket, waiting: &[&Socket], gave_up: u64, stale: 
     } else {
         String::new()
     };
+    let lead = match &evidence {
+        Some(e) => format!("{}. ", super::text::capitalize(e)),
+        None => String::new(),
+    };
     f.message = format!(
-        "The kernel completed the handshakes of {} on {} and queued them for accept(), but \
+        "{lead}The kernel completed the handshakes of {} on {} and queued them for accept(), but \
          the program holding the listener ({holder}) has not taken them: they have no \
          descriptor yet, so no process holds them but the listener.{since}{cw}{backlog} \
          Clients see connect() succeed and then no answer.",
@@ -128,13 +142,17 @@ fn finding(input: &Input, l: &Socket, waiting: &[&Socket], gave_up: u64, stale: 
         format_addr(&l.local),
     );
     let pids: Vec<u32> = holders.iter().map(|h| h.pid).collect();
-    f.next_step = format!(
-        "Find out why {} does not accept: its accept loop is blocked or busy elsewhere (a \
+    f.next_step = if !roles.blocked.is_empty() {
+        super::evidence::unblock_step(&roles.blocked)
+    } else {
+        format!(
+            "Find out why {} does not accept: its accept loop is blocked or busy elsewhere (a \
          lock, a slow call, a full worker pool), or the process is stopped (`grep State \
          /proc/{}/status`). A stack dump of the listening process shows where it waits.",
-        name.as_deref().unwrap_or("the program"),
-        pids.first().map_or("PID".to_string(), |p| p.to_string()),
-    );
+            name.as_deref().unwrap_or("the program"),
+            pids.first().map_or("PID".to_string(), |p| p.to_string()),
+        )
+    };
     f.filter = format!("lport:{port}");
     f.port = Some(port);
     f.ports = vec![port];

@@ -77,6 +77,7 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
             pid: None,
             process: None,
             state: None,
+            queued: false,
         }];
         out.push(f);
     }

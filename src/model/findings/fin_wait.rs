@@ -56,15 +56,40 @@ fn orphaned(input: &Input, sockets: &[&Socket]) -> Finding {
          after {timeout_detail}. Peers: {}.",
         list(&peer_list, 3),
     );
+    // A holder that accepted them before one whose listener queues them.
+    let leaking = |p: &&super::Peer| p.state == Some(TcpState::CloseWait) && p.pid.is_some();
     let leaking_peer = peers
         .iter()
-        .find(|p| p.state == Some(TcpState::CloseWait) && p.pid.is_some());
+        .filter(|p| !p.queued)
+        .find(leaking)
+        .or_else(|| peers.iter().find(leaking));
     f.next_step = match leaking_peer {
-        Some(p) => format!(
-            "The other ends are on this machine: {} holds them in CLOSE_WAIT and does not \
-             close them (see its close_wait_leak finding). Fixing that fixes these.",
-            who(p.pid, p.process.as_deref())
-        ),
+        Some(p) => {
+            let holders: Vec<u32> = peers
+                .iter()
+                .filter(|q| q.state == Some(TcpState::CloseWait) && !q.queued)
+                .filter_map(|q| q.pid)
+                .collect();
+            let blocked = input
+                .holders_blocked(&holders, None)
+                .map_or(String::new(), |b| {
+                    format!(" {b}: it closes nothing until it runs again.")
+                });
+            let queued: u64 = peers.iter().filter(|q| q.queued).map(|q| q.count).sum();
+            let queued = if queued > 0 {
+                format!(
+                    " {queued} of them were never accepted: they wait in an accept queue (see \
+                     accept_stalled)."
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "The other ends are on this machine: {} holds them in CLOSE_WAIT and does not \
+                 close them (see its close_wait_leak finding). Fixing that fixes these.{blocked}{queued}",
+                who(p.pid, p.process.as_deref())
+            )
+        }
         None => "Usually harmless: they expire by themselves. If they keep piling up, look at \
                  the peers: they do not close their side of the connection."
             .into(),

@@ -67,19 +67,32 @@ fn queue_full(
     let port = listener.local.port();
     let (queued, backlog) = (listener.recv_q, listener.send_q);
     let (holders, _) = input.holding(&[listener]);
-    let pid = holders.first().map(|h| h.pid);
+    let roles = input.accept_roles(listener);
+    // The one responsible: a holder that cannot run, else one that accepts.
+    let pid = roles
+        .blocked
+        .first()
+        .map(|b| b.0)
+        .or(roles.accepting.first().copied())
+        .or(holders.first().map(|h| h.pid));
     let name = pid.and_then(|p| input.service_name(p));
     let holder = who_all(name.as_deref(), &holders);
+    let evidence = input.accept_evidence(listener, name.as_deref());
     let dropping = overflows.filter(|(n, _)| *n > 0);
-    let severity = if dropping.is_some() {
+    let severity = if dropping.is_some() || roles.nobody_accepts() {
         Severity::Critical
     } else {
         Severity::Warning
     };
     let mut f = Finding::new(Kind::ListenQueueFull, severity, u64::from(queued));
-    f.summary = format!(
-        "port {port}: accept queue full ({queued} waiting, backlog {backlog}); {holder} is not accepting fast enough"
-    );
+    f.summary = match &evidence {
+        Some(e) => {
+            format!("port {port}: {e}; accept queue full ({queued} waiting, backlog {backlog})")
+        }
+        None => format!(
+            "port {port}: accept queue full ({queued} waiting, backlog {backlog}); {holder} is not accepting fast enough"
+        ),
+    };
     let drops = match dropping {
         Some((n, span)) => format!(
             " TcpExt.ListenOverflows rose by {n} in the last {} s ({}): new connections are being \
@@ -89,10 +102,19 @@ fn queue_full(
         ),
         None => " New connections beyond the queue are dropped.".into(),
     };
+    let syn_retries = super::evidence::syn_retry_clause(input);
+    let lead = match &evidence {
+        Some(e) => format!(
+            "{}. A process that cannot run calls no accept(): the queue fills whatever \
+             the backlog. ",
+            super::text::capitalize(e)
+        ),
+        None => String::new(),
+    };
     f.message = format!(
-        "The listener on {} belongs to {holder}. Its accept queue is full: {queued} \
+        "{lead}The listener on {} belongs to {holder}. Its accept queue is full: {queued} \
          connections wait for accept(), with a backlog of {backlog}. The kernel has completed \
-         their handshakes, but the program has not called accept() on them.{drops} Clients \
+         their handshakes, but the program has not called accept() on them.{drops}{syn_retries} Clients \
          whose SYN is dropped see slow or timed-out connects; clients whose final ACK is \
          dropped see connect() succeed and then their first request stall, and may later be \
          reset. The kernel refuses them outright with a reset only if \
@@ -112,12 +134,16 @@ fn queue_full(
         ),
         None => String::new(),
     };
-    f.next_step = format!(
-        "Find out why {} does not accept: its accept loop blocked or too busy, too few \
-         workers, or a long pause (GC, a lock, a slow disk). If it accepts steadily and only \
-         bursts overflow, a larger backlog helps.{cap}",
-        name.as_deref().unwrap_or("the program"),
-    );
+    f.next_step = if roles.blocked.is_empty() {
+        format!(
+            "Find out why {} does not accept: its accept loop blocked or too busy, too few \
+             workers, or a long pause (GC, a lock, a slow disk). If it accepts steadily and only \
+             bursts overflow, a larger backlog helps.{cap}",
+            name.as_deref().unwrap_or("the program"),
+        )
+    } else {
+        super::evidence::unblock_step(&roles.blocked)
+    };
     f.filter = format!("lport:{port}");
     f.port = Some(port);
     f.pid = pid;
@@ -286,6 +312,7 @@ fn syn_flood(input: &Input, port: u16, sockets: &[&Socket]) -> Option<Finding> {
             pid: None,
             process: None,
             state: None,
+            queued: false,
         })
         .collect();
     Some(f)

@@ -8,6 +8,7 @@ mod accept;
 mod clients;
 mod close_wait;
 mod closed_sockets;
+mod evidence;
 mod fin_wait;
 mod listen;
 mod retrans;
@@ -76,6 +77,10 @@ pub struct Peer {
     pub process: Option<String>,
     /// The state of the other end, when it is on this machine.
     pub state: Option<TcpState>,
+    /// The other end waits in a listener's accept queue: no process has
+    /// accepted it yet (`pid` is then the listener's holder).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
 }
 
 /// One process's part in a finding.
@@ -406,35 +411,50 @@ impl Input<'_> {
     }
 
     /// Remote hosts of `sockets`, most connections first, with the local
-    /// process at the other end when there is one.
+    /// process at the other end when there is one. A host whose other ends
+    /// are held by several processes (or wait in an accept queue) is one
+    /// entry per holder: each connection counts once, for its real holder.
     pub fn peers(&self, sockets: &[&Socket], limit: usize) -> Vec<Peer> {
         let local = self.local_peers(sockets);
-        let mut by_host: HashMap<IpAddr, (u64, Option<&Socket>)> = HashMap::new();
+        type Key = (IpAddr, Option<u32>, bool);
+        let mut by_holder: HashMap<Key, (u64, Option<TcpState>)> = HashMap::new();
         for s in sockets {
-            let e = by_host.entry(s.remote.ip().to_canonical()).or_default();
+            let other = local
+                .get(&(canonical(s.remote), canonical(s.local)))
+                .copied();
+            let (pid, queued) = match other {
+                Some(o) if !o.owners.is_empty() => (Some(o.owners[0].pid), false),
+                Some(o) => (
+                    holders::effective(self.snap, o).first().map(|h| h.pid),
+                    self.snap.holders().listener_of(self.snap, o).is_some(),
+                ),
+                None => (None, false),
+            };
+            let e = by_holder
+                .entry((s.remote.ip().to_canonical(), pid, queued))
+                .or_default();
             e.0 += 1;
             if e.1.is_none() {
-                e.1 = local
-                    .get(&(canonical(s.remote), canonical(s.local)))
-                    .copied();
+                e.1 = other.map(|o| o.state);
             }
         }
-        let mut peers: Vec<Peer> = by_host
+        let mut peers: Vec<Peer> = by_holder
             .into_iter()
-            .map(|(ip, (count, other))| {
-                let pid = other
-                    .and_then(|o| holders::effective(self.snap, o).first())
-                    .map(|o| o.pid);
-                Peer {
-                    addr: ip.to_string(),
-                    count,
-                    pid,
-                    process: pid.and_then(|p| self.process_name(p)),
-                    state: other.map(|o| o.state),
-                }
+            .map(|((ip, pid, queued), (count, state))| Peer {
+                addr: ip.to_string(),
+                count,
+                pid,
+                process: pid.and_then(|p| self.process_name(p)),
+                state,
+                queued,
             })
             .collect();
-        peers.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.addr.cmp(&b.addr)));
+        peers.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.addr.cmp(&b.addr))
+                .then(a.pid.cmp(&b.pid))
+        });
         peers.truncate(limit);
         peers
     }
@@ -549,5 +569,7 @@ pub(crate) fn ranked<T: Ord + Copy + std::hash::Hash>(
 
 #[cfg(test)]
 mod holder_tests;
+#[cfg(test)]
+mod real_failures_tests;
 #[cfg(test)]
 mod tests;

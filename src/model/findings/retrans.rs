@@ -50,13 +50,23 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
                 .push((s, retrans, segs));
         }
     }
-    let retrans = input.counter_increase("Tcp.RetransSegs");
+    let all_retrans = input.counter_increase("Tcp.RetransSegs");
     let sent = input.counter_increase("Tcp.OutSegs");
+    // SYN and SYN-ACK retries count in RetransSegs too: they are connects
+    // nobody answered (a full accept queue, an unreachable server), not
+    // loss on a connection. They are told apart, and told elsewhere.
+    let syn = input.counter_increase("TcpExt.TCPSynRetrans");
+    let retrans = all_retrans.map(|(n, span)| (n.saturating_sub(syn.map_or(0, |s| s.0)), span));
     let rate = retrans.map(|(n, span)| n as f64 / span.as_secs_f64().max(1e-3));
-    let machine_share = match (retrans, sent) {
-        (Some((r, _)), Some((s, _))) if s > 0 => Some(r as f64 / s as f64),
+    // OutSegs leaves retransmissions out: the segments actually sent are
+    // OutSegs + RetransSegs.
+    let machine_share = match (retrans, all_retrans, sent) {
+        (Some((r, _)), Some((all, _)), Some((s, _))) if s + all > 0 => {
+            Some(r as f64 / (s + all) as f64)
+        }
         _ => None,
     };
+    syn_retries(input, syn, out);
     // Some retransmission is normal on any busy host: "rising" means 1% of
     // the segments sent in the window or more.
     let rising = machine_share.is_some_and(|share| share >= 0.01);
@@ -97,7 +107,7 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
         plural(connections as u64, "connection"),
         list(&host_names, 2),
         match rate {
-            Some(r) if rising => format!("; RetransSegs {}", format_rate(r)),
+            Some(r) if rising => format!("; {} retransmitted (SYNs aside)", format_rate(r)),
             _ => String::new(),
         }
     );
@@ -115,7 +125,8 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     };
     let machine = match (rate, machine_share) {
         (Some(r), Some(share)) if rising => format!(
-            " Machine-wide, Tcp.RetransSegs is rising at {} ({} of segments sent).",
+            " Machine-wide, Tcp.RetransSegs less TcpExt.TCPSynRetrans is rising at {} ({} of \
+             the segments sent, OutSegs + RetransSegs).",
             format_rate(r),
             percent(share)
         ),
@@ -154,6 +165,7 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
             pid: None,
             process: None,
             state: None,
+            queued: false,
         })
         .collect();
     out.push(f);
@@ -166,12 +178,14 @@ fn machine_only(rate: f64, share: f64) -> Finding {
         rate.round() as u64,
     );
     f.summary = format!(
-        "Tcp.RetransSegs rising at {} ({} of segments sent)",
+        "TCP retransmitting {} ({} of segments sent, SYN retries aside)",
         format_rate(rate),
         percent(share)
     );
     f.message = format!(
-        "Machine-wide, {} of the TCP segments sent are retransmissions ({}), but no current \
+        "Machine-wide, {} of the TCP segments sent (OutSegs + RetransSegs) are \
+         retransmissions of data ({}; SYN and SYN-ACK retries, TcpExt.TCPSynRetrans, are left \
+         out: they are unanswered connects, not loss), but no current \
          connection shows the loss in its tcp_info (it may be spread thin, or tcp_info is off \
          above 20k sockets).",
         percent(share),
@@ -181,4 +195,118 @@ fn machine_only(rate: f64, share: f64) -> Finding {
          errors (`ip -s link`)."
         .into();
     f
+}
+
+/// SYN retries rising: connects nobody answers. Told with the listener
+/// they point at when one here is full (`listen_queue_full`,
+/// `accept_stalled`, `syn_flood` carry it), else with the connects still
+/// unanswered (SYN_SENT sockets retrying), else as a note.
+fn syn_retries(input: &Input, syn: Option<(u64, std::time::Duration)>, out: &mut Vec<Finding>) {
+    let Some((n, span)) = syn.filter(|(n, _)| *n > 0) else {
+        return;
+    };
+    let rate = n as f64 / span.as_secs_f64().max(1e-3);
+    // Listeners here whose accept queue is full (or overflowed lately): a
+    // connect to one of them is that listener's finding to tell.
+    let overflowing = input
+        .counter_increase("TcpExt.ListenOverflows")
+        .is_some_and(|(n, _)| n > 0);
+    let full_ports: std::collections::HashSet<u16> = input
+        .snap
+        .sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen)
+        .filter(|s| s.recv_q > s.send_q || (overflowing && s.recv_q > 0))
+        .map(|s| s.local.port())
+        .collect();
+    let local_full = !full_ports.is_empty() || overflowing;
+    let trying: Vec<&Socket> = input
+        .sockets
+        .iter()
+        .copied()
+        .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::SynSent)
+        .filter(|s| s.retransmits > 0 || s.tcp_info.is_some_and(|t| t.retransmits > 0))
+        .filter(|s| !(input.is_local(s.remote.ip()) && full_ports.contains(&s.remote.port())))
+        .collect();
+    if trying.is_empty() && (local_full || input.filtered) {
+        return; // the listener's finding tells it
+    }
+    let by_target = ranked(
+        trying
+            .iter()
+            .map(|s| std::net::SocketAddr::new(s.remote.ip().to_canonical(), s.remote.port())),
+    );
+    let mut f = Finding::new(
+        Kind::Retransmissions,
+        if trying.is_empty() {
+            Severity::Info
+        } else {
+            Severity::Warning
+        },
+        n,
+    );
+    let targets: Vec<String> = by_target
+        .iter()
+        .map(|(a, c)| format!("{} ({c})", crate::model::socket::format_addr(a)))
+        .collect();
+    f.summary = if trying.is_empty() {
+        format!(
+            "SYN retries at {} (TcpExt.TCPSynRetrans): connects not answered at once",
+            format_rate(rate)
+        )
+    } else {
+        format!(
+            "{} unanswered, SYN retried: {}",
+            plural(trying.len() as u64, "connect"),
+            list(&targets, 2)
+        )
+    };
+    f.message = format!(
+        "TcpExt.TCPSynRetrans rose by {n} in the last {} s ({}): SYNs (and SYN-ACKs) sent \
+         again because no answer came, after 1 s, then 2, 4, 8 s... (net.ipv4.tcp_syn_retries). \
+         That is a server that does not answer: unreachable, filtered by a firewall that drops \
+         instead of rejecting, or dropping SYNs at a full accept queue. It is not packet loss \
+         on established connections.{}",
+        span.as_secs().max(1),
+        format_rate(rate),
+        if trying.is_empty() {
+            String::new()
+        } else {
+            format!(" Still trying now: {}.", list(&targets, 3))
+        }
+    );
+    f.next_step = match by_target.first() {
+        Some((a, _)) => format!(
+            "Check that {} listens and is reachable: `nc -vz {} {}`; on its machine, `ss -ltn` \
+             for a full accept queue (Recv-Q over Send-Q) and `nstat TcpExtListenOverflows`.",
+            crate::model::socket::format_addr(a),
+            a.ip(),
+            a.port()
+        ),
+        None => "Look for the servers that do not answer: connections in SYN_SENT (`sockscope \
+                 state:syn-sent`) on clients, full accept queues (`state:listen`) on servers."
+            .into(),
+    };
+    f.filter = "state:syn-sent".into();
+    f.port = by_target.first().map(|(a, _)| a.port());
+    f.peers = by_target
+        .iter()
+        .take(5)
+        .map(|(a, c)| super::Peer {
+            addr: crate::model::socket::format_addr(a),
+            count: *c,
+            pid: None,
+            process: None,
+            state: Some(TcpState::SynSent),
+            queued: false,
+        })
+        .collect();
+    let owners: BTreeSet<u32> = trying
+        .iter()
+        .filter_map(|s| holders::effective(input.snap, s).first().map(|o| o.pid))
+        .collect();
+    f.pid = owners.iter().next().copied();
+    f.process = f.pid.and_then(|p| input.process_name(p));
+    f.pids = owners.into_iter().collect();
+    out.push(f);
 }

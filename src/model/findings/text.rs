@@ -121,6 +121,10 @@ pub(super) fn holdings(holders: &[super::Holding], shown: usize) -> String {
 /// `127.0.0.1 (134; python3 (pid 5) on this machine, its end in FIN_WAIT2)`.
 pub(super) fn describe_peer(p: &super::Peer) -> String {
     let end = match (p.pid, p.state) {
+        (pid, Some(state)) if p.queued => format!(
+            "; on this machine, not accepted yet: in the accept queue of {}'s listener, its end in {state}",
+            who(pid, p.process.as_deref())
+        ),
         (Some(pid), Some(state)) => format!(
             "; {} on this machine, its end in {state}",
             who(Some(pid), p.process.as_deref())
@@ -129,6 +133,15 @@ pub(super) fn describe_peer(p: &super::Peer) -> String {
         _ => String::new(),
     };
     format!("{} ({}{end})", p.addr, p.count)
+}
+
+/// The first letter in upper case, for a clause that starts a sentence.
+pub(super) fn capitalize(text: &str) -> String {
+    let mut c = text.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// `12,34` for a `pid:` filter term.

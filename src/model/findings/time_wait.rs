@@ -56,6 +56,87 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     }
 }
 
+/// TIME_WAIT lasts this long (`TCP_TIMEWAIT_LEN`): the time left on its
+/// timer tells its age.
+const TIME_WAIT_MS: u64 = 60_000;
+/// A TIME_WAIT port can be taken over this long after its last segment
+/// under tcp_tw_reuse (the kernel's default tcp_tw_reuse_delay).
+const REUSE_DELAY_MS: u64 = 1_000;
+
+/// How fast the ports towards one endpoint are used, from the kernel's own
+/// figures: TIME_WAIT ages (from the time left on their timers) and
+/// `TcpExt.TWRecycled` (TIME_WAIT ports taken over by a new connect).
+#[derive(Debug, Default)]
+struct Pace {
+    /// TIME_WAIT sockets too young to be taken over yet.
+    young: u64,
+    /// TIME_WAIT sockets whose age is known.
+    aged: u64,
+    /// Their median age in milliseconds.
+    median_age_ms: Option<u64>,
+    /// TIME_WAIT takeovers per second, machine-wide.
+    recycled_per_s: Option<f64>,
+    /// Nearly every port is taken and they are being reused as fast as the
+    /// kernel allows: the connection rate is capped by the range.
+    capped: bool,
+}
+
+impl Pace {
+    fn of(input: &Input, sockets: &[&Socket], size: u64, reuse: bool) -> Pace {
+        let mut ages: Vec<u64> = sockets
+            .iter()
+            .filter(|s| s.state == TcpState::TimeWait)
+            .filter_map(|s| s.timer.and_then(|t| t.expires_ms))
+            .map(|left| TIME_WAIT_MS.saturating_sub(left))
+            .collect();
+        ages.sort_unstable();
+        let young = ages.iter().filter(|&&a| a < REUSE_DELAY_MS).count() as u64;
+        let recycled_per_s = input
+            .counter_increase("TcpExt.TWRecycled")
+            .map(|(n, span)| n as f64 / span.as_secs_f64().max(1e-3));
+        let median_age_ms = ages.get(ages.len() / 2).copied();
+        let taken = sockets.len() as f64 >= input.limits.ports_critical * size as f64;
+        // Ports recycled within a few reuse delays, or taken over at a
+        // good part of what the range allows per second.
+        let fast = median_age_ms.is_some_and(|m| m < 3 * REUSE_DELAY_MS)
+            || recycled_per_s.is_some_and(|r| r >= 0.5 * size as f64);
+        Pace {
+            young,
+            aged: ages.len() as u64,
+            median_age_ms,
+            recycled_per_s,
+            capped: reuse && taken && fast,
+        }
+    }
+
+    fn describe(&self, size: u64) -> String {
+        let mut text = String::new();
+        if let Some(m) = self.median_age_ms {
+            text.push_str(&format!(
+                " The median TIME_WAIT here is {:.1} s old ({} of {} younger than 1 s, from the \
+                 time left on their timers).",
+                m as f64 / 1000.0,
+                self.young,
+                self.aged
+            ));
+        }
+        if let Some(r) = self.recycled_per_s.filter(|r| *r > 0.0) {
+            text.push_str(&format!(
+                " The kernel took over TIME_WAIT ports at {} (TcpExt.TWRecycled, for the \
+                 whole network namespace).",
+                super::text::format_rate(r)
+            ));
+        }
+        if self.capped {
+            text.push_str(&format!(
+                " The ports are being reused as fast as the kernel allows: the connection rate \
+                 is capped at about {size}/s, and connects beyond it fail now."
+            ));
+        }
+        text
+    }
+}
+
 /// Whether the kernel may reuse a TIME_WAIT socket's port for a new
 /// outgoing connection to this endpoint (`tcp_tw_reuse`: 1 always, 2 for
 /// loopback only; it also needs TCP timestamps).
@@ -85,12 +166,17 @@ fn ephemeral(
     }
     let in_use = sockets.len() as u64;
     let reuse = reuse_applies(input, endpoint);
-    // With reuse on, TIME_WAIT ports are handed out again; only live
-    // connections can run the range dry.
-    let blocking = if reuse { in_use - tw } else { in_use };
+    let pace = Pace::of(input, sockets, size, reuse);
+    // With reuse on, a TIME_WAIT port is handed out again once it is about
+    // a second old; younger ones and live connections still block.
+    let blocking = if reuse {
+        in_use - tw + pace.young
+    } else {
+        in_use
+    };
     let share = in_use as f64 / size as f64;
     let blocking_share = blocking as f64 / size as f64;
-    let severity = if blocking_share >= limits.ports_critical {
+    let severity = if blocking_share >= limits.ports_critical || pace.capped {
         Severity::Critical
     } else if blocking_share >= limits.ports_warning {
         Severity::Warning
@@ -115,6 +201,11 @@ fn ephemeral(
         in_use,
         percent(share)
     );
+    if pace.capped {
+        f.summary.push_str(&format!(
+            "; reused as fast as tcp_tw_reuse allows: new connects capped at about {size}/s, the rest fail"
+        ));
+    }
     let clients = if owners.is_empty() {
         "No process has an open connection to it right now, so the one that made these is not \
          known (TIME_WAIT sockets belong to no process)."
@@ -131,13 +222,23 @@ fn ephemeral(
         )
     };
     let reuse_text = if reuse {
-        " net.ipv4.tcp_tw_reuse lets new connections to it take over TIME_WAIT ports about 1 s \
-         after their last segment (tcp_tw_reuse_delay on 6.13+), provided both ends used TCP \
-         timestamps, so mostly the live connections can exhaust the range."
+        format!(
+            " net.ipv4.tcp_tw_reuse lets new connections to it take over a TIME_WAIT port \
+             only about 1 s after its last segment (tcp_tw_reuse_delay on 6.13+), and only \
+             when both ends use TCP timestamps: so the range allows about {size} new \
+             connections a second towards {target}; beyond that connect() fails with \
+             EADDRNOTAVAIL (\"Cannot assign requested address\").{}",
+            pace.describe(size)
+        )
     } else {
-        " With net.ipv4.tcp_tw_reuse off for this destination, a port in TIME_WAIT cannot be \
-         used again for it until its TIME_WAIT is over; when all are busy, connect() fails \
-         with EADDRNOTAVAIL (\"Cannot assign requested address\")."
+        format!(
+            " With net.ipv4.tcp_tw_reuse off for this destination, a port in TIME_WAIT cannot \
+             be used again for it until its TIME_WAIT is over: the range allows about {} new \
+             connections a second towards {target}; when all are busy, connect() fails with \
+             EADDRNOTAVAIL (\"Cannot assign requested address\").{}",
+            (size / 60).max(1),
+            pace.describe(size)
+        )
     };
     let (lo, hi) = input.snap.system.local_port_range().unwrap_or((0, 0));
     f.message = format!(
@@ -176,6 +277,7 @@ fn ephemeral(
         pid: None,
         process: None,
         state: None,
+        queued: false,
     }];
     Some(f)
 }

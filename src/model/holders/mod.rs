@@ -48,7 +48,8 @@ pub enum NoHolder {
     /// Closed by its program; the kernel finishes the shutdown on its own.
     Orphan,
     /// Has a descriptor, but no fd table that was read refers to it: the
-    /// process's table was unreadable, or it changed hands during the scan.
+    /// process's table was unreadable, a thread with a private fd table or
+    /// the kernel holds it, or it changed hands during the scan.
     Unseen,
 }
 
@@ -65,7 +66,7 @@ impl NoHolder {
                 "closed by its program (orphaned): the kernel finishes the shutdown on its own"
             }
             NoHolder::Unseen => {
-                "has a descriptor, but no readable fd table refers to it (its process's table could not be read, it changed hands during the scan, or it is newer than the last owner scan: on very large tables owners are scanned with the full refresh)"
+                "has a descriptor, but no fd table read refers to it: its process's table could not be read, it is held by a thread with its own fd table (cloned without CLONE_FILES) or by the kernel, it changed hands during the scan, or it is newer than the last owner scan (on very large tables owners are scanned with the full refresh)"
             }
         }
     }
@@ -354,9 +355,16 @@ pub fn why_none(snap: &Snapshot, s: &Socket) -> Option<NoHolder> {
     })
 }
 
-/// The service (its id) of a socket's first holder; None without one.
+/// The service (its id) of a socket's first holder other than pid 1 (which
+/// keeps the sockets it passes to socket-activated services, and is part of
+/// none of them); None without one.
 pub fn service_id(snap: &Snapshot, s: &Socket) -> Option<u32> {
-    let pid = effective(snap, s).first()?.pid;
+    let owners = effective(snap, s);
+    let pid = owners
+        .iter()
+        .find(|o| o.pid != INIT)
+        .or(owners.first())?
+        .pid;
     // A holder the snapshot has no process for (a recording, a fixture) is
     // a service of its own, not "no holder".
     Some(snap.holders().service_of(pid).map_or(pid, |svc| svc.id))

@@ -38,6 +38,7 @@ fn add_process(snap: &mut Snapshot, pid: u32, name: &str) {
             uid: Some(0),
             user: Some("root".into()),
             closed_sockets: 0,
+            state: None,
         },
     );
 }
