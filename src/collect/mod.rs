@@ -1,6 +1,7 @@
 //! Turns the kernel into an immutable [`Snapshot`]. Nothing above this module
 //! reads `/proc` or netlink.
 
+pub mod host;
 pub mod netlink;
 pub mod owners;
 pub mod proc_info;
