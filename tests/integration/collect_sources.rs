@@ -184,3 +184,23 @@ fn the_header_says_when_netlink_failed_and_proc_net_was_read() {
     let term = ui_harness::render(&app, 120, 30, sockscope::ui::Theme::mono());
     assert!(!ui_harness::screen(&term).contains("netlink failed"));
 }
+
+#[test]
+fn the_header_does_not_say_all_owners_visible_when_hidepid_hides_processes() {
+    let mut snap = fixture::small();
+    snap.attribution.hidden_pids = true;
+    snap.attribution.unattributed_sockets = 3;
+    let mut app = ui_harness::new_app();
+    app.handle(sockscope::app::Event::Snapshot(
+        Arc::new(snap),
+        ui_harness::STATS,
+    ));
+    let term = ui_harness::render(&app, 120, 30, sockscope::ui::Theme::mono());
+    let screen = ui_harness::screen(&term);
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("3 sockets unattributed: /proc hidepid="),
+        "{header}"
+    );
+    assert!(!header.contains("all owners visible"), "{header}");
+}
