@@ -493,8 +493,10 @@ fn read_process(pid_dir: &OwnedFd, pid: u32) -> std::io::Result<Option<Process>>
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    // The real uid from status; fstat of /proc/PID says root for a process
-    // that is not dumpable.
+    // The real uid from status, as the kill dialog reads it: fstat of
+    // /proc/PID gives the effective one (root for a set-uid-root program
+    // another user started), and files under /proc/PID belong to root when
+    // the process is not dumpable.
     let uid = match read_at(pid_dir, "status") {
         Ok(status) => status.as_deref().and_then(super::proc_info::status_uid),
         Err(e) => return Err(failure(pid, "status", e)),
