@@ -8,8 +8,8 @@
 //!
 //! Prints, for the full table and for [`Scope::trouble`], the sockets
 //! collected and the median and worst wall time per collection of an
-//! incremental collector (as the monitor runs it), owners included,
-//! `tcp_info` left out as above 20k sockets.
+//! incremental collector (as the monitor runs it), with and without the
+//! owner scan, `tcp_info` left out as above 20k sockets.
 
 use sockscope::collect::{Collector, Options, Scope, SystemCollector};
 use std::time::{Duration, Instant};
@@ -19,13 +19,21 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20);
+    for owners in [true, false] {
+        measure(rounds, owners);
+    }
+}
+
+fn measure(rounds: usize, owners: bool) {
     let mut collector = SystemCollector::new(Options {
         tcp_info: false,
         incremental: true,
+        owners,
         ..Options::default()
     });
     // The first full collection fills the owner tracker's cache.
     collector.collect().expect("collect");
+    let what = if owners { "with owners" } else { "no owners" };
     for (name, scope) in [("full", Scope::ALL), ("trouble", Scope::trouble())] {
         let mut took = Vec::with_capacity(rounds);
         let mut sockets = 0;
@@ -38,7 +46,7 @@ fn main() {
         took.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "{name:8} {sockets:7} sockets  median {:7.1} ms  worst {:7.1} ms",
+            "{name:8} {what:12} {sockets:7} sockets  median {:7.1} ms  worst {:7.1} ms",
             ms(took[took.len() / 2]),
             ms(took[took.len() - 1])
         );
