@@ -211,12 +211,16 @@ fn scan_process(
     };
     // Only the incremental path needs the start time (to notice a reused
     // pid) and the name (to notice an exec or a rename).
-    let (start_time, comm) = match live {
+    let Stat {
+        start: start_time,
+        comm,
+        kernel_thread,
+    } = match live {
         Some(_) => match stat_of(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
             Some(t) => t,
             None => return Ok(None),
         },
-        None => (0, Vec::new()),
+        None => Stat::default(),
     };
     let prev = prev.filter(|p| p.start == start_time);
     let fd_dir = match openat(&pid_dir, "fd", dir_flags, Mode::empty()) {
@@ -239,7 +243,7 @@ fn scan_process(
     let entries = table
         .read(&fd_dir, out)
         .map_err(|e| failure(pid, "fd", e))?;
-    if entries == 0 {
+    if entries == 0 && !kernel_thread {
         // A leader that exited while its threads run has an empty table;
         // the threads' tables still hold the process's descriptors.
         read_thread_tables(&pid_dir, &mut table, out).map_err(|e| failure(pid, "task", e))?;
@@ -446,22 +450,36 @@ impl ClosedSockets {
     }
 }
 
-/// Field 22 of `/proc/PID/stat` (the start time), counted after the `)`
-/// that ends the name (a name may hold spaces and parentheses), and the
-/// name. None when the process is gone.
-fn stat_of(pid_dir: &OwnedFd) -> Result<Option<(u64, Vec<u8>)>, Errno> {
+/// What the incremental scan reads of `/proc/PID/stat`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Stat {
+    /// Field 22: a reused pid has another one.
+    start: u64,
+    comm: Vec<u8>,
+    /// PF_KTHREAD in field 9: no descriptors, in no thread either.
+    kernel_thread: bool,
+}
+
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Fields counted after the `)` that ends the name (a name may hold spaces
+/// and parentheses). None when the process is gone.
+fn stat_of(pid_dir: &OwnedFd) -> Result<Option<Stat>, Errno> {
     let Some(stat) = read_at(pid_dir, "stat")? else {
         return Ok(None);
     };
     let parse = || {
         let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
-        let start = std::str::from_utf8(after)
+        let fields: Vec<&str> = std::str::from_utf8(after)
             .ok()?
             .split_whitespace()
-            .nth(19)?
-            .parse()
-            .ok()?;
-        Some((start, super::proc_info::stat_comm(&stat)?.to_vec()))
+            .collect();
+        let flags: u64 = fields.get(6)?.parse().ok()?;
+        Some(Stat {
+            start: fields.get(19)?.parse().ok()?,
+            comm: super::proc_info::stat_comm(&stat)?.to_vec(),
+            kernel_thread: flags & PF_KTHREAD != 0,
+        })
     };
     Ok(parse())
 }
@@ -553,7 +571,21 @@ mod tests {
             Mode::empty(),
         )
         .unwrap();
-        assert_eq!(stat_of(&fd), Ok(Some((98765, b"a) b (c".to_vec()))));
+        assert_eq!(
+            stat_of(&fd),
+            Ok(Some(Stat {
+                start: 98765,
+                comm: b"a) b (c".to_vec(),
+                kernel_thread: false,
+            }))
+        );
+        // kthreadd: PF_KTHREAD (0x200000) in the flags.
+        std::fs::write(
+            dir.path().join("stat"),
+            "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0",
+        )
+        .unwrap();
+        assert!(stat_of(&fd).unwrap().unwrap().kernel_thread);
     }
 
     #[test]
