@@ -167,8 +167,8 @@ fn rate_per_hour(bytes: u64, frames: u64, took_s: f64) -> String {
 /// What the session block says about this run.
 pub fn session_info(filter: &Filter, interval: Duration) -> SessionInfo {
     SessionInfo {
-        host: sysinfo::System::host_name().unwrap_or_default(),
-        kernel: sysinfo::System::kernel_version().unwrap_or_default(),
+        host: crate::collect::host::host_name(),
+        kernel: crate::collect::host::kernel_version(),
         filter: filter.text().to_string(),
         interval,
     }

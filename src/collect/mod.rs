@@ -2,6 +2,8 @@
 //! reads `/proc` or netlink.
 
 pub mod clock;
+pub mod host;
+pub mod known;
 pub mod netlink;
 pub mod owners;
 pub mod proc_info;
@@ -125,6 +127,8 @@ pub struct SystemCollector {
     /// Closed-socket counts of the last full collection: a partial one
     /// cannot tell a socket outside its states from one in no table.
     closed_counts: HashMap<u32, u32>,
+    /// Owners of the last full incremental collection, for partial ones.
+    known: Option<known::KnownOwners>,
 }
 
 impl SystemCollector {
@@ -140,6 +144,7 @@ impl SystemCollector {
             tracker: owners::OwnerTracker::default(),
             closed: owners::ClosedSockets::default(),
             closed_counts: HashMap::new(),
+            known: None,
         }
     }
 
@@ -232,18 +237,24 @@ impl SystemCollector {
     /// refreshed often while a large ESTABLISHED/LISTEN set is read less
     /// often. [`Collector::collect`] is `collect_scope(Scope::ALL)`.
     ///
-    /// A partial collection leaves the owner tracker correct for the rest of
-    /// the table: every fd table is still listed, fds cached for sockets of
-    /// the last full collection stay cached (an fd reused meanwhile for a
-    /// new socket is read again at the latest at the next full collection),
-    /// and `closed_sockets` keeps the last full collection's counts (a
-    /// socket outside the scope is not a socket in no table).
+    /// Owners of a partial collection: when every socket in it with an
+    /// inode was in the last full (incremental) collection, its owners are
+    /// taken from there, each checked with one `readlink` of its fd (see
+    /// [`known::KnownOwners`]; an owner added since, by a fork or a passed
+    /// descriptor, shows at the next full collection). Otherwise every fd
+    /// table is listed, and the owner tracker stays correct for the rest of
+    /// the table: fds cached for sockets of the last full collection stay
+    /// cached (an fd reused meanwhile for a new socket is read again at the
+    /// latest at the next full collection). `closed_sockets` keeps the last
+    /// full collection's counts either way (a socket outside the scope is
+    /// not a socket in no table).
     pub fn collect_scope(&mut self, scope: Scope) -> Result<Snapshot, CollectError> {
         let taken_at = SystemTime::now();
         let monotonic = clock::boottime();
         let want_owners = self.options.owners;
         let threads = self.threads;
         let full = scope.is_all();
+        let mut used_known = false;
         let (mut sockets, source, source_note, scan, system) = if self.options.incremental {
             // The tracker needs this round's inodes to trust its cache.
             let system = system::read();
@@ -253,7 +264,13 @@ impl SystemCollector {
                 .map(|s| s.inode)
                 .filter(|&i| i != 0)
                 .collect();
-            let scan = if want_owners {
+            let remembered = (!full && want_owners)
+                .then(|| self.known.as_ref()?.answer(&sockets))
+                .flatten();
+            used_known = remembered.is_some();
+            let scan = if let Some(scan) = remembered {
+                scan
+            } else if want_owners {
                 self.tracker
                     .scan_scope(threads, &live, full)
                     .map_err(CollectError::Owners)?
@@ -310,6 +327,13 @@ impl SystemCollector {
             self.closed_counts = self.closed.count(&outside);
         }
         for (&pid, &n) in &self.closed_counts {
+            // Remembered owners name only the holders of this dump's sockets.
+            if used_known
+                && !processes.contains_key(&pid)
+                && let Some(p) = self.known.as_ref().and_then(|k| k.process(pid))
+            {
+                processes.insert(pid, p.clone());
+            }
             if let Some(p) = processes.get_mut(&pid) {
                 p.closed_sockets = n;
                 holding.insert(pid);
@@ -324,6 +348,14 @@ impl SystemCollector {
             if s.inode != 0 && s.owners.is_empty() {
                 unattributed += 1;
             }
+        }
+        if full && want_owners && self.options.incremental {
+            self.known = Some(known::KnownOwners::remember(
+                &sockets,
+                &processes,
+                scan.unreadable_processes,
+                scan.hidden_pids,
+            ));
         }
         let as_root = rustix::process::geteuid().is_root();
         let attribution = Attribution {

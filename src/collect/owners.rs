@@ -213,12 +213,17 @@ fn scan_process(
     // pid) and the name (to notice an exec or a rename); the state read
     // with them is fresh every scan (a cached name is fine, a cached state
     // is not).
-    let (start_time, comm, mut proc_state) = match live {
-        Some(_) => match stat_fields(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
-            Some((t, comm, state)) => (t, comm, Some(state)),
+    let Stat {
+        start: start_time,
+        comm,
+        kernel_thread,
+        state,
+    } = match live {
+        Some(_) => match stat_of(&pid_dir).map_err(|e| failure(pid, "stat", e))? {
+            Some(t) => t,
             None => return Ok(None),
         },
-        None => (0, Vec::new(), None),
+        None => Stat::default(),
     };
     let prev = prev.filter(|p| p.start == start_time);
     let fd_dir = match openat(&pid_dir, "fd", dir_flags, Mode::empty()) {
@@ -241,7 +246,7 @@ fn scan_process(
     let entries = table
         .read(&fd_dir, out)
         .map_err(|e| failure(pid, "fd", e))?;
-    if entries == 0 {
+    if entries == 0 && !kernel_thread {
         // A leader that exited while its threads run has an empty table;
         // the threads' tables still hold the process's descriptors.
         read_thread_tables(&pid_dir, &mut table, out).map_err(|e| failure(pid, "task", e))?;
@@ -264,10 +269,11 @@ fn scan_process(
         Some(info) => Some(info),
         None => read_process(&pid_dir, pid)?,
     };
+    let mut proc_state = state;
     if proc_state.is_none() {
-        proc_state = stat_fields(&pid_dir)
+        proc_state = stat_of(&pid_dir)
             .map_err(|e| failure(pid, "stat", e))?
-            .map(|(_, _, state)| state);
+            .and_then(|st| st.state);
     }
     match info {
         Some(mut p) => {
@@ -454,22 +460,41 @@ impl ClosedSockets {
     }
 }
 
-/// Fields 22 (start time), 2 (the name) and 3 (state) of `/proc/PID/stat`,
-/// counted after the `)` that ends the name (a name may hold spaces and
-/// parentheses). None when the process is gone.
-fn stat_fields(pid_dir: &OwnedFd) -> Result<Option<(u64, Vec<u8>, ProcState)>, Errno> {
+/// What the incremental scan reads of `/proc/PID/stat`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Stat {
+    /// Field 22: a reused pid has another one.
+    start: u64,
+    comm: Vec<u8>,
+    /// PF_KTHREAD in field 9: no descriptors, in no thread either.
+    kernel_thread: bool,
+    /// Field 3; None when not read (the one-shot scan reads it later).
+    state: Option<ProcState>,
+}
+
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Fields counted after the `)` that ends the name (a name may hold spaces
+/// and parentheses). None when the process is gone.
+fn stat_of(pid_dir: &OwnedFd) -> Result<Option<Stat>, Errno> {
     let Some(stat) = read_at(pid_dir, "stat")? else {
         return Ok(None);
     };
-    Ok(parse_stat(&stat))
-}
-
-fn parse_stat(stat: &[u8]) -> Option<(u64, Vec<u8>, ProcState)> {
-    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
-    let mut fields = std::str::from_utf8(after).ok()?.split_whitespace();
-    let state = ProcState::from_letter(*fields.next()?.as_bytes().first()?);
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((start, super::proc_info::stat_comm(stat)?.to_vec(), state))
+    let parse = || {
+        let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+        let fields: Vec<&str> = std::str::from_utf8(after)
+            .ok()?
+            .split_whitespace()
+            .collect();
+        let flags: u64 = fields.get(6)?.parse().ok()?;
+        Some(Stat {
+            start: fields.get(19)?.parse().ok()?,
+            comm: super::proc_info::stat_comm(&stat)?.to_vec(),
+            kernel_thread: flags & PF_KTHREAD != 0,
+            state: Some(ProcState::from_letter(*fields.first()?.as_bytes().first()?)),
+        })
+    };
+    Ok(parse())
 }
 
 /// `socket:[12345]` → 12345.
@@ -499,8 +524,10 @@ fn read_process(pid_dir: &OwnedFd, pid: u32) -> std::io::Result<Option<Process>>
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    // The real uid from status; fstat of /proc/PID says root for a process
-    // that is not dumpable.
+    // The real uid from status, as the kill dialog reads it: fstat of
+    // /proc/PID gives the effective one (root for a set-uid-root program
+    // another user started), and files under /proc/PID belong to root when
+    // the process is not dumpable.
     let uid = match read_at(pid_dir, "status") {
         Ok(status) => status.as_deref().and_then(super::proc_info::status_uid),
         Err(e) => return Err(failure(pid, "status", e)),
@@ -559,13 +586,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            stat_fields(&fd),
-            Ok(Some((98765, b"a) b (c".to_vec(), ProcState::Sleeping)))
+            stat_of(&fd),
+            Ok(Some(Stat {
+                start: 98765,
+                comm: b"a) b (c".to_vec(),
+                kernel_thread: false,
+                state: Some(ProcState::Sleeping),
+            }))
         );
+        std::fs::write(
+            dir.path().join("stat"),
+            "7 (x) y) T 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 1 1",
+        )
+        .unwrap();
         assert_eq!(
-            parse_stat(b"7 (x) y) T 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 1 1").map(|s| s.2),
+            stat_of(&fd).unwrap().unwrap().state,
             Some(ProcState::Stopped)
         );
+        // kthreadd: PF_KTHREAD (0x200000) in the flags.
+        std::fs::write(
+            dir.path().join("stat"),
+            "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0",
+        )
+        .unwrap();
+        assert!(stat_of(&fd).unwrap().unwrap().kernel_thread);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! mounted with `hidepid=` so that processes vanish from the scan.
 
 /// The real uid: the first number of `status`'s `Uid:` line. `fstat` of
-/// `/proc/PID` says root for a process that is not dumpable, which is why
-/// the owner scan does not use it.
+/// `/proc/PID` gives the effective uid (root for a set-uid-root program
+/// that another user started; such a process is not dumpable, and the files
+/// under `/proc/PID` then belong to root), which is why the owner scan does
+/// not use it.
 pub fn status_uid(status: &[u8]) -> Option<u32> {
     let text = std::str::from_utf8(status).ok()?;
     let line = text.lines().find_map(|l| l.strip_prefix("Uid:"))?;

@@ -77,16 +77,11 @@ impl Source for SystemSource {
     fn sample(&mut self, refresh: Refresh) -> Result<Snapshot, SourceError> {
         let result = match refresh {
             Refresh::Full => self.collector.collect(),
-            Refresh::Trouble => {
-                // Listing every fd table costs more than the dump on a
-                // large table (about 1.5 µs a descriptor): the owners of a
-                // trouble refresh are those of the last full collection
-                // (socket inodes do not change with the state).
-                self.collector.set_owners(false);
-                let part = self.collector.collect_scope(trouble_scope());
-                self.collector.set_owners(true);
-                part
-            }
+            // The collector takes the owners of a partial collection from the
+            // last full one, checked with one readlink each; new sockets send
+            // it back to the fd scan. The engine's merge fills in by inode
+            // whatever is still missing.
+            Refresh::Trouble => self.collector.collect_scope(trouble_scope()),
         };
         let snap = result.map_err(|e| SourceError(e.to_string()))?;
         // A fallback to /proc/net (auto) reads everything every time.

@@ -152,6 +152,13 @@ fn replay_items(app: &App, replay: &Replay, theme: &Theme) -> Vec<(String, Style
 fn owners(app: &App, theme: &Theme) -> (String, Style) {
     let snap = &app.snapshot;
     match snap.attribution.unreadable_processes {
+        0 if snap.attribution.hidden_pids => (
+            format!(
+                "{} unattributed: /proc hidepid=",
+                sockets(snap.attribution.unattributed_sockets)
+            ),
+            theme.warn(),
+        ),
         0 if snap.attribution.unattributed_sockets == 0 => {
             ("all owners visible".into(), theme.good())
         }

@@ -10,10 +10,13 @@ use sockscope::model::{Snapshot, TcpState, fixture};
 use std::process::Command;
 use std::sync::Arc;
 
+/// The holders of our socket on 127.0.0.1:`port` in `state` (another
+/// address may have a socket on the same port).
 fn find(snap: &Snapshot, port: u16, state: TcpState) -> Option<Vec<u32>> {
+    let local: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     snap.sockets
         .iter()
-        .find(|s| s.local.port() == port && s.state == state)
+        .find(|s| s.local == local && s.state == state)
         .map(|s| s.owners.iter().map(|o| o.pid).collect())
 }
 
@@ -127,7 +130,7 @@ fn auto_reads_proc_net_when_netlink_is_refused_and_says_why_on_stderr() {
     let rows = common::parse_rows(&out.stdout);
     let row = rows
         .iter()
-        .find(|r| r.local_port == port)
+        .find(|r| r.local_port == port && r.local_addr == "127.0.0.1")
         .expect("the listener, from /proc/net");
     assert!(
         row.cookie.is_empty() || row.cookie.trim_start_matches('0').is_empty(),
@@ -183,4 +186,45 @@ fn the_header_says_when_netlink_failed_and_proc_net_was_read() {
     ));
     let term = ui_harness::render(&app, 120, 30, sockscope::ui::Theme::mono());
     assert!(!ui_harness::screen(&term).contains("netlink failed"));
+}
+
+#[test]
+fn the_header_does_not_say_all_owners_visible_when_hidepid_hides_processes() {
+    let mut snap = fixture::small();
+    snap.attribution.hidden_pids = true;
+    snap.attribution.unattributed_sockets = 3;
+    let mut app = ui_harness::new_app();
+    app.handle(sockscope::app::Event::Snapshot(
+        Arc::new(snap),
+        ui_harness::STATS,
+    ));
+    let term = ui_harness::render(&app, 120, 30, sockscope::ui::Theme::mono());
+    let screen = ui_harness::screen(&term);
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("3 sockets unattributed: /proc hidepid="),
+        "{header}"
+    );
+    assert!(!header.contains("all owners visible"), "{header}");
+}
+
+#[test]
+fn a_close_wait_newer_than_the_last_full_collection_still_gets_its_owner() {
+    let mut holder = Holder::new();
+    let pid = holder.pid();
+    let mut collector = SystemCollector::new(Options {
+        tcp_info: false,
+        incremental: true,
+        ..Options::default()
+    });
+    collector.collect().unwrap();
+    // Made after the full collection: not among its remembered owners.
+    let leaking = holder.connected_pair("127.0.0.1:0");
+    holder.close(leaking.server);
+    let owners = poll("the new CLOSE_WAIT in a trouble collection", || {
+        let snap = collector.collect_scope(Scope::trouble()).ok()?;
+        find(&snap, leaking.client_port, TcpState::CloseWait)
+    });
+    assert_eq!(owners, vec![pid]);
+    drop(holder);
 }

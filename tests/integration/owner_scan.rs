@@ -44,7 +44,10 @@ fn collector(incremental: bool) -> SystemCollector {
 fn holders_of(snap: &Snapshot, port: u16) -> Vec<u32> {
     snap.sockets
         .iter()
-        .find(|s| s.state == TcpState::Listen && s.local.port() == port)
+        .find(|s| {
+            s.state == TcpState::Listen
+                && s.local == std::net::SocketAddr::from(([127, 0, 0, 1], port))
+        })
         .unwrap_or_else(|| panic!("listener on {port} in the snapshot"))
         .owners
         .iter()
@@ -158,7 +161,7 @@ fn processes_hidden_by_hidepid_are_noted_as_such() {
     let rows = common::parse_rows(&out.stdout);
     let row = rows
         .iter()
-        .find(|r| r.local_port == port)
+        .find(|r| r.local_port == port && r.local_addr == "127.0.0.1")
         .expect("root's listener is listed");
     assert_eq!(row.pid, None, "its owner is hidden");
     assert!(

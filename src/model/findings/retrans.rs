@@ -26,8 +26,11 @@ fn trouble(s: &Socket, min: u32, share: f64) -> Option<(u64, u64)> {
     }
     match &s.tcp_info {
         Some(t) => {
-            let lossy = t.total_retrans >= min
-                && f64::from(t.total_retrans) >= share * f64::from(t.segs_out.max(1));
+            // segs_out is 0 only when the kernel's tcp_info is too short to
+            // carry it (before 4.2): then there is no share to judge by.
+            let lossy = t.segs_out > 0
+                && t.total_retrans >= min
+                && f64::from(t.total_retrans) >= share * f64::from(t.segs_out);
             let stalled = t.retransmits >= STALLED_RETRIES;
             (lossy || stalled).then_some((u64::from(t.total_retrans), u64::from(t.segs_out)))
         }

@@ -555,3 +555,19 @@ fn json_has_the_documented_fields() {
     assert_eq!(v["severity"], "info");
     assert_eq!(v["first_seen"], "2027-01-15T08:00:00Z");
 }
+
+#[test]
+fn retransmissions_without_segs_out_from_a_short_tcp_info_are_not_a_share_of_nothing() {
+    // A 3.x kernel's tcp_info ends before tcpi_segs_out: the collector
+    // leaves it 0.
+    let mut a = serving(50, 5);
+    for s in &mut a.sockets {
+        if let Some(t) = &mut s.tcp_info {
+            t.segs_out = 0;
+        }
+    }
+    let mut b = a.clone();
+    at(&mut b, 2);
+    let findings = run(&[a, b]);
+    assert!(of_kind(&findings, Kind::Retransmissions).is_empty());
+}
