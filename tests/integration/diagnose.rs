@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Runs `diagnose --json ARGS` (through `prefix`, e.g. nsenter) and returns
 /// the exit status and the parsed document.
-fn diagnose_via(prefix: &[&str], args: &[&str]) -> (i32, Value) {
+pub(crate) fn diagnose_via(prefix: &[&str], args: &[&str]) -> (i32, Value) {
     let mut cmd = match prefix {
         [program, rest @ ..] => {
             let mut c = Command::new(program);

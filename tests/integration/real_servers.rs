@@ -6,8 +6,9 @@
 //! The kernel's side (namespaces, timers, SCM_RIGHTS) is in `kernel_facts`.
 
 use crate::common;
+use crate::diagnose::diagnose_via;
 
-use common::{output, poll};
+use common::poll;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -107,28 +108,6 @@ fn state_of(pid: u32) -> Option<char> {
         .lines()
         .find_map(|l| l.strip_prefix("State:"))
         .and_then(|s| s.trim().chars().next())
-}
-
-/// `diagnose --json ARGS` through `prefix` (e.g. `unshare`): exit status and document.
-pub(crate) fn diagnose_via(prefix: &[&str], args: &[&str]) -> (i32, Value) {
-    let mut cmd = match prefix {
-        [program, rest @ ..] => {
-            let mut c = Command::new(program);
-            c.args(rest).arg(common::bin());
-            c
-        }
-        [] => Command::new(common::bin()),
-    };
-    cmd.args(["diagnose", "--json"]).args(args);
-    let out = output(&mut cmd);
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "diagnose {args:?} did not print JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().expect("exit status"), doc)
 }
 
 pub(crate) fn findings(doc: &Value) -> Vec<&Value> {

@@ -71,12 +71,7 @@ fn finding(input: &Input, l: &Socket, waiting: &[&Socket], gave_up: u64, stale: 
     let full = input.snap.source != crate::model::SourceKind::Proc && l.recv_q > l.send_q;
     let (holders, _) = input.holding(&[l]);
     let roles = input.accept_roles(l);
-    let pid = roles
-        .blocked
-        .first()
-        .map(|b| b.0)
-        .or(roles.accepting.first().copied())
-        .or(holders.first().map(|h| h.pid));
+    let pid = roles.responsible(&holders);
     let name = pid.and_then(|p| input.service_name(p));
     let holder = who_all(name.as_deref(), &holders);
     let evidence = input.accept_evidence(l, name.as_deref());

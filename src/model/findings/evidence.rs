@@ -29,6 +29,16 @@ impl AcceptRoles {
     pub fn nobody_accepts(&self) -> bool {
         !self.blocked.is_empty() && self.accepting.is_empty()
     }
+
+    /// The one responsible for the listener's queue: a holder that cannot
+    /// run, else one that accepts, else the first of `holders`.
+    pub fn responsible(&self, holders: &[super::Holding]) -> Option<u32> {
+        self.blocked
+            .first()
+            .map(|b| b.0)
+            .or(self.accepting.first().copied())
+            .or(holders.first().map(|h| h.pid))
+    }
 }
 
 impl Input<'_> {

@@ -68,13 +68,7 @@ fn queue_full(
     let (queued, backlog) = (listener.recv_q, listener.send_q);
     let (holders, _) = input.holding(&[listener]);
     let roles = input.accept_roles(listener);
-    // The one responsible: a holder that cannot run, else one that accepts.
-    let pid = roles
-        .blocked
-        .first()
-        .map(|b| b.0)
-        .or(roles.accepting.first().copied())
-        .or(holders.first().map(|h| h.pid));
+    let pid = roles.responsible(&holders);
     let name = pid.and_then(|p| input.service_name(p));
     let holder = who_all(name.as_deref(), &holders);
     let evidence = input.accept_evidence(listener, name.as_deref());
