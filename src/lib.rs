@@ -15,5 +15,6 @@ pub mod record;
 pub mod replay;
 pub mod sanitize;
 pub mod serve;
+pub mod trace;
 pub mod tui;
 pub mod ui;

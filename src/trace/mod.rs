@@ -1,0 +1,205 @@
+//! Every transition: the kernel's TCP tracepoints (`sock:inet_sock_set_state`,
+//! `tcp:tcp_send_reset`, `tcp:tcp_receive_reset`, `tcp:tcp_retransmit_skb`)
+//! read live beside the snapshots, so what lives and dies between two
+//! refreshes is counted too.
+//!
+//! ```text
+//!   tracefs (ids, layouts) ─▶ perf rings, one per CPU ─▶ feed thread
+//!        every 50 ms: drain ─▶ Tracker (by socket address) ─▶ Window
+//!   Engine::step ─▶ Feed::take ─▶ Analysis::trace (window, recent, exact ages)
+//! ```
+//!
+//! Without the privilege (CAP_PERFMON or CAP_SYS_ADMIN, or a low
+//! `kernel.perf_event_paranoid`) or on a kernel without the tracepoints,
+//! [`Feed::start`] says why and sockscope works from snapshots alone.
+
+pub mod format;
+pub mod perf;
+pub mod tracefs;
+pub mod tracker;
+pub mod window;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use tracker::Seen;
+pub use window::{Closer, PortKey, Stats, Transition, Window};
+
+/// How often the feed thread empties the rings.
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
+
+/// Whether transitions are followed, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    On,
+    Off(String),
+}
+
+impl Status {
+    pub fn is_on(&self) -> bool {
+        matches!(self, Status::On)
+    }
+}
+
+/// What one sample gets from the transitions since the previous one.
+#[derive(Debug, Clone, Default)]
+pub struct Taken {
+    pub window: Window,
+    /// The transitions of this window, oldest first (at most
+    /// [`tracker::RECENT`]).
+    pub recent: Vec<Transition>,
+    /// Connections whose entry into their current (non-ESTABLISHED) state
+    /// was seen.
+    pub seen: HashMap<(SocketAddr, SocketAddr), Seen>,
+    /// Connections followed now.
+    pub live: usize,
+}
+
+struct Shared {
+    tracker: Mutex<tracker::Tracker>,
+    stop: AtomicBool,
+    /// CPU time of the feed thread, nanoseconds.
+    cpu_ns: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// The live event source: a thread that drains the rings into a tracker.
+pub struct Feed {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed").finish_non_exhaustive()
+    }
+}
+
+fn explain((step, e): (&str, std::io::Error)) -> String {
+    let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => format!(
+            "perf_event_open was refused ({e}): it needs root, CAP_PERFMON or CAP_SYS_ADMIN, \
+             or kernel.perf_event_paranoid at -1 (it is {paranoid})"
+        ),
+        Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENOSYS) => {
+            format!("this kernel cannot open the TCP tracepoints for perf ({e})")
+        }
+        _ => format!("perf_event_open failed at {step}: {e}"),
+    }
+}
+
+impl Feed {
+    /// Opens the tracepoints and starts following them, or says why not.
+    pub fn start() -> Result<Feed, String> {
+        if let Ok(v) = std::env::var("SOCKSCOPE_NO_TRACE")
+            && !v.is_empty()
+        {
+            return Err("transitions are off (SOCKSCOPE_NO_TRACE is set)".into());
+        }
+        let found = tracefs::find()?;
+        let mut rings = perf::Rings::open(&found).map_err(explain)?;
+        let now = crate::collect::clock::boottime();
+        let shared = Arc::new(Shared {
+            tracker: Mutex::new(tracker::Tracker::new(now)),
+            stop: AtomicBool::new(false),
+            cpu_ns: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+        });
+        let s = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("sockscope-trace".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(4096);
+                let mut lost_before = 0;
+                while !s.stop.load(Ordering::Relaxed) {
+                    rings.drain(|e| batch.push(e));
+                    let lost = rings.lost();
+                    if let Ok(mut t) = s.tracker.lock() {
+                        // Per CPU the records are in order; across CPUs they
+                        // are not: order the batch by time.
+                        batch.sort_by_key(|e| e.time);
+                        for e in batch.drain(..) {
+                            t.event(e);
+                        }
+                        t.dropped(lost - lost_before);
+                    }
+                    lost_before = lost;
+                    s.lost.store(lost, Ordering::Relaxed);
+                    s.cpu_ns.store(
+                        crate::collect::clock::thread_cpu().as_nanos() as u64,
+                        Ordering::Relaxed,
+                    );
+                    std::thread::sleep(DRAIN_EVERY);
+                }
+            })
+            .map_err(|e| format!("cannot start the transitions thread: {e}"))?;
+        Ok(Feed {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The transitions since the last take.
+    pub fn take(&self) -> Taken {
+        let now = crate::collect::clock::boottime();
+        let Ok(mut t) = self.shared.tracker.lock() else {
+            return Taken::default();
+        };
+        let fresh = t.fresh();
+        let window = t.take(now);
+        let recent = t
+            .recent()
+            .iter()
+            .skip(t.recent().len() - fresh)
+            .cloned()
+            .collect();
+        Taken {
+            window,
+            recent,
+            seen: t.seen(),
+            live: t.len(),
+        }
+    }
+
+    /// Who holds each listening port, from the last sample: the process a
+    /// connection accepted in a softirq is counted under.
+    pub fn set_listeners(&self, listeners: HashMap<u16, u32>) {
+        if let Ok(mut t) = self.shared.tracker.lock() {
+            t.set_listeners(listeners);
+        }
+    }
+
+    /// Forgets connections a full sample no longer shows (their CLOSE was
+    /// lost) once they have not moved for a minute.
+    pub fn prune(&self, present: impl Fn(&SocketAddr, &SocketAddr) -> bool) {
+        let now = crate::collect::clock::boottime();
+        if let Ok(mut t) = self.shared.tracker.lock() {
+            t.prune(now, Duration::from_secs(60), present);
+        }
+    }
+
+    /// CPU time the feed thread used.
+    pub fn cpu(&self) -> Duration {
+        Duration::from_nanos(self.shared.cpu_ns.load(Ordering::Relaxed))
+    }
+
+    /// Records the kernel dropped since the start.
+    pub fn lost(&self) -> u64 {
+        self.shared.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
