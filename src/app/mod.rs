@@ -157,6 +157,9 @@ pub struct App {
     /// How fresh each part of the shown sample is, when the trouble states
     /// are refreshed more often than the rest.
     pub parts: Option<Parts>,
+    /// The transitions of the shown sample's interval (None: not followed,
+    /// as in a replay of an older recording).
+    pub trace: Option<Arc<crate::trace::TraceSample>>,
     /// Digests raw samples ([`Event::Snapshot`]) and replay frames.
     analyzer: Analyzer,
     /// Row rebuilds so far (one per batch of prompt keys, not one per key).
@@ -251,6 +254,7 @@ impl App {
             history: Default::default(),
             findings: Default::default(),
             parts: None,
+            trace: None,
             analyzer: Analyzer::new(),
             rebuilds: 0,
             deferring: false,

@@ -153,6 +153,7 @@ impl App {
         self.findings = Arc::clone(&analysis.findings);
         self.history = Arc::clone(&analysis.history);
         self.parts = analysis.parts;
+        self.trace = analysis.trace.clone();
         self.snapshot = Arc::clone(&analysis.snapshot);
     }
 

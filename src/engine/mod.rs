@@ -65,6 +65,9 @@ pub struct Analysis {
     pub parts: Option<Parts>,
     /// Counts the samples digested (1 for the first).
     pub generation: u64,
+    /// The transitions since the previous sample, when the engine follows
+    /// them (`Status::Off` says why not).
+    pub trace: Option<Arc<crate::trace::TraceSample>>,
 }
 
 impl Analysis {
@@ -74,7 +77,11 @@ impl Analysis {
         if filter.is_empty() {
             return Arc::clone(&self.findings);
         }
-        Arc::new(findings::analyze(&self.snapshot, &self.history, filter))
+        let mut found = findings::analyze(&self.snapshot, &self.history, filter);
+        if let Some(t) = &self.trace {
+            findings::transitions::analyze(&self.snapshot, &t.minute, filter, &mut found);
+        }
+        Arc::new(found)
     }
 }
 
@@ -117,7 +124,20 @@ impl Analyzer {
         stats: Option<CollectStats>,
         parts: Option<Parts>,
     ) -> Arc<Analysis> {
-        let found = findings::analyze(&snapshot, &self.history, &Filter::default());
+        self.analyze_traced(snapshot, stats, parts, None)
+    }
+
+    fn analyze_traced(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        stats: Option<CollectStats>,
+        parts: Option<Parts>,
+        trace: Option<Arc<crate::trace::TraceSample>>,
+    ) -> Arc<Analysis> {
+        let mut found = findings::analyze(&snapshot, &self.history, &Filter::default());
+        if let Some(t) = &trace {
+            findings::transitions::analyze(&snapshot, &t.minute, &Filter::default(), &mut found);
+        }
         self.generation += 1;
         Arc::new(Analysis {
             counts: crate::model::group::by_state(&snapshot.sockets),
@@ -127,6 +147,7 @@ impl Analyzer {
             stats,
             parts,
             generation: self.generation,
+            trace,
         })
     }
 
@@ -140,13 +161,28 @@ impl Analyzer {
         stats: Option<CollectStats>,
         parts: Option<Parts>,
     ) -> Arc<Analysis> {
+        self.digest_traced(snapshot, stats, parts, None)
+    }
+
+    /// [`Analyzer::digest`] with the transitions of the same interval: their
+    /// exact state entries go into the history, their findings into the list.
+    pub fn digest_traced(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        stats: Option<CollectStats>,
+        parts: Option<Parts>,
+        trace: Option<Arc<crate::trace::TraceSample>>,
+    ) -> Arc<Analysis> {
         let history = Arc::make_mut(&mut self.history);
+        if let Some(t) = &trace {
+            history.set_exact(Arc::clone(&t.exact));
+        }
         match parts {
             // A trouble-state refresh: only its fresh part is new.
             Some(_) => history.record_partial(&snapshot),
             None => history.record(&snapshot),
         }
-        self.analyze(snapshot, stats, parts)
+        self.analyze_traced(snapshot, stats, parts, trace)
     }
 }
 
@@ -163,6 +199,8 @@ pub struct Engine {
     /// The connection the user looks at: its `tcp_info` is asked for on its
     /// own when the dumps leave `tcp_info` out.
     focus: Option<Box<crate::model::Socket>>,
+    /// The transitions between samples, when followed.
+    trace: Option<crate::trace::Transitions>,
 }
 
 impl Engine {
@@ -174,7 +212,14 @@ impl Engine {
             full: None,
             full_index: Default::default(),
             focus: None,
+            trace: None,
         }
+    }
+
+    /// Follows the transitions between samples too (or says, in each
+    /// analysis, why it cannot).
+    pub fn follow_transitions(&mut self, trace: crate::trace::Transitions) {
+        self.trace = Some(trace);
     }
 
     pub fn history(&self) -> &History {
@@ -198,7 +243,11 @@ impl Engine {
     /// and digests it.
     pub fn step(&mut self, force_full: bool) -> Result<Arc<Analysis>, SourceError> {
         let (snap, stats, parts) = self.sample(force_full)?;
-        Ok(self.analyzer.digest(snap, Some(stats), parts))
+        let trace = self
+            .trace
+            .as_mut()
+            .map(|t| t.sample(&snap, parts.is_none()));
+        Ok(self.analyzer.digest_traced(snap, Some(stats), parts, trace))
     }
 
     /// [`Engine::step`] without the digestion: the sample as the cadence

@@ -24,6 +24,19 @@ pub fn format_age(d: Duration) -> String {
     }
 }
 
+/// A duration with the precision a transition has: `850µs`, `20ms`,
+/// `1.4s`, `2m05s`.
+pub fn duration_short(d: Duration) -> String {
+    let us = d.as_micros();
+    match us {
+        0..=999 => format!("{us}µs"),
+        1_000..=9_999 => format!("{:.1}ms", us as f64 / 1e3),
+        10_000..=999_999 => format!("{}ms", us / 1000),
+        1_000_000..=59_999_999 => format!("{:.1}s", us as f64 / 1e6),
+        _ => format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60),
+    }
+}
+
 /// Bytes per second in at most 5 columns: `512`, `3.4K`, `12M`, `1.1G`.
 pub fn format_bytes_rate(bps: u64) -> String {
     const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];

@@ -46,6 +46,9 @@ struct Since {
     bytes: Option<(u64, u64)>,
     /// Throughput between the last two samples.
     rate: Option<Rate>,
+    /// When the transitions saw it enter `state` (exact, unlike `first`,
+    /// the sample that first showed it in `state`).
+    entered: Option<Duration>,
 }
 
 /// Bytes per second in (received) and out (sent and acknowledged), from the
@@ -199,9 +202,18 @@ pub struct History {
     /// When the first sample was taken (steady clock): anything seen then
     /// may be older.
     started: Option<Duration>,
+    /// State entries the transitions saw, for the next record: they make
+    /// the ages of those connections exact.
+    exact: Arc<crate::trace::sample::Exact>,
 }
 
 impl History {
+    /// The exact state entries the next record uses (from the transitions
+    /// of the same sample).
+    pub fn set_exact(&mut self, exact: Arc<crate::trace::sample::Exact>) {
+        self.exact = exact;
+    }
+
     /// Records a snapshot. Cost is linear in its sockets.
     pub fn record(&mut self, snap: &Snapshot) {
         self.record_sample(snap, false);
@@ -331,6 +343,7 @@ impl History {
                 Some(p) => Since {
                     state: s.state,
                     first: at,
+                    entered: None,
                     ..p
                 },
                 None => Since {
@@ -338,8 +351,15 @@ impl History {
                     first: at,
                     bytes: None,
                     rate: None,
+                    entered: None,
                 },
             };
+            if entry.entered.is_none()
+                && let Some(&(state, since)) = self.exact.get(&(s.local, s.remote))
+                && state == s.state
+            {
+                entry.entered = Some(since.min(at));
+            }
             let bytes = s.tcp_info.map(|t| (t.bytes_received, t.bytes_acked));
             entry.rate = match (entry.bytes, bytes, elapsed) {
                 (Some(old), Some(new), Some(dt)) => {
@@ -508,11 +528,11 @@ impl History {
     /// the age), and whether that is only an upper bound (it was already
     /// there at the first sample).
     pub fn first_seen(&self, key: &ConnKey) -> Option<(SystemTime, bool)> {
-        let first = self.since(key)?.first;
+        let e = self.since(key)?;
         let newest = self.samples.back()?;
-        let age = newest.mono.saturating_sub(first);
+        let age = newest.mono.saturating_sub(e.entered.unwrap_or(e.first));
         let wall = newest.at.checked_sub(age).unwrap_or(newest.at);
-        Some((wall, Some(first) == self.started))
+        Some((wall, e.entered.is_none() && Some(e.first) == self.started))
     }
 
     /// True when a connection reached its current state in the newest sample
@@ -528,9 +548,9 @@ impl History {
     /// steady clock reading, [`Snapshot::monotonic`]), and whether that is a
     /// lower bound (it was already there at the first sample).
     pub fn age(&self, key: &ConnKey, now: Duration) -> Option<(Duration, bool)> {
-        let first = self.since(key)?.first;
-        let at_least = Some(first) == self.started;
-        Some((now.saturating_sub(first), at_least))
+        let e = self.since(key)?;
+        let at_least = e.entered.is_none() && Some(e.first) == self.started;
+        Some((now.saturating_sub(e.entered.unwrap_or(e.first)), at_least))
     }
 
     /// Time covered by the newest `n` samples (a trend of `n` points).

@@ -228,7 +228,7 @@ fn process_sockets(snap: &Snapshot, top: usize) -> Family {
 }
 
 /// Every finding kind, for series that exist (at zero) before the first finding.
-pub const KINDS: [Kind; 9] = [
+pub const KINDS: [Kind; 13] = [
     Kind::CloseWaitLeak,
     Kind::ClosedSocketsHeld,
     Kind::FinWait2,
@@ -238,6 +238,10 @@ pub const KINDS: [Kind; 9] = [
     Kind::SynFlood,
     Kind::Retransmissions,
     Kind::TopClients,
+    Kind::ConnectionStorm,
+    Kind::ResetStorm,
+    Kind::ShortLived,
+    Kind::CloseWaitInflow,
 ];
 
 pub const SEVERITIES: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];

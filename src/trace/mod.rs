@@ -15,6 +15,7 @@
 
 pub mod format;
 pub mod perf;
+pub mod sample;
 pub mod tracefs;
 pub mod tracker;
 pub mod window;
@@ -25,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use sample::{TraceSample, Transitions};
 pub use tracker::Seen;
 pub use window::{Closer, PortKey, Stats, Transition, Window};
 

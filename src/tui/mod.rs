@@ -43,7 +43,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<Event>();
     let recording = config.recorder.as_ref().map(|(_, path)| path.clone());
     let source = crate::engine::source::SystemSource::new(config.options);
-    let engine = crate::engine::Engine::new(Box::new(source), config.interval);
+    let mut engine = crate::engine::Engine::new(Box::new(source), config.interval);
+    engine.follow_transitions(crate::trace::Transitions::start());
     let events = tx.clone();
     let engine = live::spawn(engine, config.recorder.map(|(r, _)| r), move |notice| {
         let ev = match notice {

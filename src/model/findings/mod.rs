@@ -14,6 +14,7 @@ mod listen;
 mod retrans;
 mod text;
 mod time_wait;
+pub mod transitions;
 
 use super::Filter;
 use super::history::History;
@@ -48,6 +49,10 @@ pub enum Kind {
     ClosedSocketsHeld,
     Retransmissions,
     TopClients,
+    ConnectionStorm,
+    ResetStorm,
+    ShortLived,
+    CloseWaitInflow,
 }
 
 impl Kind {
@@ -62,6 +67,10 @@ impl Kind {
             Kind::SynFlood => "syn_flood",
             Kind::Retransmissions => "retransmissions",
             Kind::TopClients => "top_clients",
+            Kind::ConnectionStorm => "connection_storm",
+            Kind::ResetStorm => "reset_storm",
+            Kind::ShortLived => "short_lived",
+            Kind::CloseWaitInflow => "close_wait_inflow",
         }
     }
 }

@@ -267,7 +267,11 @@ fn every_finding_kind_is_listed() {
             | Kind::ListenQueueFull
             | Kind::SynFlood
             | Kind::Retransmissions
-            | Kind::TopClients => {}
+            | Kind::TopClients
+            | Kind::ConnectionStorm
+            | Kind::ResetStorm
+            | Kind::ShortLived
+            | Kind::CloseWaitInflow => {}
         }
     }
     let names: HashSet<&str> = KINDS.iter().map(|k| k.name()).collect();
