@@ -442,6 +442,7 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
     let filter = parse_filter(&args.filter)?;
     // The engine's analyzer, whichever the samples come from.
     let mut analyzer = crate::engine::Analyzer::new();
+    let mut trace = None;
     let (snap, samples) = match &args.from.from {
         Some(path) => {
             let rec = record::open(path)?;
@@ -453,10 +454,22 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
             })?;
             (last, samples)
         }
-        None => sample_live(&args, &filter, &mut analyzer)?,
+        None => {
+            let mut t = Transitions::new();
+            let r = sample_live(&args, &filter, &mut analyzer, &mut t)?;
+            trace = Some(t);
+            r
+        }
     };
     let history = analyzer.history();
-    let found = findings::analyze(&snap, history, &filter);
+    let mut found = findings::analyze(&snap, history, &filter);
+    let transitions = trace.map(|t| match t.feed.unavailable() {
+        Some(why) => output::transitions::Report::off(why),
+        None => {
+            findings::transitions::analyze(&snap, &t.window, &filter, &mut found);
+            output::transitions::Report::build(&t.window, &snap, &filter)
+        }
+    });
     let run = output::findings::Run {
         sampled_for_s: (history.span().as_secs_f64() * 1000.0).round() / 1000.0,
         samples,
@@ -467,6 +480,7 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
             .count(),
         filter: filter.text().to_string(),
         taken_at: snap.taken_at,
+        transitions,
     };
     let stdout = std::io::stdout();
     let result = if args.json {
@@ -493,10 +507,38 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
 /// Samples this machine once a second over the window (twice at least),
 /// the last sample at its end; and on, up to the growth window, while
 /// CLOSE_WAIT sockets the filter selects are there (unless `--for 0`).
+/// The transitions over a live diagnose's window, from before its first
+/// sample to its last.
+struct Transitions {
+    feed: crate::trace::Transitions,
+    window: crate::trace::Window,
+}
+
+impl Transitions {
+    fn new() -> Transitions {
+        Transitions {
+            feed: crate::trace::Transitions::start(),
+            window: Default::default(),
+        }
+    }
+
+    /// Adds the transitions up to `snap`; the first call only starts the window.
+    fn sampled(&mut self, snap: &Snapshot, first: bool) {
+        let t = self.feed.sample(snap, true);
+        if !first {
+            self.window.add(&t.window);
+        } else {
+            self.window.from = t.window.to;
+            self.window.to = t.window.to;
+        }
+    }
+}
+
 fn sample_live(
     args: &DiagnoseArgs,
     filter: &Filter,
     analyzer: &mut crate::engine::Analyzer,
+    trace: &mut Transitions,
 ) -> Result<(Snapshot, usize), Failure> {
     use std::time::{Duration, Instant};
     let window = args.window.unwrap_or(Duration::from_secs(2));
@@ -509,6 +551,7 @@ fn sample_live(
     });
     let start = Instant::now();
     let mut snap = collector.collect().map_err(anyhow::Error::from)?;
+    trace.sampled(&snap, true);
     analyzer.record(&snap);
     let mut samples = 1;
     let step = window.min(Duration::from_secs(1));
@@ -533,6 +576,7 @@ fn sample_live(
         due = (due + step).min(want);
         std::thread::sleep((start + due).saturating_duration_since(Instant::now()));
         snap = collector.collect().map_err(anyhow::Error::from)?;
+        trace.sampled(&snap, false);
         analyzer.record(&snap);
         samples += 1;
     }

@@ -19,6 +19,9 @@ pub struct Run {
     pub filter: String,
     #[serde(skip)]
     pub taken_at: SystemTime,
+    /// What the kernel's transitions counted over the window (live only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transitions: Option<super::transitions::Report>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +87,9 @@ pub fn write_text<W: Write>(
     );
     if findings.is_empty() {
         writeln!(out, "No problems found ({over}).")?;
+        if let Some(t) = &run.transitions {
+            t.write_text(&mut out)?;
+        }
         return out.flush();
     }
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
@@ -131,6 +137,9 @@ pub fn write_text<W: Write>(
         if !f.filter.is_empty() {
             writeln!(out, "  Sockets: sockscope snapshot {}", clean(&f.filter))?;
         }
+    }
+    if let Some(t) = &run.transitions {
+        t.write_text(&mut out)?;
     }
     out.flush()
 }

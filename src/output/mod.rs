@@ -3,3 +3,4 @@
 pub mod findings;
 pub mod json;
 pub mod table;
+pub mod transitions;

@@ -104,7 +104,13 @@ impl Feed {
         {
             return Err("transitions are off (SOCKSCOPE_NO_TRACE is set)".into());
         }
-        let found = tracefs::find()?;
+        let found = tracefs::find().map_err(|e| {
+            if rustix::process::geteuid().is_root() {
+                e
+            } else {
+                format!("{e}: following transitions needs root (or CAP_PERFMON and CAP_SYS_ADMIN)")
+            }
+        })?;
         let mut rings = perf::Rings::open(&found).map_err(explain)?;
         let now = crate::collect::clock::boottime();
         let shared = Arc::new(Shared {

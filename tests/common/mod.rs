@@ -419,6 +419,11 @@ impl Holder {
 
     /// For a holder started in a new network namespace: loopback up,
     /// ephemeral ports `lo..=hi`, `tcp_tw_reuse` off.
+    /// `n` connections to `addr` accepted by `listener`, each living `ms`.
+    pub fn brief(&mut self, addr: &str, n: u32, ms: u64, listener: u32) {
+        self.h.send(&format!("brief {addr} {n} {ms} {listener}"));
+    }
+
     pub fn netns(&mut self, lo: u16, hi: u16) {
         self.h.send(&format!("netns {lo} {hi}"));
     }
@@ -646,6 +651,35 @@ fn holder_command(
                 // through LAST_ACK and is gone; the client keeps TIME_WAIT.
                 let mut buf = [0u8; 1];
                 let _ = server.read(&mut buf)?;
+            }
+            String::new()
+        }
+        "brief" => {
+            // N connections to ADDR that each live MS milliseconds, accepted
+            // by listener ID, in batches of 100 at a time: the client closes
+            // first, the server reads the FIN and closes.
+            let target = addr(1)?;
+            let n: u32 = words.get(2).ok_or("missing count")?.parse()?;
+            let ms: u64 = words.get(3).ok_or("missing ms")?.parse()?;
+            let Some(Sock::Listener(l)) = socks.get(&id(4)?) else {
+                return Err("not a listener".into());
+            };
+            let mut left = n;
+            while left > 0 {
+                let batch = left.min(100);
+                let mut pairs = Vec::new();
+                for _ in 0..batch {
+                    let client = TcpStream::connect(target)?;
+                    let (server, _) = l.accept()?;
+                    pairs.push((client, server));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                for (client, mut server) in pairs {
+                    drop(client);
+                    let mut buf = [0u8; 1];
+                    let _ = server.read(&mut buf)?;
+                }
+                left -= batch;
             }
             String::new()
         }

@@ -36,6 +36,7 @@ mod serve;
 mod serve_hostile;
 mod sources_agree;
 mod states;
+mod transitions;
 mod tui_render;
 mod tui_render_actions;
 mod tui_render_holders;
