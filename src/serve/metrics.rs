@@ -521,5 +521,7 @@ pub fn encode(families: Vec<Family>) -> Result<Bodies, std::fmt::Error> {
     Ok(Bodies { openmetrics, text })
 }
 
+pub mod transitions;
+
 #[cfg(test)]
 mod tests;

@@ -90,6 +90,8 @@ struct Exporter {
     noted: bool,
     /// Whether the next collection asks for `tcp_info` (see [`TCP_INFO_LIMIT`]).
     tcp_info: bool,
+    /// The transitions summed since start, exported as counters.
+    transitions: metrics::transitions::Totals,
 }
 
 impl Exporter {
@@ -102,7 +104,11 @@ impl Exporter {
             incremental: true,
         };
         Exporter {
-            engine: Engine::new(Box::new(SystemSource::new(options)), config.interval),
+            engine: {
+                let mut e = Engine::new(Box::new(SystemSource::new(options)), config.interval);
+                e.follow_transitions(crate::trace::Transitions::start());
+                e
+            },
             interval: config.interval,
             top: config.top,
             cached: None,
@@ -110,6 +116,7 @@ impl Exporter {
             errors: 0,
             noted: false,
             tcp_info: true,
+            transitions: Default::default(),
         }
     }
 
@@ -166,7 +173,11 @@ impl Exporter {
             errors: self.errors,
             tcp_info: tcp_info_now,
         };
-        let families = metrics::families(snap, found, &run, self.top);
+        let mut families = metrics::families(snap, found, &run, self.top);
+        if let Some(t) = &analysis.trace {
+            self.transitions.add(t, self.top);
+        }
+        families.extend(self.transitions.families());
         match metrics::encode(families) {
             Ok(bodies) => Answer::Metrics(Arc::new(bodies)),
             Err(_) => {

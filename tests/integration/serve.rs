@@ -380,3 +380,43 @@ fn a_hostile_process_name_reaches_the_label_cleaned_and_escaped() {
     assert_eq!(s[0].labels["process"], "?]0;x?\"q?\\z");
     assert!(server.stderr_lines().iter().all(|l| !l.contains('\x1b')));
 }
+
+#[test]
+fn connections_between_two_scrapes_are_counted_by_port_and_closer() {
+    if !common::root_or_skip(
+        "connections_between_two_scrapes_are_counted_by_port_and_closer",
+        "transitions",
+    ) {
+        return;
+    }
+    let server = Server::start(&["--interval", "100ms"]);
+    let mut h = common::Holder::new();
+    let (lid, port) = h.listen("127.0.0.1:0");
+    let first = server.scrape();
+    assert_eq!(first.value("sockscope_transitions_up", &[]), Some(1.0));
+    h.brief(&format!("127.0.0.1:{port}"), 150, 2, lid);
+    let p = port.to_string();
+    let labels = [("port", p.as_str()), ("side", "local")];
+    let opened = common::poll("the 150 connections in the counters", || {
+        std::thread::sleep(Duration::from_millis(150));
+        let e = server.scrape();
+        e.value("sockscope_connections_opened_total", &labels)
+            .filter(|&v| v >= 150.0)
+            .map(|v| (v, e))
+    });
+    assert_eq!(opened.0, 150.0);
+    let e = opened.1;
+    let by_peer = [
+        ("port", p.as_str()),
+        ("side", "local"),
+        ("closed_by", "peer"),
+    ];
+    assert_eq!(
+        e.value("sockscope_connections_closed_total", &by_peer),
+        Some(150.0)
+    );
+    assert_eq!(
+        e.value("sockscope_transitions_dropped_events_total", &[]),
+        Some(0.0)
+    );
+}
