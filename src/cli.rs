@@ -467,7 +467,7 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
         Some(why) => output::transitions::Report::off(why),
         None => {
             findings::transitions::analyze(&snap, &t.window, &filter, &mut found);
-            output::transitions::Report::build(&t.window, &snap, &filter)
+            output::transitions::Report::build(&t.window, &snap, &filter, t.cpu)
         }
     });
     let run = output::findings::Run {
@@ -512,6 +512,7 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
 struct Transitions {
     feed: crate::trace::Transitions,
     window: crate::trace::Window,
+    cpu: std::time::Duration,
 }
 
 impl Transitions {
@@ -519,12 +520,14 @@ impl Transitions {
         Transitions {
             feed: crate::trace::Transitions::start(),
             window: Default::default(),
+            cpu: Default::default(),
         }
     }
 
     /// Adds the transitions up to `snap`; the first call only starts the window.
     fn sampled(&mut self, snap: &Snapshot, first: bool) {
         let t = self.feed.sample(snap, true);
+        self.cpu = t.cpu;
         if !first {
             self.window.add(&t.window);
         } else {

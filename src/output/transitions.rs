@@ -129,6 +129,8 @@ pub struct Report {
     pub events: u64,
     /// Records the kernel dropped (a full ring): when not 0, counts are low.
     pub dropped: u64,
+    /// CPU time the event source's thread used (reading and counting).
+    pub feed_cpu_s: f64,
     #[serde(flatten)]
     pub total: Counts,
     pub ports: Vec<PortReport>,
@@ -155,6 +157,7 @@ impl Report {
             window_s: 0.0,
             events: 0,
             dropped: 0,
+            feed_cpu_s: 0.0,
             total: Counts::of(&Stats::default()),
             ports: Vec::new(),
             processes: Vec::new(),
@@ -163,7 +166,12 @@ impl Report {
     }
 
     /// The report over `w`, for the groups `filter` selects.
-    pub fn build(w: &Window, snap: &Snapshot, filter: &Filter) -> Report {
+    pub fn build(
+        w: &Window,
+        snap: &Snapshot,
+        filter: &Filter,
+        feed_cpu: std::time::Duration,
+    ) -> Report {
         let name = |pid: u32| snap.process(pid).map(|p| clean(&p.name).into_owned());
         let mut ports: Vec<(&PortKey, &Stats)> = w.by_port.iter().collect();
         ports.sort_by(|a, b| b.1.opened.cmp(&a.1.opened).then(a.0.cmp(b.0)));
@@ -229,6 +237,7 @@ impl Report {
             window_s: (w.span().as_secs_f64() * 1000.0).round() / 1000.0,
             events: w.events,
             dropped: w.dropped,
+            feed_cpu_s: (feed_cpu.as_secs_f64() * 1000.0).round() / 1000.0,
             total: Counts::of(total),
             ports,
             processes,
