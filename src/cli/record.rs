@@ -72,6 +72,8 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
         incremental: true,
     });
     let mut engine = Engine::new(Box::new(source), args.interval);
+    // Each frame keeps the transitions of its interval (when they can be followed).
+    engine.follow_transitions(crate::trace::Transitions::start());
     let mut err = std::io::stderr();
     if recorder.kept_damage > 0 {
         let _ = writeln!(

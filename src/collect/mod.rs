@@ -393,6 +393,7 @@ impl SystemCollector {
             attribution,
             system,
             derived: Default::default(),
+            transitions: None,
         })
     }
 }

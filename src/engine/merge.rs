@@ -38,6 +38,7 @@ pub fn trouble_into(full: &Snapshot, by_inode: &InodeIndex, part: Snapshot) -> S
         system,
         source_note,
         derived: _,
+        transitions,
     } = part;
     for s in &mut sockets {
         if s.owners.is_empty()
@@ -79,5 +80,6 @@ pub fn trouble_into(full: &Snapshot, by_inode: &InodeIndex, part: Snapshot) -> S
         system,
         source_note,
         derived: Default::default(),
+        transitions,
     }
 }

@@ -134,6 +134,11 @@ impl Analyzer {
         parts: Option<Parts>,
         trace: Option<Arc<crate::trace::TraceSample>>,
     ) -> Arc<Analysis> {
+        // A replayed frame brings its recorded window.
+        let trace = trace.or_else(|| {
+            let w = snapshot.transitions.as_ref()?;
+            Some(Arc::new(crate::trace::TraceSample::recorded(w)))
+        });
         let mut found = findings::analyze(&snapshot, &self.history, &Filter::default());
         if let Some(t) = &trace {
             findings::transitions::analyze(&snapshot, &t.minute, &Filter::default(), &mut found);
@@ -201,6 +206,8 @@ pub struct Engine {
     focus: Option<Box<crate::model::Socket>>,
     /// The transitions between samples, when followed.
     trace: Option<crate::trace::Transitions>,
+    /// The transitions of the last sample, for its digestion.
+    pending_trace: Option<Arc<crate::trace::TraceSample>>,
 }
 
 impl Engine {
@@ -213,6 +220,7 @@ impl Engine {
             full_index: Default::default(),
             focus: None,
             trace: None,
+            pending_trace: None,
         }
     }
 
@@ -243,10 +251,7 @@ impl Engine {
     /// and digests it.
     pub fn step(&mut self, force_full: bool) -> Result<Arc<Analysis>, SourceError> {
         let (snap, stats, parts) = self.sample(force_full)?;
-        let trace = self
-            .trace
-            .as_mut()
-            .map(|t| t.sample(&snap, parts.is_none()));
+        let trace = self.pending_trace.take();
         Ok(self.analyzer.digest_traced(snap, Some(stats), parts, trace))
     }
 
@@ -288,6 +293,17 @@ impl Engine {
         // On the merged sample: a focused ESTABLISHED connection is fresh
         // every refresh, not only at full dumps.
         self.add_focus_tcp_info(&mut snap);
+        // The transitions of the same interval travel with the sample (so a
+        // recording keeps them too).
+        self.pending_trace = self
+            .trace
+            .as_mut()
+            .map(|t| t.sample(&snap, parts.is_none()));
+        if let Some(t) = &self.pending_trace
+            && t.status.is_on()
+        {
+            snap.transitions = Some(Arc::new(t.window.clone()));
+        }
         let snap = Arc::new(snap);
         if parts.is_none() && self.source.partial() {
             self.full_index = merge::index(&snap);

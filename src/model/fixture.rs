@@ -167,6 +167,7 @@ pub fn small() -> Snapshot {
         attribution: Default::default(),
         system,
         derived: Default::default(),
+        transitions: None,
     }
 }
 

@@ -138,6 +138,9 @@ pub struct Snapshot {
     pub system: SystemContext,
     /// Shared holders, services and accept queues, derived on first use.
     pub derived: Derived,
+    /// The transitions of the interval this sample ends (live, when they
+    /// are followed; in a replay, when the recording has them).
+    pub transitions: Option<std::sync::Arc<crate::trace::Window>>,
 }
 
 /// What is derived from a snapshot's sockets, computed once on first use.
@@ -182,6 +185,7 @@ impl Snapshot {
             attribution: Attribution::default(),
             system: SystemContext::default(),
             derived: Derived::default(),
+            transitions: None,
         }
     }
 

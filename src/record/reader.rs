@@ -531,6 +531,17 @@ impl Recording {
         block: usize,
         frame: usize,
     ) -> Result<T, RecordError> {
+        self.decode_framed(block, frame).map(|(v, _)| v)
+    }
+
+    /// A frame and the transitions recorded after it in the same block
+    /// (absent in recordings made without them, or before they existed: a
+    /// reader that does not know them ignores the trailing bytes).
+    fn decode_framed<T: serde::de::DeserializeOwned>(
+        &self,
+        block: usize,
+        frame: usize,
+    ) -> Result<(T, Option<std::sync::Arc<crate::trace::Window>>), RecordError> {
         let b = self.blocks[block];
         let damaged = |why: String| RecordError::Damaged {
             path: self.path.clone(),
@@ -555,7 +566,15 @@ impl Recording {
         }
         let raw =
             decompress(&compressed).map_err(|e| damaged(format!("at offset {}: {e}", b.offset)))?;
-        postcard::from_bytes(&raw).map_err(|e| damaged(e.to_string()))
+        let (value, rest) = postcard::take_from_bytes(&raw).map_err(|e| damaged(e.to_string()))?;
+        let trace = if rest.is_empty() {
+            None
+        } else {
+            postcard::from_bytes::<Option<crate::trace::Window>>(rest)
+                .map_err(|e| damaged(format!("its transitions: {e}")))?
+                .map(std::sync::Arc::new)
+        };
+        Ok((value, trace))
     }
 }
 
@@ -623,6 +642,8 @@ pub struct Cursor {
     system: SystemContext,
     attribution: wire::WireAttribution,
     source: u8,
+    /// The transitions recorded with the frame the cursor is on.
+    transitions: Option<std::sync::Arc<crate::trace::Window>>,
 }
 
 impl Cursor {
@@ -642,15 +663,17 @@ impl Cursor {
         let from = match self.position {
             Some(p) if p <= i && p >= key => p + 1,
             _ => {
-                let full: Full = rec.decode(rec.frames[key].block, key)?;
+                let (full, t): (Full, _) = rec.decode_framed(rec.frames[key].block, key)?;
                 self.load(full);
+                self.transitions = t;
                 self.position = Some(key);
                 key + 1
             }
         };
         for f in from..=i {
-            let delta: Delta = rec.decode(rec.frames[f].block, f)?;
+            let (delta, t): (Delta, _) = rec.decode_framed(rec.frames[f].block, f)?;
             self.apply(delta);
+            self.transitions = t;
             self.position = Some(f);
         }
         Ok(self.snapshot(rec, i))
@@ -732,6 +755,7 @@ impl Cursor {
             attribution: self.attribution.into(),
             system: self.system.clone(),
             derived: Default::default(),
+            transitions: self.transitions.clone(),
         }
     }
 }

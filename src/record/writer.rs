@@ -191,7 +191,11 @@ impl Recorder {
                 sockstat: pairs(&snap.system.sockstat),
                 sysctls: pairs(&snap.system.sysctls),
             };
-            (Kind::Key, encode(&full, KEY_LEVEL)?, n)
+            (
+                Kind::Key,
+                encode_with(&full, snap.transitions.as_deref(), KEY_LEVEL)?,
+                n,
+            )
         } else {
             upserted.sort_unstable_by_key(|w| ConnKey::from(w.key));
             removed.sort_unstable_by_key(|&k| ConnKey::from(k));
@@ -226,7 +230,11 @@ impl Recorder {
                 sockstat: changed(&self.sockstat, &snap.system.sockstat),
                 sysctls: changed(&self.sysctls, &snap.system.sysctls),
             };
-            (Kind::Delta, encode(&delta, DELTA_LEVEL)?, n)
+            (
+                Kind::Delta,
+                encode_with(&delta, snap.transitions.as_deref(), DELTA_LEVEL)?,
+                n,
+            )
         };
         let written = self.append(kind, at, &payload)?;
         if key {
@@ -302,9 +310,27 @@ fn existing_length(file: &std::fs::File, name: &str) -> Result<(u64, u64), Recor
 }
 
 fn encode<T: serde::Serialize>(value: &T, level: i32) -> Result<Vec<u8>, RecordError> {
-    let raw = postcard::to_stdvec(value).map_err(|e| RecordError::Encode(e.to_string()))?;
+    encode_with(value, None, level)
+}
+
+/// A frame with the transitions of its interval after it, in one block.
+fn encode_with<T: serde::Serialize>(
+    value: &T,
+    transitions: Option<&crate::trace::Window>,
+    level: i32,
+) -> Result<Vec<u8>, RecordError> {
+    let mut raw = postcard::to_stdvec(value).map_err(|e| RecordError::Encode(e.to_string()))?;
+    if let Some(w) = transitions {
+        let w = w.trimmed(RECORDED_DURATIONS);
+        let more = postcard::to_stdvec(&Some(w)).map_err(|e| RecordError::Encode(e.to_string()))?;
+        raw.extend_from_slice(&more);
+    }
     zstd::bulk::compress(&raw, level).map_err(|e| RecordError::Encode(e.to_string()))
 }
+
+/// Durations kept per group and kind in a recorded window (evenly chosen):
+/// enough for a replay's percentiles, not a copy of every connection.
+pub const RECORDED_DURATIONS: usize = 256;
 
 fn pairs<V: Clone>(map: &BTreeMap<String, V>) -> Vec<(String, V)> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()

@@ -53,6 +53,18 @@ pub struct TraceSample {
 }
 
 impl TraceSample {
+    /// A recorded window (a replay): its counts, without the list of
+    /// transitions, which recordings do not keep.
+    pub fn recorded(w: &Window) -> TraceSample {
+        TraceSample {
+            status: Status::On,
+            window: w.clone(),
+            minute: w.clone(),
+            lost: w.dropped,
+            ..TraceSample::off("")
+        }
+    }
+
     /// A sample without transitions, saying why.
     pub fn off(why: &str) -> TraceSample {
         TraceSample {

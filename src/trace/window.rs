@@ -198,6 +198,33 @@ impl Window {
         if s <= 0.0 { 0.0 } else { n as f64 / s }
     }
 
+    /// A copy keeping at most `n` durations per group and kind, evenly
+    /// chosen (sorted first), so percentiles stay close (recordings).
+    pub fn trimmed(&self, n: usize) -> Window {
+        let thin = |v: &Vec<u64>| -> Vec<u64> {
+            if v.len() <= n || n == 0 {
+                return v.clone();
+            }
+            let mut s = v.clone();
+            s.sort_unstable();
+            (0..n)
+                .map(|i| s[i * (s.len() - 1) / (n - 1).max(1)])
+                .collect()
+        };
+        let trim = |s: &Stats| Stats {
+            lifetimes_us: thin(&s.lifetimes_us),
+            in_state_us: s.in_state_us.iter().map(|(k, v)| (*k, thin(v))).collect(),
+            ..s.clone()
+        };
+        Window {
+            total: trim(&self.total),
+            by_port: self.by_port.iter().map(|(k, s)| (*k, trim(s))).collect(),
+            by_process: self.by_process.iter().map(|(k, s)| (*k, trim(s))).collect(),
+            by_remote: self.by_remote.iter().map(|(k, s)| (*k, trim(s))).collect(),
+            ..self.clone()
+        }
+    }
+
     /// Adds a later window to this one (a diagnose window, a replay's
     /// interval).
     pub fn add(&mut self, other: &Window) {

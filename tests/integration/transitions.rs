@@ -297,3 +297,63 @@ fn diagnose_reports_a_windows_connections_for_the_port_asked() {
     assert!(p["lifetime"]["p50_ms"].as_f64().unwrap() >= 5.0);
     assert_eq!(t["dropped"], 0);
 }
+
+#[test]
+fn a_recording_keeps_each_intervals_transitions_for_the_replay() {
+    if !common::root_or_skip(
+        "a_recording_keeps_each_intervals_transitions_for_the_replay",
+        "transitions",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.rec");
+    let mut h = Holder::new();
+    let (lid, port) = h.listen("127.0.0.1:0");
+    let mut rec = common::sockscope(&["record", "--interval", "200ms", file.to_str().unwrap()])
+        .spawn()
+        .expect("sockscope record");
+    std::thread::sleep(Duration::from_millis(800));
+    h.brief(&format!("127.0.0.1:{port}"), 200, 2, lid);
+    std::thread::sleep(Duration::from_millis(800));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(rec.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(rec.wait().unwrap().success());
+    let recording = sockscope::record::Recording::open(&file).expect("the recording");
+    let mut cursor = sockscope::record::Cursor::new();
+    let (mut opened, mut closed, mut with) = (0, 0, 0);
+    for i in 0..recording.len() {
+        let snap = cursor.seek(&recording, i).unwrap();
+        if let Some(w) = &snap.transitions {
+            with += 1;
+            if let Some(s) = w.by_port.get(&service(port)) {
+                opened += s.opened;
+                closed += s.closed;
+            }
+        }
+    }
+    assert_eq!(
+        with,
+        recording.len(),
+        "every frame has its interval's transitions"
+    );
+    assert_eq!(
+        (opened, closed),
+        (200, 200),
+        "and together they count every connection"
+    );
+    // A replay's analysis shows them as the monitor's would.
+    let mut analyzer = sockscope::engine::Analyzer::new();
+    let last = analyzer.digest(
+        Arc::new(cursor.seek(&recording, recording.len() - 1).unwrap()),
+        None,
+        None,
+    );
+    assert_eq!(
+        last.trace.as_ref().map(|t| t.status.clone()),
+        Some(Status::On)
+    );
+}
