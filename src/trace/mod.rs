@@ -96,6 +96,32 @@ fn explain((step, e): (&str, std::io::Error)) -> String {
     }
 }
 
+/// Descriptors a feed may take at most per CPU (one per tracepoint).
+fn found_max() -> usize {
+    format::TRACEPOINTS.len()
+}
+
+/// Descriptors always left for collecting and serving.
+const FD_RESERVE: u64 = 64;
+
+/// The feed takes `need` descriptors (one per tracepoint and CPU): refused,
+/// with the figures, when that would leave fewer than [`FD_RESERVE`] under
+/// the soft limit, so that it never starves the socket dump or a server.
+fn descriptors_to_spare(need: usize) -> Result<(), String> {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as u64;
+    let free = soft.saturating_sub(open);
+    if free < need as u64 + FD_RESERVE {
+        return Err(format!(
+            "following the transitions takes {need} file descriptors (one per tracepoint and CPU) \
+             and only {free} of RLIMIT_NOFILE's {soft} are free; raise it (ulimit -n)"
+        ));
+    }
+    Ok(())
+}
+
 impl Feed {
     /// Opens the tracepoints and starts following them, or says why not.
     pub fn start() -> Result<Feed, String> {
@@ -104,6 +130,7 @@ impl Feed {
         {
             return Err("transitions are off (SOCKSCOPE_NO_TRACE is set)".into());
         }
+        descriptors_to_spare(perf::cpus().len() * found_max())?;
         let found = tracefs::find().map_err(|e| {
             if rustix::process::geteuid().is_root() {
                 e
@@ -209,5 +236,18 @@ impl Drop for Feed {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_feed_that_would_starve_the_descriptor_limit_is_refused_with_the_figures() {
+        let why = super::descriptors_to_spare(usize::MAX / 4).unwrap_err();
+        assert!(
+            why.contains("RLIMIT_NOFILE") && why.contains("ulimit -n"),
+            "{why}"
+        );
+        assert_eq!(super::descriptors_to_spare(1), Ok(()));
     }
 }

@@ -47,7 +47,7 @@ fn ctx(step: &'static str) -> impl FnOnce(std::io::Error) -> (&'static str, std:
     move |e| (step, e)
 }
 
-fn cpus() -> Vec<usize> {
+pub fn cpus() -> Vec<usize> {
     // Online CPUs: "0-3,6"
     let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
     let mut out = Vec::new();
