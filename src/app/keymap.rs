@@ -42,6 +42,7 @@ pub enum Action {
     ViewCounters,
     ViewSysctls,
     ViewDiagram,
+    ViewTransitions,
     StepBack,
     StepForward,
     PlaySlower,
@@ -52,7 +53,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 39] = [
+    pub const ALL: [Action; 40] = [
         Action::Quit,
         Action::Help,
         Action::Filter,
@@ -85,6 +86,7 @@ impl Action {
         Action::ViewCounters,
         Action::ViewSysctls,
         Action::ViewDiagram,
+        Action::ViewTransitions,
         Action::StepBack,
         Action::StepForward,
         Action::PlaySlower,
@@ -148,6 +150,7 @@ impl Action {
             Action::ViewCounters => "view_counters",
             Action::ViewSysctls => "view_sysctls",
             Action::ViewDiagram => "view_diagram",
+            Action::ViewTransitions => "view_transitions",
             Action::StepBack => "step_back",
             Action::StepForward => "step_forward",
             Action::PlaySlower => "play_slower",
@@ -195,6 +198,9 @@ impl Action {
             Action::ViewCounters => "view: kernel counters, per second",
             Action::ViewSysctls => "view: sysctls, with advice",
             Action::ViewDiagram => "view: TCP state diagram with live counts",
+            Action::ViewTransitions => {
+                "view: transitions (connections opened and closed between refreshes)"
+            }
             Action::StepBack => "replay: one frame back",
             Action::StepForward => "replay: one frame forward",
             Action::PlaySlower => "replay: slower playback",

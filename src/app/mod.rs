@@ -160,6 +160,8 @@ pub struct App {
     /// The transitions of the shown sample's interval (None: not followed,
     /// as in a replay of an older recording).
     pub trace: Option<Arc<crate::trace::TraceSample>>,
+    /// Set once the status line said why transitions are not followed.
+    trace_noted: bool,
     /// Digests raw samples ([`Event::Snapshot`]) and replay frames.
     analyzer: Analyzer,
     /// Row rebuilds so far (one per batch of prompt keys, not one per key).
@@ -218,7 +220,7 @@ pub struct App {
     /// Rows the table shows at once; set from the terminal size.
     pub page: usize,
     /// Filter terms of the sockets shown, combined with drill terms.
-    effective: Filter,
+    pub(crate) effective: Filter,
     pub detail_scroll: u16,
     /// Wall-clock time of the draw, for the sample's age; set by the loop.
     pub clock: SystemTime,
@@ -255,6 +257,7 @@ impl App {
             findings: Default::default(),
             parts: None,
             trace: None,
+            trace_noted: false,
             analyzer: Analyzer::new(),
             rebuilds: 0,
             deferring: false,
@@ -652,6 +655,7 @@ impl App {
             Action::ViewCounters => self.set_view(View::Counters),
             Action::ViewSysctls => self.set_view(View::Sysctls),
             Action::ViewDiagram => self.set_view(View::Diagram),
+            Action::ViewTransitions => self.set_view(View::Transitions),
             // Handled by on_replay_action, in a replay or not.
             Action::StepBack
             | Action::StepForward

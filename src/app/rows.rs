@@ -154,6 +154,14 @@ impl App {
         self.history = Arc::clone(&analysis.history);
         self.parts = analysis.parts;
         self.trace = analysis.trace.clone();
+        if let Some(t) = &self.trace
+            && let crate::trace::Status::Off(why) = &t.status
+            && !self.trace_noted
+        {
+            // Once: the transitions view says it again for whoever looks.
+            self.trace_noted = true;
+            self.status = Some(format!("transitions not followed: {why}"));
+        }
         self.snapshot = Arc::clone(&analysis.snapshot);
     }
 

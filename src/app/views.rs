@@ -23,15 +23,17 @@ pub enum View {
     Counters,
     Sysctls,
     Diagram,
+    Transitions,
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::Sockets,
         View::Findings,
         View::Counters,
         View::Sysctls,
         View::Diagram,
+        View::Transitions,
     ];
 
     pub fn title(self) -> &'static str {
@@ -41,6 +43,7 @@ impl View {
             View::Counters => "counters",
             View::Sysctls => "sysctls",
             View::Diagram => "diagram",
+            View::Transitions => "transitions",
         }
     }
 
@@ -52,6 +55,7 @@ impl View {
             View::Counters => Action::ViewCounters,
             View::Sysctls => Action::ViewSysctls,
             View::Diagram => Action::ViewDiagram,
+            View::Transitions => Action::ViewTransitions,
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct ViewState {
     pub sysctls: ListPos,
     /// First drawing line shown when the diagram is taller than the screen.
     pub diagram_scroll: usize,
+    /// First line shown of the transitions view's list.
+    pub transitions_scroll: usize,
     /// TCP sockets per state in the sample on screen that the filter shows,
     /// for the diagram (the strip's counts include UDP). Computed only while
     /// the diagram is shown.
@@ -240,6 +246,12 @@ impl App {
                 let max = diagram::drawing().len().saturating_sub(page + 3);
                 let scroll = (self.views.diagram_scroll as isize).saturating_add(by);
                 self.views.diagram_scroll = scroll.clamp(0, max as isize) as usize;
+            }
+            View::Transitions => {
+                let len = self.trace.as_ref().map_or(0, |t| t.recent.len());
+                let scroll = (self.views.transitions_scroll as isize).saturating_add(by);
+                self.views.transitions_scroll =
+                    scroll.clamp(0, len.saturating_sub(1) as isize) as usize;
             }
         }
     }

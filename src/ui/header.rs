@@ -53,6 +53,11 @@ fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
             ));
         }
         items.push(owners(app, theme));
+        if let Some(t) = &app.trace
+            && t.lost > 0
+        {
+            items.push((format!("dropped {} events", t.lost), theme.trouble()));
+        }
     } else {
         // Nothing collected yet (or every collection failed): no count and
         // no "all owners visible" to contradict the status line.

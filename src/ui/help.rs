@@ -57,8 +57,9 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                 Action::ViewCounters,
                 Action::ViewSysctls,
                 Action::ViewDiagram,
+                Action::ViewTransitions,
             ][..],
-            "views: sockets, findings, counters, sysctls, TCP diagram",
+            "views: sockets, findings, counters, sysctls, TCP diagram, transitions",
         ),
     ];
     // Only the keys that do something here (every key must fit in 80x24).

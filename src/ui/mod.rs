@@ -29,6 +29,7 @@ mod status;
 mod sysctls;
 mod table;
 pub mod theme;
+mod transitions;
 mod views;
 
 use crate::app::{App, Mode, View};

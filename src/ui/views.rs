@@ -22,6 +22,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         View::Sysctls => super::sysctls::render(frame, app, theme, area),
         View::Diagram => super::diagram::render(frame, app, theme, area),
         View::Findings => super::findings::render(frame, app, theme, area),
+        View::Transitions => super::transitions::render(frame, app, theme, area),
         // The socket table is drawn region by region in `ui::draw`.
         View::Sockets => {}
     }
@@ -39,8 +40,8 @@ fn view_key(app: &App, view: View) -> String {
 /// `1-5` when the views have their default keys, otherwise each view's key.
 pub fn keys_hint(app: &App) -> String {
     let keys: Vec<String> = View::ALL.iter().map(|&v| view_key(app, v)).collect();
-    if keys == ["1", "2", "3", "4", "5"] {
-        "1-5".to_string()
+    if keys == ["1", "2", "3", "4", "5", "6"] {
+        "1-6".to_string()
     } else {
         keys.join("/")
     }

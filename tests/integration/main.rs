@@ -37,6 +37,7 @@ mod serve_hostile;
 mod sources_agree;
 mod states;
 mod transitions;
+mod transitions_render;
 mod tui_render;
 mod tui_render_actions;
 mod tui_render_holders;
