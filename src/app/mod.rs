@@ -239,7 +239,7 @@ pub struct App {
     /// After `x`: each socket's cookie and the processes that keep its
     /// descriptor once it is destroyed.
     pub after_destroy: Vec<(u64, Vec<u32>)>,
-    /// Which view is on screen (keys 1-5), and what the other views remember.
+    /// Which view is on screen (keys 1-6), and what the other views remember.
     pub view: View,
     pub views: ViewState,
     /// Set when showing a recording (`sockscope replay`).

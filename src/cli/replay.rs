@@ -26,7 +26,7 @@ const REPLAY_HELP: &str = "\
 The replay starts paused. Keys, besides the monitor's (? shows them all):
   , .        one frame back / forward      p, Space   play / pause
   [ ]        slower / faster               t          jump to a time
-  { }        first / last frame            1-5        views: sockets, findings, ...
+  { }        first / last frame            1-6        views: sockets, findings, ...
 Every view works on the recorded data; k and x are off (nothing is live).
 
 Exit status: 0 success, 1 runtime failure (e.g. not a recording), 2 usage error.";

@@ -59,7 +59,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                 Action::ViewDiagram,
                 Action::ViewTransitions,
             ][..],
-            "views: sockets, findings, counters, sysctls, TCP diagram, transitions",
+            "views: sockets findings counters sysctls diagram transitions",
         ),
     ];
     // Only the keys that do something here (every key must fit in 80x24).

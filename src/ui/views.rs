@@ -37,7 +37,7 @@ fn view_key(app: &App, view: View) -> String {
         .unwrap_or_default()
 }
 
-/// `1-5` when the views have their default keys, otherwise each view's key.
+/// `1-6` when the views have their default keys, otherwise each view's key.
 pub fn keys_hint(app: &App) -> String {
     let keys: Vec<String> = View::ALL.iter().map(|&v| view_key(app, v)).collect();
     if keys == ["1", "2", "3", "4", "5", "6"] {

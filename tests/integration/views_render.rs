@@ -359,7 +359,7 @@ fn main_screen_title_shows_the_view_keys() {
     let app = app_with_history();
     assert_eq!(app.view, View::Sockets);
     let t = text(&render(&app, 80, 24, Theme::mono()));
-    assert!(t.contains("│ 1-5 views"), "{t}");
+    assert!(t.contains("│ 1-6 views"), "{t}");
 }
 
 #[test]
