@@ -142,13 +142,6 @@ pub struct Report {
 /// opened first).
 pub const TOP: usize = 50;
 
-fn listener_holder(snap: &Snapshot, port: u16) -> Option<u32> {
-    snap.sockets
-        .iter()
-        .filter(|s| s.state == TcpState::Listen && s.local.port() == port)
-        .find_map(|s| s.owners.first().map(|o| o.pid))
-}
-
 impl Report {
     pub fn off(reason: &str) -> Report {
         Report {
@@ -180,7 +173,7 @@ impl Report {
             .into_iter()
             .filter_map(|(k, s)| {
                 let pid = if k.local {
-                    listener_holder(snap, k.port)
+                    snap.holders().listener_holder(k.port)
                 } else {
                     None
                 };

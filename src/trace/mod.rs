@@ -27,7 +27,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use sample::{TraceSample, Transitions};
-pub use tracker::Seen;
 pub use window::{Closer, PortKey, Stats, Transition, Window};
 
 /// How often the feed thread empties the rings.
@@ -55,7 +54,7 @@ pub struct Taken {
     pub recent: Vec<Transition>,
     /// Connections whose entry into their current (non-ESTABLISHED) state
     /// was seen.
-    pub seen: HashMap<(SocketAddr, SocketAddr), Seen>,
+    pub seen: sample::Exact,
     /// Connections followed now.
     pub live: usize,
 }

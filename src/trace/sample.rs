@@ -3,7 +3,7 @@
 //! transitions for the transitions view, per-window points for sparklines,
 //! and the exact state entries that make ages exact.
 
-use super::{Feed, Seen, Status, Transition, Window};
+use super::{Feed, Status, Transition, Window};
 use crate::model::{Proto, Snapshot, TcpState};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,7 +27,8 @@ pub struct Point {
 
 /// Exact state entries by (local, remote): when a connection entered the
 /// state it is in, as the transitions saw it.
-pub type Exact = HashMap<(SocketAddr, SocketAddr), (TcpState, Duration)>;
+pub type Exact =
+    HashMap<(SocketAddr, SocketAddr), (TcpState, Duration), foldhash::fast::RandomState>;
 
 /// The transitions part of one analysed sample.
 #[derive(Debug, Clone)]
@@ -121,13 +122,7 @@ impl Transitions {
             Ok(f) => f,
             Err(why) => return Arc::new(TraceSample::off(why)),
         };
-        let listeners: HashMap<u16, u32> = snap
-            .sockets
-            .iter()
-            .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen)
-            .filter_map(|s| Some((s.local.port(), s.owners.first()?.pid)))
-            .collect();
-        feed.set_listeners(listeners);
+        feed.set_listeners(snap.holders().listening().collect());
         if full {
             let present: std::collections::HashSet<(SocketAddr, SocketAddr)> = snap
                 .sockets
@@ -186,11 +181,6 @@ impl Transitions {
         for x in &self.windows {
             minute.add(x);
         }
-        let exact = taken
-            .seen
-            .iter()
-            .filter_map(|(k, s): (_, &Seen)| Some((*k, (TcpState::from_kernel(s.state)?, s.since))))
-            .collect();
         Arc::new(TraceSample {
             status: Status::On,
             window: w,
@@ -198,7 +188,7 @@ impl Transitions {
             recent: Arc::clone(&self.recent),
             points: Arc::clone(&self.points),
             port_points: Arc::clone(&self.port_points),
-            exact: Arc::new(exact),
+            exact: Arc::new(taken.seen),
             lost: feed.lost(),
             live: taken.live,
             cpu: feed.cpu(),

@@ -2,7 +2,9 @@
 //! address of the socket, and adds each transition to the window's groups.
 
 use super::format::{Event, Kind};
+use super::sample::Exact;
 use super::window::{Closer, PortKey, Stats, Transition, Window};
+use crate::model::TcpState;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,16 +38,6 @@ struct Conn {
     pid: Option<u32>,
     closer: Option<Closer>,
     retransmits: u32,
-}
-
-/// A connection's state as the transitions saw it: what makes its age in
-/// the state exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seen {
-    pub state: u8,
-    /// `CLOCK_BOOTTIME` when it entered `state`.
-    pub since: Duration,
-    pub retransmits: u32,
 }
 
 #[derive(Debug, Default)]
@@ -104,20 +96,16 @@ impl Tracker {
     }
 
     /// Connections in a state other than ESTABLISHED and LISTEN whose entry
-    /// into it was seen, by (local, remote).
-    pub fn seen(&self) -> HashMap<(SocketAddr, SocketAddr), Seen> {
+    /// into it was seen: when, by (local, remote).
+    pub fn seen(&self) -> Exact {
         self.conns
             .values()
             .filter(|c| c.state != ESTABLISHED && c.local.port() != 0)
-            .map(|c| {
-                (
+            .filter_map(|c| {
+                Some((
                     (c.local, c.remote),
-                    Seen {
-                        state: c.state,
-                        since: c.entered,
-                        retransmits: c.retransmits,
-                    },
-                )
+                    (TcpState::from_kernel(c.state)?, c.entered),
+                ))
             })
             .collect()
     }
@@ -246,73 +234,50 @@ impl Tracker {
             return;
         }
         let t = e.time;
-        let conn = match self.conns.remove(&e.sk) {
-            Some(c) => Some(c),
-            None if old == LISTEN && new == SYN_RECV => {
-                let port = PortKey {
-                    port: e.local.port(),
-                    local: true,
-                };
-                let pid = self.listeners.get(&port.port).copied();
-                for s in Self::groups(&mut self.window, port, pid, &e.remote) {
-                    s.opened += 1;
-                }
-                Some(Conn {
-                    opened: Some(t),
-                    state: old,
-                    // Not a state it was in: no time in it to count.
-                    entered: Duration::MAX,
-                    local: e.local,
-                    remote: e.remote,
-                    port,
-                    pid,
-                    closer: None,
-                    retransmits: 0,
-                })
-            }
-            None if old == CLOSE && new == SYN_SENT => {
-                let port = PortKey {
-                    port: e.remote.port(),
-                    local: false,
-                };
-                let pid = Some(e.pid).filter(|&p| p != 0);
-                for s in Self::groups(&mut self.window, port, pid, &e.remote) {
-                    s.opened += 1;
-                }
-                Some(Conn {
-                    opened: Some(t),
-                    state: old,
-                    // Not a state it was in: no time in it to count.
-                    entered: Duration::MAX,
-                    local: e.local,
-                    remote: e.remote,
-                    port,
-                    pid,
-                    closer: None,
-                    retransmits: 0,
-                })
-            }
-            None => None,
-        };
-        let mut c = conn.unwrap_or_else(|| {
-            // Opened before sockscope watched: its age in `old` is unknown.
-            let port = self.port_of(&e.local, &e.remote);
-            Conn {
-                opened: None,
-                state: old,
-                entered: Duration::MAX,
-                local: e.local,
-                remote: e.remote,
-                port,
-                pid: if port.local {
-                    self.listeners.get(&port.port).copied()
+        let mut c = match self.conns.remove(&e.sk) {
+            Some(c) => c,
+            None => {
+                // How it starts: accepted on a listener, opened by connect(),
+                // or opened before sockscope watched (no opening, no age).
+                let (opened, port, pid) = if old == LISTEN && new == SYN_RECV {
+                    let port = PortKey {
+                        port: e.local.port(),
+                        local: true,
+                    };
+                    (Some(t), port, self.listeners.get(&port.port).copied())
+                } else if old == CLOSE && new == SYN_SENT {
+                    let port = PortKey {
+                        port: e.remote.port(),
+                        local: false,
+                    };
+                    (Some(t), port, Some(e.pid).filter(|&p| p != 0))
                 } else {
-                    None
-                },
-                closer: None,
-                retransmits: 0,
+                    let port = self.port_of(&e.local, &e.remote);
+                    let pid = port
+                        .local
+                        .then(|| self.listeners.get(&port.port).copied())
+                        .flatten();
+                    (None, port, pid)
+                };
+                if opened.is_some() {
+                    for s in Self::groups(&mut self.window, port, pid, &e.remote) {
+                        s.opened += 1;
+                    }
+                }
+                Conn {
+                    opened,
+                    state: old,
+                    // Its entry into `old` was not seen: no time in it to count.
+                    entered: Duration::MAX,
+                    local: e.local,
+                    remote: e.remote,
+                    port,
+                    pid,
+                    closer: None,
+                    retransmits: 0,
+                }
             }
-        });
+        };
         // The source port of a connect() is chosen after SYN_SENT.
         if e.local.port() != 0 {
             c.local = e.local;

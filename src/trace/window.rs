@@ -128,16 +128,6 @@ impl Stats {
     pub fn in_state_percentile(&self, state: TcpState, p: f64) -> Option<Duration> {
         percentile(self.in_state_us.get(&(state as u8))?, p)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.opened == 0
-            && self.closed == 0
-            && self.failed == 0
-            && self.resets_sent == 0
-            && self.resets_received == 0
-            && self.retransmits == 0
-            && self.entered.iter().all(|&n| n == 0)
-    }
 }
 
 /// The `p`-th percentile (0..=100) of `us`, nearest rank.

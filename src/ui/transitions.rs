@@ -59,14 +59,6 @@ fn who(app: &App, pid: Option<u32>) -> String {
     }
 }
 
-fn listener_pid(app: &App, port: u16) -> Option<u32> {
-    app.snapshot
-        .sockets
-        .iter()
-        .filter(|s| s.state == TcpState::Listen && s.local.port() == port)
-        .find_map(|s| s.owners.first().map(|o| o.pid))
-}
-
 fn per_sec(n: u64, secs: f64) -> String {
     let r = n as f64 / secs.max(1.0);
     if r >= 10.0 || r == 0.0 {
@@ -153,7 +145,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         .iter()
         .filter(|(k, _)| {
             let pid = if k.local {
-                listener_pid(app, k.port)
+                app.snapshot.holders().listener_holder(k.port)
             } else {
                 None
             };
@@ -200,7 +192,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             format!("→:{}", k.port)
         };
         let pid = if k.local {
-            listener_pid(app, k.port)
+            app.snapshot.holders().listener_holder(k.port)
         } else {
             None
         };

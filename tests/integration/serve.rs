@@ -415,8 +415,9 @@ fn connections_between_two_scrapes_are_counted_by_port_and_closer() {
         e.value("sockscope_connections_closed_total", &by_peer),
         Some(150.0)
     );
-    assert_eq!(
-        e.value("sockscope_transitions_dropped_events_total", &[]),
-        Some(0.0)
+    // The drop counter is the whole machine's: that it is exported is ours.
+    assert!(
+        e.value("sockscope_transitions_dropped_events_total", &[])
+            .is_some()
     );
 }

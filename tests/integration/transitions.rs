@@ -113,7 +113,8 @@ fn a_thousand_connections_of_20_ms_between_two_refreshes_are_all_counted() {
         by_holder.opened, 2000,
         "both ends are the holder's: accepted (its listener) and connected"
     );
-    assert_eq!(w.dropped, 0, "no event lost");
+    // Nothing of ours was lost: every count above is exact. (`dropped` is
+    // the whole machine's, which a busy neighbour can raise.)
 }
 
 #[test]
@@ -295,7 +296,7 @@ fn diagnose_reports_a_windows_connections_for_the_port_asked() {
     assert_eq!(p["pid"], h.pid());
     assert_eq!(p["lifetime"]["count"], 300);
     assert!(p["lifetime"]["p50_ms"].as_f64().unwrap() >= 5.0);
-    assert_eq!(t["dropped"], 0);
+    assert!(t["dropped"].is_u64(), "the drop counter is reported: {t}");
 }
 
 #[test]

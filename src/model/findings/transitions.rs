@@ -58,12 +58,7 @@ pub fn stand_in(key: PortKey, pid: Option<u32>, state: TcpState) -> Socket {
 /// local port; for a remote one, the holder of most sockets to it now.
 fn holder(snap: &Snapshot, key: PortKey) -> Option<u32> {
     if key.local {
-        return snap
-            .sockets
-            .iter()
-            .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen)
-            .filter(|s| s.local.port() == key.port)
-            .find_map(|s| s.owners.first().map(|o| o.pid));
+        return snap.holders().listener_holder(key.port);
     }
     let mut counts: std::collections::HashMap<u32, u64> = Default::default();
     for s in &snap.sockets {
@@ -122,9 +117,14 @@ pub fn analyze(snap: &Snapshot, window: &Window, filter: &Filter, out: &mut Vec<
     let mut keys: Vec<(&PortKey, &Stats)> = window.by_port.iter().collect();
     keys.sort_by_key(|(k, _)| **k);
     for (&key, s) in keys {
-        let wanted = |state| {
-            filter.is_empty() || filter.matches(&stand_in(key, holder(snap, key), state), snap)
+        // The holder only matters to a filter (`pid:`, `proc:`): looked up
+        // once per port, and only then.
+        let pid = if filter.is_empty() {
+            None
+        } else {
+            holder(snap, key)
         };
+        let wanted = |state| filter.is_empty() || filter.matches(&stand_in(key, pid, state), snap);
         storm(snap, key, s, span, wanted(TcpState::Established), out);
         resets(snap, key, s, span, window, wanted(TcpState::Close), out);
         short_lived(snap, key, s, span, wanted(TcpState::Close), out);

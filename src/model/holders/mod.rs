@@ -93,6 +93,8 @@ pub struct Holders {
     /// Listener → how many connections wait in its queue, and how many of
     /// those the client already gave up on (CLOSE_WAIT).
     queues: HashMap<ConnKey, (u32, u32), Fast>,
+    /// Listening TCP port → the first holder of its first held listener.
+    listening: HashMap<u16, u32, Fast>,
 }
 
 impl Holders {
@@ -210,12 +212,31 @@ impl Holders {
             svc.ports.sort_unstable();
             svc.ports.dedup();
         }
+        let listening = listeners
+            .iter()
+            .filter_map(|(&port, on)| {
+                let pid = on.iter().find_map(|&i| snap.sockets[i].owners.first())?.pid;
+                Some((port, pid))
+            })
+            .collect();
         Holders {
             services,
             service_of,
             queued,
             queues,
+            listening,
         }
+    }
+
+    /// The process holding the listener on TCP `port` (its first holder),
+    /// when something here listens there and is held.
+    pub fn listener_holder(&self, port: u16) -> Option<u32> {
+        self.listening.get(&port).copied()
+    }
+
+    /// Every listening port with its holder ([`Holders::listener_holder`]).
+    pub fn listening(&self) -> impl Iterator<Item = (u16, u32)> + '_ {
+        self.listening.iter().map(|(&p, &pid)| (p, pid))
     }
 
     /// The service a process belongs to (itself alone when it shares nothing).

@@ -102,7 +102,7 @@ fn seen_gives_the_exact_entry_of_a_connection_still_in_close_wait() {
     t.event(st(40, 5, L, R, ESTABLISHED, CLOSE_WAIT, 0));
     let seen = t.seen();
     let s = seen[&(L.parse().unwrap(), R.parse().unwrap())];
-    assert_eq!((s.state, s.since), (CLOSE_WAIT, ms(40)));
+    assert_eq!(s, (TcpState::CloseWait, ms(40)));
 }
 
 #[test]
