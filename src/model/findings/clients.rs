@@ -20,11 +20,8 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     }
     // Inbound connections per service, per client host.
     let mut clients: HashMap<u16, HashMap<IpAddr, u64>> = HashMap::new();
-    for s in &input.sockets {
-        if s.proto == Proto::Tcp
-            && s.state == TcpState::Established
-            && services.contains_key(&s.local.port())
-        {
+    for s in input.tcp(TcpState::Established) {
+        if services.contains_key(&s.local.port()) {
             *clients
                 .entry(s.local.port())
                 .or_default()

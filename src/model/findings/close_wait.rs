@@ -6,11 +6,7 @@ use crate::model::socket::{Proto, Socket, TcpState};
 use std::collections::BTreeSet;
 
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
-    let close_wait = input
-        .sockets
-        .iter()
-        .copied()
-        .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::CloseWait);
+    let close_wait = input.tcp(TcpState::CloseWait).iter().copied();
     let start = out.len();
     for (service, sockets) in input.by_service(close_wait) {
         out.push(finding(input, service, &sockets));
@@ -36,19 +32,24 @@ struct Chain {
 /// its severity, and the backend's finding, linked to it, comes first.
 fn follow_chains(input: &Input, findings: &mut [Finding]) {
     let mut chains = Vec::new();
+    if findings.iter().all(|f| f.pids.is_empty()) {
+        return;
+    }
+    // The held FIN_WAIT2 sockets, found in one pass for every finding.
+    let fin_wait2: Vec<&Socket> = input
+        .snap
+        .sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::FinWait2 && !s.owners.is_empty())
+        .collect();
     for (i, f) in findings.iter().enumerate() {
         if f.pids.is_empty() {
             continue;
         }
-        let upstream: Vec<&Socket> = input
-            .snap
-            .sockets
+        let upstream: Vec<&Socket> = fin_wait2
             .iter()
-            .filter(|s| {
-                s.proto == Proto::Tcp
-                    && s.state == TcpState::FinWait2
-                    && s.owners.iter().any(|o| f.pids.contains(&o.pid))
-            })
+            .copied()
+            .filter(|s| s.owners.iter().any(|o| f.pids.contains(&o.pid)))
             .collect();
         if upstream.is_empty() {
             continue;

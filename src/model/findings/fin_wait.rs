@@ -4,16 +4,13 @@
 
 use super::text::{describe_peer, list, plural, who};
 use super::{Finding, Input, Kind, Severity, oldest};
-use crate::model::socket::{Proto, Socket, TcpState};
+use crate::model::socket::{Socket, TcpState};
 use std::collections::BTreeSet;
 
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     let mut orphans = Vec::new();
     let mut owned_sockets = Vec::new();
-    for s in &input.sockets {
-        if s.proto != Proto::Tcp || s.state != TcpState::FinWait2 {
-            continue;
-        }
+    for s in input.tcp(TcpState::FinWait2) {
         // No inode: no file refers to the socket any more, the program closed it.
         if s.inode == 0 {
             orphans.push(*s);

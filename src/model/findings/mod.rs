@@ -254,6 +254,10 @@ pub(crate) struct Input<'a> {
     pub listening: HashSet<u16>,
     /// The snapshot's sockets by local port, built on first use.
     pub by_local_port: std::cell::OnceCell<PortIndex>,
+    /// The TCP sockets of `sockets` by state (indexed by the state's kernel
+    /// number), sorted out in one pass: a finding about one state reads
+    /// only its sockets, not every socket of the machine.
+    pub tcp_by_state: Vec<Vec<&'a Socket>>,
 }
 
 /// Indices of a snapshot's sockets grouped by local port (a counting sort):
@@ -290,13 +294,18 @@ impl PortIndex {
     }
 }
 
-impl Input<'_> {
+impl<'a> Input<'a> {
     pub fn process_name(&self, pid: u32) -> Option<String> {
         self.snap.process(pid).map(|p| p.name.clone())
     }
 
     /// These sockets grouped by the service of their holders (None: no
     /// holder), so that a forked server or a prefork pool is one finding.
+    /// The TCP sockets asked about in `state`.
+    pub fn tcp(&self, state: TcpState) -> &[&'a Socket] {
+        &self.tcp_by_state[state as usize]
+    }
+
     pub fn by_service<'s>(
         &self,
         sockets: impl Iterator<Item = &'s Socket>,
@@ -498,7 +507,14 @@ fn analyze_with(
         .filter(|s| s.proto == super::socket::Proto::Tcp && s.state == TcpState::Listen)
         .map(|s| s.local.port())
         .collect();
+    let mut tcp_by_state: Vec<Vec<&Socket>> = vec![Vec::new(); TcpState::Closing as usize + 1];
+    for s in &sockets {
+        if s.proto == super::socket::Proto::Tcp {
+            tcp_by_state[s.state as usize].push(*s);
+        }
+    }
     let input = Input {
+        tcp_by_state,
         listening,
         by_local_port: std::cell::OnceCell::new(),
         snap,
