@@ -299,13 +299,13 @@ impl<'a> Input<'a> {
         self.snap.process(pid).map(|p| p.name.clone())
     }
 
-    /// These sockets grouped by the service of their holders (None: no
-    /// holder), so that a forked server or a prefork pool is one finding.
     /// The TCP sockets asked about in `state`.
     pub fn tcp(&self, state: TcpState) -> &[&'a Socket] {
         &self.tcp_by_state[state as usize]
     }
 
+    /// These sockets grouped by the service of their holders (None: no
+    /// holder), so that a forked server or a prefork pool is one finding.
     pub fn by_service<'s>(
         &self,
         sockets: impl Iterator<Item = &'s Socket>,
