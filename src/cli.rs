@@ -12,6 +12,8 @@ use crate::output;
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Every TCP and UDP socket on this machine, which process owns it, and what state it is stuck in.
 #[derive(Debug, Parser)]
@@ -141,7 +143,8 @@ pub struct DiagnoseArgs {
     /// `500ms`; `0` looks once. Default 2 s, and longer when CLOSE_WAIT
     /// sockets are in view: a growth verdict needs 15 s of samples, so it
     /// samples on until then and says over how long. With --from, how much
-    /// of the recording before --at to look at, default 60 s.
+    /// of the recording before --at to look at, default 60 s. Ctrl-C ends a
+    /// live window early, with the report so far.
     #[arg(long = "for", value_name = "SECONDS", value_parser = parse_window)]
     pub window: Option<std::time::Duration>,
     /// Where to read the socket table from.
@@ -552,11 +555,27 @@ fn sample_live(
         owners: true,
         incremental: true,
     });
+    // Ctrl-C or SIGTERM ends the window early with a report; a second
+    // Ctrl-C ends the process as usual.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .map_err(anyhow::Error::from)?;
+    }
     let start = Instant::now();
     let mut snap = collector.collect().map_err(anyhow::Error::from)?;
     trace.sampled(&snap, true);
     analyzer.record(&snap);
     let mut samples = 1;
+    if !window.is_zero() {
+        // The window starts now; say so, for whoever waits on it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "sockscope: sampling for {}; Ctrl-C reports early",
+            crate::model::format::duration_short(window)
+        );
+    }
     let step = window.min(Duration::from_secs(1));
     let mut due = Duration::ZERO;
     let needs_a_verdict = |snap: &Snapshot| {
@@ -577,13 +596,31 @@ fn sample_live(
             break;
         }
         due = (due + step).min(want);
-        std::thread::sleep((start + due).saturating_duration_since(Instant::now()));
+        let stopped = sleep_until(start + due, &stop);
         snap = collector.collect().map_err(anyhow::Error::from)?;
         trace.sampled(&snap, false);
         analyzer.record(&snap);
         samples += 1;
+        if stopped {
+            break;
+        }
     }
     Ok((snap, samples))
+}
+
+/// Sleeps until `at` or until `stop` is raised; true when it was.
+fn sleep_until(at: std::time::Instant, stop: &AtomicBool) -> bool {
+    use std::time::{Duration, Instant};
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        let left = at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }
 
 #[cfg(test)]

@@ -341,3 +341,42 @@ fn bad_usage_exits_2_and_nothing_found_exits_0() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("No problems found"));
 }
+
+#[test]
+fn ctrl_c_ends_a_long_window_with_the_report_so_far() {
+    let mut h = Holder::new();
+    let (_lid, port) = h.listen("127.0.0.1:0");
+    let mut child = sockscope(&[
+        "diagnose",
+        "--for",
+        "10m",
+        "--json",
+        &format!("lport:{port}"),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("sockscope");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).expect("diagnose's stderr");
+    assert!(
+        line.starts_with("sockscope: sampling for 10m00s; Ctrl-C reports early"),
+        "{line:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().expect("diagnose");
+    assert_eq!(out.status.code(), Some(0), "a report, not a signal death");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let span = doc["sampled_for_s"].as_f64().expect("sampled_for_s");
+    assert!(
+        (1.0..60.0).contains(&span),
+        "the window ended at Ctrl-C, after the sleep: {doc}"
+    );
+    assert_eq!(doc["sockets"], 1, "its own listener: {doc}");
+}

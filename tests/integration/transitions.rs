@@ -266,21 +266,38 @@ fn diagnose_reports_a_windows_connections_for_the_port_asked() {
     let (lid, port) = h.listen("127.0.0.1:0");
     let mut other = Holder::new();
     let (oid, oport) = other.listen("127.0.0.1:0");
-    let child = common::sockscope(&[
+    // A window far longer than the test, started before the connections
+    // (diagnose says when) and ended with Ctrl-C after they have all closed.
+    let mut child = common::sockscope(&[
         "diagnose",
         "--for",
-        "4s",
+        "120s",
         "--json",
         &format!("lport:{port}"),
     ])
     .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
     .spawn()
     .expect("sockscope");
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).expect("diagnose's stderr");
+    assert!(line.contains("sampling for"), "diagnose started: {line:?}");
     h.brief(&format!("127.0.0.1:{port}"), 300, 5, lid);
     other.brief(&format!("127.0.0.1:{oport}"), 50, 5, oid);
+    // The feed drains every 50 ms; give it a few rounds, then end the window.
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let out = child.wait_with_output().expect("diagnose");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        doc["sampled_for_s"].as_f64().unwrap() < 60.0,
+        "Ctrl-C ended the window"
+    );
     let t = &doc["transitions"];
     assert_eq!(t["status"], "on", "{t}");
     let ports = t["ports"].as_array().unwrap();
