@@ -7,7 +7,10 @@
 # ends held, 1,000 CLOSE_WAIT) plus bench/churn.py making 1,500 connections a
 # second (reset on close, so the table keeps its size while it churns).
 # The monitor (release build, --interval 1s) runs in a detached 120x40 tmux
-# pane. After 15 s, the tmux server is stopped (SIGSTOP): nobody reads the
+# pane. After WARMUP seconds (default 75: the transitions feed keeps a
+# minute of windows, so its memory has reached its steady state under this
+# churn, about 40 MB more than without the feed), the tmux server is stopped
+# (SIGSTOP): nobody reads the
 # pane's pty, its buffer fills and sockscope's writes block, as with an SSH
 # session whose client stopped reading. After STALL_SECONDS it is continued
 # (SIGCONT) and the script measures:
@@ -23,6 +26,7 @@
 # the previous commit's) under the same load.
 set -euo pipefail
 STALL=${1:-90}
+WARMUP=${WARMUP:-75}
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 bench_init
@@ -54,7 +58,7 @@ sleep 1
 SC_PID=$(tm display-message -p -t stall '#{pane_pid}')
 SERVER_PID=$(tm display-message -p '#{pid}')
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$SC_PID/status"; }
-sleep 14
+sleep $((WARMUP - 1))
 before=$(rss)
 say "sockscope pid $SC_PID, RSS ${before} kB; stopping tmux (pid $SERVER_PID) for ${STALL}s"
 kill -STOP "$SERVER_PID"
@@ -65,7 +69,7 @@ for ((i = 0; i < STALL; i++)); do
     ((r > peak)) && peak=$r
     # The UI thread blocked in a write to the pty: n_tty_write / wait_woken.
     for t in /proc/"$SC_PID"/task/*; do
-        if [[ $(cat "$t/comm") == sockscope ]] && grep -q 'tty\|woken' "$t/wchan" 2>/dev/null; then
+        if [[ $(cat "$t/comm" 2>/dev/null) == sockscope ]] && grep -q 'tty\|woken' "$t/wchan" 2>/dev/null; then
             blocked=$((blocked + 1))
             break
         fi

@@ -204,6 +204,7 @@ pub fn destroy(args: DestroyArgs, read_only: bool) -> Result<(), Failure> {
         filter.names_state(crate::model::TcpState::Listen),
         |s| {
             s.tcp_info
+                .as_ref()
                 .is_some_and(|t| t.last_data_recv_ms < 10_000 || t.last_data_sent_ms < 10_000)
         },
     );

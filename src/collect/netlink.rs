@@ -579,7 +579,7 @@ fn convert(resp: &InetResponse, proto: Proto, raw_expires: Option<u32>) -> Optio
         timer,
         retransmits,
         cookie: u64::from_ne_bytes(id.cookie),
-        tcp_info,
+        tcp_info: tcp_info.map(Box::new),
         owners: Vec::new(),
     })
 }
@@ -640,7 +640,10 @@ mod tests {
         assert!(ours.tcp_info.is_none());
         let found = dumper.query(&ours).unwrap().expect("still there");
         assert_eq!((found.local, found.remote), (local, remote));
-        assert!(found.tcp_info.unwrap().bytes_acked > 0 || found.tcp_info.unwrap().bytes_sent > 0);
+        assert!(
+            found.tcp_info.as_ref().unwrap().bytes_acked > 0
+                || found.tcp_info.as_ref().unwrap().bytes_sent > 0
+        );
         drop(server);
         drop(client);
         drop(listener);

@@ -1,32 +1,61 @@
 //! A trouble-state refresh merged into the last full dump.
+//!
+//! The full dump is indexed once ([`index`]); each trouble refresh then
+//! costs lookups for its own sockets only, plus one copy of the kept part.
 
 use crate::model::{Proto, Snapshot, TcpState};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::net::SocketAddr;
 
-/// Inode → index in a snapshot's sockets, for its held sockets.
-pub type InodeIndex = HashMap<u64, usize, foldhash::fast::RandomState>;
+type Map<K> = HashMap<K, usize, foldhash::fast::RandomState>;
 
-/// The index of `snap`'s held sockets by inode.
-pub fn index(snap: &Snapshot) -> InodeIndex {
-    snap.sockets
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.inode != 0 && !s.owners.is_empty())
-        .map(|(i, s)| (s.inode, i))
-        .collect()
+/// What a trouble refresh needs to know of the full dump it merges into,
+/// built once per full dump.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    /// Inode → position, for the held sockets: the owners of a trouble
+    /// refresh's sockets (which it does not scan) are the full dump's for
+    /// the same inode (a socket keeps its inode from ESTABLISHED to
+    /// CLOSE_WAIT).
+    by_inode: Map<u64>,
+    /// 4-tuple → position, for the ESTABLISHED connections: one that has
+    /// moved to another state since is in the refresh, and is left out of
+    /// the kept part. By 4-tuple, which one TCP socket has at a time: a
+    /// connection closed since lost its inode (an orphan) but not its
+    /// addresses.
+    by_tuple: Map<(SocketAddr, SocketAddr)>,
+    /// Positions of the sockets a trouble refresh keeps from the full dump:
+    /// the ESTABLISHED connections and the UDP sockets.
+    kept: Vec<usize>,
+}
+
+/// The index of `full` for the trouble refreshes merged into it.
+pub fn index(full: &Snapshot) -> Index {
+    let mut ix = Index::default();
+    for (i, s) in full.sockets.iter().enumerate() {
+        if s.inode != 0 && !s.owners.is_empty() {
+            ix.by_inode.insert(s.inode, i);
+        }
+        match s.proto {
+            Proto::Udp => ix.kept.push(i),
+            Proto::Tcp if s.state == TcpState::Established => {
+                ix.kept.push(i);
+                ix.by_tuple.insert((s.local, s.remote), i);
+            }
+            Proto::Tcp => {}
+        }
+    }
+    ix
 }
 
 /// The sockets of `part` (every TCP state but ESTABLISHED, fresh) and, from
 /// `full`, the ESTABLISHED connections and the UDP sockets, except those
 /// `part` shows in another state now (a connection that went to CLOSE_WAIT
 /// since the full dump is there once, as it is now). Processes, users,
-/// counters and the attribution note come from `part`, with the processes of
-/// the kept sockets added from `full`.
-/// `by_inode` indexes `full`'s held sockets by inode ([`index`]): the owners
-/// of `part`'s sockets, which a trouble refresh does not scan, are the ones
-/// the full dump found for the same inode (a socket keeps its inode from
-/// ESTABLISHED to CLOSE_WAIT), and so are the attribution and the processes.
-pub fn trouble_into(full: &Snapshot, by_inode: &InodeIndex, part: Snapshot) -> Snapshot {
+/// counters come from `part`, with the processes of the kept sockets added
+/// from `full`; the attribution is the full dump's, whose owner scan the
+/// refresh reuses. `ix` is [`index`] of `full`.
+pub fn trouble_into(full: &Snapshot, ix: &Index, part: Snapshot) -> Snapshot {
     let Snapshot {
         taken_at,
         monotonic,
@@ -40,25 +69,27 @@ pub fn trouble_into(full: &Snapshot, by_inode: &InodeIndex, part: Snapshot) -> S
         derived: _,
         transitions,
     } = part;
+    let mut moved = vec![false; full.sockets.len()];
     for s in &mut sockets {
         if s.owners.is_empty()
             && s.inode != 0
-            && let Some(&i) = by_inode.get(&s.inode)
+            && let Some(&i) = ix.by_inode.get(&s.inode)
         {
             s.owners = full.sockets[i].owners.clone();
         }
+        if s.proto == Proto::Tcp
+            && let Some(&i) = ix.by_tuple.get(&(s.local, s.remote))
+        {
+            moved[i] = true;
+        }
     }
-    let attribution = full.attribution;
-    // By 4-tuple, which one TCP socket has at a time: a connection closed
-    // since the full dump lost its inode (an orphan) but not its addresses.
-    let moved: HashSet<_, foldhash::fast::RandomState> =
-        sockets.iter().map(|s| (s.local, s.remote)).collect();
-    let kept = full.sockets.iter().filter(|s| match s.proto {
-        Proto::Udp => true,
-        Proto::Tcp => s.state == TcpState::Established && !moved.contains(&(s.local, s.remote)),
-    });
-    sockets.reserve(full.sockets.len());
-    sockets.extend(kept.cloned());
+    sockets.reserve(ix.kept.len());
+    sockets.extend(
+        ix.kept
+            .iter()
+            .filter(|&&i| !moved[i])
+            .map(|&i| full.sockets[i].clone()),
+    );
     // The full dump's processes and users, with the fresh ones over them:
     // a few maps' worth of work, not a lookup per socket. A process left
     // from the full dump that holds nothing now shows nowhere (rows come
@@ -76,7 +107,7 @@ pub fn trouble_into(full: &Snapshot, by_inode: &InodeIndex, part: Snapshot) -> S
         sockets,
         processes,
         users,
-        attribution,
+        attribution: full.attribution,
         system,
         source_note,
         derived: Default::default(),

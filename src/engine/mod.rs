@@ -199,8 +199,8 @@ pub struct Engine {
     cadence: cadence::Cadence,
     /// The last full dump, which trouble-state refreshes are merged into.
     full: Option<Arc<Snapshot>>,
-    /// Its held sockets by inode, for the owners of trouble refreshes.
-    full_index: merge::InodeIndex,
+    /// Its index for the trouble refreshes merged into it.
+    full_index: merge::Index,
     /// The connection the user looks at: its `tcp_info` is asked for on its
     /// own when the dumps leave `tcp_info` out.
     focus: Option<Box<crate::model::Socket>>,

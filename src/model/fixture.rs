@@ -2,7 +2,7 @@
 //! port 6800, an nginx, a resolver and a client. Nothing here reads the system.
 
 use super::snapshot::{Snapshot, SourceKind, SystemContext};
-use super::socket::{Family, Owner, Process, Proto, Socket, TcpInfo, TcpState};
+use super::socket::{Family, Owner, Process, Proto, Socket, TcpState};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -35,7 +35,7 @@ pub fn socket(
         timer: None,
         retransmits: 0,
         cookie: inode,
-        tcp_info: (proto == Proto::Tcp && inode != 0).then(TcpInfo::default),
+        tcp_info: (proto == Proto::Tcp && inode != 0).then(Box::default),
         owners: owners.iter().map(|&(pid, fd)| Owner { pid, fd }).collect(),
     }
 }

@@ -360,7 +360,10 @@ impl History {
             {
                 entry.entered = Some(since.min(at));
             }
-            let bytes = s.tcp_info.map(|t| (t.bytes_received, t.bytes_acked));
+            let bytes = s
+                .tcp_info
+                .as_ref()
+                .map(|t| (t.bytes_received, t.bytes_acked));
             entry.rate = match (entry.bytes, bytes, elapsed) {
                 (Some(old), Some(new), Some(dt)) => {
                     let secs = dt.as_secs_f64();

@@ -246,7 +246,7 @@ pub struct Socket {
     pub retransmits: u8,
     /// The kernel's socket cookie, 0 when read from `/proc/net`.
     pub cookie: u64,
-    pub tcp_info: Option<TcpInfo>,
+    pub tcp_info: Option<Box<TcpInfo>>,
     /// Every (pid, fd) that holds this socket, sorted. Empty when unknown.
     pub owners: Vec<Owner>,
 }

@@ -108,7 +108,7 @@ fn view<'a>(s: &'a Socket, snap: &'a Snapshot) -> SocketView<'a> {
         timer: s.timer,
         retransmits: s.retransmits,
         cookie: format!("{:016x}", s.cookie),
-        tcp_info: s.tcp_info.as_ref(),
+        tcp_info: s.tcp_info.as_deref(),
     }
 }
 

@@ -571,7 +571,7 @@ pub(crate) fn oldest(input: &Input, sockets: &[&Socket]) -> Option<(SystemTime, 
                 // Seen arriving in this state: exact to one interval.
                 return (seen, true);
             }
-            let by_ack = s.tcp_info.and_then(|t| {
+            let by_ack = s.tcp_info.as_ref().and_then(|t| {
                 taken.checked_sub(Duration::from_millis(u64::from(t.last_ack_recv_ms)))
             });
             (by_ack.map_or(seen, |a| a.min(seen)), false)

@@ -228,7 +228,7 @@ fn syn_retries(input: &Input, syn: Option<(u64, std::time::Duration)>, out: &mut
         .iter()
         .copied()
         .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::SynSent)
-        .filter(|s| s.retransmits > 0 || s.tcp_info.is_some_and(|t| t.retransmits > 0))
+        .filter(|s| s.retransmits > 0 || s.tcp_info.as_ref().is_some_and(|t| t.retransmits > 0))
         .filter(|s| !(input.is_local(s.remote.ip()) && full_ports.contains(&s.remote.port())))
         .collect();
     if trying.is_empty() && (local_full || input.filtered) {

@@ -145,10 +145,10 @@ fn a_thousand_close_wait_sockets_are_critical_without_history() {
 fn one_close_wait_socket_stuck_for_minutes_is_a_warning() {
     let mut a = fixture::small();
     // tcp_info: the peer's FIN (the last ACK received) came 5 minutes ago.
-    a.sockets[1].tcp_info = Some(TcpInfo {
+    a.sockets[1].tcp_info = Some(Box::new(TcpInfo {
         last_ack_recv_ms: 300_000,
         ..TcpInfo::default()
-    });
+    }));
     let f = run(std::slice::from_ref(&a))
         .into_iter()
         .find(|f| f.kind == Kind::CloseWaitLeak)
@@ -423,14 +423,14 @@ fn serving(n: u32, lossy: u32) -> Snapshot {
             33,
             &[(4242, 1000 + i)],
         );
-        s.tcp_info = Some(TcpInfo {
+        s.tcp_info = Some(Box::new(TcpInfo {
             segs_out: 2000,
             segs_in: 1500,
             total_retrans: if i < lossy { 200 } else { 1 },
             bytes_acked: 5_000_000,
             bytes_received: 100_000,
             ..TcpInfo::default()
-        });
+        }));
         a.sockets.push(s);
     }
     a
