@@ -3,7 +3,7 @@
 use super::holders;
 use super::snapshot::Snapshot;
 use super::socket::{Proto, Socket, TcpState};
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 /// Socket counts per state, indexed by the kernel's state number.

@@ -296,12 +296,12 @@ impl History {
         elapsed: Option<Duration>,
         partial: bool,
     ) -> (
-        HashMap<Option<u32>, Rate>,
-        HashMap<Option<u32>, ServiceSample>,
+        foldhash::HashMap<Option<u32>, Rate>,
+        foldhash::HashMap<Option<u32>, ServiceSample>,
     ) {
         let at = snap.monotonic;
-        let mut services: HashMap<Option<u32>, ServiceSample> = HashMap::new();
-        let mut per_process: HashMap<Option<u32>, Rate> = HashMap::new();
+        let mut services: foldhash::HashMap<Option<u32>, ServiceSample> = Default::default();
+        let mut per_process: foldhash::HashMap<Option<u32>, Rate> = Default::default();
         let old = Arc::clone(&self.since);
         let old_stable = Arc::clone(&self.since_stable);
         let old_rates = Arc::clone(&self.conn_rates);

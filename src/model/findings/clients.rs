@@ -4,7 +4,8 @@
 use super::text::{percent, who};
 use super::{Finding, Input, Kind, Severity};
 use crate::model::socket::{Proto, TcpState};
-use std::collections::{BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {

@@ -12,7 +12,8 @@ use super::text::{format_rate, list, percent, plural, who, who_all};
 use super::{Finding, Input, Kind, Severity, ranked};
 use crate::model::holders;
 use crate::model::socket::{Proto, Socket, TcpState};
-use std::collections::{BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeSet;
 
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     let overflows = input.counter_increase("TcpExt.ListenOverflows");

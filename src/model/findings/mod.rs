@@ -21,8 +21,8 @@ use super::history::History;
 use super::holders;
 use super::snapshot::Snapshot;
 use super::socket::{Socket, TcpState};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
@@ -249,7 +249,7 @@ pub(crate) struct Input<'a> {
     pub limits: Thresholds,
     /// Addresses this machine's sockets are bound to: a remote end on one of
     /// them is a local process. Built on first use: only peer lookups need it.
-    pub local_ips: std::cell::OnceCell<HashSet<IpAddr, foldhash::fast::RandomState>>,
+    pub local_ips: std::cell::OnceCell<HashSet<IpAddr>>,
     /// TCP ports something listens on here.
     pub listening: HashSet<u16>,
     /// The snapshot's sockets by local port, built on first use.
@@ -403,7 +403,7 @@ impl<'a> Input<'a> {
     /// The sockets at the other end of these connections, when that end is
     /// on this machine: one pass over the snapshot.
     pub fn local_peers(&self, of: &[&Socket]) -> HashMap<(SocketAddr, SocketAddr), &Socket> {
-        let wanted: HashSet<(SocketAddr, SocketAddr), foldhash::fast::RandomState> = of
+        let wanted: HashSet<(SocketAddr, SocketAddr)> = of
             .iter()
             .filter(|s| self.is_local(s.remote.ip()))
             .map(|s| (canonical(s.remote), canonical(s.local)))

@@ -5,7 +5,8 @@ use super::text::{format_rate, list, percent, plural};
 use super::{Finding, Input, Kind, Severity, ranked};
 use crate::model::holders;
 use crate::model::socket::{Proto, Socket, TcpState};
-use std::collections::{BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// How many times the same segment has been retransmitted before a

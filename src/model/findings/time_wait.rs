@@ -10,7 +10,8 @@ use super::text::{list, percent, plural};
 use super::{Finding, Input, Kind, Severity, ranked};
 use crate::model::holders;
 use crate::model::socket::{Proto, Socket, TcpState};
-use std::collections::{BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 /// Server-side TIME_WAIT on one port worth an info line.
