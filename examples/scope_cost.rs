@@ -28,6 +28,7 @@ fn measure(rounds: usize, owners: bool) {
     let mut collector = SystemCollector::new(Options {
         tcp_info: false,
         incremental: true,
+        namespaces: true,
         owners,
         ..Options::default()
     });

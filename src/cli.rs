@@ -331,6 +331,7 @@ fn monitor(m: Monitor) -> Result<(), Failure> {
             tcp_info: true,
             owners: true,
             incremental: true,
+            namespaces: true,
         },
         keymap,
         read_only: m.read_only,
@@ -405,6 +406,7 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
             tcp_info: args.json,
             owners: true,
             incremental: false,
+            namespaces: true,
         })
         .collect()
         .map_err(anyhow::Error::from)?,
@@ -554,6 +556,7 @@ fn sample_live(
         tcp_info: true,
         owners: true,
         incremental: true,
+        namespaces: true,
     });
     // Ctrl-C or SIGTERM ends the window early with a report; a second
     // Ctrl-C ends the process as usual.

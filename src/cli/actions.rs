@@ -138,6 +138,7 @@ fn collect(source: SourceChoice) -> Result<Snapshot, Failure> {
         tcp_info: false,
         owners: true,
         incremental: false,
+        namespaces: true,
     });
     Ok(collector.collect().map_err(anyhow::Error::from)?)
 }

@@ -70,6 +70,7 @@ pub fn record(args: RecordArgs) -> Result<(), Failure> {
         tcp_info: true,
         owners: true,
         incremental: true,
+        namespaces: true,
     });
     let mut engine = Engine::new(Box::new(source), args.interval);
     // Each frame keeps the transitions of its interval (when they can be followed).

@@ -2,9 +2,11 @@
 //! reads `/proc` or netlink.
 
 pub mod clock;
+pub mod container;
 pub mod host;
 pub mod known;
 pub mod netlink;
+pub mod netns;
 pub mod owners;
 pub mod proc_info;
 pub mod procnet;
@@ -103,6 +105,9 @@ pub struct Options {
     /// (the live monitor). One-shot commands scan everything, in parallel
     /// with the socket dump.
     pub incremental: bool,
+    /// Read the other network namespaces' tables too (containers, pods,
+    /// `ip netns`).
+    pub namespaces: bool,
 }
 
 impl Default for Options {
@@ -112,6 +117,7 @@ impl Default for Options {
             tcp_info: true,
             owners: true,
             incremental: false,
+            namespaces: true,
         }
     }
 }
@@ -129,6 +135,8 @@ pub struct SystemCollector {
     closed_counts: HashMap<u32, u32>,
     /// Owners of the last full incremental collection, for partial ones.
     known: Option<known::KnownOwners>,
+    /// The other network namespaces, followed between collections.
+    follower: netns::Follower,
 }
 
 impl SystemCollector {
@@ -145,6 +153,7 @@ impl SystemCollector {
             closed: owners::ClosedSockets::default(),
             closed_counts: HashMap::new(),
             known: None,
+            follower: netns::Follower::new(),
         }
     }
 
@@ -169,6 +178,35 @@ impl SystemCollector {
     /// trouble-state refresh takes its owners from the last full one).
     pub fn set_owners(&mut self, on: bool) {
         self.options.owners = on;
+    }
+
+    /// Appends the other namespaces' sockets (whole tables, whatever the
+    /// scope: they are small, and each refresh brings them complete) and
+    /// says what runs in each.
+    fn other_namespaces(
+        &mut self,
+        sockets: &mut Vec<crate::model::Socket>,
+        monotonic: std::time::Duration,
+    ) -> (crate::model::Namespaces, netns::discover::Discovery) {
+        // Each process's namespace is wanted either way (a process in a
+        // table not read holds sockets that are not closed ones).
+        let found = netns::discover::discover();
+        if !self.options.namespaces {
+            return (Default::default(), found);
+        }
+        let ask = netns::Ask {
+            source: self.options.source,
+            tcp_info: self.options.tcp_info,
+            now: monotonic,
+        };
+        let spaces = self.follower.collect(&found, ask, sockets);
+        (spaces, found)
+    }
+
+    /// How many namespaces were dumped and how many reused their last
+    /// table, since the collector was made.
+    pub fn namespace_reads(&self) -> (u64, u64) {
+        (self.follower.dumped, self.follower.reused)
     }
 
     /// The sockets of `scope`, where they came from, and why netlink was
@@ -255,10 +293,14 @@ impl SystemCollector {
         let threads = self.threads;
         let full = scope.is_all();
         let mut used_known = false;
-        let (mut sockets, source, source_note, scan, system) = if self.options.incremental {
+        let (mut sockets, source, source_note, scan, system, namespaces, found) = if self
+            .options
+            .incremental
+        {
             // The tracker needs this round's inodes to trust its cache.
             let system = system::read();
-            let (sockets, source, note) = self.dump_sockets(scope)?;
+            let (mut sockets, source, note) = self.dump_sockets(scope)?;
+            let (spaces, found) = self.other_namespaces(&mut sockets, monotonic);
             let live: owners::InodeSet = sockets
                 .iter()
                 .map(|s| s.inode)
@@ -277,14 +319,17 @@ impl SystemCollector {
             } else {
                 owners::OwnerScan::default()
             };
-            (sockets, source, note, scan, system)
+            (sockets, source, note, scan, system, spaces, found)
         } else {
             // The socket dump is mostly kernel time in this thread; the fd scan
             // runs beside it on the other cores.
             let (dumped, scanned, system) = std::thread::scope(|s| {
                 let scan = s.spawn(move || want_owners.then(|| owners::scan(threads)));
                 let system = s.spawn(system::read);
-                let dumped = self.dump_sockets(scope);
+                let dumped = self.dump_sockets(scope).map(|(mut sockets, source, note)| {
+                    let (spaces, found) = self.other_namespaces(&mut sockets, monotonic);
+                    (sockets, source, note, spaces, found)
+                });
                 // A panicking scan is a failed scan, not "no owners".
                 let scanned = scan.join().unwrap_or_else(|_| {
                     Some(Err(std::io::Error::other("the owner scan thread panicked")))
@@ -292,12 +337,12 @@ impl SystemCollector {
                 let system = system.join().unwrap_or_default();
                 (dumped, scanned, system)
             });
-            let (sockets, source, note) = dumped?;
+            let (sockets, source, note, spaces, found) = dumped?;
             let scan = match scanned {
                 Some(r) => r.map_err(CollectError::Owners)?,
                 None => owners::OwnerScan::default(),
             };
-            (sockets, source, note, scan, system)
+            (sockets, source, note, scan, system, spaces, found)
         };
 
         let index: HashMap<u64, usize, foldhash::fast::RandomState> = sockets
@@ -324,7 +369,17 @@ impl SystemCollector {
             holding.insert(owner.pid);
         }
         if full && want_owners {
-            self.closed_counts = self.closed.count(&outside);
+            // A process whose namespace's table was not read may hold
+            // sockets of that table: they are not closed ones.
+            let read = |pid: u32| match found.pid_netns.get(&pid) {
+                Some(&crate::model::HOST_NETNS) => true,
+                Some(ns) => namespaces.get(*ns).is_some_and(|n| n.error.is_none()),
+                None => false,
+            };
+            self.closed_counts = self.closed.count(&outside, read);
+        }
+        for (pid, p) in processes.iter_mut() {
+            p.netns = found.pid_netns.get(pid).copied().unwrap_or_default();
         }
         for (&pid, &n) in &self.closed_counts {
             // Remembered owners name only the holders of this dump's sockets.
@@ -394,6 +449,7 @@ impl SystemCollector {
             system,
             derived: Default::default(),
             transitions: None,
+            namespaces,
         })
     }
 }

@@ -101,6 +101,9 @@ pub struct Dumper {
     seq: u32,
     /// A request was sent whose reply was not read to its end.
     in_flight: bool,
+    /// The network namespace the socket was made in, when not the
+    /// caller's: a fresh socket must be made there too.
+    netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 // A dump reply fills the user's buffer up to this size per recv; 1 MiB keeps
@@ -120,6 +123,15 @@ fn open_socket() -> Result<(NlSocket, u32), NetlinkError> {
         .connect(&NlAddr::new(0, 0))
         .map_err(NetlinkError::Open)?;
     Ok((socket, addr.port_number()))
+}
+
+/// [`open_socket`] in another network namespace, from a thread that
+/// entered it.
+fn open_socket_in(netns: &std::os::fd::OwnedFd) -> Result<(NlSocket, u32), NetlinkError> {
+    use std::os::fd::AsFd;
+    super::netns::enter::run_in(netns.as_fd(), open_socket)
+        .map_err(NetlinkError::Open)
+        .and_then(|r| r)
 }
 
 /// What one walk over a batch of replies found.
@@ -247,13 +259,37 @@ impl Dumper {
             buf: vec![0; RECV_BUF],
             seq: 0,
             in_flight: false,
+            netns: None,
+        })
+    }
+
+    /// A dumper of another network namespace's table: its socket is made
+    /// by a thread that entered `netns` (a netlink socket stays in the
+    /// namespace it was made in), and so is any fresh one. `buf` bytes of
+    /// receive buffer: a container's table is small, and there may be
+    /// hundreds of them.
+    pub fn open_in(
+        netns: std::sync::Arc<std::os::fd::OwnedFd>,
+        buf: usize,
+    ) -> Result<Dumper, NetlinkError> {
+        let (socket, port) = open_socket_in(&netns)?;
+        Ok(Dumper {
+            socket,
+            port,
+            buf: vec![0; buf.max(1 << 14)],
+            seq: 0,
+            in_flight: false,
+            netns: Some(netns),
         })
     }
 
     /// Opens a fresh socket when the last request was not read to its end.
     fn ready(&mut self) -> Result<(), NetlinkError> {
         if self.in_flight {
-            let (socket, port) = open_socket()?;
+            let (socket, port) = match &self.netns {
+                Some(ns) => open_socket_in(ns)?,
+                None => open_socket()?,
+            };
             self.socket = socket;
             self.port = port;
             self.in_flight = false;
@@ -581,6 +617,7 @@ fn convert(resp: &InetResponse, proto: Proto, raw_expires: Option<u32>) -> Optio
         cookie: u64::from_ne_bytes(id.cookie),
         tcp_info: tcp_info.map(Box::new),
         owners: Vec::new(),
+        netns: crate::model::HOST_NETNS,
     })
 }
 

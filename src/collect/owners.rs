@@ -423,12 +423,12 @@ impl ClosedSockets {
     /// Counts, per pid, the TCP descriptors among `outside` (held sockets not
     /// in the socket table) that were already outside it at an earlier
     /// collection: a socket opened between the dump and the fd scan is in
-    /// the next dump, not closed. Processes in another network namespace are
-    /// left out: their sockets are in a table this dump did not read.
-    pub fn count(&mut self, outside: &[(u64, Owner)]) -> HashMap<u32, u32> {
+    /// the next dump, not closed. Processes for which `read(pid)` is false
+    /// are left out: they are in a network namespace whose table was not
+    /// read, and their sockets are there.
+    pub fn count(&mut self, outside: &[(u64, Owner)], read: impl Fn(u32) -> bool) -> HashMap<u32, u32> {
         self.generation += 1;
         let generation = self.generation;
-        let own_netns = std::fs::read_link("/proc/self/ns/net").ok();
         let mut same_netns: HashMap<u32, bool> = HashMap::new();
         let mut counts = HashMap::new();
         let mut still = InodeSet::default();
@@ -448,9 +448,7 @@ impl ClosedSockets {
             if !tcp || first == generation {
                 continue;
             }
-            let same = *same_netns.entry(owner.pid).or_insert_with(|| {
-                std::fs::read_link(format!("/proc/{}/ns/net", owner.pid)).ok() == own_netns
-            });
+            let same = *same_netns.entry(owner.pid).or_insert_with(|| read(owner.pid));
             if same {
                 *counts.entry(owner.pid).or_default() += 1;
             }
@@ -541,6 +539,7 @@ fn read_process(pid_dir: &OwnedFd, pid: u32) -> std::io::Result<Option<Process>>
         user: None,
         closed_sockets: 0,
         state: None,
+        netns: crate::model::HOST_NETNS,
     }))
 }
 
@@ -687,11 +686,11 @@ mod tests {
         )];
         let mut closed = ClosedSockets::default();
         assert_eq!(
-            closed.count(&outside).get(&me),
+            closed.count(&outside, |_| true).get(&me),
             None,
             "first sight: maybe just opened"
         );
-        assert_eq!(closed.count(&outside).get(&me), Some(&1));
+        assert_eq!(closed.count(&outside, |_| true).get(&me), Some(&1));
         // A unix socket outside the table is not a closed TCP socket.
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let link = std::fs::read_link(format!("/proc/self/fd/{}", a.as_raw_fd())).unwrap();
@@ -706,8 +705,8 @@ mod tests {
                 },
             ),
         ];
-        closed.count(&both);
-        assert_eq!(closed.count(&both).get(&me), Some(&1));
+        closed.count(&both, |_| true);
+        assert_eq!(closed.count(&both, |_| true).get(&me), Some(&1));
     }
 
     #[test]

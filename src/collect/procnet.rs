@@ -14,27 +14,29 @@ pub struct ProcNetError {
 
 /// Reads all four tables into `out`.
 pub fn read_all(out: &mut Vec<Socket>) -> Result<(), ProcNetError> {
-    let tcp = |table, r: procfs::ProcResult<Vec<TcpNetEntry>>| {
-        r.map_err(|source| ProcNetError { table, source })
-    };
-    let udp = |table, r: procfs::ProcResult<Vec<UdpNetEntry>>| {
-        r.map_err(|source| ProcNetError { table, source })
+    read_from("/proc/net", out)
+}
+
+/// Reads the four tables of the directory `dir`: `/proc/net` for
+/// sockscope's own network namespace, `/proc/PID/net` for the namespace
+/// of process PID.
+pub fn read_from(dir: &str, out: &mut Vec<Socket>) -> Result<(), ProcNetError> {
+    let read = |table: &'static str| {
+        std::fs::read(format!("{dir}/{table}")).map_err(|e| ProcNetError {
+            table,
+            source: procfs::ProcError::from(e),
+        })
     };
     for (family, table) in [(Family::V4, "tcp"), (Family::V6, "tcp6")] {
         // Read once and parsed twice: procfs for the entries, `timers` for
         // the `tr`, `tm->when` and `retrnsmt` columns procfs skips.
-        let text = std::fs::read(format!("/proc/net/{table}")).map_err(|e| ProcNetError {
-            table,
-            source: procfs::ProcError::from(e),
-        })?;
-        let rows = tcp(
-            table,
-            <procfs::net::TcpNetEntries as procfs::FromBufReadSI>::from_buf_read(
-                &text[..],
-                procfs::current_system_info(),
-            )
-            .map(|e| e.0),
-        )?;
+        let text = read(table)?;
+        let rows = <procfs::net::TcpNetEntries as procfs::FromBufReadSI>::from_buf_read(
+            &text[..],
+            procfs::current_system_info(),
+        )
+        .map(|e| e.0)
+        .map_err(|source| ProcNetError { table, source })?;
         let mut timers = timers(&text);
         for e in &rows {
             let (timer, retransmits) = timers.next().unwrap_or_default();
@@ -45,10 +47,14 @@ pub fn read_all(out: &mut Vec<Socket>) -> Result<(), ProcNetError> {
             }
         }
     }
-    for (family, rows) in [
-        (Family::V4, udp("udp", procfs::net::udp())?),
-        (Family::V6, udp("udp6", procfs::net::udp6())?),
-    ] {
+    for (family, table) in [(Family::V4, "udp"), (Family::V6, "udp6")] {
+        let text = read(table)?;
+        let rows = <procfs::net::UdpNetEntries as procfs::FromBufReadSI>::from_buf_read(
+            &text[..],
+            procfs::current_system_info(),
+        )
+        .map(|e| e.0)
+        .map_err(|source| ProcNetError { table, source })?;
         out.extend(rows.iter().map(|e| from_udp(e, family)));
     }
     Ok(())
@@ -73,6 +79,7 @@ fn from_tcp(e: &TcpNetEntry, family: Family) -> Option<Socket> {
         cookie: 0,
         tcp_info: None,
         owners: Vec::new(),
+        netns: crate::model::HOST_NETNS,
     })
 }
 
@@ -96,6 +103,7 @@ fn from_udp(e: &UdpNetEntry, family: Family) -> Socket {
         cookie: 0,
         tcp_info: None,
         owners: Vec::new(),
+        netns: crate::model::HOST_NETNS,
     }
 }
 

@@ -41,6 +41,15 @@ pub fn read() -> SystemContext {
             parse_sockstat(&text, &mut sockstat);
         }
     }
+    SystemContext {
+        counters,
+        sockstat,
+        sysctls: read_sysctls(),
+    }
+}
+
+/// The sysctls of [`SYSCTLS`] as the calling thread's network namespace has them.
+pub fn read_sysctls() -> BTreeMap<String, String> {
     let mut sysctls = BTreeMap::new();
     for name in SYSCTLS {
         let path = format!("/proc/sys/{}", name.replace('.', "/"));
@@ -51,11 +60,7 @@ pub fn read() -> SystemContext {
             );
         }
     }
-    SystemContext {
-        counters,
-        sockstat,
-        sysctls,
-    }
+    sysctls
 }
 
 /// `/proc/net/snmp` and `netstat` come as pairs of lines, names then values:

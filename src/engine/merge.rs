@@ -25,7 +25,8 @@ pub struct Index {
     /// addresses.
     by_tuple: Map<(SocketAddr, SocketAddr)>,
     /// Positions of the sockets a trouble refresh keeps from the full dump:
-    /// the ESTABLISHED connections and the UDP sockets.
+    /// the ESTABLISHED connections and the UDP sockets of the host's table
+    /// (every refresh brings the other namespaces' tables whole).
     kept: Vec<usize>,
 }
 
@@ -35,6 +36,9 @@ pub fn index(full: &Snapshot) -> Index {
     for (i, s) in full.sockets.iter().enumerate() {
         if s.inode != 0 && !s.owners.is_empty() {
             ix.by_inode.insert(s.inode, i);
+        }
+        if s.netns != crate::model::HOST_NETNS {
+            continue;
         }
         match s.proto {
             Proto::Udp => ix.kept.push(i),
@@ -48,8 +52,9 @@ pub fn index(full: &Snapshot) -> Index {
     ix
 }
 
-/// The sockets of `part` (every TCP state but ESTABLISHED, fresh) and, from
-/// `full`, the ESTABLISHED connections and the UDP sockets, except those
+/// The sockets of `part` (every TCP state but ESTABLISHED, fresh, and the
+/// other namespaces' whole tables) and, from `full`, the host's ESTABLISHED
+/// connections and UDP sockets, except those
 /// `part` shows in another state now (a connection that went to CLOSE_WAIT
 /// since the full dump is there once, as it is now). Processes, users,
 /// counters come from `part`, with the processes of the kept sockets added
@@ -68,6 +73,7 @@ pub fn trouble_into(full: &Snapshot, ix: &Index, part: Snapshot) -> Snapshot {
         source_note,
         derived: _,
         transitions,
+        namespaces,
     } = part;
     let mut moved = vec![false; full.sockets.len()];
     for s in &mut sockets {
@@ -78,6 +84,7 @@ pub fn trouble_into(full: &Snapshot, ix: &Index, part: Snapshot) -> Snapshot {
             s.owners = full.sockets[i].owners.clone();
         }
         if s.proto == Proto::Tcp
+            && s.netns == crate::model::HOST_NETNS
             && let Some(&i) = ix.by_tuple.get(&(s.local, s.remote))
         {
             moved[i] = true;
@@ -112,5 +119,6 @@ pub fn trouble_into(full: &Snapshot, ix: &Index, part: Snapshot) -> Snapshot {
         source_note,
         derived: Default::default(),
         transitions,
+        namespaces,
     }
 }

@@ -15,6 +15,9 @@
 //! | `laddr:IP`, `raddr:IP` | one end only (also CIDR) |
 //! | `proto:tcp\|udp` | protocol |
 //! | `family:4\|6` | address family |
+//! | `netns:NAME` | network namespace: `host`, a container's or pod's name, an `ip netns` name, the inode |
+//! | `container:NAME` | a container's name or id (4+ leading characters) |
+//! | `pod:NAME` | a Kubernetes pod: `name` or `namespace/name` |
 //! | bare word | a state, or a process name containing it |
 
 use super::holders;
@@ -48,6 +51,12 @@ enum Test {
     RemoteAddr(IpNet),
     Proto(Proto),
     Family(Family),
+    /// `netns:`, lower case.
+    Netns(String),
+    /// `container:`, lower case.
+    Container(String),
+    /// `pod:`, lower case.
+    Pod(String),
     /// A bare word: a state it names, or a process name containing it.
     Word(String, Option<TcpState>),
 }
@@ -226,12 +235,15 @@ fn parse_term(raw: &str) -> Result<Term, FilterError> {
                     "6" => Family::V6,
                     _ => return Err(err("family is 4 or 6")),
                 }),
+                "netns" | "ns" => Test::Netns(value.to_ascii_lowercase()),
+                "container" => Test::Container(value.to_ascii_lowercase()),
+                "pod" => Test::Pod(value.to_ascii_lowercase()),
                 _ => unreachable!("is_key lists exactly these"),
             }
         }
         Some((key, _)) if parse_net(body).is_none() => {
             return Err(err(&format!(
-                "unknown key `{key}`; keys are port, lport, rport, pid, proc, user, state, addr, laddr, raddr, proto, family"
+                "unknown key `{key}`; keys are port, lport, rport, pid, proc, user, state, addr, laddr, raddr, proto, family, netns, container, pod"
             )));
         }
         Some(_) => Test::Addr(parse_net(body).expect("checked above")),
@@ -263,6 +275,10 @@ fn is_key(key: &str) -> bool {
             | "raddr"
             | "proto"
             | "family"
+            | "netns"
+            | "ns"
+            | "container"
+            | "pod"
     )
 }
 
@@ -304,6 +320,30 @@ impl Test {
             Test::RemoteAddr(net) => net_contains(net, s.remote.ip()),
             Test::Proto(p) => s.proto == *p,
             Test::Family(f) => s.family == *f,
+            Test::Netns(w) => match snap.namespaces.get(s.netns) {
+                None => s.netns == crate::model::HOST_NETNS && w == "host",
+                Some(ns) => ns.matches(w),
+            },
+            Test::Container(w) => snap.namespaces.get(s.netns).is_some_and(|ns| {
+                let eq = |v: &Option<String>| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(w));
+                eq(&ns.container)
+                    || ns.name.eq_ignore_ascii_case(w)
+                    || (w.len() >= 4
+                        && ns
+                            .container_id
+                            .as_deref()
+                            .is_some_and(|id| id.to_ascii_lowercase().starts_with(w.as_str())))
+            }),
+            Test::Pod(w) => snap
+                .namespaces
+                .get(s.netns)
+                .and_then(|ns| ns.pod.as_deref())
+                .is_some_and(|pod| {
+                    pod.eq_ignore_ascii_case(w)
+                        || pod
+                            .split_once('/')
+                            .is_some_and(|(_, name)| name.eq_ignore_ascii_case(w))
+                }),
             Test::Word(word, state) => {
                 state.is_some_and(|st| st == s.state) || owner_name_contains(s, snap, word)
             }

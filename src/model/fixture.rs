@@ -37,6 +37,7 @@ pub fn socket(
         cookie: inode,
         tcp_info: (proto == Proto::Tcp && inode != 0).then(Box::default),
         owners: owners.iter().map(|&(pid, fd)| Owner { pid, fd }).collect(),
+        netns: crate::model::HOST_NETNS,
     }
 }
 
@@ -49,6 +50,7 @@ pub fn process(pid: u32, name: &str, cmdline: &str, uid: u32, user: &str) -> Pro
         user: Some(user.to_string()),
         closed_sockets: 0,
         state: None,
+        netns: crate::model::HOST_NETNS,
     }
 }
 
@@ -168,6 +170,7 @@ pub fn small() -> Snapshot {
         system,
         derived: Default::default(),
         transitions: None,
+        namespaces: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod fixture;
 pub mod format;
 pub mod group;
 pub mod history;
+pub mod netns;
 pub mod holders;
 pub mod snapshot;
 pub mod socket;
@@ -17,7 +18,9 @@ pub mod sysctl_advice;
 pub mod view;
 
 pub use filter::{Filter, FilterError};
+pub use netns::{NamespaceInfo, Namespaces};
 pub use snapshot::{Attribution, Snapshot, SourceKind, SystemContext};
 pub use socket::{
     ConnKey, Family, Owner, ProcState, Process, Proto, Socket, TcpInfo, TcpState, Timer, TimerKind,
+    HOST_NETNS,
 };

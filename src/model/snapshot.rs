@@ -141,6 +141,8 @@ pub struct Snapshot {
     /// The transitions of the interval this sample ends (live, when they
     /// are followed; in a replay, when the recording has them).
     pub transitions: Option<std::sync::Arc<crate::trace::Window>>,
+    /// The other network namespaces whose sockets are in `sockets`.
+    pub namespaces: super::netns::Namespaces,
 }
 
 /// What is derived from a snapshot's sockets, computed once on first use.
@@ -186,6 +188,7 @@ impl Snapshot {
             system: SystemContext::default(),
             derived: Derived::default(),
             transitions: None,
+            namespaces: Default::default(),
         }
     }
 

@@ -249,7 +249,14 @@ pub struct Socket {
     pub tcp_info: Option<Box<TcpInfo>>,
     /// Every (pid, fd) that holds this socket, sorted. Empty when unknown.
     pub owners: Vec<Owner>,
+    /// The network namespace whose table the socket is in, by its inode;
+    /// [`HOST_NETNS`] for the namespace sockscope runs in.
+    pub netns: u64,
 }
+
+/// The namespace sockscope runs in ("host"): sockets and processes carry
+/// the inode of any other network namespace.
+pub const HOST_NETNS: u64 = 0;
 
 impl Socket {
     /// The identity of a connection across refreshes. The inode tells apart
@@ -258,6 +265,7 @@ impl Socket {
     pub fn key(&self) -> ConnKey {
         ConnKey {
             proto: self.proto,
+            netns: self.netns,
             local: self.local,
             remote: self.remote,
             inode: self.inode,
@@ -274,6 +282,8 @@ impl Socket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnKey {
     pub proto: Proto,
+    /// Two namespaces may each have a connection with the same 4-tuple.
+    pub netns: u64,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub inode: u64,
@@ -297,6 +307,8 @@ pub struct Process {
     /// The scheduler state from `/proc/PID/stat` at the scan; None when
     /// unknown (a recording, or the stat file could not be read).
     pub state: Option<ProcState>,
+    /// Its network namespace ([`HOST_NETNS`] for sockscope's own).
+    pub netns: u64,
 }
 
 /// A process's scheduler state, the letter in `/proc/PID/stat` (field 3).

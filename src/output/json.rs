@@ -37,6 +37,15 @@ struct SocketView<'a> {
     remote_addr: IpAddr,
     remote_port: u16,
     inode: u64,
+    /// The network namespace: `host`, or what runs in it.
+    netns: &'a str,
+    /// Its inode, for any namespace but the host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns_inode: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod: Option<&'a str>,
     uid: u32,
     user: Option<&'a str>,
     recv_q: u32,
@@ -82,7 +91,12 @@ fn view<'a>(s: &'a Socket, snap: &'a Snapshot) -> SocketView<'a> {
             name: svc.name.as_deref(),
             pids: &svc.pids,
         });
+    let ns = snap.namespaces.get(s.netns);
     SocketView {
+        netns: snap.namespaces.name(s.netns),
+        netns_inode: ns.map(|n| n.inode),
+        container: ns.and_then(|n| n.container.as_deref()),
+        pod: ns.and_then(|n| n.pod.as_deref()),
         proto: s.proto.name(),
         family: s.family.number(),
         state: s.state.kernel_name(),

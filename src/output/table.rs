@@ -5,13 +5,17 @@ use crate::sanitize::clean;
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
 
-const HEADERS: [&str; 9] = [
-    "STATE", "PROTO", "LOCAL", "REMOTE", "RECV-Q", "SEND-Q", "PID", "PROCESS", "USER",
+/// NETNS, the last, only when a socket shown is in another network
+/// namespace than sockscope's own.
+const HEADERS: [&str; 10] = [
+    "STATE", "PROTO", "LOCAL", "REMOTE", "RECV-Q", "SEND-Q", "PID", "PROCESS", "USER", "NETNS",
 ];
 /// Right-aligned columns (numbers).
-const RIGHT: [bool; 9] = [false, false, false, false, true, true, true, false, false];
+const RIGHT: [bool; 10] = [
+    false, false, false, false, true, true, true, false, false, false,
+];
 
-fn row(s: &Socket, snap: &Snapshot, prefer: &[u32]) -> [String; 9] {
+fn row(s: &Socket, snap: &Snapshot, prefer: &[u32]) -> [String; 10] {
     let owners = holders::effective(snap, s);
     let pids: Vec<u32> = holders::pids(owners).collect();
     // The pid the filter asked for (`snapshot pid:B`) is shown first.
@@ -46,6 +50,7 @@ fn row(s: &Socket, snap: &Snapshot, prefer: &[u32]) -> [String; 9] {
         pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
         name,
         clean(&user).into_owned(),
+        clean(snap.namespaces.name(s.netns)).into_owned(),
     ]
 }
 
@@ -59,21 +64,26 @@ pub fn write_table<W: Write>(
     color: bool,
 ) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(1 << 16, out);
-    let rows: Vec<[String; 9]> = sockets.iter().map(|s| row(s, snap, prefer)).collect();
+    let rows: Vec<[String; 10]> = sockets.iter().map(|s| row(s, snap, prefer)).collect();
+    let columns = if sockets.iter().any(|s| s.netns != crate::model::HOST_NETNS) {
+        10
+    } else {
+        9
+    };
     let mut widths = HEADERS.map(|h| h.len());
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.width());
         }
     }
-    write_row(&mut out, &HEADERS.map(String::from), &widths, None)?;
+    write_row(&mut out, &HEADERS.map(String::from)[..columns], &widths, None)?;
     for (r, s) in rows.iter().zip(sockets) {
         let colour = (color && s.state.is_trouble()).then_some(if s.state == TcpState::CloseWait {
             "\x1b[1;31m"
         } else {
             "\x1b[33m"
         });
-        write_row(&mut out, r, &widths, colour)?;
+        write_row(&mut out, &r[..columns], &widths, colour)?;
     }
     writeln!(out, "{}", group::summary_line(snap, sockets))?;
     out.flush()
@@ -81,8 +91,8 @@ pub fn write_table<W: Write>(
 
 fn write_row<W: Write>(
     out: &mut W,
-    cells: &[String; 9],
-    widths: &[usize; 9],
+    cells: &[String],
+    widths: &[usize; 10],
     colour: Option<&str>,
 ) -> io::Result<()> {
     let mut line = String::with_capacity(128);

@@ -756,6 +756,7 @@ impl Cursor {
             system: self.system.clone(),
             derived: Default::default(),
             transitions: self.transitions.clone(),
+            namespaces: Default::default(),
         }
     }
 }

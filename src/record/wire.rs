@@ -131,6 +131,7 @@ impl From<WireKey> for ConnKey {
             local: k.local,
             remote: k.remote,
             inode: k.inode,
+            netns: crate::model::HOST_NETNS,
         }
     }
 }
@@ -298,6 +299,7 @@ pub fn from_wire(w: &WireSocket, now: i64) -> Socket {
             .iter()
             .map(|&(pid, fd)| Owner { pid, fd })
             .collect(),
+            netns: crate::model::HOST_NETNS,
     }
 }
 
@@ -387,6 +389,7 @@ impl From<WireProcess> for Process {
             // Not recorded (format version 1 has no room for it).
             closed_sockets: 0,
             state: None,
+            netns: crate::model::HOST_NETNS,
         }
     }
 }

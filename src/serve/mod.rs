@@ -102,6 +102,7 @@ impl Exporter {
             tcp_info: true,
             owners: true,
             incremental: true,
+            namespaces: true,
         };
         Exporter {
             engine: {

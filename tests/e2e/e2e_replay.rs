@@ -28,6 +28,7 @@ fn record_a_growing_leak(path: &Path) -> (Holder, u16) {
         tcp_info: true,
         owners: true,
         incremental: true,
+        namespaces: true,
     });
     let mut recorder = Recorder::create(
         path,

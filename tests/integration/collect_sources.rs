@@ -31,6 +31,7 @@ fn a_trouble_states_collection_has_the_close_wait_with_its_owner_and_not_the_est
     let mut collector = SystemCollector::new(Options {
         tcp_info: false,
         incremental: true,
+        namespaces: true,
         ..Options::default()
     });
     poll("the client end to reach CLOSE_WAIT", || {
@@ -215,6 +216,7 @@ fn a_close_wait_newer_than_the_last_full_collection_still_gets_its_owner() {
     let mut collector = SystemCollector::new(Options {
         tcp_info: false,
         incremental: true,
+        namespaces: true,
         ..Options::default()
     });
     collector.collect().unwrap();

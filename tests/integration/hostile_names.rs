@@ -185,6 +185,7 @@ fn command_line_that_is_not_utf8_is_read_whole() {
         tcp_info: false,
         owners: true,
         incremental: false,
+        namespaces: true,
     })
     .collect()
     .unwrap();

@@ -75,6 +75,7 @@ fn listener_held_by_the_test_itself_is_attributed_to_the_test_pid() {
             tcp_info: false,
             owners: true,
             incremental,
+            namespaces: true,
         });
         let mut snap = collector.collect().unwrap();
         for _ in 1..rounds {

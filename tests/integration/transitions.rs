@@ -31,6 +31,7 @@ fn engine(test: &str) -> Option<Engine> {
         tcp_info: false,
         owners: true,
         incremental: true,
+        namespaces: true,
     });
     let mut e = Engine::new(Box::new(source), Duration::from_secs(1));
     e.follow_transitions(trace);

@@ -51,6 +51,7 @@ pub fn stand_in(key: PortKey, pid: Option<u32>, state: TcpState) -> Socket {
         cookie: 0,
         tcp_info: None,
         owners: pid.map(|pid| Owner { pid, fd: 0 }).into_iter().collect(),
+        netns: crate::model::HOST_NETNS,
     }
 }
 

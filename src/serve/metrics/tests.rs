@@ -39,6 +39,7 @@ fn add_process(snap: &mut Snapshot, pid: u32, name: &str) {
             user: Some("root".into()),
             closed_sockets: 0,
             state: None,
+            netns: 0,
         },
     );
 }

@@ -1,0 +1,407 @@
+//! The sockets of every other network namespace (containers, pods,
+//! `ip netns`), attributed like the host's.
+//!
+//! Each namespace is dumped with its own `NETLINK_SOCK_DIAG` socket, made
+//! once by a thread that entered it ([`enter`]); the `/proc/PID/net` files of
+//! a process inside are the fallback (`--source proc`, or no privilege to
+//! enter). Socket inodes are global, so the owner scan's join works
+//! unchanged.
+//!
+//! The kernel keeps one TCP hash for all namespaces, so every namespace's
+//! dump walks every socket of the machine. A namespace whose counters
+//! (`snmp`, `sockstat`) have not moved since its last dump has had no
+//! segment in or out, no socket opened or closed and no TIME_WAIT expire:
+//! its last table is reused instead of walking the hash again, up to
+//! [`MAX_REUSE`] old.
+//!
+//! A namespace is followed while a process is in it or a bind mount keeps
+//! it; our handles on it (its fd, the netlink socket, the counter files)
+//! are dropped at the first refresh that no longer finds it, so sockscope
+//! keeps no namespace alive.
+
+pub mod discover;
+pub mod enter;
+
+use super::container::{self, Roots};
+use super::netlink::{self, DumpRequest, Dumper};
+use super::{SourceChoice, procnet, system};
+use crate::model::{Family, NamespaceInfo, Namespaces, Proto, Socket, SystemContext};
+use discover::Discovery;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A namespace's unchanged table is reused at most this long: accepting a
+/// connection or a write that waits for window moves no counter.
+pub const MAX_REUSE: Duration = Duration::from_secs(5);
+
+/// Its sysctls are read again this often.
+const SYSCTL_EVERY: Duration = Duration::from_secs(30);
+
+/// A namespace's receive buffer for dumps: its table is usually small.
+const NS_RECV_BUF: usize = 64 << 10;
+
+/// What one refresh of the other namespaces is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask {
+    pub source: SourceChoice,
+    pub tcp_info: bool,
+    /// The steady clock now (for reuse ages).
+    pub now: Duration,
+}
+
+/// Handles on the namespaces followed, kept between refreshes.
+#[derive(Default)]
+pub struct Follower {
+    handles: HashMap<u64, Handle, foldhash::fast::RandomState>,
+    roots: Roots,
+    /// Refreshes that reused a table / dumped one (for tests and benches).
+    pub reused: u64,
+    pub dumped: u64,
+}
+
+struct Handle {
+    ns: Arc<OwnedFd>,
+    dumper: Option<Dumper>,
+    /// `/proc/thread-self/net/{snmp,netstat,sockstat,sockstat6}` opened
+    /// inside: read again with `pread` at 0.
+    files: Vec<Option<File>>,
+    last: Option<Last>,
+    sysctls: BTreeMap<String, String>,
+    sysctls_at: Option<Duration>,
+    /// Whose identity was read, and what it is.
+    identity: Option<(u32, container::Identity)>,
+}
+
+struct Last {
+    signature: u64,
+    at: Duration,
+    sockets: Vec<Socket>,
+    source: &'static str,
+}
+
+const COUNTER_FILES: [&str; 4] = [
+    "/proc/thread-self/net/snmp",
+    "/proc/thread-self/net/sockstat",
+    "/proc/thread-self/net/sockstat6",
+    "/proc/thread-self/net/netstat",
+];
+
+impl Follower {
+    pub fn new() -> Follower {
+        Follower::default()
+    }
+
+    /// With the runtimes' metadata under another root (tests).
+    pub fn with_roots(roots: Roots) -> Follower {
+        Follower {
+            roots,
+            ..Follower::default()
+        }
+    }
+
+    /// The sockets of every namespace `found` lists, each tagged with its
+    /// namespace, appended to `out`; and what is known of each namespace.
+    pub fn collect(&mut self, found: &Discovery, ask: Ask, out: &mut Vec<Socket>) -> Namespaces {
+        // Namespaces gone since the last refresh: let go of them.
+        self.handles.retain(|ino, _| found.found.contains_key(ino));
+        let mut list = BTreeMap::new();
+        for (&inode, f) in &found.found {
+            let mut info = NamespaceInfo {
+                inode,
+                pids: f.pids.iter().copied().take(NamespaceInfo::PIDS_KEPT).collect(),
+                processes: f.pids.len(),
+                mount: f.mounts.first().cloned(),
+                ..NamespaceInfo::default()
+            };
+            let before = out.len();
+            match self.read_one(inode, f, ask, &mut info, out) {
+                Ok(()) => {}
+                Err(e) => {
+                    out.truncate(before);
+                    info.error = Some(e);
+                }
+            }
+            for s in &mut out[before..] {
+                s.netns = inode;
+            }
+            info.sockets = out.len() - before;
+            self.name(inode, f, &mut info);
+            list.insert(inode, info);
+        }
+        Namespaces {
+            list: Arc::new(list),
+            unreadable: 0,
+            unknown_processes: found.unknown_processes,
+        }
+    }
+
+    /// Reads one namespace's table (or reuses it) and counters.
+    fn read_one(
+        &mut self,
+        inode: u64,
+        f: &discover::Found,
+        ask: Ask,
+        info: &mut NamespaceInfo,
+        out: &mut Vec<Socket>,
+    ) -> Result<(), String> {
+        if !self.handles.contains_key(&inode) {
+            match open_handle(inode, f) {
+                Ok(h) => {
+                    self.handles.insert(inode, h);
+                }
+                Err(e) => {
+                    // Not ours to enter: the files of a process inside may
+                    // still be readable.
+                    if ask.source == SourceChoice::Netlink {
+                        return Err(e);
+                    }
+                    return read_via_pid(f, info, out).map_err(|pe| format!("{e}; {pe}"));
+                }
+            }
+        }
+        let h = self.handles.get_mut(&inode).expect("inserted above");
+        let (system, signature) = h.counters();
+        if h.sysctls_at.is_none_or(|at| ask.now.saturating_sub(at) >= SYSCTL_EVERY) {
+            h.sysctls = read_sysctls(&h.ns);
+            h.sysctls_at = Some(ask.now);
+        }
+        info.system = SystemContext {
+            sysctls: h.sysctls.clone(),
+            ..system
+        };
+        if let Some(last) = &h.last
+            && last.signature == signature
+            && ask.now.saturating_sub(last.at) < MAX_REUSE
+        {
+            out.extend(last.sockets.iter().cloned());
+            info.source = Some(last.source.into());
+            self.reused += 1;
+            return Ok(());
+        }
+        let before = out.len();
+        let source = h.dump(ask, f, out)?;
+        self.dumped += 1;
+        info.source = Some(source.into());
+        h.last = Some(Last {
+            signature,
+            at: ask.now,
+            sockets: out[before..].to_vec(),
+            source,
+        });
+        Ok(())
+    }
+
+    /// Names the namespace after what runs in it.
+    fn name(&mut self, inode: u64, f: &discover::Found, info: &mut NamespaceInfo) {
+        let first = f.pids.first().copied();
+        let ident = match (self.handles.get_mut(&inode), first) {
+            (Some(h), Some(pid)) => {
+                if h.identity.as_ref().is_none_or(|(p, _)| *p != pid) {
+                    h.identity = Some((pid, container::identify_pid(pid, &self.roots)));
+                }
+                h.identity.as_ref().map(|(_, i)| i.clone())
+            }
+            (None, Some(pid)) => Some(container::identify_pid(pid, &self.roots)),
+            _ => None,
+        }
+        .unwrap_or_default();
+        info.name = display_name(inode, &ident, info.mount.as_deref());
+        info.runtime = ident.runtime.map(|r| r.name().to_string());
+        info.container_id = ident.container_id.clone();
+        info.container = ident.container.clone();
+        info.pod = ident.pod.as_ref().map(|p| format!("{}/{}", p.namespace, p.name));
+        info.hostname = ident.hostname.clone();
+    }
+}
+
+/// What a namespace is called: the container's name, the pod, the
+/// `/run/netns` name, `runtime:shortid`, the container's hostname, or
+/// `netns:INODE`.
+pub fn display_name(inode: u64, ident: &container::Identity, mount: Option<&str>) -> String {
+    if let Some(c) = &ident.container {
+        return c.clone();
+    }
+    if let Some(p) = &ident.pod {
+        return format!("{}/{}", p.namespace, p.name);
+    }
+    if let Some(m) = mount.and_then(|m| m.rsplit('/').next()).filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    if let (Some(r), Some(id)) = (ident.runtime, &ident.container_id) {
+        return format!("{}:{}", r.name(), id.chars().take(12).collect::<String>());
+    }
+    if ident.runtime.is_some()
+        && let Some(h) = &ident.hostname
+    {
+        return h.clone();
+    }
+    format!("netns:{inode}")
+}
+
+/// Opens the namespace (from a process in it, else a bind mount), checks
+/// it is the one found, and makes its dumper and counter files inside.
+fn open_handle(inode: u64, f: &discover::Found) -> Result<Handle, String> {
+    let paths = f
+        .pids
+        .iter()
+        .map(|p| format!("/proc/{p}/ns/net"))
+        .take(4)
+        .chain(f.mounts.iter().cloned());
+    let mut last_err = "no process or mount of it is left".to_string();
+    for path in paths {
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                last_err = format!("cannot open {path}: {e}");
+                continue;
+            }
+        };
+        // A pid reused since the discovery is in another namespace.
+        if file.metadata().map(|m| m.ino()).ok() != Some(inode) {
+            continue;
+        }
+        let ns: Arc<OwnedFd> = Arc::new(file.into());
+        let files = enter::run_in(ns.as_fd(), || {
+            COUNTER_FILES.iter().map(|p| File::open(p).ok()).collect::<Vec<_>>()
+        })
+        .map_err(|e| enter_error(&e))?;
+        return Ok(Handle {
+            ns,
+            dumper: None,
+            files,
+            last: None,
+            sysctls: BTreeMap::new(),
+            sysctls_at: None,
+            identity: None,
+        });
+    }
+    Err(last_err)
+}
+
+fn enter_error(e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(libc::EPERM) {
+        "entering a network namespace needs CAP_SYS_ADMIN: run as root".into()
+    } else {
+        format!("cannot enter it: {e}")
+    }
+}
+
+impl Handle {
+    /// The namespace's counters and sockstat, and a signature that changes
+    /// whenever a segment, a socket or a TIME_WAIT came or went.
+    fn counters(&mut self) -> (SystemContext, u64) {
+        let mut sys = SystemContext::default();
+        let mut signature = crc32fast::Hasher::new();
+        let mut buf = Vec::new();
+        for (i, file) in self.files.iter().enumerate() {
+            let Some(file) = file else { continue };
+            if read_at_start(file, &mut buf).is_err() {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&buf);
+            match i {
+                0 | 3 => system::parse_counter_pairs(&text, &mut sys.counters),
+                _ => system::parse_sockstat(&text, &mut sys.sockstat),
+            }
+            // netstat's TcpExt moves with things that change no table
+            // (delayed ACKs...): the signature is snmp and sockstat.
+            if i < 3 {
+                signature.update(&buf);
+            }
+        }
+        (sys, u64::from(signature.finalize()))
+    }
+
+    /// Dumps the table, by netlink where it can.
+    fn dump(&mut self, ask: Ask, f: &discover::Found, out: &mut Vec<Socket>) -> Result<&'static str, String> {
+        if ask.source != SourceChoice::Proc {
+            match self.netlink(ask.tcp_info, out) {
+                Ok(()) => return Ok("netlink"),
+                Err(e) if ask.source == SourceChoice::Netlink => return Err(e.to_string()),
+                Err(_) => self.dumper = None,
+            }
+        }
+        // /proc/thread-self/net of a thread inside, or a process's files.
+        let ns = Arc::clone(&self.ns);
+        let mut got = Vec::new();
+        let inside = enter::run_in(ns.as_fd(), || {
+            procnet::read_from("/proc/thread-self/net", &mut got).map(|_| got)
+        });
+        match inside {
+            Ok(Ok(sockets)) => {
+                out.extend(sockets);
+                Ok("proc")
+            }
+            _ => {
+                let mut info = NamespaceInfo::default();
+                read_via_pid(f, &mut info, out)?;
+                Ok("proc")
+            }
+        }
+    }
+
+    fn netlink(&mut self, tcp_info: bool, out: &mut Vec<Socket>) -> Result<(), netlink::NetlinkError> {
+        if self.dumper.is_none() {
+            self.dumper = Some(Dumper::open_in(Arc::clone(&self.ns), NS_RECV_BUF)?);
+        }
+        let dumper = self.dumper.as_mut().expect("opened above");
+        let before = out.len();
+        for proto in [Proto::Tcp, Proto::Udp] {
+            for family in [Family::V4, Family::V6] {
+                let req = DumpRequest {
+                    proto,
+                    family,
+                    tcp_info,
+                };
+                if let Err(e) = dumper.dump(req, out) {
+                    out.truncate(before);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tables of a process inside, from `/proc/PID/net` (no need to enter).
+fn read_via_pid(f: &discover::Found, info: &mut NamespaceInfo, out: &mut Vec<Socket>) -> Result<(), String> {
+    let Some(&pid) = f.pids.first() else {
+        return Err("no process in it to read /proc/PID/net of".into());
+    };
+    procnet::read_from(&format!("/proc/{pid}/net"), out).map_err(|e| e.to_string())?;
+    info.source = Some("proc".into());
+    let mut sys = SystemContext::default();
+    for (file, counters) in [("snmp", true), ("netstat", true), ("sockstat", false), ("sockstat6", false)] {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")) {
+            if counters {
+                system::parse_counter_pairs(&text, &mut sys.counters);
+            } else {
+                system::parse_sockstat(&text, &mut sys.sockstat);
+            }
+        }
+    }
+    info.system = sys;
+    Ok(())
+}
+
+/// Reads the whole of a `/proc` file from its start again.
+fn read_at_start(file: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = file.read_at(&mut chunk, buf.len() as u64)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The namespace's own values of the sysctls sockscope reads.
+fn read_sysctls(ns: &OwnedFd) -> BTreeMap<String, String> {
+    enter::run_in(ns.as_fd(), system::read_sysctls).unwrap_or_default()
+}
