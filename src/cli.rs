@@ -428,6 +428,9 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
     if let Some(note) = snap.attribution.note() {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
+    if let Some(note) = snap.namespaces.note() {
+        let _ = writeln!(std::io::stderr(), "sockscope: {note}");
+    }
     Ok(())
 }
 
@@ -501,6 +504,9 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
     if let Some(note) = snap.attribution.note() {
+        let _ = writeln!(std::io::stderr(), "sockscope: {note}");
+    }
+    if let Some(note) = snap.namespaces.note() {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
     match findings::worst(&found) {

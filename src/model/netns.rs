@@ -92,21 +92,54 @@ impl Namespaces {
         let errors: Vec<&NamespaceInfo> =
             self.list.values().filter(|n| n.error.is_some()).collect();
         let n = errors.len() + self.unreadable;
-        if n == 0 {
-            return None;
+        let mut parts = Vec::new();
+        if n > 0 {
+            let why = errors.first().and_then(|e| e.error.clone()).unwrap_or_else(|| {
+                "entering a network namespace needs CAP_SYS_ADMIN: run as root".into()
+            });
+            parts.push(format!(
+                "{n} network namespace{} could not be read ({why}): {} sockets are not shown",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "its" } else { "their" }
+            ));
         }
-        let why = errors
-            .first()
-            .and_then(|e| e.error.clone())
-            .unwrap_or_else(|| "entering a network namespace needs CAP_SYS_ADMIN: run as root".into());
-        Some(format!(
-            "{n} network namespace{} could not be read ({why}): their sockets are not shown",
-            if n == 1 { "" } else { "s" }
-        ))
+        if self.unknown_processes > 0 {
+            let p = self.unknown_processes;
+            parts.push(format!(
+                "the network namespace of {p} process{} could not be told \
+                 (only root or their owner can read /proc/PID/ns/net)",
+                if p == 1 { "" } else { "es" }
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 
 impl NamespaceInfo {
+    /// One line for people: `web (container web, pod shop/web-1, docker
+    /// 1a2b3c4d5e6f, netns 4026532345)`. Foreign text: sanitise it.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = &self.container
+            && *c != self.name
+        {
+            parts.push(format!("container {c}"));
+        }
+        if let Some(p) = &self.pod
+            && *p != self.name
+        {
+            parts.push(format!("pod {p}"));
+        }
+        if let (Some(r), Some(id)) = (&self.runtime, &self.container_id) {
+            parts.push(format!("{r} {}", id.chars().take(12).collect::<String>()));
+        }
+        if let Some(m) = &self.mount {
+            parts.push(m.clone());
+        }
+        parts.push(format!("netns {}", self.inode));
+        format!("{} ({})", self.name, parts.join(", "))
+    }
+
     /// Whether `w` (lower case) names this namespace.
     pub fn matches(&self, w: &str) -> bool {
         let eq = |s: &Option<String>| s.as_deref().is_some_and(|s| s.to_ascii_lowercase() == w);

@@ -88,14 +88,43 @@ const fn optional(title: &'static str, width: u16, numeric: bool, priority: u8) 
 
 /// Whether any of `rows` has something in optional column `col`.
 pub fn column_used(rows: &[Row], col: usize, ctx: &ViewCtx) -> bool {
+    let snap = ctx.snap;
+    // NETNS: only where another namespace has sockets at all.
+    let netns_col = matches!(
+        (rows.first(), col),
+        (Some(Row::Process(_)), PROCESS_NETNS) | (Some(Row::Conn(_)), FLAT_NETNS)
+    );
+    if netns_col && snap.namespaces.is_empty() {
+        return false;
+    }
     rows.iter().any(|r| match r {
         Row::Process(g) => match col {
             13 => g.shared > 0,
-            14 => closed_sockets(ctx.snap, g.pid).is_some(),
+            14 => closed_sockets(snap, g.pid).is_some(),
+            PROCESS_NETNS => process_netns(snap, g.pid) != crate::model::HOST_NETNS,
             _ => true,
         },
+        Row::Conn(i) if col == FLAT_NETNS => snap.sockets[*i].netns != crate::model::HOST_NETNS,
         _ => true,
     })
+}
+
+/// The NETNS column of the process view and of the connections view.
+const PROCESS_NETNS: usize = 15;
+const FLAT_NETNS: usize = 9;
+
+fn process_netns(snap: &Snapshot, pid: Option<u32>) -> u64 {
+    pid.and_then(|p| snap.process(p))
+        .map_or(crate::model::HOST_NETNS, |p| p.netns)
+}
+
+/// A NETNS cell: empty for the host's namespace, else its name.
+fn netns_cell(snap: &Snapshot, netns: u64) -> String {
+    if netns == crate::model::HOST_NETNS {
+        String::new()
+    } else {
+        clean(snap.namespaces.name(netns)).into_owned()
+    }
 }
 
 /// The per-state columns shared by the group views.
@@ -124,6 +153,8 @@ const PROCESS_COLUMNS: &[Column] = &[
     col("TREND", 14, true, 3),
     optional("SHARED", 11, false, 1),
     optional("CLOSED", 6, true, 1),
+    // The container or namespace, where any process is outside the host's.
+    optional("NETNS", 14, false, 2),
 ];
 
 const PORT_COLUMNS: &[Column] = &[
@@ -162,6 +193,7 @@ const FLAT_COLUMNS: &[Column] = &[
     col("PID", 7, true, 0),
     col("PROCESS", 15, false, 0),
     col("AGE", 6, true, 3),
+    optional("NETNS", 14, false, 2),
 ];
 
 pub fn columns(g: Grouping) -> &'static [Column] {
@@ -376,7 +408,8 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
                 })
             }
             13 => Num(i64::from(g.shared)),
-            _ => Num(closed_sockets(snap, g.pid).map_or(0, i64::from)),
+            14 => Num(closed_sockets(snap, g.pid).map_or(0, i64::from)),
+            _ => Text(netns_cell(snap, process_netns(snap, g.pid)).to_lowercase()),
         },
         Row::Port(g) => match col {
             0 => Text(g.proto.name().to_string()),
@@ -402,10 +435,11 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
                 5 => Num(i64::from(s.send_q)),
                 6 => Num(ctx.shown_holder(s).map_or(-1, |(p, _)| i64::from(p))),
                 7 => Text(holder_text(ctx, s).to_lowercase()),
-                _ => Num(ctx
+                8 => Num(ctx
                     .history
                     .age(&s.key(), ctx.now)
                     .map_or(0, |(d, _)| d.as_secs() as i64)),
+                _ => Text(netns_cell(snap, s.netns).to_lowercase()),
             }
         }
     }
@@ -527,6 +561,7 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
                 None => String::new(),
             });
             v.push(closed_sockets(snap, g.pid).map_or(String::new(), |n| n.to_string()));
+            v.push(netns_cell(snap, process_netns(snap, g.pid)));
             v
         }
         Row::Port(g) => {
@@ -578,6 +613,7 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
                 shown.map_or("-".into(), |(p, _)| p.to_string()),
                 holder_text(ctx, s),
                 age,
+                netns_cell(snap, s.netns),
             ]
         }
     }

@@ -202,6 +202,9 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
             format_addr(&s.remote)
         )),
     ])];
+    if let Some(ns) = snap.namespaces.get(s.netns) {
+        lines.push(Line::from(kv("netns   ", crate::sanitize::clean(&ns.describe()).into_owned(), theme)));
+    }
     let queue = snap.holders().listener_of(snap, s);
     if let Some(l) = queue {
         let holders: Vec<String> = holders::pids(&l.owners)

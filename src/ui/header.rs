@@ -33,6 +33,28 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
+/// How many other network namespaces are in view, with their sockets:
+/// `+12 netns: 340 sockets`, in the trouble colour when some could not be
+/// read. None when there are none.
+fn namespaces(app: &App, theme: &Theme) -> Option<(String, Style)> {
+    let spaces = &app.snapshot.namespaces;
+    if spaces.is_empty() && spaces.unreadable == 0 {
+        return None;
+    }
+    let sockets: usize = spaces.list.values().map(|n| n.sockets).sum();
+    let unread = spaces.list.values().filter(|n| n.error.is_some()).count() + spaces.unreadable;
+    let mut text = format!(
+        "+{} netns: {sockets} socket{}",
+        spaces.list.len(),
+        if sockets == 1 { "" } else { "s" }
+    );
+    if unread > 0 {
+        text.push_str(&format!(", {unread} unreadable"));
+        return Some((text, theme.warn()));
+    }
+    Some((text, Style::new()))
+}
+
 /// Time since the shown sample, on the draw's clock.
 fn since_sample(app: &App) -> std::time::Duration {
     app.clock
@@ -53,6 +75,9 @@ fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
             ));
         }
         items.push(owners(app, theme));
+        if let Some(ns) = namespaces(app, theme) {
+            items.push(ns);
+        }
         if let Some(t) = &app.trace
             && t.lost > 0
         {

@@ -100,13 +100,15 @@ pub struct Holders {
 impl Holders {
     pub fn build(snap: &Snapshot) -> Holders {
         let mut uf = UnionFind::default();
-        let mut listeners: HashMap<u16, Vec<usize>, Fast> = HashMap::default();
+        // By namespace and port: a container's listener on :80 takes no
+        // connection queued for the host's :80.
+        let mut listeners: HashMap<(u64, u16), Vec<usize>, Fast> = HashMap::default();
         let mut waiting = Vec::new();
         let mut held = Vec::new();
         for (i, s) in snap.sockets.iter().enumerate() {
             if s.proto == Proto::Tcp {
                 if s.state == TcpState::Listen {
-                    listeners.entry(s.local.port()).or_default().push(i);
+                    listeners.entry((s.netns, s.local.port())).or_default().push(i);
                 } else if in_accept_queue_state(s) {
                     waiting.push(i);
                 }
@@ -134,7 +136,7 @@ impl Holders {
         let mut queues: HashMap<ConnKey, (u32, u32), Fast> = HashMap::default();
         for i in waiting {
             let s = &snap.sockets[i];
-            let Some(on) = listeners.get(&s.local.port()) else {
+            let Some(on) = listeners.get(&(s.netns, s.local.port())) else {
                 continue;
             };
             if let Some(l) = pick_listener(snap, on, s) {
@@ -212,13 +214,15 @@ impl Holders {
             svc.ports.sort_unstable();
             svc.ports.dedup();
         }
-        let listening = listeners
-            .iter()
-            .filter_map(|(&port, on)| {
-                let pid = on.iter().find_map(|&i| snap.sockets[i].owners.first())?.pid;
-                Some((port, pid))
-            })
-            .collect();
+        // By port: the host's listener where there is one.
+        let mut by_port: Vec<(&(u64, u16), &Vec<usize>)> = listeners.iter().collect();
+        by_port.sort_by_key(|((netns, port), _)| (*port, *netns != crate::model::HOST_NETNS));
+        let mut listening: HashMap<u16, u32, Fast> = HashMap::default();
+        for (&(_, port), on) in by_port {
+            if let Some(o) = on.iter().find_map(|&i| snap.sockets[i].owners.first()) {
+                listening.entry(port).or_insert(o.pid);
+            }
+        }
         Holders {
             services,
             service_of,
