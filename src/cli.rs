@@ -36,6 +36,39 @@ pub struct Cli {
     /// Record what the monitor collects to FILE while it runs (see `record`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<std::path::PathBuf>,
+    /// Look at one network namespace only: `host`, a container's, pod's or
+    /// `ip netns` name, a namespace inode, or the pid of a process in it
+    /// (the same as the filter term `netns:...`).
+    #[arg(long, global = true, value_name = "NAME|PID")]
+    pub netns: Option<String>,
+}
+
+/// The filter term `--netns` stands for: a pid becomes its namespace's
+/// inode (or `host`), anything else is taken as a name.
+pub fn netns_term(what: &str) -> Result<String, Failure> {
+    let pid_ns = |pid: &str| -> Option<u64> {
+        let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+        crate::collect::netns::discover::parse_link(link.to_str()?)
+    };
+    if !what.is_empty() && what.bytes().all(|b| b.is_ascii_digit()) && what.len() < 8 {
+        let Some(ino) = pid_ns(what) else {
+            return Err(Failure::Usage(format!(
+                "--netns {what}: no process {what} whose network namespace can be read \
+                 (it exited, or only root or its owner can read /proc/{what}/ns/net)"
+            )));
+        };
+        return Ok(if Some(ino) == pid_ns("self") {
+            "netns:host".into()
+        } else {
+            format!("netns:{ino}")
+        });
+    }
+    if what.is_empty() || what.chars().any(char::is_whitespace) {
+        return Err(Failure::Usage(format!(
+            "--netns `{what}`: expected a namespace name or a pid"
+        )));
+    }
+    Ok(format!("netns:{what}"))
 }
 
 /// `0.1.0 (e6be386)`: the package version and the commit it was built from.
@@ -261,7 +294,25 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-pub fn run(cli: Cli) -> Result<(), Failure> {
+pub fn run(mut cli: Cli) -> Result<(), Failure> {
+    if let Some(what) = &cli.netns {
+        let term = netns_term(what)?;
+        match &mut cli.command {
+            Some(Command::Snapshot(a)) => a.filter.push(term),
+            Some(Command::Kill(a)) => a.filter.push(term),
+            Some(Command::Destroy(a)) => a.filter.push(term),
+            Some(Command::Diagnose(a)) => a.filter.push(term),
+            Some(Command::Replay(a)) => a.filter.push(term),
+            Some(Command::Record(a)) => a.filter.push(term),
+            None => cli.filter.push(term),
+            Some(_) => {
+                return Err(Failure::Usage(
+                    "--netns narrows snapshot, diagnose, the monitor, record, replay, kill and destroy"
+                        .into(),
+                ));
+            }
+        }
+    }
     match cli.command {
         Some(Command::Snapshot(args)) => snapshot(args),
         Some(Command::Kill(args)) => actions::kill(args, cli.read_only),

@@ -18,6 +18,9 @@ use std::fmt;
 pub struct Tuple {
     pub socket: SocketRef,
     pub state: TcpState,
+    /// The network namespace whose table has it: SOCK_DESTROY is sent from
+    /// a netlink socket made there.
+    pub netns: u64,
 }
 
 impl From<&Socket> for Tuple {
@@ -25,6 +28,7 @@ impl From<&Socket> for Tuple {
         Tuple {
             socket: SocketRef::from(s),
             state: s.state,
+            netns: s.netns,
         }
     }
 }
@@ -120,10 +124,36 @@ pub fn classify(result: &std::io::Result<()>) -> Option<Outcome> {
 /// the two ends ("for historical reasons") and so misses sockets that are
 /// still there, and SO_REUSEPORT groups answer for each other.
 pub fn destroy_all(tuples: &[Tuple]) -> Vec<(Tuple, Outcome)> {
-    let mut dumper = match Dumper::open() {
+    // One netlink socket per namespace, made in it; results in the order asked.
+    let mut spaces: Vec<u64> = tuples.iter().map(|t| t.netns).collect();
+    spaces.sort_unstable();
+    spaces.dedup();
+    let mut done: HashMap<Tuple, Outcome> = HashMap::new();
+    for netns in spaces {
+        let these: Vec<Tuple> = tuples
+            .iter()
+            .filter(|t| t.netns == netns)
+            .copied()
+            .collect();
+        let opened = if netns == crate::model::HOST_NETNS {
+            Dumper::open().map_err(|e| e.to_string())
+        } else {
+            crate::collect::netns::open_namespace(netns)
+                .and_then(|ns| Dumper::open_in(ns, 1 << 16).map_err(|e| e.to_string()))
+        };
+        done.extend(destroy_in(opened, &these));
+    }
+    tuples
+        .iter()
+        .map(|t| (*t, done.get(t).cloned().unwrap_or(Outcome::AlreadyGone)))
+        .collect()
+}
+
+/// [`destroy_all`] for the sockets of one namespace, on its dumper.
+fn destroy_in(opened: Result<Dumper, String>, tuples: &[Tuple]) -> Vec<(Tuple, Outcome)> {
+    let mut dumper = match opened {
         Ok(d) => d,
-        Err(e) => {
-            let why = e.to_string();
+        Err(why) => {
             return tuples
                 .iter()
                 .map(|t| (*t, Outcome::Failed(why.clone())))

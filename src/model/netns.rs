@@ -94,9 +94,12 @@ impl Namespaces {
         let n = errors.len() + self.unreadable;
         let mut parts = Vec::new();
         if n > 0 {
-            let why = errors.first().and_then(|e| e.error.clone()).unwrap_or_else(|| {
-                "entering a network namespace needs CAP_SYS_ADMIN: run as root".into()
-            });
+            let why = errors
+                .first()
+                .and_then(|e| e.error.clone())
+                .unwrap_or_else(|| {
+                    "entering a network namespace needs CAP_SYS_ADMIN: run as root".into()
+                });
             parts.push(format!(
                 "{n} network namespace{} could not be read ({why}): {} sockets are not shown",
                 if n == 1 { "" } else { "s" },

@@ -176,7 +176,8 @@ fn sockets(snap: &Snapshot) -> Family {
     f
 }
 
-/// `sockscope_process_sockets{pid,process,proto,state}`: for each protocol
+/// `sockscope_process_sockets{pid,process,[netns,]proto,state}` (`netns` for
+/// a process outside sockscope's own network namespace): for each protocol
 /// and state, the `top` processes holding most sockets in it get a series
 /// of their own; the others are summed into one `process="other"` series
 /// (without a pid), so at most `top + 1` series per state. Ranking per
@@ -209,11 +210,21 @@ fn process_sockets(snap: &Snapshot, top: usize) -> Family {
         let mut ranked: Vec<(u32, u64)> = by_pid.into_iter().collect();
         ranked.sort_unstable_by_key(|&(pid, n)| (std::cmp::Reverse(n), pid));
         for &(pid, n) in ranked.iter().take(top) {
-            let name = snap.process(pid).map_or("(unknown)", |p| p.name.as_str());
+            let process = snap.process(pid);
+            let name = process.map_or("(unknown)", |p| p.name.as_str());
             let mut labels = vec![
                 ("pid", pid.to_string()),
                 ("process", sanitize::clean(name).into_owned()),
             ];
+            // A process in a container: which one (no label on the host's).
+            if let Some(p) = process
+                && p.netns != crate::model::HOST_NETNS
+            {
+                labels.push((
+                    "netns",
+                    sanitize::clean(snap.namespaces.name(p.netns)).into_owned(),
+                ));
+            }
             labels.extend(state_labels(proto, state));
             f.samples.push(Sample::new(labels, Value::Int(n)));
         }

@@ -203,7 +203,11 @@ fn connection_lines<'a>(app: &'a App, s: &'a Socket, theme: &Theme) -> Vec<Line<
         )),
     ])];
     if let Some(ns) = snap.namespaces.get(s.netns) {
-        lines.push(Line::from(kv("netns   ", crate::sanitize::clean(&ns.describe()).into_owned(), theme)));
+        lines.push(Line::from(kv(
+            "netns   ",
+            crate::sanitize::clean(&ns.describe()).into_owned(),
+            theme,
+        )));
     }
     let queue = snap.holders().listener_of(snap, s);
     if let Some(l) = queue {

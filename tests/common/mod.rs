@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod py_server;
 use serde::Deserialize;
 use std::collections::HashMap;

@@ -15,6 +15,7 @@ mod ui_harness;
 mod e2e_actions;
 mod e2e_holders;
 mod e2e_incident;
+mod e2e_netns;
 mod e2e_replay;
 mod e2e_tui;
 mod e2e_views;

@@ -22,6 +22,7 @@ mod fd_limit;
 mod holders;
 mod hostile_names;
 mod kernel_facts;
+mod namespaces;
 mod owner_scan;
 mod packaging;
 mod prometheus_rules;

@@ -112,7 +112,12 @@ impl Follower {
         for (&inode, f) in &found.found {
             let mut info = NamespaceInfo {
                 inode,
-                pids: f.pids.iter().copied().take(NamespaceInfo::PIDS_KEPT).collect(),
+                pids: f
+                    .pids
+                    .iter()
+                    .copied()
+                    .take(NamespaceInfo::PIDS_KEPT)
+                    .collect(),
                 processes: f.pids.len(),
                 mount: f.mounts.first().cloned(),
                 ..NamespaceInfo::default()
@@ -120,6 +125,13 @@ impl Follower {
             let before = out.len();
             match self.read_one(inode, f, ask, &mut info, out) {
                 Ok(()) => {}
+                // Gone since the discovery (its last process exited, its
+                // mount was removed): not a namespace we failed to read.
+                Err(_) if !still_there(f) => {
+                    out.truncate(before);
+                    self.handles.remove(&inode);
+                    continue;
+                }
                 Err(e) => {
                     out.truncate(before);
                     info.error = Some(e);
@@ -165,7 +177,9 @@ impl Follower {
         }
         let h = self.handles.get_mut(&inode).expect("inserted above");
         let (system, signature) = h.counters();
-        if h.sysctls_at.is_none_or(|at| ask.now.saturating_sub(at) >= SYSCTL_EVERY) {
+        if h.sysctls_at
+            .is_none_or(|at| ask.now.saturating_sub(at) >= SYSCTL_EVERY)
+        {
             h.sysctls = read_sysctls(&h.ns);
             h.sysctls_at = Some(ask.now);
         }
@@ -213,9 +227,20 @@ impl Follower {
         info.runtime = ident.runtime.map(|r| r.name().to_string());
         info.container_id = ident.container_id.clone();
         info.container = ident.container.clone();
-        info.pod = ident.pod.as_ref().map(|p| format!("{}/{}", p.namespace, p.name));
+        info.pod = ident
+            .pod
+            .as_ref()
+            .map(|p| format!("{}/{}", p.namespace, p.name));
         info.hostname = ident.hostname.clone();
     }
+}
+
+/// Whether anything that kept the namespace is still there.
+fn still_there(f: &discover::Found) -> bool {
+    f.pids
+        .iter()
+        .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        || f.mounts.iter().any(|m| std::path::Path::new(m).exists())
 }
 
 /// What a namespace is called: the container's name, the pod, the
@@ -228,7 +253,10 @@ pub fn display_name(inode: u64, ident: &container::Identity, mount: Option<&str>
     if let Some(p) = &ident.pod {
         return format!("{}/{}", p.namespace, p.name);
     }
-    if let Some(m) = mount.and_then(|m| m.rsplit('/').next()).filter(|m| !m.is_empty()) {
+    if let Some(m) = mount
+        .and_then(|m| m.rsplit('/').next())
+        .filter(|m| !m.is_empty())
+    {
         return m.to_string();
     }
     if let (Some(r), Some(id)) = (ident.runtime, &ident.container_id) {
@@ -242,9 +270,21 @@ pub fn display_name(inode: u64, ident: &container::Identity, mount: Option<&str>
     format!("netns:{inode}")
 }
 
-/// Opens the namespace (from a process in it, else a bind mount), checks
-/// it is the one found, and makes its dumper and counter files inside.
-fn open_handle(inode: u64, f: &discover::Found) -> Result<Handle, String> {
+/// Opens the network namespace with this inode, wherever a process in it or
+/// a bind mount of it is found now (the actions' way in: SOCK_DESTROY must
+/// come from a netlink socket made inside).
+pub fn open_namespace(inode: u64) -> Result<Arc<OwnedFd>, String> {
+    let found = discover::discover();
+    let f = found
+        .found
+        .get(&inode)
+        .ok_or_else(|| format!("network namespace {inode} is gone"))?;
+    open_fd(inode, f)
+}
+
+/// The namespace's fd, from a process in it or a bind mount, checked to be
+/// the one with this inode (a pid may have been reused since).
+fn open_fd(inode: u64, f: &discover::Found) -> Result<Arc<OwnedFd>, String> {
     let paths = f
         .pids
         .iter()
@@ -253,33 +293,37 @@ fn open_handle(inode: u64, f: &discover::Found) -> Result<Handle, String> {
         .chain(f.mounts.iter().cloned());
     let mut last_err = "no process or mount of it is left".to_string();
     for path in paths {
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) => {
-                last_err = format!("cannot open {path}: {e}");
-                continue;
+        match File::open(&path) {
+            Ok(file) if file.metadata().map(|m| m.ino()).ok() == Some(inode) => {
+                return Ok(Arc::new(file.into()));
             }
-        };
-        // A pid reused since the discovery is in another namespace.
-        if file.metadata().map(|m| m.ino()).ok() != Some(inode) {
-            continue;
+            Ok(_) => last_err = format!("{path} is another namespace now"),
+            Err(e) => last_err = format!("cannot open {path}: {e}"),
         }
-        let ns: Arc<OwnedFd> = Arc::new(file.into());
-        let files = enter::run_in(ns.as_fd(), || {
-            COUNTER_FILES.iter().map(|p| File::open(p).ok()).collect::<Vec<_>>()
-        })
-        .map_err(|e| enter_error(&e))?;
-        return Ok(Handle {
-            ns,
-            dumper: None,
-            files,
-            last: None,
-            sysctls: BTreeMap::new(),
-            sysctls_at: None,
-            identity: None,
-        });
     }
     Err(last_err)
+}
+
+/// Opens the namespace (from a process in it, else a bind mount), checks
+/// it is the one found, and makes its dumper and counter files inside.
+fn open_handle(inode: u64, f: &discover::Found) -> Result<Handle, String> {
+    let ns = open_fd(inode, f)?;
+    let files = enter::run_in(ns.as_fd(), || {
+        COUNTER_FILES
+            .iter()
+            .map(|p| File::open(p).ok())
+            .collect::<Vec<_>>()
+    })
+    .map_err(|e| enter_error(&e))?;
+    Ok(Handle {
+        ns,
+        dumper: None,
+        files,
+        last: None,
+        sysctls: BTreeMap::new(),
+        sysctls_at: None,
+        identity: None,
+    })
 }
 
 fn enter_error(e: &std::io::Error) -> String {
@@ -317,7 +361,12 @@ impl Handle {
     }
 
     /// Dumps the table, by netlink where it can.
-    fn dump(&mut self, ask: Ask, f: &discover::Found, out: &mut Vec<Socket>) -> Result<&'static str, String> {
+    fn dump(
+        &mut self,
+        ask: Ask,
+        f: &discover::Found,
+        out: &mut Vec<Socket>,
+    ) -> Result<&'static str, String> {
         if ask.source != SourceChoice::Proc {
             match self.netlink(ask.tcp_info, out) {
                 Ok(()) => return Ok("netlink"),
@@ -344,7 +393,11 @@ impl Handle {
         }
     }
 
-    fn netlink(&mut self, tcp_info: bool, out: &mut Vec<Socket>) -> Result<(), netlink::NetlinkError> {
+    fn netlink(
+        &mut self,
+        tcp_info: bool,
+        out: &mut Vec<Socket>,
+    ) -> Result<(), netlink::NetlinkError> {
         if self.dumper.is_none() {
             self.dumper = Some(Dumper::open_in(Arc::clone(&self.ns), NS_RECV_BUF)?);
         }
@@ -368,14 +421,23 @@ impl Handle {
 }
 
 /// The tables of a process inside, from `/proc/PID/net` (no need to enter).
-fn read_via_pid(f: &discover::Found, info: &mut NamespaceInfo, out: &mut Vec<Socket>) -> Result<(), String> {
+fn read_via_pid(
+    f: &discover::Found,
+    info: &mut NamespaceInfo,
+    out: &mut Vec<Socket>,
+) -> Result<(), String> {
     let Some(&pid) = f.pids.first() else {
         return Err("no process in it to read /proc/PID/net of".into());
     };
     procnet::read_from(&format!("/proc/{pid}/net"), out).map_err(|e| e.to_string())?;
     info.source = Some("proc".into());
     let mut sys = SystemContext::default();
-    for (file, counters) in [("snmp", true), ("netstat", true), ("sockstat", false), ("sockstat6", false)] {
+    for (file, counters) in [
+        ("snmp", true),
+        ("netstat", true),
+        ("sockstat", false),
+        ("sockstat6", false),
+    ] {
         if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")) {
             if counters {
                 system::parse_counter_pairs(&text, &mut sys.counters);

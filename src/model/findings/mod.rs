@@ -150,6 +150,10 @@ pub struct Finding {
     /// The whole fit, for the monitor's wording.
     #[serde(skip)]
     pub growth: Option<super::history::Growth>,
+    /// The network namespace (container, pod) of the sockets, when it is
+    /// not sockscope's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
 }
 
 impl Finding {
@@ -177,6 +181,7 @@ impl Finding {
             growth_window_s: None,
             related: Vec::new(),
             growth: None,
+            netns: None,
         }
     }
 }
@@ -240,6 +245,11 @@ impl Default for Thresholds {
 /// What every analysis reads.
 pub(crate) struct Input<'a> {
     pub snap: &'a Snapshot,
+    /// The network namespace analysed: every socket of `sockets` is in it.
+    pub netns: u64,
+    /// That namespace's counters and sysctls (each namespace has its own
+    /// port range, TIME_WAIT limit, somaxconn...).
+    pub system: &'a super::snapshot::SystemContext,
     pub history: &'a History,
     /// The sockets the user asked about (all of them without a filter).
     pub sockets: Vec<&'a Socket>,
@@ -357,6 +367,10 @@ impl<'a> Input<'a> {
 
     /// How much a kernel counter rose over the rate window, and over how long.
     pub fn counter_increase(&self, name: &str) -> Option<(u64, Duration)> {
+        // The history keeps the host's counters only.
+        if self.netns != super::socket::HOST_NETNS {
+            return None;
+        }
         self.history
             .counters
             .increase_over(name, self.limits.rate_window)
@@ -381,7 +395,7 @@ impl<'a> Input<'a> {
     }
 
     pub fn sysctl(&self, name: &str) -> Option<u64> {
-        self.snap.system.sysctl_u64(name)
+        self.system.sysctl_u64(name)
     }
 
     pub fn is_local(&self, ip: IpAddr) -> bool {
@@ -501,41 +515,98 @@ fn analyze_with(
             .filter(|s| filter.matches(s, snap))
             .collect()
     };
-    let listening = snap
-        .sockets
-        .iter()
-        .filter(|s| s.proto == super::socket::Proto::Tcp && s.state == TcpState::Listen)
-        .map(|s| s.local.port())
-        .collect();
-    let mut tcp_by_state: Vec<Vec<&Socket>> = vec![Vec::new(); TcpState::Closing as usize + 1];
-    for s in &sockets {
-        if s.proto == super::socket::Proto::Tcp {
-            tcp_by_state[s.state as usize].push(*s);
+    // Each network namespace on its own: its own ports, listeners,
+    // counters and sysctls. The host's first.
+    let mut listening: HashMap<u64, HashSet<u16>> = HashMap::new();
+    for s in &snap.sockets {
+        if s.proto == super::socket::Proto::Tcp && s.state == TcpState::Listen {
+            listening.entry(s.netns).or_default().insert(s.local.port());
         }
     }
-    let input = Input {
-        tcp_by_state,
-        listening,
-        by_local_port: std::cell::OnceCell::new(),
-        snap,
-        history,
-        sockets,
-        filtered: !filter.is_empty(),
-        limits,
-        local_ips: std::cell::OnceCell::new(),
-    };
+    let mut by_netns: std::collections::BTreeMap<u64, Vec<&Socket>> = Default::default();
+    if snap.namespaces.is_empty() {
+        by_netns.insert(super::socket::HOST_NETNS, sockets);
+    } else {
+        for s in sockets {
+            by_netns.entry(s.netns).or_default().push(s);
+        }
+        by_netns.entry(super::socket::HOST_NETNS).or_default();
+    }
     let mut out = Vec::new();
-    close_wait::analyze(&input, &mut out);
-    accept::analyze(&input, &mut out);
-    closed_sockets::analyze(&input, &mut out);
-    fin_wait::analyze(&input, &mut out);
-    time_wait::analyze(&input, &mut out);
-    listen::analyze(&input, &mut out);
-    retrans::analyze(&input, &mut out);
-    clients::analyze(&input, &mut out);
+    for (netns, sockets) in by_netns {
+        let system = match snap.namespaces.get(netns) {
+            Some(ns) => &ns.system,
+            None if netns == super::socket::HOST_NETNS => &snap.system,
+            None => continue,
+        };
+        let mut tcp_by_state: Vec<Vec<&Socket>> = vec![Vec::new(); TcpState::Closing as usize + 1];
+        for s in &sockets {
+            if s.proto == super::socket::Proto::Tcp {
+                tcp_by_state[s.state as usize].push(*s);
+            }
+        }
+        let input = Input {
+            tcp_by_state,
+            listening: listening.remove(&netns).unwrap_or_default(),
+            by_local_port: std::cell::OnceCell::new(),
+            snap,
+            netns,
+            system,
+            history,
+            sockets,
+            filtered: !filter.is_empty(),
+            limits,
+            local_ips: std::cell::OnceCell::new(),
+        };
+        let from = out.len();
+        close_wait::analyze(&input, &mut out);
+        accept::analyze(&input, &mut out);
+        closed_sockets::analyze(&input, &mut out);
+        fin_wait::analyze(&input, &mut out);
+        time_wait::analyze(&input, &mut out);
+        listen::analyze(&input, &mut out);
+        retrans::analyze(&input, &mut out);
+        clients::analyze(&input, &mut out);
+        if let Some(ns) = snap.namespaces.get(netns) {
+            for f in &mut out[from..] {
+                in_namespace(f, ns);
+            }
+        }
+    }
     accept::rank_causes(&mut out);
     sort(&mut out);
     out
+}
+
+/// Says where a finding of another namespace is: `in container web (pod
+/// shop/web-1)` after its summary and at the start of its message, and
+/// `netns:NAME` in its filter so that the command it suggests selects
+/// the same sockets.
+fn in_namespace(f: &mut Finding, ns: &super::netns::NamespaceInfo) {
+    let place = match (&ns.container, &ns.pod) {
+        (Some(c), Some(p)) => format!("container {c} (pod {p})"),
+        (Some(c), None) => format!("container {c}"),
+        (None, Some(p)) => format!("pod {p}"),
+        (None, None) => format!("network namespace {}", ns.name),
+    };
+    f.summary = format!("{} in {place}", f.summary);
+    f.message = format!("In {place}: {}", f.message);
+    // A name with spaces or odd bytes is no filter term: the inode is.
+    let term = if ns
+        .name
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'')
+    {
+        ns.name.clone()
+    } else {
+        ns.inode.to_string()
+    };
+    f.filter = if f.filter.is_empty() {
+        format!("netns:{term}")
+    } else {
+        format!("{} netns:{term}", f.filter)
+    };
+    f.netns = Some(ns.name.clone());
 }
 
 /// Most severe first; a cause before the symptoms it explains; then the

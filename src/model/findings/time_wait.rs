@@ -19,7 +19,7 @@ const SERVER_SIDE_INFO: u64 = 1000;
 
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     let listening = &input.listening;
-    let range = input.snap.system.local_port_range();
+    let range = input.system.local_port_range();
     let in_range = |port: u16| range.is_some_and(|(lo, hi)| (lo..=hi).contains(&port));
 
     // Client side: every TCP socket towards an endpoint from an ephemeral port.
@@ -241,7 +241,7 @@ fn ephemeral(
             pace.describe(size)
         )
     };
-    let (lo, hi) = input.snap.system.local_port_range().unwrap_or((0, 0));
+    let (lo, hi) = input.system.local_port_range().unwrap_or((0, 0));
     f.message = format!(
         "This machine closed {} to {target} first (it is the active closer, as a client), so \
          each one stays in TIME_WAIT for about 60 s, keeping its local port. {in_use} of the \
