@@ -613,3 +613,85 @@ fn netns_option_narrows_snapshot_to_one_namespace_by_name_or_pid() {
         assert!(rows.iter().any(|r| r.is("LISTEN", port, 0)), "{raw}");
     }
 }
+
+/// In `ns`: a listener on 127.0.0.1:`port` and `n` connections to it that
+/// the client closes first, so each client end stays in TIME_WAIT on an
+/// ephemeral port of the namespace's own range.
+fn time_waits_in(ns: &NetNs, port: u16, n: usize) {
+    let script = format!(
+        "import socket\n\
+         l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         l.bind(('127.0.0.1', {port})); l.listen(128)\n\
+         for _ in range({n}):\n\
+         \x20   c = socket.create_connection(('127.0.0.1', {port})); a, _ = l.accept()\n\
+         \x20   c.close(); a.recv(1); a.close()\n"
+    );
+    let out =
+        output(Command::new("ip").args(["netns", "exec", &ns.name, "python3", "-c", &script]));
+    assert!(
+        out.status.success(),
+        "the TIME_WAIT maker in {}: {}",
+        ns.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_namespace_with_a_narrow_port_range_gets_its_own_time_wait_verdict() {
+    let test = "a_namespace_with_a_narrow_port_range_gets_its_own_time_wait_verdict";
+    if !can_run(test, "per-namespace sysctls in ip netns namespaces") {
+        return;
+    }
+    // The same traffic in two namespaces; only one has 100 ephemeral ports.
+    let narrow = NetNs::add("narrow");
+    let wide = NetNs::add("wide");
+    let set = output(Command::new("ip").args([
+        "netns",
+        "exec",
+        &narrow.name,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_local_port_range=40000 40099",
+    ]));
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let port = 19471;
+    time_waits_in(&narrow, port, 60);
+    time_waits_in(&wide, port, 60);
+
+    let (_, doc) = crate::diagnose::diagnose_via(&[], &["--for", "0", &format!("rport:{port}")]);
+    let pressure: Vec<&Value> = of_kind(&doc, "time_wait_pressure")
+        .into_iter()
+        .filter(|f| f["port"] == port)
+        .collect();
+    let in_ns = |name: &str| {
+        pressure
+            .iter()
+            .filter(|f| f["netns"].as_str() == Some(name))
+            .count()
+    };
+    assert_eq!(
+        in_ns(&narrow.name),
+        1,
+        "60 of 100 ports in TIME_WAIT in {}: {doc:#}",
+        narrow.name
+    );
+    let f = pressure
+        .iter()
+        .find(|f| f["netns"].as_str() == Some(narrow.name.as_str()))
+        .expect("counted above");
+    assert_eq!(f["count"], 60, "{f:#}");
+    assert!(
+        text(f, "message").contains("100"),
+        "the verdict is against the namespace's 100 ports: {f:#}"
+    );
+    assert_eq!(
+        in_ns(&wide.name),
+        0,
+        "60 of 28,232 ports in {} is no pressure: {doc:#}",
+        wide.name
+    );
+}
