@@ -267,6 +267,10 @@ impl App {
                     .filter(|s| s.proto == g.proto && s.local.port() == g.port)
                     .collect(),
             ),
+            Some(Row::Netns(g)) => (
+                format!("in network namespace {}", snap.namespaces.name(g.netns)),
+                shown().filter(|s| s.netns == g.netns).collect(),
+            ),
             Some(Row::Remote(g)) => (
                 format!("to or from {}", g.host),
                 shown()

@@ -61,6 +61,18 @@ impl App {
                 format!("proto:{} lport:{}", g.proto.name(), g.port),
             ),
             Row::Remote(g) => (format!("host {}", g.host), format!("raddr:{}", g.host)),
+            // By inode: a name may be anything a container runtime allowed.
+            Row::Netns(g) => (
+                format!(
+                    "netns {}",
+                    crate::sanitize::clean(self.snapshot.namespaces.name(g.netns))
+                ),
+                if g.netns == crate::model::HOST_NETNS {
+                    "netns:host".to_string()
+                } else {
+                    format!("netns:{}", g.netns)
+                },
+            ),
             Row::Conn(_) => {
                 self.mode = Mode::Detail;
                 self.detail_scroll = 0;

@@ -606,7 +606,7 @@ impl App {
                 self.rebuild();
             }
             Action::Group => {
-                self.grouping = self.grouping.next();
+                self.grouping = self.grouping.next(!self.snapshot.namespaces.is_empty());
                 self.offset = 0;
                 self.rebuild();
                 return self.resolve_effects();

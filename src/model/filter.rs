@@ -325,7 +325,8 @@ impl Test {
                 Some(ns) => ns.matches(w),
             },
             Test::Container(w) => snap.namespaces.get(s.netns).is_some_and(|ns| {
-                let eq = |v: &Option<String>| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(w));
+                let eq =
+                    |v: &Option<String>| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(w));
                 eq(&ns.container)
                     || ns.name.eq_ignore_ascii_case(w)
                     || (w.len() >= 4

@@ -445,3 +445,111 @@ pub fn port_churn(n: u16, max_age_ms: u64) -> Snapshot {
     }
     snap
 }
+
+/// The inode of [`containers`]' web container namespace.
+pub const WEB_NETNS: u64 = 4026532345;
+/// The inode of [`containers`]' second namespace.
+pub const BLUE_NETNS: u64 = 4026532400;
+
+/// [`small`] plus two other network namespaces: a docker container
+/// `web-7f9c` of pod `shop/web-7f9c` whose python3 (pid 4242) listens on
+/// 127.0.0.1:8080 and holds 300 CLOSE_WAIT there, and an `ip netns` `blue`
+/// whose nc (pid 4300) has a connection with the same 4-tuple as one of
+/// the container's.
+pub fn containers() -> Snapshot {
+    use super::netns::{NamespaceInfo, Namespaces};
+    let mut snap = small();
+    let mut web = process(4242, "python3", "python3 app.py", 0, "root");
+    web.netns = WEB_NETNS;
+    snap.processes.insert(4242, web);
+    let mut nc = process(4300, "nc", "nc -l 8080", 0, "root");
+    nc.netns = BLUE_NETNS;
+    snap.processes.insert(4300, nc);
+    let mut push = |mut s: Socket, netns: u64| {
+        s.netns = netns;
+        snap.sockets.push(s);
+    };
+    push(
+        socket(
+            Proto::Tcp,
+            TcpState::Listen,
+            "127.0.0.1:8080",
+            "0.0.0.0:0",
+            9000,
+            0,
+            &[(4242, 3)],
+        ),
+        WEB_NETNS,
+    );
+    for i in 0..300u64 {
+        push(
+            socket(
+                Proto::Tcp,
+                TcpState::CloseWait,
+                "127.0.0.1:8080",
+                &format!("127.0.0.1:{}", 50000 + i),
+                9100 + i,
+                0,
+                &[(4242, 10 + i as u32)],
+            ),
+            WEB_NETNS,
+        );
+    }
+    push(
+        socket(
+            Proto::Tcp,
+            TcpState::Listen,
+            "127.0.0.1:8080",
+            "0.0.0.0:0",
+            9600,
+            0,
+            &[(4300, 3)],
+        ),
+        BLUE_NETNS,
+    );
+    push(
+        socket(
+            Proto::Tcp,
+            TcpState::Established,
+            "127.0.0.1:8080",
+            "127.0.0.1:50000",
+            9601,
+            0,
+            &[(4300, 4)],
+        ),
+        BLUE_NETNS,
+    );
+    let web_ns = NamespaceInfo {
+        inode: WEB_NETNS,
+        name: "web-7f9c".into(),
+        runtime: Some("containerd".into()),
+        container_id: Some("7f9c2ab34e5d".repeat(5) + "abcd".into()),
+        container: Some("web-7f9c".into()),
+        pod: Some("shop/web-7f9c".into()),
+        hostname: Some("web-7f9c".into()),
+        mount: None,
+        pids: vec![4242],
+        processes: 1,
+        sockets: 301,
+        error: None,
+        source: Some("netlink".into()),
+        system: snap.system.clone(),
+    };
+    let blue_ns = NamespaceInfo {
+        inode: BLUE_NETNS,
+        name: "blue".into(),
+        mount: Some("/run/netns/blue".into()),
+        pids: vec![4300],
+        processes: 1,
+        sockets: 2,
+        source: Some("netlink".into()),
+        system: snap.system.clone(),
+        ..NamespaceInfo::default()
+    };
+    snap.namespaces = Namespaces {
+        list: std::sync::Arc::new([(WEB_NETNS, web_ns), (BLUE_NETNS, blue_ns)].into()),
+        unreadable: 0,
+        unknown_processes: 0,
+    };
+    snap
+}

@@ -168,6 +168,43 @@ pub fn by_local_port<'a>(
     out
 }
 
+/// The sockets of one network namespace: the host's, a container's, a pod's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsGroup {
+    /// [`crate::model::HOST_NETNS`] for sockscope's own.
+    pub netns: u64,
+    pub counts: StateCounts,
+    /// Distinct holding pids, sorted.
+    pub pids: Vec<u32>,
+}
+
+/// One group per namespace with sockets, most sockets first.
+pub fn by_netns<'a>(
+    snap: &Snapshot,
+    sockets: impl IntoIterator<Item = &'a Socket>,
+) -> Vec<NetnsGroup> {
+    let mut groups: HashMap<u64, NetnsGroup> = HashMap::new();
+    for s in sockets {
+        let g = groups.entry(s.netns).or_insert_with(|| NetnsGroup {
+            netns: s.netns,
+            counts: StateCounts::default(),
+            pids: Vec::new(),
+        });
+        g.counts.add(s.state);
+        g.pids.extend(holders::pids(holders::effective(snap, s)));
+    }
+    let mut out: Vec<NetnsGroup> = groups
+        .into_values()
+        .map(|mut g| {
+            g.pids.sort_unstable();
+            g.pids.dedup();
+            g
+        })
+        .collect();
+    out.sort_by_key(|g| (std::cmp::Reverse(g.counts.total()), g.netns));
+    out
+}
+
 /// The connections to or from one remote host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteGroup {

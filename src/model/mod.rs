@@ -10,8 +10,8 @@ pub mod fixture;
 pub mod format;
 pub mod group;
 pub mod history;
-pub mod netns;
 pub mod holders;
+pub mod netns;
 pub mod snapshot;
 pub mod socket;
 pub mod sysctl_advice;
@@ -21,6 +21,6 @@ pub use filter::{Filter, FilterError};
 pub use netns::{NamespaceInfo, Namespaces};
 pub use snapshot::{Attribution, Snapshot, SourceKind, SystemContext};
 pub use socket::{
-    ConnKey, Family, Owner, ProcState, Process, Proto, Socket, TcpInfo, TcpState, Timer, TimerKind,
-    HOST_NETNS,
+    ConnKey, Family, HOST_NETNS, Owner, ProcState, Process, Proto, Socket, TcpInfo, TcpState,
+    Timer, TimerKind,
 };

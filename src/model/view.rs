@@ -2,7 +2,7 @@
 //! cell text. Flat rows are indices into the snapshot, formatted only when
 //! drawn, so 100k connections cost a sort, not 100k formatted rows.
 
-use super::group::{self, PortGroup, ProcessGroup, RemoteGroup, StateCounts};
+use super::group::{self, NetnsGroup, PortGroup, ProcessGroup, RemoteGroup, StateCounts};
 use super::history::History;
 use super::holders;
 use super::snapshot::Snapshot;
@@ -19,22 +19,29 @@ pub enum Grouping {
     Port,
     Remote,
     Flat,
+    /// By network namespace (container, pod): in the cycle only where
+    /// another namespace has sockets.
+    Netns,
 }
 
 impl Grouping {
-    pub const ALL: [Grouping; 4] = [
+    pub const ALL: [Grouping; 5] = [
         Grouping::Process,
         Grouping::Port,
         Grouping::Remote,
         Grouping::Flat,
+        Grouping::Netns,
     ];
 
-    pub fn next(self) -> Grouping {
+    /// The next grouping of the cycle; `by namespace` comes after the
+    /// connections only when `namespaces` (other namespaces have sockets).
+    pub fn next(self, namespaces: bool) -> Grouping {
         match self {
             Grouping::Process => Grouping::Port,
             Grouping::Port => Grouping::Remote,
             Grouping::Remote => Grouping::Flat,
-            Grouping::Flat => Grouping::Process,
+            Grouping::Flat if namespaces => Grouping::Netns,
+            Grouping::Flat | Grouping::Netns => Grouping::Process,
         }
     }
 
@@ -44,6 +51,7 @@ impl Grouping {
             Grouping::Port => "by local port",
             Grouping::Remote => "by remote host",
             Grouping::Flat => "connections",
+            Grouping::Netns => "by namespace",
         }
     }
 }
@@ -55,6 +63,7 @@ pub enum RowKey {
     Port(Proto, u16),
     Remote(IpAddr),
     Conn(ConnKey),
+    Netns(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +125,26 @@ const FLAT_NETNS: usize = 9;
 fn process_netns(snap: &Snapshot, pid: Option<u32>) -> u64 {
     pid.and_then(|p| snap.process(p))
         .map_or(crate::model::HOST_NETNS, |p| p.netns)
+}
+
+/// What runs in a namespace, for the by-namespace view: the container
+/// and the pod, or the runtime and short id; empty when nothing is known.
+fn netns_who(snap: &Snapshot, netns: u64) -> String {
+    let Some(ns) = snap.namespaces.get(netns) else {
+        return String::new();
+    };
+    let id = || {
+        ns.container_id
+            .as_deref()
+            .map(|id| id.chars().take(12).collect::<String>())
+    };
+    match (&ns.container, &ns.pod, &ns.runtime) {
+        (Some(c), Some(p), _) => format!("{c} ({p})"),
+        (Some(c), None, _) => c.clone(),
+        (None, Some(p), _) => p.clone(),
+        (None, None, Some(r)) => format!("{r} {}", id().unwrap_or_default()),
+        (None, None, None) => String::new(),
+    }
 }
 
 /// A NETNS cell: empty for the host's namespace, else its name.
@@ -196,12 +225,26 @@ const FLAT_COLUMNS: &[Column] = &[
     optional("NETNS", 14, false, 2),
 ];
 
+const NETNS_COLUMNS: &[Column] = &[
+    col("NETNS", 20, false, 0),
+    col("CONTAINER / POD", 24, false, 3),
+    col("PROCS", 5, true, 2),
+    col("TOTAL", 6, true, 0),
+    col("ESTAB", 6, true, 1),
+    col("CLOSE_WAIT", 10, true, 0),
+    col("FIN_WAIT2", 9, true, 2),
+    col("TIME_WAIT", 9, true, 2),
+    col("LISTEN", 6, true, 3),
+    col("OTHER", 5, true, 5),
+];
+
 pub fn columns(g: Grouping) -> &'static [Column] {
     match g {
         Grouping::Process => PROCESS_COLUMNS,
         Grouping::Port => PORT_COLUMNS,
         Grouping::Remote => REMOTE_COLUMNS,
         Grouping::Flat => FLAT_COLUMNS,
+        Grouping::Netns => NETNS_COLUMNS,
     }
 }
 
@@ -212,6 +255,7 @@ pub fn default_sort(g: Grouping) -> (usize, bool) {
         Grouping::Port => (3, true),
         Grouping::Remote => (1, true),
         Grouping::Flat => (0, false), // STATE: trouble first
+        Grouping::Netns => (3, true),
     }
 }
 
@@ -222,6 +266,7 @@ pub enum Row {
     Remote(RemoteGroup),
     /// Index into the snapshot's sockets.
     Conn(usize),
+    Netns(NetnsGroup),
 }
 
 /// Everything a cell may need besides the row.
@@ -258,6 +303,7 @@ impl Row {
             Row::Port(g) => RowKey::Port(g.proto, g.port),
             Row::Remote(g) => RowKey::Remote(g.host),
             Row::Conn(i) => RowKey::Conn(snap.sockets[*i].key()),
+            Row::Netns(g) => RowKey::Netns(g.netns),
         }
     }
 
@@ -274,6 +320,7 @@ impl Row {
             Row::Process(g) => &g.counts,
             Row::Port(g) => &g.counts,
             Row::Remote(g) => &g.counts,
+            Row::Netns(g) => &g.counts,
             Row::Conn(i) => return snap.sockets[*i].state.is_trouble(),
         };
         counts.get(TcpState::CloseWait) > 0 || counts.get(TcpState::SynRecv) > 0
@@ -297,6 +344,10 @@ pub fn build(grouping: Grouping, snap: &Snapshot, indices: &[usize]) -> Vec<Row>
             .map(Row::Remote)
             .collect(),
         Grouping::Flat => indices.iter().map(|&i| Row::Conn(i)).collect(),
+        Grouping::Netns => group::by_netns(snap, sockets)
+            .into_iter()
+            .map(Row::Netns)
+            .collect(),
     }
 }
 
@@ -418,6 +469,13 @@ pub fn sort_key(row: &Row, col: usize, ctx: &ViewCtx) -> SortKey {
             3 => Num(i64::from(g.counts.total())),
             _ => Num(state_cell(&g.counts, 5, col - 4)),
         },
+        Row::Netns(g) => match col {
+            0 => Text(snap.namespaces.name(g.netns).to_lowercase()),
+            1 => Text(netns_who(snap, g.netns).to_lowercase()),
+            2 => Num(g.pids.len() as i64),
+            3 => Num(i64::from(g.counts.total())),
+            _ => Num(state_cell(&g.counts, 5, col - 4)),
+        },
         Row::Remote(g) => match col {
             0 => Text(g.host.to_string()),
             1 => Num(i64::from(g.counts.total())),
@@ -473,6 +531,7 @@ fn tiebreak(row: &Row, ctx: &ViewCtx) -> (i64, RowKeyOrd) {
         Row::Process(g) => (g.pid.map_or(i64::MAX, i64::from), RowKeyOrd::None),
         Row::Port(g) => (i64::from(g.port), RowKeyOrd::Proto(g.proto)),
         Row::Remote(g) => (0, RowKeyOrd::Ip(g.host)),
+        Row::Netns(g) => (g.netns as i64, RowKeyOrd::None),
         Row::Conn(i) => {
             let s = &snap.sockets[*i];
             (
@@ -569,6 +628,16 @@ pub fn cells(row: &Row, ctx: &ViewCtx) -> Vec<String> {
                 g.proto.name().to_string(),
                 g.port.to_string(),
                 clean(&port_owners(snap, &g.pids)).into_owned(),
+                g.counts.total().to_string(),
+            ];
+            v.extend(counts_cells(&g.counts, 5));
+            v
+        }
+        Row::Netns(g) => {
+            let mut v = vec![
+                clean(snap.namespaces.name(g.netns)).into_owned(),
+                clean(&netns_who(snap, g.netns)).into_owned(),
+                g.pids.len().to_string(),
                 g.counts.total().to_string(),
             ];
             v.extend(counts_cells(&g.counts, 5));

@@ -386,6 +386,13 @@ fn group_lines<'a>(app: &'a App, row: &'a Row, theme: &Theme) -> Vec<Line<'a>> {
             ),
             g.counts,
         ),
+        Row::Netns(g) => (
+            match snap.namespaces.get(g.netns) {
+                Some(ns) => format!("{} — {} processes", clean(&ns.describe()), g.pids.len()),
+                None => format!("host network namespace — {} processes", g.pids.len()),
+            },
+            g.counts,
+        ),
         Row::Remote(g) => (
             format!(
                 "remote host {} — local ports {:?}",

@@ -344,8 +344,9 @@ fn diagnose_names_the_namespace_and_the_process_of_a_leak() {
         "the text names the process: {f:#}"
     );
     assert!(
-        words.contains(&format!("in network namespace {}", ns.name)),
-        "the text names the namespace (\"in network namespace {}\"): {f:#}",
+        text(f, "message").starts_with(&format!("In network namespace {}: ", ns.name))
+            && text(f, "summary").starts_with(&format!("[{}] ", ns.name)),
+        "the text names the namespace (\"[{0}] ...\", \"In network namespace {0}: ...\"): {f:#}",
         ns.name
     );
     // Its filter lists what it counts.

@@ -578,8 +578,8 @@ fn analyze_with(
     out
 }
 
-/// Says where a finding of another namespace is: `in container web (pod
-/// shop/web-1)` after its summary and at the start of its message, and
+/// Says where a finding of another namespace is: `[web]` before its
+/// summary, `In container web (pod shop/web-1):` before its message, and
 /// `netns:NAME` in its filter so that the command it suggests selects
 /// the same sockets.
 fn in_namespace(f: &mut Finding, ns: &super::netns::NamespaceInfo) {
@@ -589,7 +589,8 @@ fn in_namespace(f: &mut Finding, ns: &super::netns::NamespaceInfo) {
         (None, Some(p)) => format!("pod {p}"),
         (None, None) => format!("network namespace {}", ns.name),
     };
-    f.summary = format!("{} in {place}", f.summary);
+    // First, where a narrow screen cuts the line.
+    f.summary = format!("[{}] {}", ns.name, f.summary);
     f.message = format!("In {place}: {}", f.message);
     // A name with spaces or odd bytes is no filter term: the inode is.
     let term = if ns

@@ -108,7 +108,10 @@ impl Holders {
         for (i, s) in snap.sockets.iter().enumerate() {
             if s.proto == Proto::Tcp {
                 if s.state == TcpState::Listen {
-                    listeners.entry((s.netns, s.local.port())).or_default().push(i);
+                    listeners
+                        .entry((s.netns, s.local.port()))
+                        .or_default()
+                        .push(i);
                 } else if in_accept_queue_state(s) {
                     waiting.push(i);
                 }
