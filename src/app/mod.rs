@@ -185,6 +185,10 @@ pub struct App {
     pub filter: Filter,
     pub drill: Vec<Drill>,
     pub grouping: Grouping,
+    /// The counters of the one network namespace the filter narrows to,
+    /// recorded from the samples since it did (the engine's history keeps
+    /// the host's only).
+    pub netns_counters: Option<(u64, crate::model::counters::CounterHistory)>,
     sorts: HashMap<Grouping, (usize, bool)>,
     selected: HashMap<Grouping, RowKey>,
     /// Rows of the current view, sorted.
@@ -271,6 +275,7 @@ impl App {
             filter,
             drill: Vec::new(),
             grouping: Grouping::Process,
+            netns_counters: None,
             sorts: HashMap::new(),
             selected: HashMap::new(),
             rows: Vec::new(),

@@ -163,6 +163,35 @@ impl App {
             self.status = Some(format!("transitions not followed: {why}"));
         }
         self.snapshot = Arc::clone(&analysis.snapshot);
+        self.record_netns_counters();
+    }
+
+    /// One more sample of the counters of the namespace the filter narrows
+    /// to (a new namespace starts a new history).
+    pub(super) fn record_netns_counters(&mut self) {
+        let Some(ns) = self.effective.namespace(&self.snapshot) else {
+            self.netns_counters = None;
+            return;
+        };
+        let Some(info) = self.snapshot.namespaces.get(ns) else {
+            return;
+        };
+        if self.netns_counters.as_ref().is_none_or(|(n, _)| *n != ns) {
+            self.netns_counters = Some((ns, Default::default()));
+        }
+        if let Some((_, h)) = &mut self.netns_counters {
+            let at = std::time::SystemTime::UNIX_EPOCH + self.snapshot.monotonic;
+            h.record(at, &info.system.counters);
+        }
+    }
+
+    /// The counters the counters view shows: the filtered namespace's, or
+    /// the host's; with the namespace's name when it is one.
+    pub fn counters_in_view(&self) -> (&crate::model::counters::CounterHistory, Option<&str>) {
+        match &self.netns_counters {
+            Some((ns, h)) => (h, Some(self.snapshot.namespaces.name(*ns))),
+            None => (&self.history.counters, None),
+        }
     }
 
     fn after_sample(&mut self) {

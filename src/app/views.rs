@@ -232,11 +232,18 @@ impl App {
                     .map(finding_key);
             }
             View::Counters => {
-                let len = counter_rows::table(&self.history.counters).rows.len();
+                let len = counter_rows::table(self.counters_in_view().0).rows.len();
                 self.views.counters.move_by(by, len, page);
             }
             View::Sysctls => {
-                let len = self.snapshot.system.sysctls.len();
+                let len = match &self.netns_counters {
+                    Some((ns, _)) => self
+                        .snapshot
+                        .namespaces
+                        .get(*ns)
+                        .map_or(0, |n| n.system.sysctls.len()),
+                    None => self.snapshot.system.sysctls.len(),
+                };
                 self.views.sysctls.move_by(by, len, page);
             }
             View::Diagram => {

@@ -159,6 +159,49 @@ impl Filter {
         }
     }
 
+    /// The one namespace other than the host's that the filter's `netns:`,
+    /// `container:` and `pod:` terms narrow it to, when they do: the
+    /// counters and sysctls views then show that namespace's own.
+    pub fn namespace(&self, snapshot: &Snapshot) -> Option<u64> {
+        let mut left: Option<Vec<u64>> = None;
+        for t in self.terms.iter().filter(|t| !t.negated) {
+            if !matches!(t.test, Test::Netns(_) | Test::Container(_) | Test::Pod(_)) {
+                continue;
+            }
+            let hits: Vec<u64> = snapshot
+                .namespaces
+                .list
+                .values()
+                .filter(|ns| {
+                    // A namespace's first socket stands for it: the terms
+                    // look at the namespace, not at the socket.
+                    let probe = Socket {
+                        netns: ns.inode,
+                        ..super::fixture::socket(
+                            Proto::Tcp,
+                            TcpState::Close,
+                            "0.0.0.0:0",
+                            "0.0.0.0:0",
+                            0,
+                            0,
+                            &[],
+                        )
+                    };
+                    t.test.matches(&probe, snapshot)
+                })
+                .map(|ns| ns.inode)
+                .collect();
+            left = Some(match left {
+                None => hits,
+                Some(prev) => prev.into_iter().filter(|i| hits.contains(i)).collect(),
+            });
+        }
+        match left.as_deref() {
+            Some([one]) => Some(*one),
+            _ => None,
+        }
+    }
+
     pub fn matches(&self, socket: &Socket, snapshot: &Snapshot) -> bool {
         self.terms
             .iter()

@@ -66,7 +66,7 @@ fn row_line(
     }
     let mut spans = vec![Span::styled(text, style)];
     if spark_w > 0 {
-        let series = app.history.counters.rate_series(&row.name);
+        let series = app.counters_in_view().0.rate_series(&row.name);
         let spark_style = if row.rising_bad() {
             theme.trouble()
         } else {
@@ -83,7 +83,8 @@ fn row_line(
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let width = usize::from(area.width);
-    let table = counter_rows::table(&app.history.counters);
+    let (counters, netns) = app.counters_in_view();
+    let table = counter_rows::table(counters);
     let cursor = app
         .views
         .counters
@@ -108,11 +109,16 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     ])
     .areas(area);
 
-    let note = if app.history.counters.len() < 2 {
+    let mut note = if counters.len() < 2 {
         "│ rates from the second sample on".to_string()
+    } else if netns.is_some() {
+        format!("│ rates /s over {} samples", counters.len())
     } else {
         format!("│ rates /s over {}", format_age(app.history.span()))
     };
+    if let Some(name) = netns {
+        note = format!("│ netns {} {note}", clean(name));
+    }
     render_title(frame, app, theme, title, note);
 
     let (with_total, spark_w) = columns(width);

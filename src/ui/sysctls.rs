@@ -71,7 +71,13 @@ fn detail_lines(item: &SysctlItem, width: usize, theme: &Theme) -> Vec<Line<'sta
 
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let width = usize::from(area.width);
-    let items = sysctl_advice::assess(&app.snapshot, &app.history.counters);
+    // The filtered namespace's own sysctls, or the host's.
+    let (counters, netns_name) = app.counters_in_view();
+    let netns = app
+        .netns_counters
+        .as_ref()
+        .map_or(crate::model::HOST_NETNS, |(ns, _)| *ns);
+    let items = sysctl_advice::assess_in(&app.snapshot, netns, counters);
     let cursor = app.views.sysctls.cursor.min(items.len().saturating_sub(1));
     let detail = items
         .get(cursor)
@@ -93,11 +99,14 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     ])
     .areas(area);
 
-    let note = if items.is_empty() {
+    let mut note = if items.is_empty() {
         "│ no sysctls read (collecting…)".to_string()
     } else {
         format!("│ {} sysctls", items.len())
     };
+    if let Some(name) = netns_name {
+        note = format!("│ netns {} {note}", crate::sanitize::clean(name));
+    }
     render_title(frame, app, theme, title, note);
     let now_w = width.saturating_sub(1 + NAME_W + 1 + VALUE_W + 1);
     frame.render_widget(

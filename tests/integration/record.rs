@@ -1,6 +1,7 @@
 //! `sockscope record` on real sockets, read back with `snapshot --from`,
 //! `diagnose --from` and the library's reader: a growing CLOSE_WAIT leak at
-//! two moments, a recorder killed with SIGKILL, a file cut at many points.
+//! two moments, a recorder killed with SIGKILL, a file cut at many points,
+//! the same connection in two network namespaces.
 
 use crate::common;
 
@@ -277,4 +278,146 @@ fn bad_recordings_and_flags_get_clear_errors() {
         let out = output(&mut sockscope(bad));
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
+}
+
+#[test]
+fn a_recording_keeps_each_sockets_namespace_so_a_replay_names_it() {
+    let test = "a_recording_keeps_each_sockets_namespace_so_a_replay_names_it";
+    if !common::root_or_skip(
+        test,
+        "sockets in ip netns namespaces, recorded and read back",
+    ) {
+        return;
+    }
+    common::netns::tools();
+    let a = common::netns::NetNs::add("rec-a");
+    let b = common::netns::NetNs::add("rec-b");
+    // One connection in A, the same 4-tuple in B, and a leak in A.
+    let mut ha = a.holder();
+    let (listener_a, port) = ha.listen(0);
+    let (_, client_port) = ha.connect(port, 0);
+    ha.accept(listener_a);
+    let mut hb = b.holder();
+    let (listener_b, _) = hb.listen(port);
+    let (_, from) = hb.connect(port, client_port);
+    assert_eq!(from, client_port, "the same 4-tuple in B");
+    hb.accept(listener_b);
+    ha.leak(listener_a, port, 20);
+    let (inode_a, inode_b) = (a.inode(), b.inode());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("netns.rec");
+    let path = file.to_str().unwrap();
+    let filter = format!("port:{port}");
+    let out = output(&mut sockscope(&[
+        "record",
+        path,
+        "--interval",
+        "500ms",
+        "--duration",
+        "2s",
+        &filter,
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The command line's replay of the last frame.
+    let out = output(&mut sockscope(&[
+        "snapshot", "--json", "--from", path, &filter,
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let raw = String::from_utf8_lossy(&out.stdout);
+    for (ns, inode, pid) in [(&a, inode_a, ha.pid), (&b, inode_b, hb.pid)] {
+        for (state, local, remote) in [
+            ("LISTEN", port, 0),
+            ("ESTABLISHED", port, client_port),
+            ("ESTABLISHED", client_port, port),
+        ] {
+            let found: Vec<&Value> = rows
+                .iter()
+                .filter(|r| {
+                    r["netns_inode"] == inode
+                        && r["state"] == state
+                        && r["local_port"] == local
+                        && r["remote_port"] == remote
+                })
+                .collect();
+            assert_eq!(
+                found.len(),
+                1,
+                "one {state} {local}->{remote} in netns {} (inode {inode}):\n{raw}",
+                ns.name
+            );
+            assert_eq!(found[0]["netns"], ns.name.as_str(), "{raw}");
+            assert_eq!(found[0]["pid"], pid, "{raw}");
+        }
+    }
+    let leaked = rows
+        .iter()
+        .filter(|r| r["netns_inode"] == inode_a && r["state"] == "CLOSE_WAIT")
+        .count();
+    assert_eq!(leaked, 20, "A's leak, in A:\n{raw}");
+
+    // The library's reader: two sockets, two keys, two namespaces.
+    let rec = Recording::open(&file).unwrap();
+    let snap = Cursor::new().seek(&rec, rec.len() - 1).unwrap();
+    let twins: Vec<&sockscope::model::Socket> = snap
+        .sockets
+        .iter()
+        .filter(|s| {
+            s.local.port() == client_port
+                && s.remote.port() == port
+                && (s.netns == inode_a || s.netns == inode_b)
+        })
+        .collect();
+    assert_eq!(twins.len(), 2, "{twins:#?}");
+    assert_eq!(
+        (twins[0].local, twins[0].remote),
+        (twins[1].local, twins[1].remote)
+    );
+    assert_ne!(twins[0].key(), twins[1].key());
+    let mut names: Vec<&str> = twins
+        .iter()
+        .map(|s| snap.namespaces.name(s.netns))
+        .collect();
+    names.sort_unstable();
+    let mut want = [a.name.as_str(), b.name.as_str()];
+    want.sort_unstable();
+    assert_eq!(names, want);
+    let ns_a = snap.namespaces.get(inode_a).expect("A in the table");
+    assert_eq!(
+        ns_a.mount.as_deref(),
+        Some(format!("/run/netns/{}", a.name).as_str())
+    );
+    assert!(ns_a.pids.contains(&ha.pid), "{ns_a:#?}");
+
+    // diagnose reads the leak from the recording, in its namespace.
+    let out = output(&mut sockscope(&[
+        "diagnose", "--json", "--from", path, "--for", "0", &filter,
+    ]));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    let leaks: Vec<&Value> = crate::real_servers::of_kind(&doc, "close_wait_leak")
+        .into_iter()
+        .filter(|f| f["pid"] == ha.pid)
+        .collect();
+    assert_eq!(leaks.len(), 1, "one leak of pid {}: {doc:#}", ha.pid);
+    assert_eq!(leaks[0]["count"], 20, "{doc:#}");
+    let words = crate::real_servers::text(leaks[0], "message");
+    assert!(
+        words.contains(&a.name),
+        "the finding names the namespace {}: {doc:#}",
+        a.name
+    );
 }

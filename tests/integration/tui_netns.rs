@@ -161,3 +161,68 @@ fn netns_container_and_pod_terms_select_by_what_runs_in_the_namespace() {
         "a namespace's name stands for it"
     );
 }
+
+/// [`fixture::containers`] whose web namespace has its own counters and
+/// port range, one second after `at`.
+fn containers_with_counters(at: u64, overflows: u64) -> sockscope::model::Snapshot {
+    let mut snap = fixture::containers();
+    snap.advance(std::time::Duration::from_secs(at));
+    let mut list = (*snap.namespaces.list).clone();
+    let web = list.get_mut(&fixture::WEB_NETNS).unwrap();
+    web.system
+        .counters
+        .insert("TcpExt.ListenOverflows".into(), overflows);
+    web.system.counters.insert("Tcp.InSegs".into(), 1000 * at);
+    web.system
+        .sysctls
+        .insert("net.ipv4.ip_local_port_range".into(), "40000 40099".into());
+    snap.namespaces.list = Arc::new(list);
+    snap
+}
+
+#[test]
+fn counters_and_sysctls_views_show_the_filtered_namespaces_own() {
+    let mut app = new_app();
+    press(&mut app, KeyCode::Char('/'));
+    for c in "netns:web-7f9c".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Enter);
+    for (at, overflows) in [(0, 10), (1, 30)] {
+        let snap = containers_with_counters(at, overflows);
+        app.handle(Event::Snapshot(Arc::new(snap.clone()), STATS));
+        app.clock = snap.taken_at;
+    }
+    press(&mut app, KeyCode::Char('3'));
+    let t = screen(&render(&app, 100, 30, Theme::mono()));
+    assert!(t.contains("netns web-7f9c"), "{t}");
+    let overflow = t
+        .lines()
+        .find(|l| l.contains("TcpExt.ListenOverflows"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        overflow.contains("20"),
+        "20 a second in the container: {overflow}\n{t}"
+    );
+
+    press(&mut app, KeyCode::Char('4'));
+    let t = screen(&render(&app, 100, 30, Theme::mono()));
+    assert!(t.contains("netns web-7f9c"), "{t}");
+    assert!(t.contains("40000 40099"), "the container's own range:\n{t}");
+
+    // Without the filter, the host's again.
+    press(&mut app, KeyCode::Char('1'));
+    press(&mut app, KeyCode::Char('/'));
+    for _ in 0.."netns:web-7f9c".len() {
+        press(&mut app, KeyCode::Backspace);
+    }
+    press(&mut app, KeyCode::Enter);
+    let snap = containers_with_counters(2, 40);
+    app.handle(Event::Snapshot(Arc::new(snap), STATS));
+    press(&mut app, KeyCode::Char('4'));
+    let t = screen(&render(&app, 100, 30, Theme::mono()));
+    assert!(
+        !t.contains("netns web-7f9c") && !t.contains("40000 40099"),
+        "{t}"
+    );
+}

@@ -126,16 +126,30 @@ const RECENT_COUNTERS: [&str; 4] = [
 
 /// Gathers the facts in one pass over the sockets.
 pub fn facts(snap: &Snapshot, counters: &CounterHistory) -> Facts {
+    facts_in(snap, crate::model::HOST_NETNS, &snap.system, counters)
+}
+
+/// [`facts`] of one network namespace's sockets and counters.
+fn facts_in(
+    snap: &Snapshot,
+    netns: u64,
+    system: &crate::model::SystemContext,
+    counters: &CounterHistory,
+) -> Facts {
     let mut f = Facts {
-        orphans: snap.system.sockstat.get("TCP.orphan").copied(),
+        orphans: system.sockstat.get("TCP.orphan").copied(),
         ..Facts::default()
     };
-    let range = snap.system.local_port_range();
+    let range = system.local_port_range();
     // foldhash: one insert per connection, on every draw of the view.
     let mut destinations: HashMap<(IpAddr, SocketAddr), u64, foldhash::fast::RandomState> =
         HashMap::default();
     let mut time_wait = 0;
-    for s in snap.sockets.iter().filter(|s| s.proto == Proto::Tcp) {
+    for s in snap
+        .sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && s.netns == netns)
+    {
         match s.state {
             TcpState::TimeWait => time_wait += 1,
             TcpState::SynRecv => f.syn_recv += 1,
@@ -200,8 +214,18 @@ pub fn facts(snap: &Snapshot, counters: &CounterHistory) -> Facts {
 /// Every collected sysctl in display order (documented ones first), with
 /// its live context.
 pub fn assess(snap: &Snapshot, counters: &CounterHistory) -> Vec<SysctlItem> {
-    let facts = facts(snap, counters);
-    let sysctls = &snap.system.sysctls;
+    assess_in(snap, crate::model::HOST_NETNS, counters)
+}
+
+/// [`assess`] for one network namespace: its own sysctls, judged against
+/// its own sockets and `counters` (the namespace's).
+pub fn assess_in(snap: &Snapshot, netns: u64, counters: &CounterHistory) -> Vec<SysctlItem> {
+    let system = match snap.namespaces.get(netns) {
+        Some(ns) => &ns.system,
+        None => &snap.system,
+    };
+    let facts = facts_in(snap, netns, system, counters);
+    let sysctls = &system.sysctls;
     let documented = docs().iter().filter_map(|d| sysctls.get_key_value(&d.name));
     let others = sysctls.iter().filter(|(name, _)| doc(name).is_none());
     documented
@@ -209,7 +233,7 @@ pub fn assess(snap: &Snapshot, counters: &CounterHistory) -> Vec<SysctlItem> {
         .map(|(name, value)| SysctlItem {
             name: name.clone(),
             value: value.clone(),
-            context: context_for(name, snap, &facts),
+            context: context_in(name, system, &facts),
             doc: doc(name),
         })
         .collect()
@@ -231,7 +255,10 @@ fn level_at(pct: u64, warn: u64, trouble: u64) -> Level {
 
 /// The live context of one sysctl, or None when there is nothing to add.
 pub fn context_for(name: &str, snap: &Snapshot, f: &Facts) -> Option<Context> {
-    let sys = &snap.system;
+    context_in(name, &snap.system, f)
+}
+
+fn context_in(name: &str, sys: &crate::model::SystemContext, f: &Facts) -> Option<Context> {
     let value = sys.sysctl_u64(name);
     let recent = |counter: &str| f.recent.get(counter).copied().unwrap_or(0);
     match name {
