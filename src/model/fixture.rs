@@ -523,7 +523,7 @@ pub fn containers() -> Snapshot {
         inode: WEB_NETNS,
         name: "web-7f9c".into(),
         runtime: Some("containerd".into()),
-        container_id: Some("7f9c2ab34e5d".repeat(5) + "abcd".into()),
+        container_id: Some("7f9c2ab34e5d".repeat(5) + "abcd"),
         container: Some("web-7f9c".into()),
         pod: Some("shop/web-7f9c".into()),
         hostname: Some("web-7f9c".into()),

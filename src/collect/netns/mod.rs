@@ -160,11 +160,10 @@ impl Follower {
         info: &mut NamespaceInfo,
         out: &mut Vec<Socket>,
     ) -> Result<(), String> {
-        if !self.handles.contains_key(&inode) {
-            match open_handle(inode, f) {
-                Ok(h) => {
-                    self.handles.insert(inode, h);
-                }
+        let h = match self.handles.entry(inode) {
+            std::collections::hash_map::Entry::Occupied(h) => h.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => match open_handle(inode, f) {
+                Ok(h) => v.insert(h),
                 Err(e) => {
                     // Not ours to enter: the files of a process inside may
                     // still be readable.
@@ -173,9 +172,8 @@ impl Follower {
                     }
                     return read_via_pid(f, info, out).map_err(|pe| format!("{e}; {pe}"));
                 }
-            }
-        }
-        let h = self.handles.get_mut(&inode).expect("inserted above");
+            },
+        };
         let (system, signature) = h.counters();
         if h.sysctls_at
             .is_none_or(|at| ask.now.saturating_sub(at) >= SYSCTL_EVERY)
@@ -243,15 +241,16 @@ fn still_there(f: &discover::Found) -> bool {
         || f.mounts.iter().any(|m| std::path::Path::new(m).exists())
 }
 
-/// What a namespace is called: the container's name, the pod, the
+/// What a namespace is called: the pod (`namespace/name`: a pod's
+/// containers share its network namespace), the container's name, the
 /// `/run/netns` name, `runtime:shortid`, the container's hostname, or
 /// `netns:INODE`.
 pub fn display_name(inode: u64, ident: &container::Identity, mount: Option<&str>) -> String {
-    if let Some(c) = &ident.container {
-        return c.clone();
-    }
     if let Some(p) = &ident.pod {
         return format!("{}/{}", p.namespace, p.name);
+    }
+    if let Some(c) = &ident.container {
+        return c.clone();
     }
     if let Some(m) = mount
         .and_then(|m| m.rsplit('/').next())
