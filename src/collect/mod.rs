@@ -293,64 +293,97 @@ impl SystemCollector {
         let threads = self.threads;
         let full = scope.is_all();
         let mut used_known = false;
-        let (mut sockets, source, source_note, scan, system, namespaces, found) = if self
-            .options
-            .incremental
-        {
-            // The tracker needs this round's inodes to trust its cache.
-            let system = system::read();
-            let (mut sockets, source, note) = self.dump_sockets(scope)?;
-            let (spaces, found) = self.other_namespaces(&mut sockets, monotonic);
-            let live: owners::InodeSet = sockets
-                .iter()
-                .map(|s| s.inode)
-                .filter(|&i| i != 0)
-                .collect();
-            let remembered = (!full && want_owners)
-                .then(|| self.known.as_ref()?.answer(&sockets))
-                .flatten();
-            used_known = remembered.is_some();
-            let scan = if let Some(scan) = remembered {
-                scan
-            } else if want_owners {
-                self.tracker
-                    .scan_scope(threads, &live, full)
-                    .map_err(CollectError::Owners)?
+        let (mut sockets, source, source_note, scan, system, namespaces, found) =
+            if self.options.incremental {
+                // The tracker needs this round's inodes to trust its cache.
+                let system = system::read();
+                let (mut sockets, source, note) = self.dump_sockets(scope)?;
+                let (spaces, found) = self.other_namespaces(&mut sockets, monotonic);
+                let live: owners::InodeSet = sockets
+                    .iter()
+                    .map(|s| s.inode)
+                    .filter(|&i| i != 0)
+                    .collect();
+                let remembered = (!full && want_owners)
+                    .then(|| self.known.as_ref()?.answer(&sockets))
+                    .flatten();
+                used_known = remembered.is_some();
+                let scan = if let Some(scan) = remembered {
+                    scan
+                } else if want_owners {
+                    self.tracker
+                        .scan_scope(threads, &live, full)
+                        .map_err(CollectError::Owners)?
+                } else {
+                    owners::OwnerScan::default()
+                };
+                (sockets, source, note, scan, system, spaces, found)
             } else {
-                owners::OwnerScan::default()
-            };
-            (sockets, source, note, scan, system, spaces, found)
-        } else {
-            // The socket dump is mostly kernel time in this thread; the fd scan
-            // runs beside it on the other cores.
-            let (dumped, scanned, system) = std::thread::scope(|s| {
-                let scan = s.spawn(move || want_owners.then(|| owners::scan(threads)));
-                let system = s.spawn(system::read);
-                let dumped = self.dump_sockets(scope).map(|(mut sockets, source, note)| {
-                    let (spaces, found) = self.other_namespaces(&mut sockets, monotonic);
-                    (sockets, source, note, spaces, found)
+                // The socket dump is mostly kernel time in this thread; the fd scan
+                // runs beside it on the other cores.
+                let (dumped, scanned, system) = std::thread::scope(|s| {
+                    let scan = s.spawn(move || want_owners.then(|| owners::scan(threads)));
+                    let system = s.spawn(system::read);
+                    let dumped = self.dump_sockets(scope).map(|(mut sockets, source, note)| {
+                        let (spaces, found) = self.other_namespaces(&mut sockets, monotonic);
+                        (sockets, source, note, spaces, found)
+                    });
+                    // A panicking scan is a failed scan, not "no owners".
+                    let scanned = scan.join().unwrap_or_else(|_| {
+                        Some(Err(std::io::Error::other("the owner scan thread panicked")))
+                    });
+                    let system = system.join().unwrap_or_default();
+                    (dumped, scanned, system)
                 });
-                // A panicking scan is a failed scan, not "no owners".
-                let scanned = scan.join().unwrap_or_else(|_| {
-                    Some(Err(std::io::Error::other("the owner scan thread panicked")))
-                });
-                let system = system.join().unwrap_or_default();
-                (dumped, scanned, system)
-            });
-            let (sockets, source, note, spaces, found) = dumped?;
-            let scan = match scanned {
-                Some(r) => r.map_err(CollectError::Owners)?,
-                None => owners::OwnerScan::default(),
+                let (sockets, source, note, spaces, found) = dumped?;
+                let scan = match scanned {
+                    Some(r) => r.map_err(CollectError::Owners)?,
+                    None => owners::OwnerScan::default(),
+                };
+                (sockets, source, note, scan, system, spaces, found)
             };
-            (sockets, source, note, scan, system, spaces, found)
-        };
 
-        let index: HashMap<u64, usize, foldhash::fast::RandomState> = sockets
+        let mut index: HashMap<u64, usize, foldhash::fast::RandomState> = sockets
             .iter()
             .enumerate()
             .filter(|(_, s)| s.inode != 0)
             .map(|(i, s)| (s.inode, i))
             .collect();
+        // A reused namespace table that lacks a socket a process in that
+        // namespace holds is stale (an accept() moves no counter): dump it
+        // again, and index again.
+        let stale: std::collections::BTreeSet<u64> = scan
+            .holders
+            .iter()
+            .filter(|(inode, _)| !index.contains_key(inode))
+            .filter_map(|(_, o)| found.pid_netns.get(&o.pid).copied())
+            .filter(|&ns| self.follower.was_reused(ns))
+            .collect();
+        let mut namespaces = namespaces;
+        if !stale.is_empty() {
+            sockets.retain(|s| !stale.contains(&s.netns));
+            let ask = netns::Ask {
+                source: self.options.source,
+                tcp_info: self.options.tcp_info,
+                now: monotonic,
+            };
+            let list = std::sync::Arc::make_mut(&mut namespaces.list);
+            for &ns in &stale {
+                let n = self.follower.redump(ns, &found, ask, &mut sockets);
+                if let Some(info) = list.get_mut(&ns) {
+                    info.sockets = n.unwrap_or(0);
+                    if n.is_none() {
+                        info.error = Some("it went while being read again".into());
+                    }
+                }
+            }
+            index = sockets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.inode != 0)
+                .map(|(i, s)| (s.inode, i))
+                .collect();
+        }
         let mut processes = scan.processes;
         // Attached in socket order: in fd order they land all over a 100k+
         // socket table, and the cache misses cost more than this sort.

@@ -426,7 +426,11 @@ impl ClosedSockets {
     /// the next dump, not closed. Processes for which `read(pid)` is false
     /// are left out: they are in a network namespace whose table was not
     /// read, and their sockets are there.
-    pub fn count(&mut self, outside: &[(u64, Owner)], read: impl Fn(u32) -> bool) -> HashMap<u32, u32> {
+    pub fn count(
+        &mut self,
+        outside: &[(u64, Owner)],
+        read: impl Fn(u32) -> bool,
+    ) -> HashMap<u32, u32> {
         self.generation += 1;
         let generation = self.generation;
         let mut same_netns: HashMap<u32, bool> = HashMap::new();
@@ -448,7 +452,9 @@ impl ClosedSockets {
             if !tcp || first == generation {
                 continue;
             }
-            let same = *same_netns.entry(owner.pid).or_insert_with(|| read(owner.pid));
+            let same = *same_netns
+                .entry(owner.pid)
+                .or_insert_with(|| read(owner.pid));
             if same {
                 *counts.entry(owner.pid).or_default() += 1;
             }

@@ -696,3 +696,42 @@ fn a_namespace_with_a_narrow_port_range_gets_its_own_time_wait_verdict() {
         wide.name
     );
 }
+
+#[test]
+fn a_connection_accepted_in_a_quiet_namespace_gets_its_holder_at_the_next_collection() {
+    let test = "a_connection_accepted_in_a_quiet_namespace_gets_its_holder_at_the_next_collection";
+    if !can_run(
+        test,
+        "accept() in an ip netns namespace between collections",
+    ) {
+        return;
+    }
+    let ns = NetNs::add("accept");
+    let inode = ns.inode();
+    let mut h = ns.holder();
+    let (listener, port) = h.listen(0);
+    let (_, client_port) = h.connect(port, 0);
+    let mut collector = SystemCollector::new(Options {
+        incremental: true,
+        namespaces: true,
+        ..Options::default()
+    });
+    // Twice: the second reuses the namespace's table (nothing moved).
+    let queued = |snap: &sockscope::model::Snapshot| {
+        snap.sockets
+            .iter()
+            .find(|s| s.netns == inode && s.local.port() == port && s.remote.port() == client_port)
+            .cloned()
+    };
+    for _ in 0..2 {
+        let snap = collector.collect().expect("a collection");
+        let s = queued(&snap).expect("the queued connection");
+        assert_eq!(s.inode, 0, "not accepted yet: {s:#?}");
+    }
+    // accept() sends no segment and opens no socket: no counter moves.
+    h.accept(listener);
+    let snap = collector.collect().expect("the collection after accept()");
+    let s = queued(&snap).expect("the accepted connection");
+    assert_ne!(s.inode, 0, "the reused table was dumped again: {s:#?}");
+    assert!(s.owners.iter().any(|o| o.pid == h.pid), "{s:#?}");
+}

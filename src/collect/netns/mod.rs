@@ -34,9 +34,11 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A namespace's unchanged table is reused at most this long: accepting a
-/// connection or a write that waits for window moves no counter.
-pub const MAX_REUSE: Duration = Duration::from_secs(5);
+/// A namespace's unchanged table is reused at most this long. What moves
+/// no counter: accept() (the collector sees the new descriptor's inode
+/// missing from the reused table and dumps the namespace again, see
+/// [`Follower::redump`]), a write that waits for window, a UDP connect().
+pub const MAX_REUSE: Duration = Duration::from_secs(30);
 
 /// Its sysctls are read again this often.
 const SYSCTL_EVERY: Duration = Duration::from_secs(30);
@@ -60,6 +62,8 @@ pub struct Follower {
     roots: Roots,
     /// Refreshes that reused a table / dumped one (for tests and benches).
     pub reused: u64,
+    /// The namespaces whose table the last refresh reused.
+    reused_now: std::collections::HashSet<u64, foldhash::fast::RandomState>,
     pub dumped: u64,
 }
 
@@ -108,6 +112,7 @@ impl Follower {
     pub fn collect(&mut self, found: &Discovery, ask: Ask, out: &mut Vec<Socket>) -> Namespaces {
         // Namespaces gone since the last refresh: let go of them.
         self.handles.retain(|ino, _| found.found.contains_key(ino));
+        self.reused_now.clear();
         let mut list = BTreeMap::new();
         for (&inode, f) in &found.found {
             let mut info = NamespaceInfo {
@@ -192,6 +197,7 @@ impl Follower {
             out.extend(last.sockets.iter().cloned());
             info.source = Some(last.source.into());
             self.reused += 1;
+            self.reused_now.insert(inode);
             return Ok(());
         }
         let before = out.len();
@@ -205,6 +211,45 @@ impl Follower {
             source,
         });
         Ok(())
+    }
+
+    /// Whether the last refresh reused this namespace's table.
+    pub fn was_reused(&self, inode: u64) -> bool {
+        self.reused_now.contains(&inode)
+    }
+
+    /// Dumps a namespace whose reused table turned out stale (a process in
+    /// it holds a socket the table lacks: an accept() since) into `out`,
+    /// each socket tagged; the number of sockets, or None when it could not
+    /// be read now.
+    pub fn redump(
+        &mut self,
+        inode: u64,
+        found: &Discovery,
+        ask: Ask,
+        out: &mut Vec<Socket>,
+    ) -> Option<usize> {
+        let f = found.found.get(&inode)?;
+        let h = self.handles.get_mut(&inode)?;
+        let before = out.len();
+        let source = match h.dump(ask, f, out) {
+            Ok(source) => source,
+            Err(_) => {
+                out.truncate(before);
+                return None;
+            }
+        };
+        self.dumped += 1;
+        self.reused_now.remove(&inode);
+        for s in &mut out[before..] {
+            s.netns = inode;
+        }
+        if let Some(last) = &mut h.last {
+            last.sockets = out[before..].to_vec();
+            last.at = ask.now;
+            last.source = source;
+        }
+        Some(out.len() - before)
     }
 
     /// Names the namespace after what runs in it.
