@@ -9,8 +9,25 @@
 //! kind   = 0 session (host, kernel, filter; starts each recording run)
 //!          1 key frame (every socket, process, counter)
 //!          2 delta (sockets that appeared, changed or went; changed counters)
-//! payload = zstd(postcard(wire::Session | wire::Full | wire::Delta))
+//! payload = zstd(frame [transitions [namespaces]])
+//! frame  = postcard(wire::Session | wire::Full | wire::Delta)
+//! transitions = postcard(Option<trace::Window>)  the interval's transitions
+//! namespaces  = postcard(netns::NamespaceTail)   each socket's and process's
+//!          network namespace, and changes to the table of namespaces
 //! ```
+//!
+//! The version stays 1: what came later goes in a tail after the frame, and
+//! every reader ignores the bytes after the last tail it knows. A tail is
+//! left out when it and those after it would say nothing (`transitions` is
+//! then written as `None` when `namespaces` follows), so a recording of the
+//! host alone without transitions is what the first readers read. A
+//! recording from before a tail reads as if it were empty: before
+//! namespaces, everything is in the host's namespace. A reader from before
+//! namespaces reads a newer recording's frames with every socket and
+//! process in the host's namespace; two sockets that differ only in their
+//! namespace are one to it, which in practice only happens to sockets
+//! without an inode (TIME_WAIT, SYN_RECV, orphans): inodes are unique
+//! across namespaces.
 //!
 //! Each block goes out in one `write` on an `O_APPEND` file, so a recorder
 //! killed at any moment leaves whole blocks and at most one torn one at the
@@ -27,6 +44,7 @@
 
 mod at;
 mod file;
+mod netns;
 mod reader;
 mod wire;
 mod writer;

@@ -1,9 +1,10 @@
 //! Reads a recording: an index of its frames at open, then snapshots rebuilt
 //! on demand from the nearest key frame.
 
+use super::netns::NamespaceTail;
 use super::wire::{self, Delta, Full, Session, WireProcess, WireSocket};
 use super::{HEADER_LEN, Kind, MAGIC, MAX_BLOCK, RecordError, from_ms};
-use crate::model::{ConnKey, Snapshot, SystemContext};
+use crate::model::{ConnKey, Namespaces, Snapshot, SystemContext};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::Path;
@@ -461,6 +462,14 @@ impl Recording {
         text
     }
 
+    fn damaged(&self, frame: usize, why: String) -> RecordError {
+        RecordError::Damaged {
+            path: self.path.clone(),
+            frame,
+            why,
+        }
+    }
+
     fn file_len(&self) -> u64 {
         self.file.metadata().map(|m| m.len()).unwrap_or(0)
     }
@@ -531,17 +540,19 @@ impl Recording {
         block: usize,
         frame: usize,
     ) -> Result<T, RecordError> {
-        self.decode_framed(block, frame).map(|(v, _)| v)
+        self.decode_framed(block, frame).map(|f| f.value)
     }
 
-    /// A frame and the transitions recorded after it in the same block
-    /// (absent in recordings made without them, or before they existed: a
-    /// reader that does not know them ignores the trailing bytes).
+    /// A frame and the tails recorded after it in the same block: its
+    /// transitions, then its namespaces. Each is absent in recordings made
+    /// without it or before it existed; bytes after the tails this reader
+    /// knows are a later version's, and ignored (as readers before
+    /// namespaces ignore theirs).
     fn decode_framed<T: serde::de::DeserializeOwned>(
         &self,
         block: usize,
         frame: usize,
-    ) -> Result<(T, Option<std::sync::Arc<crate::trace::Window>>), RecordError> {
+    ) -> Result<Framed<T>, RecordError> {
         let b = self.blocks[block];
         let damaged = |why: String| RecordError::Damaged {
             path: self.path.clone(),
@@ -567,15 +578,45 @@ impl Recording {
         let raw =
             decompress(&compressed).map_err(|e| damaged(format!("at offset {}: {e}", b.offset)))?;
         let (value, rest) = postcard::take_from_bytes(&raw).map_err(|e| damaged(e.to_string()))?;
-        let trace = if rest.is_empty() {
+        let (transitions, rest) = if rest.is_empty() {
+            (None, rest)
+        } else {
+            postcard::take_from_bytes::<Option<crate::trace::Window>>(rest)
+                .map_err(|e| damaged(format!("its transitions: {e}")))?
+        };
+        let namespaces = if rest.is_empty() {
             None
         } else {
-            postcard::from_bytes::<Option<crate::trace::Window>>(rest)
-                .map_err(|e| damaged(format!("its transitions: {e}")))?
-                .map(std::sync::Arc::new)
+            let (tail, _later) = postcard::take_from_bytes::<NamespaceTail>(rest)
+                .map_err(|e| damaged(format!("its namespaces: {e}")))?;
+            Some(tail)
         };
-        Ok((value, trace))
+        Ok(Framed {
+            value,
+            transitions: transitions.map(std::sync::Arc::new),
+            namespaces,
+        })
     }
+
+    /// Each block's kind and decompressed bytes, for tests of the format.
+    #[cfg(test)]
+    pub(super) fn raw_blocks(&self) -> Vec<(Kind, Vec<u8>)> {
+        self.blocks
+            .iter()
+            .map(|b| {
+                let mut compressed = vec![0u8; b.len as usize];
+                read_full_at(&self.file, &mut compressed, b.offset).unwrap();
+                (b.kind, decompress(&compressed).unwrap())
+            })
+            .collect()
+    }
+}
+
+/// One decoded block.
+struct Framed<T> {
+    value: T,
+    transitions: Option<std::sync::Arc<crate::trace::Window>>,
+    namespaces: Option<NamespaceTail>,
 }
 
 /// zstd may shrink a frame of alike sockets a lot, but not beyond this: a
@@ -644,6 +685,8 @@ pub struct Cursor {
     source: u8,
     /// The transitions recorded with the frame the cursor is on.
     transitions: Option<std::sync::Arc<crate::trace::Window>>,
+    /// The other network namespaces, as of the frame the cursor is on.
+    namespaces: Namespaces,
 }
 
 impl Cursor {
@@ -663,17 +706,30 @@ impl Cursor {
         let from = match self.position {
             Some(p) if p <= i && p >= key => p + 1,
             _ => {
-                let (full, t): (Full, _) = rec.decode_framed(rec.frames[key].block, key)?;
+                let framed: Framed<Full> = rec.decode_framed(rec.frames[key].block, key)?;
+                let mut full = framed.value;
+                let tail = framed.namespaces.unwrap_or_default();
+                tail.place_full(&mut full)
+                    .map_err(|why| rec.damaged(key, why))?;
+                // The cursor may hold another run's table: a key frame
+                // starts from none.
+                self.namespaces = Namespaces::default();
+                tail.apply(&mut self.namespaces);
                 self.load(full);
-                self.transitions = t;
+                self.transitions = framed.transitions;
                 self.position = Some(key);
                 key + 1
             }
         };
         for f in from..=i {
-            let (delta, t): (Delta, _) = rec.decode_framed(rec.frames[f].block, f)?;
+            let framed: Framed<Delta> = rec.decode_framed(rec.frames[f].block, f)?;
+            let mut delta = framed.value;
+            let tail = framed.namespaces.unwrap_or_default();
+            tail.place_delta(&mut delta)
+                .map_err(|why| rec.damaged(f, why))?;
+            tail.apply(&mut self.namespaces);
             self.apply(delta);
-            self.transitions = t;
+            self.transitions = framed.transitions;
             self.position = Some(f);
         }
         Ok(self.snapshot(rec, i))
@@ -756,7 +812,7 @@ impl Cursor {
             system: self.system.clone(),
             derived: Default::default(),
             transitions: self.transitions.clone(),
-            namespaces: Default::default(),
+            namespaces: self.namespaces.clone(),
         }
     }
 }

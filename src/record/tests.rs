@@ -525,3 +525,273 @@ mod properties {
         }
     }
 }
+
+mod namespaces {
+    use super::*;
+    use crate::model::fixture::{BLUE_NETNS, WEB_NETNS};
+    use crate::model::{ConnKey, HOST_NETNS, Proto, TcpState};
+
+    /// Frame `n` of a run on a host with two other namespaces (the
+    /// `containers` fixture) and a TIME_WAIT with the same 4-tuple and
+    /// inode (0) in each of the three; the namespaces change from frame to
+    /// frame.
+    fn ns_frame(n: u64) -> Snapshot {
+        let mut snap = fixture::containers();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        snap.set_taken_at(t0 + Duration::from_secs(n));
+        for netns in [HOST_NETNS, WEB_NETNS, BLUE_NETNS] {
+            let mut s = fixture::socket(
+                Proto::Tcp,
+                TcpState::TimeWait,
+                "127.0.0.1:40000",
+                "127.0.0.1:8080",
+                0,
+                0,
+                &[],
+            );
+            s.netns = netns;
+            snap.sockets.push(s);
+        }
+        // Idle since the first frame, as in [`frame`].
+        for s in &mut snap.sockets {
+            if let Some(t) = &mut s.tcp_info {
+                t.last_data_sent_ms = n as u32 * 1000;
+                t.last_data_recv_ms = n as u32 * 1000;
+                t.last_ack_recv_ms = n as u32 * 1000;
+            }
+        }
+        let mut list = (*snap.namespaces.list).clone();
+        if n >= 1 {
+            // web's TIME_WAIT is over; blue's connection has bytes queued
+            // and its sysctl was changed.
+            snap.sockets
+                .retain(|s| !(s.state == TcpState::TimeWait && s.netns == WEB_NETNS));
+            for s in &mut snap.sockets {
+                if s.netns == BLUE_NETNS && s.state == TcpState::Established {
+                    s.recv_q = 10 * n as u32;
+                }
+            }
+            let web = list.get_mut(&WEB_NETNS).unwrap();
+            web.sockets = 300;
+            let blue = list.get_mut(&BLUE_NETNS).unwrap();
+            blue.system
+                .sysctls
+                .insert("net.ipv4.tcp_fin_timeout".into(), "5".into());
+        }
+        if n >= 3 {
+            // blue is deleted; one namespace cannot be read.
+            snap.sockets.retain(|s| s.netns != BLUE_NETNS);
+            snap.processes.remove(&4300);
+            list.remove(&BLUE_NETNS);
+            snap.namespaces.unreadable = 1;
+        }
+        snap.namespaces.list = std::sync::Arc::new(list);
+        snap
+    }
+
+    fn twins(snap: &Snapshot) -> Vec<&Socket> {
+        snap.sockets
+            .iter()
+            .filter(|s| s.state == TcpState::TimeWait && s.local.port() == 40000)
+            .collect()
+    }
+
+    #[test]
+    fn sockets_with_one_four_tuple_in_three_namespaces_stay_three_through_record_and_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ns.rec");
+        let keys = write_frames(&path, (0..5).map(ns_frame));
+        assert_eq!(keys, [true, false, false, false, false]);
+        let rec = Recording::open(&path).unwrap();
+        assert_eq!(rec.len(), 5);
+        let mut cursor = Cursor::new();
+        // Forward through the deltas, back to the key frame, and again.
+        for i in [0, 1, 2, 3, 4, 0, 4, 2] {
+            let got = cursor.seek(&rec, i).unwrap();
+            assert_eq!(canon(got), canon(ns_frame(i as u64)), "frame {i}");
+        }
+
+        let first = cursor.seek(&rec, 0).unwrap();
+        let tw = twins(&first);
+        assert_eq!(tw.len(), 3, "one TIME_WAIT per namespace: {tw:#?}");
+        let mut names: Vec<&str> = tw.iter().map(|s| first.namespaces.name(s.netns)).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["blue", "host", "web-7f9c"]);
+        let keys: std::collections::BTreeSet<ConnKey> = tw.iter().map(|s| s.key()).collect();
+        assert_eq!(keys.len(), 3, "three keys, told apart by netns: {keys:#?}");
+        assert_eq!(first.processes[&4242].netns, WEB_NETNS);
+        assert_eq!(first.processes[&4300].netns, BLUE_NETNS);
+        let web = first.namespaces.get(WEB_NETNS).unwrap();
+        assert_eq!(web.pod.as_deref(), Some("shop/web-7f9c"));
+        assert_eq!(web.runtime.as_deref(), Some("containerd"));
+        assert_eq!(web.sockets, 301);
+        assert_eq!(
+            cursor
+                .seek(&rec, 1)
+                .unwrap()
+                .namespaces
+                .get(WEB_NETNS)
+                .unwrap()
+                .sockets,
+            300
+        );
+
+        let later = cursor.seek(&rec, 2).unwrap();
+        let mut left: Vec<u64> = twins(&later).iter().map(|s| s.netns).collect();
+        left.sort_unstable();
+        assert_eq!(left, [HOST_NETNS, BLUE_NETNS], "only web's went");
+        let blue = later.namespaces.get(BLUE_NETNS).unwrap();
+        assert_eq!(
+            blue.system
+                .sysctls
+                .get("net.ipv4.tcp_fin_timeout")
+                .map(String::as_str),
+            Some("5")
+        );
+
+        let last = cursor.seek(&rec, 4).unwrap();
+        assert!(
+            last.namespaces.get(BLUE_NETNS).is_none(),
+            "blue was deleted"
+        );
+        assert_eq!(last.namespaces.unreadable, 1);
+        assert!(last.sockets.iter().all(|s| s.netns != BLUE_NETNS));
+    }
+
+    #[test]
+    fn a_later_run_of_the_host_alone_reads_without_the_earlier_runs_namespaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ns.rec");
+        write_frames(&path, (0..2).map(ns_frame));
+        write_frames(&path, (10..12).map(frame));
+        let rec = Recording::open(&path).unwrap();
+        assert_eq!(rec.len(), 4);
+        let mut cursor = Cursor::new();
+        for (i, want) in [ns_frame(0), ns_frame(1), frame(10), frame(11)]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(
+                canon(cursor.seek(&rec, i).unwrap()),
+                canon(want),
+                "frame {i}"
+            );
+        }
+        assert!(cursor.seek(&rec, 3).unwrap().namespaces.is_empty());
+    }
+
+    /// Decodes a frame as the reader before namespaces did: the frame,
+    /// then, when bytes follow, the transitions with anything after them
+    /// ignored.
+    fn as_read_before_namespaces<T: serde::de::DeserializeOwned>(raw: &[u8]) -> T {
+        let (value, rest): (T, _) = postcard::take_from_bytes(raw).unwrap();
+        if !rest.is_empty() {
+            let t: Option<crate::trace::Window> = postcard::from_bytes(rest).unwrap();
+            assert!(t.is_none(), "no transitions were recorded");
+        }
+        value
+    }
+
+    #[test]
+    fn a_reader_from_before_namespaces_reads_every_frame_in_the_host_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ns.rec");
+        write_frames(&path, (0..5).map(ns_frame));
+        let rec = Recording::open(&path).unwrap();
+        let blocks = rec.raw_blocks();
+        assert_eq!(blocks.len(), 6, "a session and five frames");
+        for (kind, raw) in &blocks {
+            match kind {
+                Kind::Session => {
+                    let _: wire::Session = as_read_before_namespaces(raw);
+                }
+                Kind::Key => {
+                    let full: wire::Full = as_read_before_namespaces(raw);
+                    assert_eq!(full.sockets.len(), ns_frame(0).sockets.len());
+                    assert!(full.sockets.iter().all(|w| w.key.netns == HOST_NETNS));
+                }
+                Kind::Delta => {
+                    let _: wire::Delta = as_read_before_namespaces(raw);
+                }
+            }
+        }
+    }
+
+    /// The bytes after the frame itself in each frame block.
+    fn tails(path: &std::path::Path) -> Vec<(Kind, usize)> {
+        let rec = Recording::open(path).unwrap();
+        rec.raw_blocks()
+            .into_iter()
+            .filter_map(|(kind, raw)| {
+                let rest = match kind {
+                    Kind::Session => return None,
+                    Kind::Key => postcard::take_from_bytes::<wire::Full>(&raw).unwrap().1,
+                    Kind::Delta => postcard::take_from_bytes::<wire::Delta>(&raw).unwrap().1,
+                };
+                Some((kind, rest.len()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_recording_of_the_host_alone_has_no_tail_so_old_readers_see_the_old_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.rec");
+        write_frames(&path, (0..30).map(frame));
+        let tails = tails(&path);
+        assert_eq!(tails.len(), 30);
+        assert!(tails.iter().all(|&(_, n)| n == 0), "{tails:?}");
+    }
+
+    #[test]
+    fn unchanged_namespaces_cost_nothing_in_a_delta() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ns.rec");
+        let mut rec = Recorder::create(&path, info()).unwrap();
+        let snap = ns_frame(1);
+        let first = rec.write(&snap).unwrap();
+        let mut again = snap.clone();
+        again.advance(Duration::from_secs(1));
+        // A table equal to the last, though not the same allocation.
+        again.namespaces.list = std::sync::Arc::new((*snap.namespaces.list).clone());
+        let second = rec.write(&again).unwrap();
+        assert!(first.key && !second.key);
+        assert_eq!(second.sockets, 0, "nothing changed");
+        drop(rec);
+        let tails = tails(&path);
+        assert!(tails[0].1 > 0, "the key frame says where things are");
+        assert_eq!(tails[1], (Kind::Delta, 0), "the delta has nothing to add");
+    }
+
+    #[test]
+    fn a_tail_that_does_not_cover_its_frame_is_damage_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ns.rec");
+        let mut rec = Recorder::create(&path, info()).unwrap();
+        let snap = ns_frame(0);
+        let sockets: Vec<wire::WireSocket> =
+            snap.sockets.iter().map(|s| wire::to_wire(s, 0)).collect();
+        let full = wire::Full {
+            source: 0,
+            attribution: Default::default(),
+            sockets: sockets.iter().collect::<Vec<_>>(),
+            processes: Vec::new(),
+            users: Vec::new(),
+            counters: Vec::new(),
+            sockstat: Vec::new(),
+            sysctls: Vec::new(),
+        };
+        let tail = netns::NamespaceTail {
+            // One socket short.
+            sockets: vec![(sockets.len() as u32 - 1, WEB_NETNS)],
+            ..Default::default()
+        };
+        let payload = writer::encode_with(&full, None, Some(&tail), 3).unwrap();
+        rec.append(Kind::Key, to_ms(snap.taken_at), &payload)
+            .unwrap();
+        drop(rec);
+        let rec = Recording::open(&path).unwrap();
+        let err = Cursor::new().seek(&rec, 0).expect_err("damaged");
+        assert!(err.to_string().contains("namespaces cover"), "{err}");
+    }
+}

@@ -111,6 +111,10 @@ pub struct WireKey {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub inode: u64,
+    /// Not in the key's own bytes, which are as they were before namespaces:
+    /// it travels in the frame's [`super::netns::NamespaceTail`].
+    #[serde(skip)]
+    pub netns: u64,
 }
 
 impl From<ConnKey> for WireKey {
@@ -120,6 +124,7 @@ impl From<ConnKey> for WireKey {
             local: k.local,
             remote: k.remote,
             inode: k.inode,
+            netns: k.netns,
         }
     }
 }
@@ -131,7 +136,7 @@ impl From<WireKey> for ConnKey {
             local: k.local,
             remote: k.remote,
             inode: k.inode,
-            netns: crate::model::HOST_NETNS,
+            netns: k.netns,
         }
     }
 }
@@ -299,7 +304,7 @@ pub fn from_wire(w: &WireSocket, now: i64) -> Socket {
             .iter()
             .map(|&(pid, fd)| Owner { pid, fd })
             .collect(),
-            netns: crate::model::HOST_NETNS,
+        netns: key.netns,
     }
 }
 
@@ -364,6 +369,10 @@ pub struct WireProcess {
     pub cmdline: String,
     pub uid: Option<u32>,
     pub user: Option<String>,
+    /// Not in the process's own bytes: it travels in the frame's
+    /// [`super::netns::NamespaceTail`].
+    #[serde(skip)]
+    pub netns: u64,
 }
 
 impl From<&Process> for WireProcess {
@@ -374,6 +383,7 @@ impl From<&Process> for WireProcess {
             cmdline: p.cmdline.clone(),
             uid: p.uid,
             user: p.user.clone(),
+            netns: p.netns,
         }
     }
 }
@@ -386,10 +396,11 @@ impl From<WireProcess> for Process {
             cmdline: p.cmdline,
             uid: p.uid,
             user: p.user,
-            // Not recorded (format version 1 has no room for it).
+            // Not recorded (a later tail could carry them: see the format
+            // in `record/mod.rs`).
             closed_sockets: 0,
             state: None,
-            netns: crate::model::HOST_NETNS,
+            netns: p.netns,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::wire::{self, Delta, Full, Session, WireKey, WireProcess, WireSocket};
 use super::{Kind, MAGIC, RecordError, encode_header, to_ms};
-use crate::model::{ConnKey, Snapshot};
+use crate::model::{ConnKey, Namespaces, Snapshot};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -46,6 +46,8 @@ pub struct Recorder {
     counters: BTreeMap<String, u64>,
     sockstat: BTreeMap<String, u64>,
     sysctls: BTreeMap<String, String>,
+    /// The namespace table as the reader has it.
+    namespaces: Namespaces,
     need_key: bool,
     deltas_since_key: u32,
     delta_bytes_since_key: u64,
@@ -108,6 +110,7 @@ impl Recorder {
             counters: BTreeMap::new(),
             sockstat: BTreeMap::new(),
             sysctls: BTreeMap::new(),
+            namespaces: Namespaces::default(),
             need_key: true,
             deltas_since_key: 0,
             delta_bytes_since_key: 0,
@@ -191,9 +194,10 @@ impl Recorder {
                 sockstat: pairs(&snap.system.sockstat),
                 sysctls: pairs(&snap.system.sysctls),
             };
+            let tail = super::netns::key_tail(&full.sockets, &full.processes, &snap.namespaces);
             (
                 Kind::Key,
-                encode_with(&full, snap.transitions.as_deref(), KEY_LEVEL)?,
+                encode_with(&full, snap.transitions.as_deref(), tail.as_ref(), KEY_LEVEL)?,
                 n,
             )
         } else {
@@ -230,9 +234,15 @@ impl Recorder {
                 sockstat: changed(&self.sockstat, &snap.system.sockstat),
                 sysctls: changed(&self.sysctls, &snap.system.sysctls),
             };
+            let tail = super::netns::delta_tail(&delta, &self.namespaces, &snap.namespaces);
             (
                 Kind::Delta,
-                encode_with(&delta, snap.transitions.as_deref(), DELTA_LEVEL)?,
+                encode_with(
+                    &delta,
+                    snap.transitions.as_deref(),
+                    tail.as_ref(),
+                    DELTA_LEVEL,
+                )?,
                 n,
             )
         };
@@ -252,6 +262,8 @@ impl Recorder {
         self.counters.clone_from(&snap.system.counters);
         self.sockstat.clone_from(&snap.system.sockstat);
         self.sysctls.clone_from(&snap.system.sysctls);
+        // Shares the sample's table: the next frame compares by pointer first.
+        self.namespaces = snap.namespaces.clone();
         self.frames += 1;
         Ok(FrameWritten {
             key,
@@ -263,7 +275,12 @@ impl Recorder {
     }
 
     /// One block in one `write`: a crash leaves it whole or torn, never interleaved.
-    fn append(&mut self, kind: Kind, at_ms: i64, payload: &[u8]) -> Result<u64, RecordError> {
+    pub(super) fn append(
+        &mut self,
+        kind: Kind,
+        at_ms: i64,
+        payload: &[u8],
+    ) -> Result<u64, RecordError> {
         let mut block = Vec::with_capacity(super::HEADER_LEN + payload.len());
         block.extend_from_slice(&encode_header(kind, at_ms, payload));
         block.extend_from_slice(payload);
@@ -310,20 +327,28 @@ fn existing_length(file: &std::fs::File, name: &str) -> Result<(u64, u64), Recor
 }
 
 fn encode<T: serde::Serialize>(value: &T, level: i32) -> Result<Vec<u8>, RecordError> {
-    encode_with(value, None, level)
+    encode_with(value, None, None, level)
 }
 
-/// A frame with the transitions of its interval after it, in one block.
-fn encode_with<T: serde::Serialize>(
+/// A frame with its tails in one block: the transitions of its interval,
+/// then its namespaces. Each tail is left out when it and the ones after it
+/// are absent; the transitions' place is kept (`None`) when namespaces
+/// follow, as the readers before namespaces read that place and ignore
+/// what comes after it.
+pub(super) fn encode_with<T: serde::Serialize>(
     value: &T,
     transitions: Option<&crate::trace::Window>,
+    namespaces: Option<&super::netns::NamespaceTail>,
     level: i32,
 ) -> Result<Vec<u8>, RecordError> {
-    let mut raw = postcard::to_stdvec(value).map_err(|e| RecordError::Encode(e.to_string()))?;
-    if let Some(w) = transitions {
-        let w = w.trimmed(RECORDED_DURATIONS);
-        let more = postcard::to_stdvec(&Some(w)).map_err(|e| RecordError::Encode(e.to_string()))?;
-        raw.extend_from_slice(&more);
+    let err = |e: postcard::Error| RecordError::Encode(e.to_string());
+    let mut raw = postcard::to_stdvec(value).map_err(err)?;
+    if transitions.is_some() || namespaces.is_some() {
+        let w = transitions.map(|w| w.trimmed(RECORDED_DURATIONS));
+        raw.extend_from_slice(&postcard::to_stdvec(&w).map_err(err)?);
+    }
+    if let Some(t) = namespaces {
+        raw.extend_from_slice(&postcard::to_stdvec(t).map_err(err)?);
     }
     zstd::bulk::compress(&raw, level).map_err(|e| RecordError::Encode(e.to_string()))
 }
@@ -336,7 +361,8 @@ fn pairs<V: Clone>(map: &BTreeMap<String, V>) -> Vec<(String, V)> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn changed<V: Clone + PartialEq>(
+/// The entries of `new` that `old` does not have as they are.
+pub(super) fn changed<V: Clone + PartialEq>(
     old: &BTreeMap<String, V>,
     new: &BTreeMap<String, V>,
 ) -> Vec<(String, V)> {
