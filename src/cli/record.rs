@@ -197,6 +197,12 @@ pub fn keep_matching(snap: &mut Snapshot, filter: &Filter) {
         .flat_map(|s| s.owners.iter().map(|o| o.pid))
         .collect();
     snap.processes.retain(|pid, _| holders.contains(pid));
+    // The namespaces of the kept sockets only.
+    let spaces: std::collections::HashSet<u64> = snap.sockets.iter().map(|s| s.netns).collect();
+    if snap.namespaces.list.keys().any(|ns| !spaces.contains(ns)) {
+        let list = std::sync::Arc::make_mut(&mut snap.namespaces.list);
+        list.retain(|ns, _| spaces.contains(ns));
+    }
 }
 
 /// Decimal units, as disks and budgets are counted: `812 B`, `3.4 kB`, `97.2 MB`.
