@@ -76,7 +76,12 @@ pub fn write_table<W: Write>(
             *w = (*w).max(cell.width());
         }
     }
-    write_row(&mut out, &HEADERS.map(String::from)[..columns], &widths, None)?;
+    write_row(
+        &mut out,
+        &HEADERS.map(String::from)[..columns],
+        &widths,
+        None,
+    )?;
     for (r, s) in rows.iter().zip(sockets) {
         let colour = (color && s.state.is_trouble()).then_some(if s.state == TcpState::CloseWait {
             "\x1b[1;31m"
