@@ -163,6 +163,9 @@ impl SystemCollector {
         if self.options.source == SourceChoice::Proc || socket.cookie == 0 {
             return None;
         }
+        if socket.netns != crate::model::HOST_NETNS {
+            return self.follower.query(socket);
+        }
         if self.dumper.is_none() {
             self.dumper = netlink::Dumper::open().ok();
         }

@@ -38,7 +38,11 @@ use std::time::Duration;
 /// no counter: accept() (the collector sees the new descriptor's inode
 /// missing from the reused table and dumps the namespace again, see
 /// [`Follower::redump`]), a write that waits for window, a UDP connect().
-pub const MAX_REUSE: Duration = Duration::from_secs(30);
+pub const MAX_REUSE: Duration = Duration::from_secs(600);
+
+/// At most this many namespaces are dumped again for their age alone in one
+/// refresh (they would all come due together otherwise).
+const AGED_PER_REFRESH: usize = 4;
 
 /// Its sysctls are read again this often.
 const SYSCTL_EVERY: Duration = Duration::from_secs(30);
@@ -64,6 +68,8 @@ pub struct Follower {
     pub reused: u64,
     /// The namespaces whose table the last refresh reused.
     reused_now: std::collections::HashSet<u64, foldhash::fast::RandomState>,
+    /// Namespaces dumped for their age alone in this refresh.
+    aged_now: usize,
     pub dumped: u64,
 }
 
@@ -113,6 +119,7 @@ impl Follower {
         // Namespaces gone since the last refresh: let go of them.
         self.handles.retain(|ino, _| found.found.contains_key(ino));
         self.reused_now.clear();
+        self.aged_now = 0;
         let mut list = BTreeMap::new();
         for (&inode, f) in &found.found {
             let mut info = NamespaceInfo {
@@ -190,15 +197,28 @@ impl Follower {
             sysctls: h.sysctls.clone(),
             ..system
         };
-        if let Some(last) = &h.last
+        let age = h.last.as_ref().map(|l| ask.now.saturating_sub(l.at));
+        let aged = age.is_some_and(|a| a >= MAX_REUSE) && self.aged_now < AGED_PER_REFRESH;
+        if let (Some(last), Some(age)) = (&h.last, age)
             && last.signature == signature
-            && ask.now.saturating_sub(last.at) < MAX_REUSE
+            && !aged
         {
-            out.extend(last.sockets.iter().cloned());
+            // Timers count down meanwhile (a TIME_WAIT's time left).
+            let gone = age.as_millis() as u64;
+            out.extend(last.sockets.iter().map(|s| {
+                let mut s = s.clone();
+                if let Some(t) = &mut s.timer {
+                    t.expires_ms = t.expires_ms.map(|ms| ms.saturating_sub(gone));
+                }
+                s
+            }));
             info.source = Some(last.source.into());
             self.reused += 1;
             self.reused_now.insert(inode);
             return Ok(());
+        }
+        if aged && h.last.as_ref().is_some_and(|l| l.signature == signature) {
+            self.aged_now += 1;
         }
         let before = out.len();
         let source = h.dump(ask, f, out)?;
@@ -211,6 +231,18 @@ impl Follower {
             source,
         });
         Ok(())
+    }
+
+    /// One socket of a followed namespace, asked of the kernel from inside
+    /// it (the focused connection's fresh `tcp_info`).
+    pub fn query(&mut self, socket: &Socket) -> Option<Socket> {
+        let h = self.handles.get_mut(&socket.netns)?;
+        if h.dumper.is_none() {
+            h.dumper = Dumper::open_in(Arc::clone(&h.ns), NS_RECV_BUF).ok();
+        }
+        let mut found = h.dumper.as_mut()?.query(socket).ok().flatten()?;
+        found.netns = socket.netns;
+        Some(found)
     }
 
     /// Whether the last refresh reused this namespace's table.
@@ -447,7 +479,16 @@ impl Handle {
         }
         let dumper = self.dumper.as_mut().expect("opened above");
         let before = out.len();
+        // TCP in one walk of the kernel's hash for both families, where
+        // the kernel still answers the legacy request.
+        let tcp_both = dumper.dump_tcp_both_families(tcp_info, out).is_ok();
+        if !tcp_both {
+            out.truncate(before);
+        }
         for proto in [Proto::Tcp, Proto::Udp] {
+            if proto == Proto::Tcp && tcp_both {
+                continue;
+            }
             for family in [Family::V4, Family::V6] {
                 let req = DumpRequest {
                     proto,
