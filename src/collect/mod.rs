@@ -137,6 +137,8 @@ pub struct SystemCollector {
     known: Option<known::KnownOwners>,
     /// The other network namespaces, followed between collections.
     follower: netns::Follower,
+    /// The kernel answers the legacy TCP dump (both families in one walk).
+    tcp_both_families: bool,
 }
 
 impl SystemCollector {
@@ -154,6 +156,7 @@ impl SystemCollector {
             closed_counts: HashMap::new(),
             known: None,
             follower: netns::Follower::new(),
+            tcp_both_families: true,
         }
     }
 
@@ -256,6 +259,19 @@ impl SystemCollector {
                 Proto::Tcp => scope.tcp_states,
                 Proto::Udp => netlink::ALL_STATES,
             };
+            // TCP: one walk of the kernel's hash for both families (half the
+            // kernel time on a large table), per family where the kernel
+            // no longer answers the legacy request.
+            if proto == Proto::Tcp && self.tcp_both_families {
+                let before = out.len();
+                match dumper.dump_tcp_states_both_families(self.options.tcp_info, states, out) {
+                    Ok(()) => continue,
+                    Err(_) => {
+                        out.truncate(before);
+                        self.tcp_both_families = false;
+                    }
+                }
+            }
             for family in [Family::V4, Family::V6] {
                 let req = netlink::DumpRequest {
                     proto,

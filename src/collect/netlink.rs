@@ -500,9 +500,20 @@ impl Dumper {
         tcp_info: bool,
         out: &mut Vec<Socket>,
     ) -> Result<(), NetlinkError> {
+        self.dump_tcp_states_both_families(tcp_info, ALL_STATES, out)
+    }
+
+    /// [`Dumper::dump_tcp_both_families`] of the states in `states` (a
+    /// [`state_mask`]) only.
+    pub fn dump_tcp_states_both_families(
+        &mut self,
+        tcp_info: bool,
+        states: u32,
+        out: &mut Vec<Socket>,
+    ) -> Result<(), NetlinkError> {
         self.ready()?;
         self.seq = self.seq.wrapping_add(1);
-        let request = legacy_tcp_request(tcp_info, self.seq);
+        let request = legacy_tcp_request(tcp_info, states, self.seq);
         self.exchange(&request, "tcp", false, &mut |resp, raw| {
             if let Some(sock) = convert(resp, Proto::Tcp, raw_expires(raw)) {
                 out.push(sock);
@@ -567,8 +578,8 @@ impl Dumper {
 /// The bytes of one inet_diag request.
 /// A `TCPDIAG_GETSOCK` dump request: the netlink header, then the old
 /// `struct inet_diag_req` (family, src_len, dst_len, ext, a zero
-/// `inet_diag_sockid` of 48 bytes, states, dbs), every state.
-fn legacy_tcp_request(tcp_info: bool, seq: u32) -> Vec<u8> {
+/// `inet_diag_sockid` of 48 bytes, states, dbs).
+fn legacy_tcp_request(tcp_info: bool, states: u32, seq: u32) -> Vec<u8> {
     const BODY: usize = 4 + 48 + 4 + 4;
     let len = NLMSG_HDR_LEN + BODY;
     let mut m = Vec::with_capacity(len);
@@ -583,7 +594,7 @@ fn legacy_tcp_request(tcp_info: bool, seq: u32) -> Vec<u8> {
     // 1 << (INET_DIAG_INFO - 1): tcp_info.
     m.push(if tcp_info { 1 << 1 } else { 0 });
     m.extend_from_slice(&[0u8; 48]);
-    m.extend_from_slice(&ALL_STATES.to_ne_bytes());
+    m.extend_from_slice(&states.to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes());
     m
 }

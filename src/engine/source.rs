@@ -13,7 +13,9 @@ pub enum Refresh {
     /// listeners) and the kernel counters: usually a small part of a large
     /// table, so it can be refreshed every second. Their owners are the last
     /// full sample's (the engine attaches them by inode): a socket newer
-    /// than that shows its holder from the next full sample on.
+    /// than that shows its holder from the next full sample on. Other
+    /// network namespaces' tables, small and mostly reused unchanged, come
+    /// whole.
     Trouble,
 }
 

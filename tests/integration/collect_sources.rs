@@ -49,10 +49,13 @@ fn a_trouble_states_collection_has_the_close_wait_with_its_owner_and_not_the_est
             find(&trouble, healthy.client_port, TcpState::Established),
             None
         );
+        // The host's table is the partial one; other namespaces' tables
+        // (small, often reused unchanged) come whole with every refresh.
         assert!(
             trouble
                 .sockets
                 .iter()
+                .filter(|s| s.netns == sockscope::model::HOST_NETNS)
                 .all(|s| !matches!(s.state, TcpState::Established | TcpState::Listen)),
             "round {round}: only trouble states"
         );
