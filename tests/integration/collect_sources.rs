@@ -11,12 +11,13 @@ use std::process::Command;
 use std::sync::Arc;
 
 /// The holders of our socket on 127.0.0.1:`port` in `state` (another
-/// address may have a socket on the same port).
+/// address, or another network namespace, may have a socket on the same
+/// port).
 fn find(snap: &Snapshot, port: u16, state: TcpState) -> Option<Vec<u32>> {
     let local: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     snap.sockets
         .iter()
-        .find(|s| s.local == local && s.state == state)
+        .find(|s| s.local == local && s.state == state && s.netns == sockscope::model::HOST_NETNS)
         .map(|s| s.owners.iter().map(|o| o.pid).collect())
 }
 
