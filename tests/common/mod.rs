@@ -111,10 +111,14 @@ pub fn parse_rows(stdout: &[u8]) -> Vec<Row> {
     })
 }
 
-/// Runs `sockscope snapshot --json ARGS`, asserts exit 0, parses the rows.
+/// Runs `sockscope snapshot --json ARGS netns:host`, asserts exit 0, parses
+/// the rows. The tests' sockets are in sockscope's own namespace: another
+/// namespace (a container, another test's `ip netns`) may have a socket on
+/// the same address and port.
 pub fn snapshot_json(args: &[&str]) -> Vec<Row> {
     let mut all = vec!["snapshot", "--json"];
     all.extend_from_slice(args);
+    all.push("netns:host");
     let out = output(&mut sockscope(&all));
     assert_eq!(
         out.status.code(),
