@@ -226,3 +226,27 @@ fn counters_and_sysctls_views_show_the_filtered_namespaces_own() {
         "{t}"
     );
 }
+
+#[test]
+fn each_namespace_counts_its_own_time_wait_against_its_own_limit() {
+    let mut snap = fixture::containers();
+    snap.system.sockstat.insert("TCP.tw".into(), 5000);
+    snap.system
+        .sysctls
+        .insert("net.ipv4.tcp_max_tw_buckets".into(), "5200".into());
+    let mut list = (*snap.namespaces.list).clone();
+    let web = list.get_mut(&fixture::WEB_NETNS).unwrap();
+    web.system.sockstat.insert("TCP.tw".into(), 3);
+    web.system
+        .sysctls
+        .insert("net.ipv4.tcp_max_tw_buckets".into(), "512".into());
+    snap.namespaces.list = Arc::new(list);
+    let found = findings::analyze(&snap, &History::default(), &Filter::default());
+    let buckets: Vec<_> = found
+        .iter()
+        .filter(|f| f.kind == Kind::TimeWaitPressure && f.port.is_none())
+        .collect();
+    assert_eq!(buckets.len(), 1, "the host's only: {buckets:#?}");
+    assert_eq!(buckets[0].netns, None);
+    assert_eq!(buckets[0].count, 5000);
+}

@@ -35,11 +35,11 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
         }
         let index = input
             .by_local_port
-            .get_or_init(|| super::PortIndex::new(input.snap));
+            .get_or_init(|| super::PortIndex::new(&input.all));
         let waiting: Vec<&Socket> = index
             .at(l.local.port())
             .iter()
-            .map(|&i| &input.snap.sockets[i as usize])
+            .map(|&i| input.all[i as usize])
             .filter(|s| {
                 s.inode == 0
                     && holders

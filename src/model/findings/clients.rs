@@ -11,7 +11,7 @@ use std::net::IpAddr;
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     let limits = &input.limits;
     let mut services: HashMap<u16, BTreeSet<u32>> = HashMap::new();
-    for s in &input.snap.sockets {
+    for s in &input.all {
         if s.proto == Proto::Tcp && s.state == TcpState::Listen {
             services
                 .entry(s.local.port())

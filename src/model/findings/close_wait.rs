@@ -37,9 +37,9 @@ fn follow_chains(input: &Input, findings: &mut [Finding]) {
     }
     // The held FIN_WAIT2 sockets, found in one pass for every finding.
     let fin_wait2: Vec<&Socket> = input
-        .snap
-        .sockets
+        .all
         .iter()
+        .copied()
         .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::FinWait2 && !s.owners.is_empty())
         .collect();
     for (i, f) in findings.iter().enumerate() {

@@ -27,7 +27,10 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     });
     let mut by_service: BTreeMap<u32, Vec<Holding>> = BTreeMap::new();
     for p in input.snap.processes.values() {
-        if p.closed_sockets == 0 || wanted.as_ref().is_some_and(|w| !w.contains(&p.pid)) {
+        if p.closed_sockets == 0
+            || p.netns != input.netns
+            || wanted.as_ref().is_some_and(|w| !w.contains(&p.pid))
+        {
             continue;
         }
         let id = input

@@ -56,10 +56,10 @@ impl Input<'_> {
         pids.dedup();
         let index = self
             .by_local_port
-            .get_or_init(|| super::PortIndex::new(self.snap));
+            .get_or_init(|| super::PortIndex::new(&self.all));
         let mut with_accepted: Vec<u32> = Vec::new();
         for &i in index.at(listener.local.port()) {
-            let s = &self.snap.sockets[i as usize];
+            let s = self.all[i as usize];
             if s.proto != Proto::Tcp
                 || s.inode == 0
                 || matches!(s.state, TcpState::Listen | TcpState::SynRecv)

@@ -50,9 +50,9 @@ pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
 
 fn listeners_on(input: &Input, port: u16) -> Vec<u32> {
     input
-        .snap
-        .sockets
+        .all
         .iter()
+        .copied()
         .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen && s.local.port() == port)
         .flat_map(|s| s.owners.iter().map(|o| o.pid))
         .collect::<BTreeSet<u32>>()
@@ -199,9 +199,9 @@ fn syn_flood(input: &Input, port: u16, sockets: &[&Socket]) -> Option<Finding> {
     // (the sum over SO_REUSEPORT listeners); tcp_max_syn_backlog matters only
     // with syncookies off.
     let backlog: u64 = input
-        .snap
-        .sockets
+        .all
         .iter()
+        .copied()
         .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen && s.local.port() == port)
         .map(|s| u64::from(s.send_q))
         .sum();

@@ -250,6 +250,9 @@ pub(crate) struct Input<'a> {
     /// That namespace's counters and sysctls (each namespace has its own
     /// port range, TIME_WAIT limit, somaxconn...).
     pub system: &'a super::snapshot::SystemContext,
+    /// Every socket of that namespace, the filter aside: listeners, peers
+    /// and ports are looked up here, never across namespaces.
+    pub all: Vec<&'a Socket>,
     pub history: &'a History,
     /// The sockets the user asked about (all of them without a filter).
     pub sockets: Vec<&'a Socket>,
@@ -280,17 +283,18 @@ pub(crate) struct PortIndex {
 }
 
 impl PortIndex {
-    fn new(snap: &Snapshot) -> PortIndex {
+    /// Over `all`: the positions are positions in it.
+    fn new(all: &[&Socket]) -> PortIndex {
         let mut start = vec![0u32; 65537];
-        for s in &snap.sockets {
+        for s in all {
             start[usize::from(s.local.port()) + 1] += 1;
         }
         for p in 1..start.len() {
             start[p] += start[p - 1];
         }
         let mut next = start.clone();
-        let mut idx = vec![0u32; snap.sockets.len()];
-        for (i, s) in snap.sockets.iter().enumerate() {
+        let mut idx = vec![0u32; all.len()];
+        for (i, s) in all.iter().enumerate() {
             let slot = &mut next[usize::from(s.local.port())];
             idx[*slot as usize] = i as u32;
             *slot += 1;
@@ -404,8 +408,7 @@ impl<'a> Input<'a> {
             || self
                 .local_ips
                 .get_or_init(|| {
-                    self.snap
-                        .sockets
+                    self.all
                         .iter()
                         .map(|s| s.local.ip().to_canonical())
                         .filter(|ip| !ip.is_unspecified())
@@ -425,14 +428,14 @@ impl<'a> Input<'a> {
         if wanted.is_empty() {
             return HashMap::new();
         }
-        let index = self.by_local_port.get_or_init(|| PortIndex::new(self.snap));
+        let index = self.by_local_port.get_or_init(|| PortIndex::new(&self.all));
         let ports: std::collections::BTreeSet<u16> = wanted.iter().map(|(l, _)| l.port()).collect();
         let mut found = HashMap::new();
         // Each socket on a wanted port is looked at once, whatever the
         // number of wanted connections on that port.
         for port in ports {
             for &i in index.at(port) {
-                let s = &self.snap.sockets[i as usize];
+                let s = self.all[i as usize];
                 let k = (canonical(s.local), canonical(s.remote));
                 if wanted.contains(&k) {
                     found.insert(k, s);
@@ -523,17 +526,26 @@ fn analyze_with(
             listening.entry(s.netns).or_default().insert(s.local.port());
         }
     }
-    let mut by_netns: std::collections::BTreeMap<u64, Vec<&Socket>> = Default::default();
+    let mut by_netns: std::collections::BTreeMap<u64, (Vec<&Socket>, Vec<&Socket>)> =
+        Default::default();
     if snap.namespaces.is_empty() {
-        by_netns.insert(super::socket::HOST_NETNS, sockets);
+        by_netns.insert(
+            super::socket::HOST_NETNS,
+            (sockets, snap.sockets.iter().collect()),
+        );
     } else {
         for s in sockets {
-            by_netns.entry(s.netns).or_default().push(s);
+            by_netns.entry(s.netns).or_default().0.push(s);
+        }
+        for s in &snap.sockets {
+            if let Some((_, all)) = by_netns.get_mut(&s.netns) {
+                all.push(s);
+            }
         }
         by_netns.entry(super::socket::HOST_NETNS).or_default();
     }
     let mut out = Vec::new();
-    for (netns, sockets) in by_netns {
+    for (netns, (sockets, all)) in by_netns {
         let system = match snap.namespaces.get(netns) {
             Some(ns) => &ns.system,
             None if netns == super::socket::HOST_NETNS => &snap.system,
@@ -552,6 +564,7 @@ fn analyze_with(
             snap,
             netns,
             system,
+            all,
             history,
             sockets,
             filtered: !filter.is_empty(),

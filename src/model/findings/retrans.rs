@@ -216,9 +216,9 @@ fn syn_retries(input: &Input, syn: Option<(u64, std::time::Duration)>, out: &mut
         .counter_increase("TcpExt.ListenOverflows")
         .is_some_and(|(n, _)| n > 0);
     let full_ports: std::collections::HashSet<u16> = input
-        .snap
-        .sockets
+        .all
         .iter()
+        .copied()
         .filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen)
         .filter(|s| s.recv_q > s.send_q || (overflowing && s.recv_q > 0))
         .map(|s| s.local.port())

@@ -285,9 +285,9 @@ fn ephemeral(
 
 fn server(input: &Input, port: u16, count: u64) -> Finding {
     let owners: BTreeSet<u32> = input
-        .snap
-        .sockets
+        .all
         .iter()
+        .copied()
         .filter(|s| s.state == TcpState::Listen && s.local.port() == port)
         .flat_map(|s| s.owners.iter().map(|o| o.pid))
         .collect();
@@ -319,15 +319,13 @@ fn buckets(input: &Input) -> Option<Finding> {
     // sockstat's count includes orphaned FIN_WAIT2 sockets, which the kernel
     // keeps in the same table; the socket list is the fallback.
     let tw = input
-        .snap
         .system
         .sockstat
         .get("TCP.tw")
         .copied()
         .unwrap_or_else(|| {
             input
-                .snap
-                .sockets
+                .all
                 .iter()
                 .filter(|s| s.state == TcpState::TimeWait)
                 .count() as u64
