@@ -181,9 +181,7 @@ impl Action {
             Action::SortNext => "sort by the next column",
             Action::SortPrev => "sort by the previous column",
             Action::SortReverse => "reverse the sort order",
-            Action::Group => {
-                "grouping: process, local port, remote host, connections (and by namespace, where other namespaces have sockets)"
-            }
+            Action::Group => "grouping: process, port, remote host, connections, netns",
             Action::Pause => {
                 "pause the view (collection goes on into history); in a replay, play / pause"
             }

@@ -182,8 +182,9 @@ const PROCESS_COLUMNS: &[Column] = &[
     col("TREND", 14, true, 3),
     optional("SHARED", 11, false, 1),
     optional("CLOSED", 6, true, 1),
-    // The container or namespace, where any process is outside the host's.
-    optional("NETNS", 14, false, 2),
+    // The container or namespace, where any process is outside the host's:
+    // at 80 columns it stays and TIME_WAIT goes.
+    optional("NETNS", 14, false, 1),
 ];
 
 const PORT_COLUMNS: &[Column] = &[
