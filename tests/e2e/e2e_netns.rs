@@ -72,3 +72,49 @@ fn monitor_filter_finds_a_socket_inside_a_namespace() {
     let out = String::from_utf8_lossy(&tui.output()).into_owned();
     assert!(!out.contains("panicked"), "sockscope panicked:\n{out}");
 }
+
+#[test]
+fn a_namespace_made_and_removed_while_the_monitor_runs_appears_and_goes() {
+    let test = "a_namespace_made_and_removed_while_the_monitor_runs_appears_and_goes";
+    if !common::root_or_skip(
+        test,
+        "the monitor following a namespace that comes and goes",
+    ) {
+        return;
+    }
+    common::netns::tools();
+    let mut tui = spawn(&[], 200, 40, ENV);
+    tui.wait_for_header();
+    // Made after the monitor's first samples.
+    let ns = NetNs::add("comes");
+    let mut h = ns.holder();
+    let (_, port) = h.listen(0);
+    let pid = h.pid.to_string();
+    tui.type_keys("/");
+    tui.type_keys(&format!("{port} netns:{}", ns.name));
+    tui.type_keys("\r");
+    let row_of = |s: &vt100::Screen| {
+        s.contents()
+            .lines()
+            .find(|l| l.trim_start().starts_with(&pid) && l.contains("python3"))
+            .map(str::to_string)
+    };
+    tui.wait_for(
+        &format!(
+            "pid {pid}'s row in netns {} (made after the start)",
+            ns.name
+        ),
+        |s| row_of(s).is_some_and(|l| l.contains(&ns.name)),
+    );
+    // Gone: its process exits and the namespace is deleted.
+    h.exit();
+    ns.wait_empty();
+    ns.delete();
+    tui.wait_for("the namespace's row gone", |s| {
+        row_of(s).is_none() && s.contents().contains(" 0 rows")
+    });
+    assert!(tui.try_wait().is_none(), "sockscope exited on its own");
+    tui.quit();
+    let out = String::from_utf8_lossy(&tui.output()).into_owned();
+    assert!(!out.contains("panicked"), "sockscope panicked:\n{out}");
+}
