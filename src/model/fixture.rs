@@ -533,7 +533,7 @@ pub fn containers() -> Snapshot {
         sockets: 301,
         error: None,
         source: Some("netlink".into()),
-        system: snap.system.clone(),
+        system: std::sync::Arc::new(snap.system.clone()),
     };
     let blue_ns = NamespaceInfo {
         inode: BLUE_NETNS,
@@ -543,7 +543,7 @@ pub fn containers() -> Snapshot {
         processes: 1,
         sockets: 2,
         source: Some("netlink".into()),
-        system: snap.system.clone(),
+        system: std::sync::Arc::new(snap.system.clone()),
         ..NamespaceInfo::default()
     };
     snap.namespaces = Namespaces {

@@ -37,7 +37,8 @@ pub struct NamespaceInfo {
     /// How its table was read: `netlink` or `proc`.
     pub source: Option<String>,
     /// Its own counters, sockstat and sysctls (each namespace has its own).
-    pub system: SystemContext,
+    /// Shared with the samples before it while they stand still.
+    pub system: Arc<SystemContext>,
 }
 
 impl NamespaceInfo {

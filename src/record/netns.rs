@@ -300,12 +300,13 @@ impl NamespaceTail {
                 n.processes = c.processes as usize;
                 n.sockets = c.sockets as usize;
             }
+            let system = std::sync::Arc::make_mut(&mut n.system);
             if w.system_whole {
-                n.system = SystemContext::default();
+                *system = SystemContext::default();
             }
-            n.system.counters.extend(w.counters);
-            n.system.sockstat.extend(w.sockstat);
-            n.system.sysctls.extend(w.sysctls);
+            system.counters.extend(w.counters);
+            system.sockstat.extend(w.sockstat);
+            system.sysctls.extend(w.sysctls);
         }
     }
 }
@@ -375,10 +376,11 @@ mod tests {
             source: Some("netlink".into()),
             ..Default::default()
         };
-        n.system
+        let system = std::sync::Arc::make_mut(&mut n.system);
+        system
             .sysctls
             .insert("net.ipv4.tcp_fin_timeout".into(), "60".into());
-        n.system.counters.insert("Tcp.InSegs".into(), inode * 10);
+        system.counters.insert("Tcp.InSegs".into(), inode * 10);
         n
     }
 
@@ -412,7 +414,7 @@ mod tests {
         // web gains a socket, db goes, cache comes, web's sysctl changes,
         // and one namespace could not be read.
         let mut web = ns(5, "web", 4);
-        web.system
+        std::sync::Arc::make_mut(&mut web.system)
             .sysctls
             .insert("net.ipv4.tcp_fin_timeout".into(), "30".into());
         let mut next = table([web, ns(8, "cache", 1)]);
@@ -430,7 +432,7 @@ mod tests {
 
         // A context that lost its keys (its table could not be read) starts over.
         let mut unread = ns(5, "web", 0);
-        unread.system = SystemContext::default();
+        unread.system = Default::default();
         unread.error = Some("gone".into());
         let last = table([unread]);
         let tail = delta_tail(&Delta::default(), &next, &last).expect("changes");

@@ -574,7 +574,7 @@ mod namespaces {
             let web = list.get_mut(&WEB_NETNS).unwrap();
             web.sockets = 300;
             let blue = list.get_mut(&BLUE_NETNS).unwrap();
-            blue.system
+            std::sync::Arc::make_mut(&mut blue.system)
                 .sysctls
                 .insert("net.ipv4.tcp_fin_timeout".into(), "5".into());
         }

@@ -169,11 +169,13 @@ fn containers_with_counters(at: u64, overflows: u64) -> sockscope::model::Snapsh
     snap.advance(std::time::Duration::from_secs(at));
     let mut list = (*snap.namespaces.list).clone();
     let web = list.get_mut(&fixture::WEB_NETNS).unwrap();
-    web.system
+    Arc::make_mut(&mut web.system)
         .counters
         .insert("TcpExt.ListenOverflows".into(), overflows);
-    web.system.counters.insert("Tcp.InSegs".into(), 1000 * at);
-    web.system
+    Arc::make_mut(&mut web.system)
+        .counters
+        .insert("Tcp.InSegs".into(), 1000 * at);
+    Arc::make_mut(&mut web.system)
         .sysctls
         .insert("net.ipv4.ip_local_port_range".into(), "40000 40099".into());
     snap.namespaces.list = Arc::new(list);
@@ -236,8 +238,9 @@ fn each_namespace_counts_its_own_time_wait_against_its_own_limit() {
         .insert("net.ipv4.tcp_max_tw_buckets".into(), "5200".into());
     let mut list = (*snap.namespaces.list).clone();
     let web = list.get_mut(&fixture::WEB_NETNS).unwrap();
-    web.system.sockstat.insert("TCP.tw".into(), 3);
-    web.system
+    let system = Arc::make_mut(&mut web.system);
+    system.sockstat.insert("TCP.tw".into(), 3);
+    system
         .sysctls
         .insert("net.ipv4.tcp_max_tw_buckets".into(), "512".into());
     snap.namespaces.list = Arc::new(list);

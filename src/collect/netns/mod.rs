@@ -84,6 +84,9 @@ struct Handle {
     sysctls_at: Option<Duration>,
     /// Whose identity was read, and what it is.
     identity: Option<(u32, container::Identity)>,
+    /// The counters, sockstat and sysctls last read, with their signature:
+    /// shared by the samples while nothing moves (parsed once).
+    system: Option<(u64, Arc<SystemContext>)>,
 }
 
 struct Last {
@@ -186,17 +189,15 @@ impl Follower {
                 }
             },
         };
-        let (system, signature) = h.counters();
         if h.sysctls_at
             .is_none_or(|at| ask.now.saturating_sub(at) >= SYSCTL_EVERY)
         {
             h.sysctls = read_sysctls(&h.ns);
             h.sysctls_at = Some(ask.now);
+            h.system = None;
         }
-        info.system = SystemContext {
-            sysctls: h.sysctls.clone(),
-            ..system
-        };
+        let (system, signature) = h.counters();
+        info.system = system;
         let age = h.last.as_ref().map(|l| ask.now.saturating_sub(l.at));
         let aged = age.is_some_and(|a| a >= MAX_REUSE) && self.aged_now < AGED_PER_REFRESH;
         if let (Some(last), Some(age)) = (&h.last, age)
@@ -399,6 +400,7 @@ fn open_handle(inode: u64, f: &discover::Found) -> Result<Handle, String> {
         sysctls: BTreeMap::new(),
         sysctls_at: None,
         identity: None,
+        system: None,
     })
 }
 
@@ -411,29 +413,46 @@ fn enter_error(e: &std::io::Error) -> String {
 }
 
 impl Handle {
-    /// The namespace's counters and sockstat, and a signature that changes
-    /// whenever a segment, a socket or a TIME_WAIT came or went.
-    fn counters(&mut self) -> (SystemContext, u64) {
-        let mut sys = SystemContext::default();
+    /// The namespace's counters, sockstat and sysctls, and a signature that
+    /// changes whenever a segment, a socket or a TIME_WAIT came or went
+    /// (snmp and sockstat). While it stands still the last context is
+    /// shared, not parsed again, and netstat (whose TcpExt counters move
+    /// with the same segments) is not read.
+    fn counters(&mut self) -> (Arc<SystemContext>, u64) {
         let mut signature = crc32fast::Hasher::new();
-        let mut buf = Vec::new();
-        for (i, file) in self.files.iter().enumerate() {
-            let Some(file) = file else { continue };
-            if read_at_start(file, &mut buf).is_err() {
-                continue;
+        let mut texts: [Vec<u8>; 4] = Default::default();
+        for (i, text) in texts.iter_mut().enumerate().take(3) {
+            if let Some(Some(file)) = self.files.get(i)
+                && read_at_start(file, text).is_ok()
+            {
+                signature.update(text);
             }
-            let text = String::from_utf8_lossy(&buf);
+        }
+        let signature = u64::from(signature.finalize());
+        if let Some((sig, system)) = &self.system
+            && *sig == signature
+        {
+            return (Arc::clone(system), signature);
+        }
+        if let Some(Some(file)) = self.files.get(3)
+            && read_at_start(file, &mut texts[3]).is_err()
+        {
+            texts[3].clear();
+        }
+        let mut sys = SystemContext {
+            sysctls: self.sysctls.clone(),
+            ..SystemContext::default()
+        };
+        for (i, text) in texts.iter().enumerate() {
+            let text = String::from_utf8_lossy(text);
             match i {
                 0 | 3 => system::parse_counter_pairs(&text, &mut sys.counters),
                 _ => system::parse_sockstat(&text, &mut sys.sockstat),
             }
-            // netstat's TcpExt moves with things that change no table
-            // (delayed ACKs...): the signature is snmp and sockstat.
-            if i < 3 {
-                signature.update(&buf);
-            }
         }
-        (sys, u64::from(signature.finalize()))
+        let sys = Arc::new(sys);
+        self.system = Some((signature, Arc::clone(&sys)));
+        (sys, signature)
     }
 
     /// Dumps the table, by netlink where it can.
@@ -531,7 +550,7 @@ fn read_via_pid(
             }
         }
     }
-    info.system = sys;
+    info.system = Arc::new(sys);
     Ok(())
 }
 
