@@ -17,6 +17,9 @@
 #       namespace is dumped, as a first refresh or snapshot), then busy
 #       (every namespace's process sends a byte every 0.2 s, so its counters
 #       move and its table cannot be reused: 200 containers with traffic),
+#       then with the host busy (idle namespaces, but a host server whose
+#       connections come and go: the machine-wide TCP figures in every
+#       namespace's sockstat move),
 #       and the pieces: one namespace's dump, its counters' read, the
 #       discovery, the host's dump;
 #   (b) `sockscope snapshot --json` against
@@ -39,6 +42,8 @@
 #   BUSY_REFRESHES    timed refreshes per mode and round, namespaces busy
 #                     (default 5; 0 = skip)
 #   BUSY_ROUNDS       (default 2)
+#   HOST_BUSY_REFRESHES  timed refreshes per mode and round, host busy
+#                     (default 10; 0 = skip); rounds: BUSY_ROUNDS
 #   SNAPSHOT_RUNS     timed `snapshot --json` runs (default 3)
 #   SS_LOOP_RUNS      timed ss loops at most (default 3; 0 = skip); no more are
 #                     started once SS_LOOP_MAX_S seconds (default 120) have gone
@@ -47,6 +52,11 @@
 #                     before the namespaces are made, restored on exit: each
 #                     namespace then has a TCP hash of its own instead of
 #                     sharing the host's, and its dumps walk only its sockets
+#   SETTLE_S          seconds to wait after loadgen is ready before measuring
+#                     (default 65): its 10k orphaned FIN_WAIT2 sockets expire
+#                     and its churner starts replacing TIME_WAIT sockets 60 s
+#                     in; before that the host makes no new TCP socket, which
+#                     flatters reuse (see the README)
 #   LOADGEN_ARGS      extra loadgen arguments, as for bench/run.sh
 #   CARGO_TARGET_DIR  honoured, as by cargo
 set -euo pipefail
@@ -59,15 +69,18 @@ SPACED_REFRESHES=${SPACED_REFRESHES:-5}
 SPACED_ROUNDS=${SPACED_ROUNDS:-2}
 BUSY_REFRESHES=${BUSY_REFRESHES:-5}
 BUSY_ROUNDS=${BUSY_ROUNDS:-2}
+HOST_BUSY_REFRESHES=${HOST_BUSY_REFRESHES:-10}
 SNAPSHOT_RUNS=${SNAPSHOT_RUNS:-3}
 SS_LOOP_RUNS=${SS_LOOP_RUNS:-3}
 SS_LOOP_MAX_S=${SS_LOOP_MAX_S:-120}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
+SETTLE_S=${SETTLE_S:-65}
 PREFIX=sockscope-bench-
 CHILD_EHASH=${CHILD_EHASH:-}
 if ! [[ $SS_LOOP_RUNS =~ ^[0-9]+$ && $SPACED_REFRESHES =~ ^[0-9]+$ && $SPACED_ROUNDS =~ ^[1-9][0-9]*$ &&
-    $BUSY_REFRESHES =~ ^[0-9]+$ && $BUSY_ROUNDS =~ ^[1-9][0-9]*$ && $CHILD_EHASH =~ ^[0-9]*$ ]]; then
-    echo "$0: SS_LOOP_RUNS, SPACED_REFRESHES and BUSY_REFRESHES: integers >= 0," \
+    $BUSY_REFRESHES =~ ^[0-9]+$ && $BUSY_ROUNDS =~ ^[1-9][0-9]*$ && $CHILD_EHASH =~ ^[0-9]*$ &&
+    $SETTLE_S =~ ^[0-9]+$ && $HOST_BUSY_REFRESHES =~ ^[0-9]+$ ]]; then
+    echo "$0: SS_LOOP_RUNS, SPACED_REFRESHES, BUSY_REFRESHES, HOST_BUSY_REFRESHES, SETTLE_S: integers >= 0," \
         "SPACED_ROUNDS and BUSY_ROUNDS >= 1, CHILD_EHASH an integer" >&2
     exit 2
 fi
@@ -80,6 +93,14 @@ done
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 bench_init
+# Two runs at once would share loadgen's addresses and ports and the
+# namespaces' names. The lock goes with the last process holding it (loadgen
+# and the namespaces' load inherit it).
+exec {BENCH_LOCK}>/run/lock/sockscope-bench-netns.lock
+if ! flock -n "$BENCH_LOCK"; then
+    say "another bench/netns.sh is running (lock /run/lock/sockscope-bench-netns.lock): wait for it to end"
+    exit 1
+fi
 install_missing ip=iproute2 ss=iproute2 nsenter=util-linux python3=python3 /usr/bin/time=time
 build_release
 say "building examples/netns_cost (release)"
@@ -148,6 +169,10 @@ our_namespaces() {
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 bench/netns_load.py --remove --prefix "$PREFIX"
 start_loadgen "$LOADGEN_ARGS"
+if ((SETTLE_S > 0)); then
+    say "waiting ${SETTLE_S} s for loadgen's steady state (orphans expired, TIME_WAIT churn running)"
+    sleep "$SETTLE_S"
+fi
 say "(a0) host alone: $REFRESHES refreshes, namespaces off"
 BUSY_BEFORE=$(cpu_busy)
 "$NETNS_COST" --modes off --rounds 1 --refreshes "$REFRESHES" --prefix "$PREFIX" | tee "$TMP/cost_host.txt" >&2
@@ -175,6 +200,15 @@ if ((BUSY_REFRESHES > 0)); then
     "$NETNS_COST" --rounds "$BUSY_ROUNDS" --refreshes "$BUSY_REFRESHES" --warmup 1 --prefix "$PREFIX" |
         tee "$TMP/cost_busy.txt" >&2
     kill -USR1 "$NL_PID" # chatter off
+    sleep 1
+fi
+if ((HOST_BUSY_REFRESHES > 0)); then
+    say "(a4) host busy (connections coming and going on the host): $BUSY_ROUNDS rounds x $HOST_BUSY_REFRESHES refreshes, off and on"
+    kill -USR2 "$NL_PID" # host churn on
+    sleep 1
+    "$NETNS_COST" --rounds "$BUSY_ROUNDS" --refreshes "$HOST_BUSY_REFRESHES" --warmup 1 --prefix "$PREFIX" |
+        tee "$TMP/cost_host_busy.txt" >&2
+    kill -USR2 "$NL_PID" # host churn off
     sleep 1
 fi
 
@@ -257,6 +291,9 @@ if os.path.exists(f"{tmp}/cost_spaced.txt"):
 if os.path.exists(f"{tmp}/cost_busy.txt"):
     section("(a3) busy: every namespace's process sends a byte every 0.2 s (no table can be reused), back to back:",
             "cost_busy.txt")
+if os.path.exists(f"{tmp}/cost_host_busy.txt"):
+    section("(a4) host busy: idle namespaces, a host server's connections coming and going, back to back:",
+            "cost_host_busy.txt")
 
 runs = collections.defaultdict(list)
 for line in open(f"{tmp}/results.tsv"):
@@ -314,6 +351,8 @@ s_off = get("cost_spaced.txt", "off", "mean_cpu_ms")
 s_on = get("cost_spaced.txt", "on", "mean_cpu_ms")
 b_off = get("cost_busy.txt", "off", "mean_cpu_ms")
 b_on = get("cost_busy.txt", "on", "mean_cpu_ms")
+h_off = get("cost_host_busy.txt", "off", "mean_cpu_ms")
+h_on = get("cost_host_busy.txt", "on", "mean_cpu_ms")
 def verdict(a, b):
     r = a / b - 1
     return f"{'PASS' if r <= 0.10 else 'FAIL'}  ({r * 100:+.1f}%: {a:.1f} vs {b:.1f} ms CPU per refresh, mean)"
@@ -323,6 +362,8 @@ if s_on is not None:
     print(f"  cold refresh (every namespace dumped), on vs off:            {verdict(s_on, s_off)}")
 if b_on is not None:
     print(f"  refresh <= +10%, busy namespaces, on vs off:                 {verdict(b_on, b_off)}")
+if h_on is not None:
+    print(f"  refresh <= +10%, host busy, on vs off:                       {verdict(h_on, h_off)}")
 if loop:
     ratio = snap / loop
     print(f"  snapshot --json <= 1/10 of the ss loop:                      "

@@ -15,7 +15,11 @@ namespaces stay idle, their counters still.
 SIGUSR1 to this process turns chatter on or off in every namespace: each
 process then sends one byte over one of its connections every 0.2 s
 (--chatter-every), so that its namespace's counters move and a collector
-cannot reuse its last table.
+cannot reuse its last table. SIGUSR2 turns on or off, in the host's
+namespace, a server whose connections come and go (about 200 connects a
+second, between 0 and 200 of them open, reset on close): nothing changes in
+the namespaces, but the machine-wide TCP figures every namespace's
+/proc/net/sockstat shows (alloc, mem) move, as on a busy host.
 
 Prints one line starting with `ready:` when every process holds its sockets,
 then waits until its stdin closes (EOF) or it gets SIGTERM, SIGINT or SIGHUP,
@@ -29,13 +33,19 @@ Every TCP socket has SO_LINGER 0, so stopping resets the connections instead
 of leaving TIME_WAIT sockets that keep a namespace alive for a minute.
 
 Only namespaces whose name starts with PREFIX are ever touched; namespaces
-left with it by an earlier run are deleted first (and said so).
+left with it by an earlier run are deleted first (and said so). A lock
+(/run/lock/sockscope-netns-load.PREFIX.lock, held while the load runs) keeps
+a second run with the same prefix, or --remove, from deleting the
+namespaces of one that is running: it stops with a message instead.
 
 Python 3 standard library only; needs root and `ip` (iproute2).
 """
 
 import argparse
+import collections
 import ctypes
+import random
+import fcntl
 import os
 import select
 import signal
@@ -44,6 +54,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 CLONE_NEWNET = 0x40000000
@@ -78,6 +89,24 @@ def remove(names):
     for f in failed:
         say(f"could not delete namespace {f}")
     return not failed
+
+
+def take_lock(prefix):
+    """An exclusive lock for PREFIX, or None when a live run holds it. The
+    forked processes inherit it, so it lasts as long as the load does."""
+    path = f"/run/lock/sockscope-netns-load.{prefix}lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        say(f"another netns_load with prefix {prefix} is running (pid {holder}, lock {path}): "
+            "its namespaces are left alone; wait for it to end")
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 class Stop(Exception):
@@ -144,6 +173,35 @@ def hold(name, sockets, lifeline_r, ready_w, chatter_every):
 
 
 # ------------------------------------------------------------ coordinator
+def host_churn(stop):
+    """In the host's namespace, until `stop` is set: connections that come
+    and go, so that the machine-wide TCP counters move."""
+    linger0 = struct.pack("ii", 1, 0)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(512)
+    addr = listener.getsockname()
+    held = collections.deque()
+    rng = random.Random(12)
+    target = 100
+    while not stop.is_set():
+        if rng.random() < 0.05:
+            target = rng.randint(0, 200)
+        client = socket.create_connection(addr)
+        server, _ = listener.accept()
+        for sock in (client, server):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+        held.append((client, server))
+        while len(held) > target:
+            for sock in held.popleft():
+                sock.close()
+        stop.wait(0.005)
+    for pair in held:
+        for sock in pair:
+            sock.close()
+    listener.close()
+
+
 def stdin_is_devnull():
     try:
         a, b = os.fstat(0), os.stat("/dev/null")
@@ -172,6 +230,8 @@ def main():
         say("--prefix must be at least 4 characters and contain no '/'")
         return 2
 
+    if take_lock(args.prefix) is None:
+        return 1
     stale = ours(args.prefix)
     if stale:
         say(f"deleting {len(stale)} namespaces named {args.prefix}* left by an earlier run")
@@ -193,6 +253,20 @@ def main():
                 pass
         say(f"chatter {'on' if chatting[0] else 'off'} in {len(children)} namespaces")
     signal.signal(signal.SIGUSR1, toggle)
+    churn = {}
+
+    def toggle_host(_signum, _frame):
+        if churn:
+            churn["stop"].set()
+            churn["thread"].join()
+            churn.clear()
+            say("host churn off")
+        else:
+            churn["stop"] = threading.Event()
+            churn["thread"] = threading.Thread(target=host_churn, args=(churn["stop"],), daemon=True)
+            churn["thread"].start()
+            say("host churn on: connections coming and going in the host's namespace")
+    signal.signal(signal.SIGUSR2, toggle_host)
 
     lifeline_r, lifeline_w = os.pipe()
     ready_r, ready_w = os.pipe()
@@ -253,8 +327,11 @@ def main():
         say(f"failed: {e}")
         status = 1
     finally:
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(s, signal.SIG_IGN)
+        if churn:
+            churn["stop"].set()
+            churn["thread"].join()
         os.close(lifeline_w)
         for pid in children:
             try:

@@ -346,16 +346,16 @@ mod tests {
         let lines: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(
             lines[0],
-            "PID,PROCESS,USER,TOTAL,ESTAB,CLOSE_WAIT,FIN_WAIT2,TIME_WAIT,LISTEN,OTHER,IN_BYTES_PER_S,OUT_BYTES_PER_S,TREND_CHANGE,SHARED,CLOSED"
+            "PID,PROCESS,USER,TOTAL,ESTAB,CLOSE_WAIT,FIN_WAIT2,TIME_WAIT,LISTEN,OTHER,IN_BYTES_PER_S,OUT_BYTES_PER_S,TREND_CHANGE,SHARED,CLOSED,NETNS"
         );
         // No history yet, so no rates and no trend: empty.
         // The exact name, its ESC written as an escape.
         assert_eq!(
             lines[1],
-            "1000,\"'=evil\\u{001b},x\",redis,3,0,2,0,0,1,0,,,,,"
+            "1000,\"'=evil\\u{001b},x\",redis,3,0,2,0,0,1,0,,,,,,"
         );
         assert!(
-            text.contains("\r\n,(no owner),,1,0,0,0,1,0,0,,,,,\r\n"),
+            text.contains("\r\n,(no owner),,1,0,0,0,1,0,0,,,,,,\r\n"),
             "{text}"
         );
         assert_eq!(

@@ -207,7 +207,12 @@ fn a_trouble_states_dump_leaves_out_listeners_and_keeps_close_wait() {
                 .all(|s| matches!(s.state, TcpState::CloseWait | TcpState::TimeWait)),
             "only the states asked for"
         );
-        found = out.into_iter().find(|s| s.local == local);
+        // Ours by both ends: another connection may have the same local
+        // address and port towards another peer.
+        let peer = listener.local_addr().unwrap();
+        found = out
+            .into_iter()
+            .find(|s| s.local == local && s.remote == peer);
         if found.is_some() {
             break;
         }
