@@ -55,8 +55,7 @@
 #   SETTLE_S          seconds to wait after loadgen is ready before measuring
 #                     (default 65): its 10k orphaned FIN_WAIT2 sockets expire
 #                     and its churner starts replacing TIME_WAIT sockets 60 s
-#                     in; before that the host makes no new TCP socket, which
-#                     flatters reuse (see the README)
+#                     in, so the host's table is the same through every phase
 #   LOADGEN_ARGS      extra loadgen arguments, as for bench/run.sh
 #   CARGO_TARGET_DIR  honoured, as by cargo
 set -euo pipefail

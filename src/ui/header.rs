@@ -34,7 +34,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 }
 
 /// How many other network namespaces are in view, with their sockets:
-/// `+12 netns: 340 sockets`, in the trouble colour when some could not be
+/// `+12 netns (340 sockets)`, in the warning colour when some could not be
 /// read. None when there are none.
 fn namespaces(app: &App, theme: &Theme) -> Option<(String, Style)> {
     let spaces = &app.snapshot.namespaces;
@@ -44,14 +44,15 @@ fn namespaces(app: &App, theme: &Theme) -> Option<(String, Style)> {
     let sockets: usize = spaces.list.values().map(|n| n.sockets).sum();
     let unread = spaces.list.values().filter(|n| n.error.is_some()).count() + spaces.unreadable;
     let mut text = format!(
-        "+{} netns: {sockets} socket{}",
+        "+{} netns ({sockets} socket{}",
         spaces.list.len(),
         if sockets == 1 { "" } else { "s" }
     );
     if unread > 0 {
-        text.push_str(&format!(", {unread} unreadable"));
+        text.push_str(&format!(", {unread} unreadable)"));
         return Some((text, theme.warn()));
     }
+    text.push(')');
     Some((text, Style::new()))
 }
 

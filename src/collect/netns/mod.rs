@@ -8,11 +8,12 @@
 //! unchanged.
 //!
 //! The kernel keeps one TCP hash for all namespaces, so every namespace's
-//! dump walks every socket of the machine. A namespace whose counters
-//! (`snmp`, `sockstat`) have not moved since its last dump has had no
-//! segment in or out, no socket opened or closed and no TIME_WAIT expire:
-//! its last table is reused instead of walking the hash again, up to
-//! [`MAX_REUSE`] old.
+//! dump walks every socket of the machine. A namespace whose own counters
+//! (`snmp`, and `sockstat`'s in-use and TIME_WAIT counts: its orphan,
+//! alloc and mem figures are the machine's) have not moved since its last
+//! dump has had no segment in or out, no socket opened or closed and no
+//! TIME_WAIT expire: its last table is reused instead of walking the hash
+//! again, up to [`MAX_REUSE`] old.
 //!
 //! A namespace is followed while a process is in it or a bind mount keeps
 //! it; our handles on it (its fd, the netlink socket, the counter files)
@@ -425,7 +426,11 @@ impl Handle {
             if let Some(Some(file)) = self.files.get(i)
                 && read_at_start(file, text).is_ok()
             {
-                signature.update(text);
+                if i == 0 {
+                    signature.update(text);
+                } else {
+                    own_sockstat(text, &mut signature);
+                }
             }
         }
         let signature = u64::from(signature.finalize());
@@ -554,6 +559,25 @@ fn read_via_pid(
     Ok(())
 }
 
+/// The figures of a `sockstat` text that are the namespace's own: socket
+/// counts in use and TIME_WAIT. `orphan`, `alloc` and `mem` are the whole
+/// machine's in any namespace, and move with the host's traffic.
+fn own_sockstat(text: &[u8], into: &mut crc32fast::Hasher) {
+    for line in text.split(|&b| b == b'\n') {
+        let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+        let Some(section) = words.next() else {
+            continue;
+        };
+        into.update(section);
+        while let (Some(key), Some(value)) = (words.next(), words.next()) {
+            if !matches!(key, b"orphan" | b"alloc" | b"mem") {
+                into.update(key);
+                into.update(value);
+            }
+        }
+    }
+}
+
 /// Reads the whole of a `/proc` file from its start again.
 fn read_at_start(file: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();
@@ -570,4 +594,29 @@ fn read_at_start(file: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
 /// The namespace's own values of the sysctls sockscope reads.
 fn read_sysctls(ns: &OwnedFd) -> BTreeMap<String, String> {
     enter::run_in(ns.as_fd(), system::read_sysctls).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(text: &str) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        own_sockstat(text.as_bytes(), &mut h);
+        h.finalize()
+    }
+
+    #[test]
+    fn the_machines_socket_memory_and_orphans_do_not_move_a_namespaces_signature() {
+        let quiet =
+            "sockets: used 5\nTCP: inuse 3 orphan 0 tw 0 alloc 42 mem 242\nUDP: inuse 1 mem 7\n";
+        let host_busy = "sockets: used 5\nTCP: inuse 3 orphan 12 tw 0 alloc 9042 mem 88242\nUDP: inuse 1 mem 70\n";
+        assert_eq!(sig(quiet), sig(host_busy));
+        let own_tw =
+            "sockets: used 5\nTCP: inuse 3 orphan 0 tw 1 alloc 42 mem 242\nUDP: inuse 1 mem 7\n";
+        let own_socket =
+            "sockets: used 6\nTCP: inuse 4 orphan 0 tw 0 alloc 42 mem 242\nUDP: inuse 1 mem 7\n";
+        assert_ne!(sig(quiet), sig(own_tw));
+        assert_ne!(sig(quiet), sig(own_socket));
+    }
 }
