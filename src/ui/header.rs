@@ -76,9 +76,6 @@ fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
             ));
         }
         items.push(owners(app, theme));
-        if let Some(ns) = namespaces(app, theme) {
-            items.push(ns);
-        }
         if let Some(t) = &app.trace
             && t.lost > 0
         {
@@ -122,6 +119,12 @@ fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
             ),
             theme.dim(),
         ));
+    }
+    // After the interval and the sample's age: at 80 columns those stay.
+    if app.stats.is_some()
+        && let Some(ns) = namespaces(app, theme)
+    {
+        items.push(ns);
     }
     if !app.host.is_empty() {
         items.push((clean(&app.host).into_owned(), Style::new()));
