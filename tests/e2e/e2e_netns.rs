@@ -12,6 +12,14 @@ use pty::spawn;
 /// No SSH session as far as the monitor knows, whatever the test runs under.
 const ENV: &[(&str, &str)] = &[("SSH_CONNECTION", "")];
 
+/// The process view's row of the python3 holder `pid`.
+fn process_row(s: &vt100::Screen, pid: &str) -> Option<String> {
+    s.contents()
+        .lines()
+        .find(|l| l.trim_start().starts_with(pid) && l.contains("python3"))
+        .map(str::to_string)
+}
+
 #[test]
 fn monitor_filter_finds_a_socket_inside_a_namespace() {
     let test = "monitor_filter_finds_a_socket_inside_a_namespace";
@@ -30,12 +38,7 @@ fn monitor_filter_finds_a_socket_inside_a_namespace() {
     tui.type_keys("/");
     tui.type_keys(&port.to_string());
     tui.type_keys("\r");
-    let row_of = |s: &vt100::Screen| {
-        s.contents()
-            .lines()
-            .find(|l| l.trim_start().starts_with(&pid) && l.contains("python3"))
-            .map(str::to_string)
-    };
+    let row_of = |s: &vt100::Screen| process_row(s, &pid);
     tui.wait_for(
         &format!(
             "the row of pid {pid} (python3, listening on :{port} in netns {})",
@@ -93,12 +96,7 @@ fn a_namespace_made_and_removed_while_the_monitor_runs_appears_and_goes() {
     tui.type_keys("/");
     tui.type_keys(&format!("{port} netns:{}", ns.name));
     tui.type_keys("\r");
-    let row_of = |s: &vt100::Screen| {
-        s.contents()
-            .lines()
-            .find(|l| l.trim_start().starts_with(&pid) && l.contains("python3"))
-            .map(str::to_string)
-    };
+    let row_of = |s: &vt100::Screen| process_row(s, &pid);
     tui.wait_for(
         &format!(
             "pid {pid}'s row in netns {} (made after the start)",

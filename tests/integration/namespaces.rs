@@ -646,13 +646,14 @@ fn a_namespace_with_a_narrow_port_range_gets_its_own_time_wait_verdict() {
     // The same traffic in two namespaces; only one has 100 ephemeral ports.
     let narrow = NetNs::add("narrow");
     let wide = NetNs::add("wide");
+    // Written inside the namespace: its /proc/sys/net is its own.
     let set = output(Command::new("ip").args([
         "netns",
         "exec",
         &narrow.name,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_local_port_range=40000 40099",
+        "sh",
+        "-c",
+        "echo '40000 40099' > /proc/sys/net/ipv4/ip_local_port_range",
     ]));
     assert!(
         set.status.success(),
