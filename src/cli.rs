@@ -479,7 +479,7 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Failure> {
     if let Some(note) = snap.attribution.note() {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
-    if let Some(note) = snap.namespaces.note(snap.attribution.as_root) {
+    if let Some(note) = snap.namespaces.note() {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
     Ok(())
@@ -557,7 +557,7 @@ fn diagnose(args: DiagnoseArgs) -> Result<(), Failure> {
     if let Some(note) = snap.attribution.note() {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
-    if let Some(note) = snap.namespaces.note(snap.attribution.as_root) {
+    if let Some(note) = snap.namespaces.note() {
         let _ = writeln!(std::io::stderr(), "sockscope: {note}");
     }
     match findings::worst(&found) {

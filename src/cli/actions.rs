@@ -84,9 +84,12 @@ fn action_filter(terms: &[String], what: &str) -> Result<Filter, Failure> {
     Ok(filter)
 }
 
-/// Refuses a selection that is the whole table (this network namespace's
-/// sockets) unless `--all`: a filter such as `!pid:999999999` or
-/// `addr:0.0.0.0/0` is not empty, yet selects everything.
+/// Refuses a selection that is the whole table unless `--all`: a filter
+/// such as `!pid:999999999` or `addr:0.0.0.0/0` is not empty, yet selects
+/// everything. The whole table is the machine's (every namespace), or that
+/// of the network namespace sockscope runs in: on its own it is what a
+/// filter like `addr:127.0.0.0/8` covers in a container, while other
+/// namespaces have sockets elsewhere.
 fn refuse_everything(
     snap: &Snapshot,
     filter: &Filter,
@@ -101,12 +104,24 @@ fn refuse_everything(
     let every = selected == snap.sockets.len()
         || narrowing.is_empty()
         || snap.sockets.iter().all(|s| narrowing.matches(s, snap));
-    if every {
+    let own: Vec<_> = snap
+        .sockets
+        .iter()
+        .filter(|s| s.netns == crate::model::HOST_NETNS)
+        .collect();
+    let every_own = !snap.namespaces.is_empty()
+        && !own.is_empty()
+        && own.iter().all(|s| narrowing.matches(s, snap));
+    if every || every_own {
+        let (whose, total) = if every {
+            ("this machine's table", snap.sockets.len())
+        } else {
+            ("this network namespace's table", own.len())
+        };
         return Err(Failure::Usage(format!(
-            "`{}` selects every socket of this machine's table ({} of {}): refusing to {what} them all; narrow the filter, or add --all if that is what you mean",
+            "`{}` selects every socket of {whose} ({} of {total}): refusing to {what} them all; narrow the filter, or add --all if that is what you mean",
             clean(filter.text()),
-            selected,
-            snap.sockets.len()
+            if every { selected } else { own.len() },
         )));
     }
     Ok(())

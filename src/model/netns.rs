@@ -88,9 +88,8 @@ impl Namespaces {
             .collect()
     }
 
-    /// The note for namespaces that could not be read, or None. `as_root`:
-    /// the scan ran as root, so privilege is not the cause.
-    pub fn note(&self, as_root: bool) -> Option<String> {
+    /// The note for namespaces that could not be read, or None.
+    pub fn note(&self) -> Option<String> {
         let errors: Vec<&NamespaceInfo> =
             self.list.values().filter(|n| n.error.is_some()).collect();
         let n = errors.len() + self.unreadable;
@@ -108,18 +107,8 @@ impl Namespaces {
                 if n == 1 { "its" } else { "their" }
             ));
         }
-        if self.unknown_processes > 0 {
-            let p = self.unknown_processes;
-            parts.push(format!(
-                "the network namespace of {p} process{} could not be told ({})",
-                if p == 1 { "" } else { "es" },
-                if as_root {
-                    "a security module or another namespace's ptrace policy refuses even root"
-                } else {
-                    "only root or their owner can read /proc/PID/ns/net"
-                }
-            ));
-        }
+        // Processes whose namespace could not be told are the ones whose
+        // fd tables could not be read either: the attribution note says so.
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 }

@@ -140,7 +140,7 @@ fn x_then_enter_in_the_monitor_destroys_the_close_wait_sockets_and_e_exports() {
 #[test]
 fn destroy_asks_on_the_terminal_and_no_keeps_the_sockets_yes_destroys_them() {
     let (mut leaker, port) = close_wait_leaker(2);
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     for (answer, code) in [("n", 1), ("y", 0)] {
         let mut tui = spawn(&["destroy", &filter, "state:cw"], 100, 30, ENV);
         tui.wait_for_text("Destroy 2 sockets? [y/N]");

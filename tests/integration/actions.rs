@@ -29,7 +29,7 @@ fn sigterm_through_the_action_code_ends_the_leaking_owner_and_spares_another_pro
     bystander.listen("127.0.0.1:0");
 
     let snap = SystemCollector::new(Options::default()).collect().unwrap();
-    let filter = Filter::parse(&format!("lport:{port} state:cw")).unwrap();
+    let filter = Filter::parse(&format!("lport:{port} state:cw netns:host")).unwrap();
     let sockets = sockscope::cli::select(&snap, &filter);
     let owners = plan::owners(&snap, &sockets);
     assert_eq!(owners.len(), 1, "{owners:#?}");
@@ -97,7 +97,7 @@ fn kill_command_with_yes_signals_the_owner_of_matching_sockets_only() {
     let (leaker, port) = close_wait_leaker(2);
     let mut bystander = Holder::new();
     bystander.listen("127.0.0.1:0");
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     let out = output(&mut sockscope(&["kill", &filter, "state:cw", "--yes"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -119,7 +119,7 @@ fn kill_command_with_yes_signals_the_owner_of_matching_sockets_only() {
 #[test]
 fn destroy_command_removes_the_close_wait_sockets_and_leaves_their_owner_running() {
     let (mut leaker, port) = close_wait_leaker(4);
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     let out = output(&mut sockscope(&[
         "destroy",
         &filter,
@@ -204,7 +204,7 @@ fn an_empty_filter_is_refused_and_nothing_is_touched() {
 #[test]
 fn read_only_refuses_kill_and_destroy() {
     let (mut leaker, port) = close_wait_leaker(1);
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     for args in [
         vec!["--read-only", "destroy", &filter, "--yes"],
         vec!["destroy", &filter, "--yes", "--read-only"],
@@ -226,7 +226,7 @@ fn read_only_refuses_kill_and_destroy() {
 fn without_yes_and_without_a_terminal_nothing_is_done() {
     let setsid = common::find_program("setsid").expect("setsid (util-linux) is installed");
     let (mut leaker, port) = close_wait_leaker(2);
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     for cmd in ["destroy", "kill"] {
         // A new session has no controlling terminal: /dev/tty cannot open.
         let out = output(Command::new(&setsid).args(["-w", common::bin(), cmd, &filter]));
@@ -256,7 +256,7 @@ fn as_nobody_destroy_is_not_permitted_and_says_why() {
     let nobody = as_nobody().expect("root can run as nobody");
     let copy = common::sockscope_for_nobody();
     let (_leaker, port) = close_wait_leaker(2);
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     let mut cmd = Command::new(nobody[0]);
     cmd.args(&nobody[1..])
         .arg(&copy.sockscope)
@@ -290,7 +290,7 @@ fn as_nobody_kill_of_a_root_process_is_not_permitted_and_says_why() {
     let nobody = as_nobody().expect("root can run as nobody");
     let copy = common::sockscope_for_nobody();
     let (mut leaker, port) = close_wait_leaker(1);
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
 
     // Plain nobody cannot even see who holds root's sockets.
     let mut cmd = Command::new(nobody[0]);
@@ -338,7 +338,7 @@ fn destroy_reports_what_the_socket_table_says_afterwards_not_the_kernels_ack() {
     // say what is true afterwards, whichever way the kernel goes.
     let mut h = Holder::new();
     let (_, port) = h.udp("127.0.0.1:0");
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     let out = output(&mut sockscope(&["destroy", &filter, "proto:udp", "--yes"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

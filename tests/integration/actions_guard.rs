@@ -33,13 +33,16 @@ fn namespace() -> Option<(Holder, u16, u16)> {
     Some((h, port, client_port))
 }
 
-/// `sockscope ARGS` inside the holder's network namespace.
+/// `sockscope ARGS netns:host` inside the holder's network namespace:
+/// sockscope sees (and would act on) every other namespace too, the
+/// machine's and other tests' among them; `netns:host` keeps it to its own.
 fn inside(h: &Holder, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net=/proc/{}/ns/net", h.pid()))
         .arg("--")
         .arg(common::bin())
         .args(args)
+        .arg("netns:host")
         .env_remove("SSH_CONNECTION");
     for (k, v) in env {
         cmd.env(k, v);
@@ -47,6 +50,8 @@ fn inside(h: &Holder, args: &[&str], env: &[(&str, &str)]) -> std::process::Outp
     output(&mut cmd)
 }
 
+/// The sockets of the holder's own namespace (sockscope sees the others
+/// too, the machine's among them).
 fn sockets_inside(h: &Holder) -> usize {
     let out = inside(h, &["snapshot", "--json"], &[]);
     assert!(out.status.success());

@@ -61,7 +61,7 @@ fn a_forked_servers_parent_and_child_are_both_named_and_both_must_let_go() {
         .expect("child pid");
     drop(clients);
 
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     let rows = poll("10 CLOSE_WAIT held by parent and child", || {
         let rows = snapshot_json(&[&filter, "state:close-wait"]);
         (rows.len() == 10
@@ -185,7 +185,7 @@ fn a_prefork_pool_leaking_in_every_worker_is_one_finding_naming_the_pool() {
         .map(|p| p.parse().unwrap())
         .collect();
     assert_eq!(workers.len(), 3);
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     // Connect until at least two workers have accepted some: which worker
     // the kernel wakes is its choice.
     let mut clients = Vec::new();
@@ -230,7 +230,7 @@ fn connections_nobody_accepted_belong_to_the_listener_and_make_accept_stalled() 
     let waiting: Vec<TcpStream> = (0..2).map(|_| connect(port)).collect();
     let gave_up: Vec<TcpStream> = (0..4).map(|_| connect(port)).collect();
     drop(gave_up);
-    let filter = format!("lport:{port}");
+    let filter = format!("lport:{port} netns:host");
     poll("4 queued connections in CLOSE_WAIT", || {
         (snapshot_json(&[&filter, "state:close-wait"]).len() == 4).then_some(())
     });
