@@ -362,12 +362,17 @@ impl SystemCollector {
                 (sockets, source, note, scan, system, spaces, found)
             };
 
-        let mut index: HashMap<u64, usize, foldhash::fast::RandomState> = sockets
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.inode != 0)
-            .map(|(i, s)| (s.inode, i))
-            .collect();
+        // Inode → position in the table, for the owner join.
+        let by_inode =
+            |sockets: &[crate::model::Socket]| -> HashMap<u64, usize, foldhash::fast::RandomState> {
+                sockets
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.inode != 0)
+                    .map(|(i, s)| (s.inode, i))
+                    .collect()
+            };
+        let mut index = by_inode(&sockets);
         // A reused namespace table that lacks a socket a process in that
         // namespace holds is stale (an accept() moves no counter): dump it
         // again, and index again.
@@ -396,12 +401,7 @@ impl SystemCollector {
                     }
                 }
             }
-            index = sockets
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.inode != 0)
-                .map(|(i, s)| (s.inode, i))
-                .collect();
+            index = by_inode(&sockets);
         }
         let mut processes = scan.processes;
         // Attached in socket order: in fd order they land all over a 100k+

@@ -171,25 +171,9 @@ impl Filter {
             let hits: Vec<u64> = snapshot
                 .namespaces
                 .list
-                .values()
-                .filter(|ns| {
-                    // A namespace's first socket stands for it: the terms
-                    // look at the namespace, not at the socket.
-                    let probe = Socket {
-                        netns: ns.inode,
-                        ..super::fixture::socket(
-                            Proto::Tcp,
-                            TcpState::Close,
-                            "0.0.0.0:0",
-                            "0.0.0.0:0",
-                            0,
-                            0,
-                            &[],
-                        )
-                    };
-                    t.test.matches(&probe, snapshot)
-                })
-                .map(|ns| ns.inode)
+                .keys()
+                .copied()
+                .filter(|&ns| t.test.matches_netns(ns, snapshot))
                 .collect();
             left = Some(match left {
                 None => hits,
@@ -338,6 +322,39 @@ fn net_contains(net: &IpNet, ip: IpAddr) -> bool {
 }
 
 impl Test {
+    /// The namespace terms: whether the namespace `netns` is the one asked
+    /// for (they look at the namespace, not at the socket).
+    fn matches_netns(&self, netns: u64, snap: &Snapshot) -> bool {
+        match self {
+            Test::Netns(w) => match snap.namespaces.get(netns) {
+                None => netns == crate::model::HOST_NETNS && w == "host",
+                Some(ns) => ns.matches(w),
+            },
+            Test::Container(w) => snap.namespaces.get(netns).is_some_and(|ns| {
+                let eq =
+                    |v: &Option<String>| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(w));
+                eq(&ns.container)
+                    || ns.name.eq_ignore_ascii_case(w)
+                    || (w.len() >= 4
+                        && ns
+                            .container_id
+                            .as_deref()
+                            .is_some_and(|id| id.to_ascii_lowercase().starts_with(w.as_str())))
+            }),
+            Test::Pod(w) => snap
+                .namespaces
+                .get(netns)
+                .and_then(|ns| ns.pod.as_deref())
+                .is_some_and(|pod| {
+                    pod.eq_ignore_ascii_case(w)
+                        || pod
+                            .split_once('/')
+                            .is_some_and(|(_, name)| name.eq_ignore_ascii_case(w))
+                }),
+            _ => false,
+        }
+    }
+
     fn matches(&self, s: &Socket, snap: &Snapshot) -> bool {
         match self {
             Test::Port(p) => s.local.port() == *p || s.remote.port() == *p,
@@ -363,31 +380,7 @@ impl Test {
             Test::RemoteAddr(net) => net_contains(net, s.remote.ip()),
             Test::Proto(p) => s.proto == *p,
             Test::Family(f) => s.family == *f,
-            Test::Netns(w) => match snap.namespaces.get(s.netns) {
-                None => s.netns == crate::model::HOST_NETNS && w == "host",
-                Some(ns) => ns.matches(w),
-            },
-            Test::Container(w) => snap.namespaces.get(s.netns).is_some_and(|ns| {
-                let eq =
-                    |v: &Option<String>| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(w));
-                eq(&ns.container)
-                    || ns.name.eq_ignore_ascii_case(w)
-                    || (w.len() >= 4
-                        && ns
-                            .container_id
-                            .as_deref()
-                            .is_some_and(|id| id.to_ascii_lowercase().starts_with(w.as_str())))
-            }),
-            Test::Pod(w) => snap
-                .namespaces
-                .get(s.netns)
-                .and_then(|ns| ns.pod.as_deref())
-                .is_some_and(|pod| {
-                    pod.eq_ignore_ascii_case(w)
-                        || pod
-                            .split_once('/')
-                            .is_some_and(|(_, name)| name.eq_ignore_ascii_case(w))
-                }),
+            Test::Netns(_) | Test::Container(_) | Test::Pod(_) => self.matches_netns(s.netns, snap),
             Test::Word(word, state) => {
                 state.is_some_and(|st| st == s.state) || owner_name_contains(s, snap, word)
             }
