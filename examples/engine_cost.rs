@@ -7,6 +7,7 @@
 
 use sockscope::app::keymap::Keymap;
 use sockscope::model::fixture::{self, socket};
+use sockscope::model::view::Grouping;
 use sockscope::model::{Filter, Proto, Snapshot, TcpState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,4 +144,19 @@ fn main() {
     time("rows by process (filter, group, sort)", || {
         app.handle(sockscope::app::Event::Analysis(Arc::clone(&analysis)));
     });
+    let all: Vec<usize> = (0..merged.sockets.len()).collect();
+    let ctx = sockscope::model::view::ViewCtx {
+        snap: &merged,
+        history: &history,
+        now: merged.monotonic,
+        names: None,
+        prefer: Vec::new(),
+    };
+    for (col, label) in [(0, "STATE"), (2, "LOCAL"), (3, "REMOTE"), (8, "AGE")] {
+        time(&format!("rows of the connections view by {label}"), || {
+            let mut rows = sockscope::model::view::build(Grouping::Flat, &merged, &all);
+            sockscope::model::view::sort(&mut rows, col, false, &ctx);
+            rows
+        });
+    }
 }

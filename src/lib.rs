@@ -18,3 +18,19 @@ pub mod serve;
 pub mod trace;
 pub mod tui;
 pub mod ui;
+
+/// One malloc arena for the whole process. glibc gives each thread that
+/// allocates at once its own arena, and at 130k sockets the engine, the row
+/// builder and the collection workers each kept tens of MiB free in theirs:
+/// after five minutes of the monitor, 276 MiB peak RSS against 227 MiB with
+/// one arena. Called first thing in `main`, before any thread exists.
+pub fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning parameter of glibc's allocator
+    // (M_ARENA_MAX takes any positive value, and a failure leaves the
+    // default); it touches no memory of ours, and no other thread is
+    // allocating yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}

@@ -248,6 +248,18 @@ pub struct App {
     pub views: ViewState,
     /// Set when showing a recording (`sockscope replay`).
     pub replay: Option<replay::Replay>,
+    /// [`App::no_holder_reasons`] of one sample under one filter: the
+    /// detail pane asks on every draw, and at 130k sockets each answer
+    /// reads every socket.
+    no_holders: std::cell::RefCell<Option<NoHolders>>,
+}
+
+/// Why sockets have no holder, counted for one sample (held weakly: its
+/// address cannot be reused while the cache names it) and one filter.
+struct NoHolders {
+    sample: std::sync::Weak<Snapshot>,
+    filter: Filter,
+    reasons: Vec<(crate::model::holders::NoHolder, u32)>,
 }
 
 impl App {
@@ -312,6 +324,7 @@ impl App {
             view: View::Sockets,
             views: ViewState::default(),
             replay: None,
+            no_holders: Default::default(),
         };
         app.rebuild();
         app
@@ -337,6 +350,22 @@ impl App {
     /// Why the sockets under the filter that no process holds have none,
     /// with how many each (for the `(no owner)` row's detail).
     pub fn no_holder_reasons(&self) -> Vec<(crate::model::holders::NoHolder, u32)> {
+        if let Some(c) = &*self.no_holders.borrow()
+            && c.sample.ptr_eq(&Arc::downgrade(&self.snapshot))
+            && c.filter == self.effective
+        {
+            return c.reasons.clone();
+        }
+        let reasons = self.count_no_holder_reasons();
+        *self.no_holders.borrow_mut() = Some(NoHolders {
+            sample: Arc::downgrade(&self.snapshot),
+            filter: self.effective.clone(),
+            reasons: reasons.clone(),
+        });
+        reasons
+    }
+
+    fn count_no_holder_reasons(&self) -> Vec<(crate::model::holders::NoHolder, u32)> {
         let snap = &self.snapshot;
         let mut counts: Vec<(crate::model::holders::NoHolder, u32)> = Vec::new();
         for s in &snap.sockets {

@@ -3,8 +3,13 @@
 //!
 //! A trouble-states collection holds few sockets with an inode (TIME_WAIT
 //! and orphans have none); almost all of them were in the last full dump,
-//! a CLOSE_WAIT having been ESTABLISHED there. Each remembered owner is
-//! checked with one `readlink` of `/proc/PID/fd/FD`. A socket that is new
+//! a CLOSE_WAIT having been ESTABLISHED there. Remembered owners are
+//! checked with one `readlink` of `/proc/PID/fd/FD` each: all of them while
+//! the dump holds at most [`CHECK_ALL_UPTO`] held sockets, else an eighth of
+//! them per answer in turn (a leak of 10k CLOSE_WAIT costs 10k readlinks,
+//! 60 ms at 130k sockets, which a refresh every second cannot afford), so
+//! each is checked at least every [`CHECK_EVERY`] answers; every owning
+//! process is checked to be alive on every answer. A socket that is new
 //! since, or an owner whose descriptor no longer points at it, sends the
 //! caller back to the full fd scan.
 
@@ -12,7 +17,18 @@ use super::owners::{InodeSet, OwnerScan};
 use crate::model::{Owner, Process, Socket};
 use std::collections::HashMap;
 
+/// Up to this many held sockets in a partial dump, every owner is checked
+/// on every answer.
+pub const CHECK_ALL_UPTO: usize = 2048;
+/// Above it, the owners of one socket in this many are checked per answer,
+/// in turn (by inode).
+pub const CHECK_EVERY: u64 = 8;
+
 pub struct KnownOwners {
+    /// Answers given, for the turn of the checks.
+    round: u64,
+    /// [`CHECK_ALL_UPTO`], lower in tests.
+    check_all_upto: usize,
     /// Inodes of the last full dump, held or not.
     inodes: InodeSet,
     /// (inode, owner) of every held socket in it, sorted.
@@ -41,6 +57,8 @@ impl KnownOwners {
             .collect();
         holders.sort_unstable();
         KnownOwners {
+            round: 0,
+            check_all_upto: CHECK_ALL_UPTO,
             inodes,
             holders,
             processes: processes.clone(),
@@ -50,16 +68,21 @@ impl KnownOwners {
     }
 
     /// The owners of `sockets` (a partial dump) from what is remembered,
-    /// each checked against its fd now. None when a socket is new since the
-    /// full collection or a remembered owner let go of it: the caller scans.
-    /// An owner added since (a fork, a descriptor passed) shows at the next
-    /// full collection.
-    pub fn answer(&self, sockets: &[Socket]) -> Option<OwnerScan> {
+    /// checked against their fds now (all of them, or one socket's in
+    /// [`CHECK_EVERY`] in turn on large dumps). None when a socket is new
+    /// since the full collection, an owning process is gone or a checked
+    /// owner let go of it: the caller scans. An owner added since (a fork,
+    /// a descriptor passed) shows at the next full collection.
+    pub fn answer(&mut self, sockets: &[Socket]) -> Option<OwnerScan> {
         let mut scan = OwnerScan {
             unreadable_processes: self.unreadable_processes,
             hidden_pids: self.hidden_pids,
             ..OwnerScan::default()
         };
+        let held = sockets.iter().filter(|s| s.inode != 0).count();
+        let turn = self.round % CHECK_EVERY;
+        self.round += 1;
+        let check = |inode: u64| held <= self.check_all_upto || inode % CHECK_EVERY == turn;
         for s in sockets.iter().filter(|s| s.inode != 0) {
             if !self.inodes.contains(&s.inode) {
                 return None;
@@ -69,7 +92,7 @@ impl KnownOwners {
                 .iter()
                 .take_while(|(i, _)| *i == s.inode)
             {
-                if !still_holds(owner, s.inode) {
+                if check(s.inode) && !still_holds(owner, s.inode) {
                     return None;
                 }
                 scan.holders.push((s.inode, owner));
@@ -77,6 +100,14 @@ impl KnownOwners {
                     scan.processes.entry(owner.pid).or_insert_with(|| p.clone());
                 }
             }
+        }
+        // A process gone since: its sockets are held by someone else now
+        // (they would have no inode otherwise).
+        let mut pids: Vec<u32> = scan.holders.iter().map(|(_, o)| o.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        if !pids.into_iter().all(alive) {
+            return None;
         }
         Some(scan)
     }
@@ -87,6 +118,11 @@ impl KnownOwners {
     pub fn process(&self, pid: u32) -> Option<&Process> {
         self.processes.get(&pid)
     }
+}
+
+/// Whether process `pid` still exists (its `/proc` directory does).
+fn alive(pid: u32) -> bool {
+    rustix::fs::access(format!("/proc/{pid}").as_str(), rustix::fs::Access::EXISTS).is_ok()
 }
 
 /// Whether `/proc/PID/fd/FD` still points at socket `inode`.
@@ -145,19 +181,58 @@ mod tests {
         let a = TcpListener::bind("127.0.0.1:0").unwrap();
         let b = TcpListener::bind("127.0.0.1:0").unwrap();
         let sockets = dumped(&[&a, &b]);
-        let known = KnownOwners::remember(&sockets, &HashMap::new(), 0, false);
+        let mut known = KnownOwners::remember(&sockets, &HashMap::new(), 0, false);
         let scan = known.answer(&sockets[..1]).expect("known and still held");
         assert_eq!(scan.holders, vec![(sockets[0].inode, sockets[0].owners[0])]);
 
         // An fd that now holds another socket is not taken on trust.
         let mut moved = sockets.clone();
         moved[0].owners[0].fd = b.as_raw_fd() as u32;
-        let known = KnownOwners::remember(&moved, &HashMap::new(), 0, false);
+        let mut known = KnownOwners::remember(&moved, &HashMap::new(), 0, false);
         assert!(known.answer(&moved[..1]).is_none());
 
         // A socket the full collection did not see sends the caller to scan.
         let c = TcpListener::bind("127.0.0.1:0").unwrap();
-        let known = KnownOwners::remember(&sockets, &HashMap::new(), 0, false);
+        let mut known = KnownOwners::remember(&sockets, &HashMap::new(), 0, false);
         assert!(known.answer(&dumped(&[&c])).is_none());
+    }
+
+    #[test]
+    fn on_large_dumps_each_owner_is_checked_within_check_every_answers() {
+        let listeners: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let refs: Vec<&TcpListener> = listeners.iter().collect();
+        let sockets = dumped(&refs);
+        // The first listener's owner is remembered on the second's fd, as
+        // if the fd had been closed and reused: a check finds it out.
+        let mut moved = sockets.clone();
+        moved[0].owners[0].fd = listeners[1].as_raw_fd() as u32;
+        let mut known = KnownOwners::remember(&moved, &HashMap::new(), 0, false);
+        known.check_all_upto = 0;
+        let answers: Vec<bool> = (0..CHECK_EVERY)
+            .map(|_| known.answer(&moved).is_some())
+            .collect();
+        // Checked in its turn, and only then.
+        assert_eq!(
+            answers.iter().filter(|a| !**a).count(),
+            1,
+            "answers over one turn: {answers:?}"
+        );
+        let turn = answers.iter().position(|a| !a).unwrap() as u64;
+        assert_eq!(turn, moved[0].inode % CHECK_EVERY);
+    }
+
+    #[test]
+    fn an_owner_that_is_gone_is_not_taken_on_trust() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut sockets = dumped(&[&l]);
+        // A pid that cannot be alive (above pid_max's ceiling).
+        sockets[0].owners[0].pid = 1 << 23;
+        let mut known = KnownOwners::remember(&sockets, &HashMap::new(), 0, false);
+        known.check_all_upto = 0;
+        for _ in 0..CHECK_EVERY {
+            assert!(known.answer(&sockets).is_none());
+        }
     }
 }

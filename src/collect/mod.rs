@@ -296,9 +296,9 @@ impl SystemCollector {
     ///
     /// Owners of a partial collection: when every socket in it with an
     /// inode was in the last full (incremental) collection, its owners are
-    /// taken from there, each checked with one `readlink` of its fd (see
-    /// [`known::KnownOwners`]; an owner added since, by a fork or a passed
-    /// descriptor, shows at the next full collection). Otherwise every fd
+    /// taken from there, checked with one `readlink` of each fd (in turn on
+    /// large dumps, see [`known::KnownOwners`]; an owner added since, by a
+    /// fork or a passed descriptor, shows at the next full collection). Otherwise every fd
     /// table is listed, and the owner tracker stays correct for the rest of
     /// the table: fds cached for sockets of the last full collection stay
     /// cached (an fd reused meanwhile for a new socket is read again at the
@@ -324,7 +324,7 @@ impl SystemCollector {
                     .filter(|&i| i != 0)
                     .collect();
                 let remembered = (!full && want_owners)
-                    .then(|| self.known.as_ref()?.answer(&sockets))
+                    .then(|| self.known.as_mut()?.answer(&sockets))
                     .flatten();
                 used_known = remembered.is_some();
                 let scan = if let Some(scan) = remembered {

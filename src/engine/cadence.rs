@@ -17,8 +17,10 @@ pub const MAX_SHARE: u32 = 11;
 /// (when the source can): below it, a full dump every interval is cheap.
 pub const SPLIT_ABOVE: usize = 20_000;
 
-/// The part of the budget trouble-state refreshes may take when split.
-pub const TROUBLE_SHARE: f64 = 0.75;
+/// The part of the budget trouble-state refreshes may take when split: at
+/// 130k sockets a full dump with its owner scan costs about as much as five
+/// trouble refreshes, and once a minute is often enough for it.
+pub const TROUBLE_SHARE: f64 = 0.85;
 
 /// The longest a full dump may wait when the trouble states take the budget.
 pub const MAX_FULL_INTERVAL: Duration = Duration::from_secs(60);
@@ -139,7 +141,7 @@ impl Cadence {
             return;
         }
         // Fresh trouble states are what an incident needs: their refreshes
-        // may take 3/4 of the budget, the full dumps what is left.
+        // may take most of the budget, the full dumps what is left.
         let trouble = self.cost_trouble.unwrap_or_default();
         let trouble_share = share * TROUBLE_SHARE;
         self.interval = self.base.max(Duration::from_secs_f64(

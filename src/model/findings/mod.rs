@@ -430,12 +430,24 @@ impl<'a> Input<'a> {
         }
         let index = self.by_local_port.get_or_init(|| PortIndex::new(&self.all));
         let ports: std::collections::BTreeSet<u16> = wanted.iter().map(|(l, _)| l.port()).collect();
+        // The other end's remote port is one of `of`'s local ports: a bit
+        // per port rules out most sockets of a busy port (a server's port
+        // with 50k clients) before any key is hashed.
+        let mut remote_ports = vec![0u64; 1024];
+        for (_, r) in &wanted {
+            let p = usize::from(r.port());
+            remote_ports[p / 64] |= 1 << (p % 64);
+        }
         let mut found = HashMap::new();
         // Each socket on a wanted port is looked at once, whatever the
         // number of wanted connections on that port.
         for port in ports {
             for &i in index.at(port) {
                 let s = self.all[i as usize];
+                let p = usize::from(s.remote.port());
+                if remote_ports[p / 64] & (1 << (p % 64)) == 0 {
+                    continue;
+                }
                 let k = (canonical(s.local), canonical(s.remote));
                 if wanted.contains(&k) {
                     found.insert(k, s);
