@@ -159,4 +159,8 @@ fn main() {
             rows
         });
     }
+    time("first page (40 rows) of the connections view", || {
+        let rows = sockscope::model::view::build(Grouping::Flat, &merged, &all);
+        sockscope::model::view::ConnSort::new(&rows, 0, false, &ctx).head(40)
+    });
 }

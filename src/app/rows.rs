@@ -34,6 +34,11 @@ pub struct Request {
     /// The filter's counts and findings are wanted (not already known for
     /// this sample and filter).
     filtered: bool,
+    /// Rows the screen shows at once: a large connections view hands them
+    /// over first, sorted, before it sorts the rest (0: in one step).
+    head: usize,
+    /// The cursor's row now, which stays where it is when nothing is selected.
+    cursor: usize,
 }
 
 /// The rows built for a [`Request`].
@@ -47,6 +52,8 @@ pub struct Built {
     found: Option<usize>,
     /// The filter's counts and findings, when asked for.
     filtered: Option<(StateCounts, Vec<Finding>)>,
+    /// Only the first page is in order: the whole sort follows.
+    partial: bool,
 }
 
 impl std::fmt::Debug for Built {
@@ -57,11 +64,22 @@ impl std::fmt::Debug for Built {
 
 /// Builds the rows (the same code in place and on the worker).
 pub fn build(req: &Request) -> Built {
+    build_in_steps(req, |_| {})
+}
+
+/// Above this many rows a connections view with a [`Request::head`] is
+/// sorted in two steps.
+const STEPS_ABOVE: usize = 20_000;
+
+/// [`build`], handing the first page of a large connections view to
+/// `first`, in order, before the rest is sorted: when the cursor is on that
+/// page, what the screen shows is final.
+pub fn build_in_steps(req: &Request, mut first: impl FnMut(Built)) -> Built {
     let snap = &*req.snapshot;
     let indices: Vec<usize> = (0..snap.sockets.len())
         .filter(|&i| req.filter.matches(&snap.sockets[i], snap))
         .collect();
-    let filtered = (req.filtered && !req.filter.is_empty()).then(|| {
+    let mut filtered = (req.filtered && !req.filter.is_empty()).then(|| {
         let counts = crate::model::group::by_state(indices.iter().map(|&i| &snap.sockets[i]));
         (counts, findings::analyze(snap, &req.history, &req.filter))
     });
@@ -73,19 +91,37 @@ pub fn build(req: &Request) -> Built {
         names: req.names.as_ref(),
         prefer: req.filter.pids().collect(),
     };
-    view::sort(&mut rows, req.sort.0, req.sort.1, &ctx);
-    let found = req
-        .selected
-        .as_ref()
-        .and_then(|k| rows.iter().position(|r| r.key(snap) == *k));
-    Built {
+    let find = |rows: &[Row]| {
+        req.selected
+            .as_ref()
+            .and_then(|k| rows.iter().position(|r| r.key(snap) == *k))
+    };
+    let built = |rows, found, filtered, partial| Built {
         id: req.id,
         grouping: req.grouping,
         sort: req.sort,
         rows,
         found,
         filtered,
+        partial,
+    };
+    if req.head > 0 && req.grouping == Grouping::Flat && rows.len() > STEPS_ABOVE {
+        let mut steps = view::ConnSort::new(&rows, req.sort.0, req.sort.1, &ctx);
+        let head = steps.head(req.head);
+        let found = find(&head[..req.head.min(head.len())]);
+        let on_head = match &req.selected {
+            Some(_) => found.is_some(),
+            None => req.cursor < req.head,
+        };
+        if on_head {
+            first(built(head, found, filtered.take(), true));
+        }
+        rows = steps.rest(req.head);
+    } else {
+        view::sort(&mut rows, req.sort.0, req.sort.1, &ctx);
     }
+    let found = find(&rows);
+    built(rows, found, filtered, false)
 }
 
 /// The thread that builds large views. Requests queued behind the one it
@@ -106,7 +142,9 @@ impl Worker {
                     while let Ok(newer) = rx.try_recv() {
                         req = newer;
                     }
-                    if !deliver(build(&req)) {
+                    let mut open = true;
+                    let built = build_in_steps(&req, |head| open = open && deliver(head));
+                    if !open || !deliver(built) {
                         return;
                     }
                 }
@@ -232,6 +270,8 @@ impl App {
             names: self.resolve.then(|| self.names.clone()),
             selected: self.selected.get(&self.grouping).cloned(),
             filtered: !known,
+            head: if async_build { self.page.max(1) } else { 0 },
+            cursor: self.cursor,
         };
         if async_build && let Some(w) = &mut self.worker {
             w.next += 1;
@@ -254,7 +294,9 @@ impl App {
         if self.waiting != Some(built.id) {
             return Vec::new(); // overtaken by a newer request
         }
-        self.waiting = None;
+        if !built.partial {
+            self.waiting = None;
+        }
         let incoming = self.incoming.take();
         let snapshot = incoming
             .as_ref()

@@ -1,5 +1,6 @@
 //! Plain data and pure functions over it: no I/O, no terminal.
 
+pub mod conn_order;
 pub mod counter_rows;
 pub mod counters;
 pub mod diagram;

@@ -116,3 +116,43 @@ fn only_the_newest_request_is_shown_when_keys_overtake_the_worker() {
         _ => false,
     }));
 }
+
+#[test]
+fn a_large_connections_view_shows_its_first_page_before_the_rest_is_sorted() {
+    let (mut app, rx) = with_worker();
+    app.handle(Event::Resize(120, 40));
+    app.handle(Event::Snapshot(Arc::new(fixture::small()), STATS));
+    // By process, by local port, by remote host, connections.
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Char('g'));
+    }
+    assert!(app.rows.iter().all(|r| matches!(r, Row::Conn(_))));
+    let page = app.page;
+    assert!(page > 1, "a 40-line terminal shows more than a row");
+
+    let sockets = ASYNC_ABOVE + 5_000;
+    app.handle(Event::Snapshot(Arc::new(big(sockets)), STATS));
+    assert!(app.building());
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the worker answers");
+    app.handle(first);
+    // The new sample is on screen with its first page in order, and the
+    // rest is still being sorted.
+    assert!(app.building(), "the whole sort is still to come");
+    assert_eq!(
+        app.snapshot.sockets.len(),
+        fixture::small().sockets.len() + sockets
+    );
+    assert_eq!(app.rows.len(), app.snapshot.sockets.len());
+    let head = app.rows[..page].to_vec();
+    let cursor = app.cursor;
+    assert_eq!(settle(&mut app, &rx), 1, "one answer more: the whole sort");
+    assert_eq!(app.rows[..page], head[..], "the first page was final");
+    assert_eq!(app.cursor, cursor);
+    // And the whole table is in order (sorting it again moves nothing).
+    let (col, descending) = app.sort();
+    let mut again = app.rows.clone();
+    sockscope::model::view::sort(&mut again, col, descending, &app.ctx());
+    assert!(again == app.rows, "the rows as the view's sort orders them");
+}
