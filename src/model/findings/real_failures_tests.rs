@@ -481,3 +481,33 @@ fn orphaned_fin_wait2_towards_stopped_workers_points_at_the_accepting_worker_and
         f.next_step
     );
 }
+
+#[test]
+fn a_proxy_chain_on_a_busy_backend_port_is_followed_through_every_connection() {
+    // 300 connections on the backend's port: more than a port read through
+    // (BUSY_PORT), so the other ends are found by remote port.
+    let findings = run(&[fixture::proxy_chain(300, 120)]);
+    let proxy = of_kind(&findings, Kind::CloseWaitLeak)
+        .into_iter()
+        .find(|f| f.pid == Some(3000))
+        .expect("the proxy's finding");
+    assert!(
+        proxy.summary.starts_with(
+            "python3 (pid 4000) does not close its ends of 300 upstream connections: haproxy \
+             (pid 3000) waits on it"
+        ),
+        "{}",
+        proxy.summary
+    );
+    let backend = of_kind(&findings, Kind::CloseWaitLeak)
+        .into_iter()
+        .find(|f| f.pid == Some(4000))
+        .expect("the backend's finding");
+    let peer = backend.peers.first().expect("its peers");
+    assert_eq!(
+        (peer.pid, peer.count),
+        (Some(3000), 300),
+        "{:?}",
+        backend.peers
+    );
+}
