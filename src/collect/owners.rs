@@ -37,7 +37,7 @@ pub struct OwnerScan {
 
 /// Scans all processes with up to `threads` threads.
 pub fn scan(threads: usize) -> std::io::Result<OwnerScan> {
-    scan_with(threads, &HashMap::new(), None).map(|(scan, _)| scan)
+    scan_with(threads, &HashMap::new(), None, None).map(|(scan, _, _)| scan)
 }
 
 /// The sockets that exist, for the tracker to trust its cached fds: those
@@ -68,17 +68,27 @@ struct Tracked {
     info: Option<Process>,
 }
 
-/// Incremental owner lookups for the live monitor. Each scan lists every fd
-/// table (cheap: one getdents per few hundred fds) but reads the link of a
-/// descriptor only when it is new, was not a socket, or pointed at a socket
-/// that no longer exists. A full rescan every [`FULL_RESCAN`] catches the rare
-/// fd number reused while its old socket lives on in another process.
+/// Incremental owner lookups for the live monitor. A scan reads the fd
+/// tables of the processes that held a socket at the last scan and of the
+/// processes new since; the others' only when a socket of the dump is held
+/// by none of those (a process that held none opened one), and every
+/// [`FULL_RESCAN`]. In each table it reads the link of a descriptor only
+/// when it is new, was not a socket, or pointed at a socket that no longer
+/// exists. The full rescan also catches the rare fd number reused while its
+/// old socket lives on in another process, and a descriptor passed to a
+/// process that held no socket while its sender keeps its own.
 #[derive(Debug, Default)]
 pub struct OwnerTracker {
     procs: HashMap<u32, Tracked>,
     last_full: Option<std::time::Instant>,
     /// The inodes of the last full dump, for partial ones.
     last_full_dump: InodeSet,
+    /// Sockets of the dump that no process held at the last listing of
+    /// every table (a process we may not read, a socket in transit): they
+    /// do not send the next scans back to every table.
+    unowned: InodeSet,
+    /// Scans that read every table.
+    listings: u64,
 }
 
 pub const FULL_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
@@ -105,31 +115,82 @@ impl OwnerTracker {
             self.procs.clear();
             self.last_full = Some(std::time::Instant::now());
         }
+        let last_full_dump = std::mem::take(&mut self.last_full_dump);
         let known = Live {
             dump: live,
-            last_full: (!full_dump).then_some(&self.last_full_dump),
+            last_full: (!full_dump).then_some(&last_full_dump),
         };
-        let (scan, procs) = scan_with(threads, &self.procs, Some(known))?;
-        self.procs = procs;
-        if full_dump {
-            self.last_full_dump = live.clone();
+        let mut done = None;
+        if !full {
+            // The holders and the new processes.
+            let prev = &self.procs;
+            let wanted = |pid: u32| prev.get(&pid).is_none_or(|t| t.info.is_some());
+            let (scan, mut procs, pids) = scan_with(threads, prev, Some(known), Some(&wanted))?;
+            let held: InodeSet = scan.holders.iter().map(|(i, _)| *i).collect();
+            if live
+                .iter()
+                .all(|i| held.contains(i) || self.unowned.contains(i))
+            {
+                // The others are as they were: kept while they exist.
+                let mut prev = std::mem::take(&mut self.procs);
+                for pid in pids {
+                    if let Some(t) = prev.remove(&pid).filter(|t| t.info.is_none()) {
+                        procs.insert(pid, t);
+                    }
+                }
+                self.procs = procs;
+                done = Some(scan);
+            } else {
+                // Someone else holds a socket now: every table, with what
+                // was just read as the cache.
+                self.procs.extend(procs);
+            }
         }
+        let scan = match done {
+            Some(scan) => scan,
+            None => {
+                let (scan, procs, _) = scan_with(threads, &self.procs, Some(known), None)?;
+                self.procs = procs;
+                self.listings += 1;
+                let held: InodeSet = scan.holders.iter().map(|(i, _)| *i).collect();
+                let unowned = live.iter().filter(|i| !held.contains(i)).copied();
+                // A partial dump's leave those of the last full one be.
+                if full_dump {
+                    self.unowned = unowned.collect();
+                } else {
+                    self.unowned.extend(unowned);
+                }
+                scan
+            }
+        };
+        self.last_full_dump = if full_dump {
+            live.clone()
+        } else {
+            last_full_dump
+        };
         Ok(scan)
     }
 }
 
+/// Scans the processes `only` wants (all without it): the scan, what the
+/// tracker keeps of them, and every pid `/proc` listed.
 fn scan_with(
     threads: usize,
     prev: &HashMap<u32, Tracked>,
     live: Option<Live<'_>>,
-) -> std::io::Result<(OwnerScan, HashMap<u32, Tracked>)> {
+    only: Option<&(dyn Fn(u32) -> bool + Sync)>,
+) -> std::io::Result<(OwnerScan, HashMap<u32, Tracked>, Vec<u32>)> {
     let proc_dir = openat(
         rustix::fs::CWD,
         "/proc",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let pids = list_pids(&proc_dir)?;
+    let all = list_pids(&proc_dir)?;
+    let pids: Vec<u32> = match only {
+        Some(wanted) => all.iter().copied().filter(|&p| wanted(p)).collect(),
+        None => all.clone(),
+    };
     let next = AtomicUsize::new(0);
     let result = Mutex::new((OwnerScan::default(), HashMap::new()));
     let failure = Mutex::new(None);
@@ -167,7 +228,7 @@ fn scan_with(
     }
     let (mut scan, tracked) = result.into_inner().unwrap_or_else(|e| e.into_inner());
     scan.hidden_pids = super::proc_info::pids_hidden_from_me();
-    Ok((scan, tracked))
+    Ok((scan, tracked, all))
 }
 
 /// Out of descriptors or memory: the scan itself failed. Taking it for a
@@ -615,6 +676,80 @@ mod tests {
         )
         .unwrap();
         assert!(stat_of(&fd).unwrap().unwrap().kernel_thread);
+    }
+
+    #[test]
+    fn tracker_reads_every_table_only_when_a_process_that_held_nothing_holds_a_socket() {
+        use std::io::{BufRead, Write};
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import socket, sys\n\
+                 sys.stdin.readline()\n\
+                 s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+                 print(s.getsockname()[1], flush=True)\n\
+                 sys.stdin.readline()",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let pid = child.id();
+        let mut tracker = OwnerTracker::default();
+        let none = InodeSet::default();
+        tracker.scan(2, &none).unwrap();
+        assert_eq!(tracker.listings, 1, "the first scan reads every table");
+        // Until a socket turns up that no holder holds, the child (no
+        // socket) is not read again.
+        tracker.scan(2, &none).unwrap();
+        assert_eq!(tracker.listings, 1);
+        assert!(tracker.procs.get(&pid).is_some_and(|t| t.info.is_none()));
+
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin).unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().unwrap();
+        let inode = {
+            let mut out = Vec::new();
+            crate::collect::netlink::Dumper::open()
+                .unwrap()
+                .dump(
+                    crate::collect::netlink::DumpRequest {
+                        proto: crate::model::Proto::Tcp,
+                        family: crate::model::Family::V4,
+                        tcp_info: false,
+                    },
+                    &mut out,
+                )
+                .unwrap();
+            out.iter()
+                .find(|s| s.local.port() == port && s.state == crate::model::TcpState::Listen)
+                .expect("the child's listener")
+                .inode
+        };
+        let live: InodeSet = [inode].into_iter().collect();
+        let scan = tracker.scan(2, &live).unwrap();
+        assert!(
+            scan.holders
+                .iter()
+                .any(|(i, o)| *i == inode && o.pid == pid),
+            "the child's new listener is found: {:?}",
+            scan.holders
+        );
+        assert_eq!(tracker.listings, 2, "by reading every table once");
+        // Now a holder, the child is read on every scan.
+        let scan = tracker.scan(2, &live).unwrap();
+        assert!(
+            scan.holders
+                .iter()
+                .any(|(i, o)| *i == inode && o.pid == pid)
+        );
+        assert_eq!(tracker.listings, 2);
+        drop(stdin);
+        child.wait().unwrap();
     }
 
     #[test]
