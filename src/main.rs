@@ -1,4 +1,4 @@
 fn main() -> std::process::ExitCode {
-    sockscope::one_malloc_arena();
+    sockscope::tune_malloc();
     sockscope::cli::main()
 }

@@ -342,3 +342,28 @@ fn the_live_engine_holds_one_sample_for_a_ui_that_does_not_take_it() {
     );
     drop(rx);
 }
+
+#[test]
+fn the_first_dump_of_a_large_table_leaves_tcp_info_out_as_the_next_ones_do() {
+    let info = fixture::small()
+        .sockets
+        .iter()
+        .find_map(|s| s.tcp_info.clone())
+        .expect("the fixture has tcp_info");
+    let with_info = move |n: usize| {
+        let mut snap = big(n);
+        for s in &mut snap.sockets {
+            s.tcp_info = Some(info.clone());
+        }
+        snap
+    };
+    let large = with_info.clone();
+    let mut engine =
+        engine_of(Scripted::new(move |_, _| Ok(large(SPLIT_ABOVE + 10))).with_partial());
+    let first = engine.step(false).unwrap();
+    assert!(first.snapshot.sockets.iter().all(|s| s.tcp_info.is_none()));
+    // A small table keeps it.
+    let mut engine = engine_of(Scripted::new(move |_, _| Ok(with_info(100))).with_partial());
+    let first = engine.step(false).unwrap();
+    assert!(first.snapshot.sockets.iter().all(|s| s.tcp_info.is_some()));
+}
