@@ -198,12 +198,21 @@ fn time_wait_and_orphaned_fin_wait2_carry_their_time_left_from_both_sources() {
                     .map(|r| r["timer"].clone())
             })
         };
-        for (lport, state) in [(client_port, "TIME_WAIT"), (orphan_port, "FIN_WAIT2")] {
+        // TIME_WAIT lasts 60 s; an orphaned FIN_WAIT2 net.ipv4.tcp_fin_timeout,
+        // which a benchmark on this machine may have raised.
+        let fin_timeout_ms = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_fin_timeout")
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map_or(60_000, |s| s * 1000);
+        for (lport, state, most) in [
+            (client_port, "TIME_WAIT", 60_000),
+            (orphan_port, "FIN_WAIT2", fin_timeout_ms),
+        ] {
             let timer = timer_of(lport, state);
             let left = timer["expires_ms"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("{state} via {source} has no time left: {timer}"));
-            assert!(left > 0 && left <= 60_000, "{state} via {source}: {timer}");
+            assert!(left > 0 && left <= most, "{state} via {source}: {timer}");
         }
     }
 }
