@@ -305,11 +305,11 @@ impl SystemCollector {
     /// inode was in the last full (incremental) collection, its owners are
     /// taken from there, checked with one `readlink` of each fd (in turn on
     /// large dumps, see [`known::KnownOwners`]; an owner added since, by a
-    /// fork or a passed descriptor, shows at the next full collection). Otherwise every fd
-    /// table is listed, and the owner tracker stays correct for the rest of
-    /// the table: fds cached for sockets of the last full collection stay
-    /// cached (an fd reused meanwhile for a new socket is read again at the
-    /// latest at the next full collection). `closed_sockets` keeps the last
+    /// fork or a passed descriptor, shows at the next full collection).
+    /// Otherwise the owner tracker scans (see [`owners::OwnerTracker`]), and
+    /// stays correct for the rest of the table: fds cached for sockets of
+    /// the last full collection stay cached (an fd reused meanwhile for a new
+    /// socket is read again at the latest at the next full collection). `closed_sockets` keeps the last
     /// full collection's counts either way (a socket outside the scope is
     /// not a socket in no table).
     pub fn collect_scope(&mut self, scope: Scope) -> Result<Snapshot, CollectError> {

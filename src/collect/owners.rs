@@ -126,7 +126,7 @@ impl OwnerTracker {
             let prev = &self.procs;
             let wanted = |pid: u32| prev.get(&pid).is_none_or(|t| t.info.is_some());
             let (scan, mut procs, pids) = scan_with(threads, prev, Some(known), Some(&wanted))?;
-            let held: InodeSet = scan.holders.iter().map(|(i, _)| *i).collect();
+            let held = held(&scan);
             if live
                 .iter()
                 .all(|i| held.contains(i) || self.unowned.contains(i))
@@ -152,7 +152,7 @@ impl OwnerTracker {
                 let (scan, procs, _) = scan_with(threads, &self.procs, Some(known), None)?;
                 self.procs = procs;
                 self.listings += 1;
-                let held: InodeSet = scan.holders.iter().map(|(i, _)| *i).collect();
+                let held = held(&scan);
                 let unowned = live.iter().filter(|i| !held.contains(i)).copied();
                 // A partial dump's leave those of the last full one be.
                 if full_dump {
@@ -170,6 +170,11 @@ impl OwnerTracker {
         };
         Ok(scan)
     }
+}
+
+/// The sockets a scan found holders for.
+fn held(scan: &OwnerScan) -> InodeSet {
+    scan.holders.iter().map(|(i, _)| *i).collect()
 }
 
 /// Scans the processes `only` wants (all without it): the scan, what the

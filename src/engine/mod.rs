@@ -208,6 +208,8 @@ pub struct Engine {
     trace: Option<crate::trace::Transitions>,
     /// The transitions of the last sample, for its digestion.
     pending_trace: Option<Arc<crate::trace::TraceSample>>,
+    /// The source was last told to dump `tcp_info` (as it is at first).
+    tcp_info: bool,
 }
 
 impl Engine {
@@ -221,6 +223,7 @@ impl Engine {
             focus: None,
             trace: None,
             pending_trace: None,
+            tcp_info: true,
         }
     }
 
@@ -276,9 +279,9 @@ impl Engine {
                 return Err(e);
             }
         };
-        if self.source.partial()
+        if self.tcp_info
+            && self.source.partial()
             && snap.sockets.len() > crate::collect::TCP_INFO_LIMIT
-            && snap.sockets.iter().any(|s| s.tcp_info.is_some())
         {
             // The first dump of a large table asks for tcp_info (the size is
             // not known before): left out, as the next dumps leave it out, so
@@ -323,8 +326,8 @@ impl Engine {
         }
         // Above the limit, the next dumps leave tcp_info out (the focused
         // connection's is asked for on its own).
-        self.source
-            .set_tcp_info(snap.sockets.len() <= crate::collect::TCP_INFO_LIMIT);
+        self.tcp_info = snap.sockets.len() <= crate::collect::TCP_INFO_LIMIT;
+        self.source.set_tcp_info(self.tcp_info);
         self.cadence.sampled(refresh, snap.sockets.len());
         let stats = CollectStats {
             took,

@@ -295,7 +295,7 @@ impl PortIndex {
             .iter()
             .map(|s| (s.local.port(), s.remote.port()))
             .collect();
-        let by_remote = counting_sort(ports.len(), |i| ports[i].1, 0..ports.len() as u32);
+        let by_remote = counting_sort(ports.len(), |i| ports[i].1);
         let start = prefix_counts(ports.iter().map(|p| p.0));
         let mut next = start.clone();
         let mut idx = vec![0u32; ports.len()];
@@ -341,17 +341,13 @@ fn prefix_counts(ports: impl Iterator<Item = u16>) -> Vec<u32> {
     start
 }
 
-/// `items` (positions below `n`) in the order of their port, stable.
-fn counting_sort(
-    n: usize,
-    port: impl Fn(usize) -> u16,
-    items: impl Iterator<Item = u32> + Clone,
-) -> Vec<u32> {
-    let mut next = prefix_counts(items.clone().map(|i| port(i as usize)));
+/// The positions `0..n` in the order of their port, stable.
+fn counting_sort(n: usize, port: impl Fn(usize) -> u16) -> Vec<u32> {
+    let mut next = prefix_counts((0..n).map(&port));
     let mut out = vec![0u32; n];
-    for i in items {
-        let slot = &mut next[usize::from(port(i as usize))];
-        out[*slot as usize] = i;
+    for i in 0..n {
+        let slot = &mut next[usize::from(port(i))];
+        out[*slot as usize] = i as u32;
         *slot += 1;
     }
     out

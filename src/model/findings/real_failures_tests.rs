@@ -484,8 +484,8 @@ fn orphaned_fin_wait2_towards_stopped_workers_points_at_the_accepting_worker_and
 
 #[test]
 fn a_proxy_chain_on_a_busy_backend_port_is_followed_through_every_connection() {
-    // 300 connections on the backend's port: more than a port read through
-    // (BUSY_PORT), so the other ends are found by remote port.
+    // 300 connections on the backend's port: each other end is found by
+    // its remote port among them, not by reading the port's every socket.
     let findings = run(&[fixture::proxy_chain(300, 120)]);
     let proxy = of_kind(&findings, Kind::CloseWaitLeak)
         .into_iter()
