@@ -19,6 +19,22 @@ pub mod trace;
 pub mod tui;
 pub mod ui;
 
+/// Hands the heap's free pages back to the kernel (`malloc_trim`). glibc
+/// keeps what a freed 21 MiB table held for the next one, and over minutes
+/// at 130k sockets the free gaps between tables of slightly different sizes
+/// add up in resident memory. Called after a full dump of a large table, at
+/// most once a minute: the pages it frees fault in again once, not at every
+/// sample as with a fixed mmap threshold (see [`tune_malloc`]).
+pub fn trim_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes the allocator's own lock and only returns
+    // free pages (madvise/sbrk) that no allocation refers to; any thread
+    // may call it at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// One malloc arena for the whole process. glibc gives each thread that
 /// allocates at once its own arena, and at 130k sockets the engine, the row
 /// builder and the collection workers each kept tens of MiB free in theirs:

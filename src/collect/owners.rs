@@ -30,6 +30,9 @@ pub struct OwnerScan {
     pub processes: HashMap<u32, Process>,
     /// Processes whose fd table could not be read.
     pub unreadable_processes: usize,
+    /// Fd tables taken as the tracker last read them (unchanged count and
+    /// sockets) instead of read.
+    pub tables_reused: usize,
     /// `/proc` is mounted `hidepid=` and hides other users' processes from
     /// this scan (see [`super::proc_info::pids_hidden_from_me`]).
     pub hidden_pids: bool,
@@ -65,6 +68,9 @@ struct Tracked {
     comm: Vec<u8>,
     /// fd → socket inode, 0 for descriptors that are not sockets.
     fds: FdMap,
+    /// `fds` is the leader's whole table, read without a denied link: when
+    /// the table still has as many descriptors, it may be taken as it is.
+    whole: bool,
     info: Option<Process>,
 }
 
@@ -208,7 +214,8 @@ fn scan_with(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&pid) = pids.get(i) else { break };
-                    match scan_process(&proc_dir, pid, prev.get(&pid), live, &mut local) {
+                    let trust = only.is_some();
+                    match scan_process(&proc_dir, pid, prev.get(&pid), live, trust, &mut local) {
                         Ok(Some(t)) => tracked.push((pid, t)),
                         Ok(None) => {}
                         Err(e) => {
@@ -224,6 +231,7 @@ fn scan_with(
                 all.0.holders.append(&mut local.holders);
                 all.0.processes.extend(local.processes);
                 all.0.unreadable_processes += local.unreadable_processes;
+                all.0.tables_reused += local.tables_reused;
                 all.1.extend(tracked);
             });
         }
@@ -262,11 +270,15 @@ fn list_pids(proc_dir: &OwnedFd) -> std::io::Result<Vec<u32>> {
     Ok(pids)
 }
 
+/// Reads one process. `trust_counts`: a table whose descriptor count and
+/// sockets are as the tracker last saw them is taken from the tracker
+/// without reading it (see [`unchanged`]).
 fn scan_process(
     proc_dir: &OwnedFd,
     pid: u32,
     prev: Option<&Tracked>,
     live: Option<Live<'_>>,
+    trust_counts: bool,
     out: &mut OwnerScan,
 ) -> std::io::Result<Option<Tracked>> {
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -302,22 +314,42 @@ fn scan_process(
         Err(_) => return Ok(None), // vanished (ENOENT, ESRCH)
     };
     let start = out.holders.len();
-    let mut table = FdTable {
-        pid,
-        prev,
-        live,
-        fds: FdMap::with_capacity_and_hasher(prev.map_or(16, |p| p.fds.len()), Default::default()),
-        denied: false,
+    let (fds, denied, whole) = match prev.filter(|p| trust_counts && unchanged(p, &fd_dir, live)) {
+        Some(p) => {
+            out.tables_reused += 1;
+            out.holders.extend(
+                p.fds
+                    .iter()
+                    .filter(|&(_, &ino)| ino != 0)
+                    .map(|(&fd, &ino)| (ino, Owner { pid, fd })),
+            );
+            (p.fds.clone(), false, true)
+        }
+        None => {
+            let mut table = FdTable {
+                pid,
+                prev,
+                live,
+                fds: FdMap::with_capacity_and_hasher(
+                    prev.map_or(16, |p| p.fds.len()),
+                    Default::default(),
+                ),
+                denied: false,
+            };
+            let entries = table
+                .read(&fd_dir, out)
+                .map_err(|e| failure(pid, "fd", e))?;
+            if entries == 0 && !kernel_thread {
+                // A leader that exited while its threads run has an empty
+                // table; the threads' tables still hold the process's
+                // descriptors.
+                read_thread_tables(&pid_dir, &mut table, out)
+                    .map_err(|e| failure(pid, "task", e))?;
+            }
+            let whole = entries > 0 && !table.denied && table.fds.len() == entries;
+            (table.fds, table.denied, whole)
+        }
     };
-    let entries = table
-        .read(&fd_dir, out)
-        .map_err(|e| failure(pid, "fd", e))?;
-    if entries == 0 && !kernel_thread {
-        // A leader that exited while its threads run has an empty table;
-        // the threads' tables still hold the process's descriptors.
-        read_thread_tables(&pid_dir, &mut table, out).map_err(|e| failure(pid, "task", e))?;
-    }
-    let FdTable { fds, denied, .. } = table;
     if denied && out.holders.len() == start {
         out.unreadable_processes += 1;
         return Ok(None);
@@ -327,6 +359,7 @@ fn scan_process(
             start: start_time,
             comm,
             fds,
+            whole,
             info: None,
         }));
     }
@@ -349,6 +382,7 @@ fn scan_process(
                 start: start_time,
                 comm,
                 fds,
+                whole,
                 info: Some(p),
             }))
         }
@@ -359,6 +393,28 @@ fn scan_process(
             Ok(None)
         }
     }
+}
+
+/// True when a process's fd table is as the tracker last read it, as far as
+/// two cheap checks tell: it has as many descriptors (the size `stat` gives
+/// an fd directory on Linux 6.2 and later; older kernels say 0, and then the
+/// table is read) and every socket it held still exists. A descriptor that
+/// was closed and its number reused for a new socket fails the second
+/// check; a file swapped for a socket at the same count leaves that socket
+/// held by no table read, which sends the tracker to list every table
+/// without this shortcut.
+fn unchanged(prev: &Tracked, fd_dir: &OwnedFd, live: Option<Live<'_>>) -> bool {
+    let Some(live) = live else { return false };
+    if !prev.whole {
+        return false;
+    }
+    let count = match rustix::fs::fstat(fd_dir) {
+        Ok(st) => st.st_size,
+        Err(_) => return false,
+    };
+    count > 0
+        && usize::try_from(count) == Ok(prev.fds.len())
+        && prev.fds.values().all(|&ino| ino == 0 || live.contains(ino))
 }
 
 /// One process's descriptors as they are read.
@@ -753,6 +809,85 @@ mod tests {
                 .any(|(i, o)| *i == inode && o.pid == pid)
         );
         assert_eq!(tracker.listings, 2);
+        drop(stdin);
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn tracker_takes_unchanged_tables_as_they_were_and_catches_a_file_swapped_for_a_socket() {
+        use std::io::{BufRead, Write};
+        // A listener and a file; on a line, the file's descriptor becomes a
+        // new listener (dup2), so the table keeps its count.
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import socket, sys, os\n\
+                 a = socket.socket(); a.bind(('127.0.0.1', 0)); a.listen()\n\
+                 f = open('/dev/null')\n\
+                 print(a.fileno(), f.fileno(), flush=True)\n\
+                 sys.stdin.readline()\n\
+                 b = socket.socket(); b.bind(('127.0.0.1', 0)); b.listen()\n\
+                 os.dup2(b.fileno(), f.fileno()); b.close()\n\
+                 print('swapped', flush=True)\n\
+                 sys.stdin.readline()",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let pid = child.id();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let fds: Vec<u32> = line
+            .split_whitespace()
+            .map(|f| f.parse().unwrap())
+            .collect();
+        let inode_at = |fd: u32| {
+            let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+            socket_inode(link.to_string_lossy().as_bytes())
+        };
+        let a = inode_at(fds[0]).expect("a socket");
+        let held = |scan: &OwnerScan, inode: u64, fd: u32| {
+            scan.holders
+                .iter()
+                .any(|(i, o)| *i == inode && *o == Owner { pid, fd })
+        };
+
+        let mut tracker = OwnerTracker::default();
+        let live: InodeSet = [a].into_iter().collect();
+        let first = tracker.scan(2, &live).unwrap();
+        assert!(held(&first, a, fds[0]));
+        assert_eq!(tracker.listings, 1);
+        let second = tracker.scan(2, &live).unwrap();
+        assert!(
+            held(&second, a, fds[0]),
+            "a reused table still names its holder"
+        );
+        assert!(
+            second.tables_reused >= 1,
+            "the child's unchanged table is not read"
+        );
+
+        writeln!(stdin).unwrap();
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "swapped");
+        let b = inode_at(fds[1]).expect("the file's descriptor is a socket now");
+        let live: InodeSet = [a, b].into_iter().collect();
+        let third = tracker.scan(2, &live).unwrap();
+        assert!(
+            held(&third, b, fds[1]),
+            "the socket behind a descriptor that was a file is found: {:?}",
+            third
+                .holders
+                .iter()
+                .filter(|(_, o)| o.pid == pid)
+                .collect::<Vec<_>>()
+        );
+        assert!(held(&third, a, fds[0]));
+        assert_eq!(tracker.listings, 2, "by one read of every table");
         drop(stdin);
         child.wait().unwrap();
     }

@@ -210,7 +210,12 @@ pub struct Engine {
     pending_trace: Option<Arc<crate::trace::TraceSample>>,
     /// The source was last told to dump `tcp_info` (as it is at first).
     tcp_info: bool,
+    /// When the heap was last trimmed ([`crate::trim_malloc`]).
+    trimmed: Option<std::time::Instant>,
 }
+
+/// How often, at most, the heap is trimmed after a large full dump.
+const TRIM_EVERY: Duration = Duration::from_secs(50);
 
 impl Engine {
     pub fn new(source: Box<dyn Source>, interval: Duration) -> Engine {
@@ -224,6 +229,7 @@ impl Engine {
             trace: None,
             pending_trace: None,
             tcp_info: true,
+            trimmed: None,
         }
     }
 
@@ -323,6 +329,13 @@ impl Engine {
         if parts.is_none() && self.source.partial() {
             self.full_index = merge::index(&snap);
             self.full = Some(Arc::clone(&snap));
+            // The last full dump and its index are free now.
+            if snap.sockets.len() > crate::collect::TCP_INFO_LIMIT
+                && self.trimmed.is_none_or(|t| t.elapsed() >= TRIM_EVERY)
+            {
+                crate::trim_malloc();
+                self.trimmed = Some(std::time::Instant::now());
+            }
         }
         // Above the limit, the next dumps leave tcp_info out (the focused
         // connection's is asked for on its own).

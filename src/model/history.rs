@@ -28,8 +28,63 @@ pub const MAX_SAMPLES: usize = 1200;
 /// `record`'s shortest intervals (200 ms) still 30 s, twice [`GROWTH_WINDOW`].
 pub const TREND_SAMPLES: usize = 150;
 
-type SinceMap = HashMap<ConnKey, Since, foldhash::fast::RandomState>;
-type ConnRates = HashMap<ConnKey, VecDeque<Rate>, foldhash::fast::RandomState>;
+type IdMap<V> = HashMap<ConnId, V, foldhash::fast::RandomState>;
+type SinceMap = IdMap<Since>;
+type TrafficMap = IdMap<Traffic>;
+type ConnRates = IdMap<VecDeque<Rate>>;
+
+/// A connection in the per-connection maps: two independently seeded
+/// 64-bit hashes of its [`ConnKey`]. 16 bytes instead of the key's 88: at
+/// 130k connections the maps take a quarter of the memory, and a lookup
+/// compares two words instead of two socket addresses, which made the
+/// lookups the history's largest cost. Two connections share an id with a
+/// chance of about n²/2¹²⁹ (the seeds are random per run, so no one can
+/// aim at a collision); it would swap two ages, nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ConnId(u64, u64);
+
+/// The two seeded hashers of [`ConnId`]s, shared by a history's clones.
+#[derive(Debug, Clone, Default)]
+struct Ids {
+    a: foldhash::quality::RandomState,
+    b: foldhash::quality::RandomState,
+}
+
+impl Ids {
+    fn of(&self, key: &ConnKey) -> ConnId {
+        use std::hash::BuildHasher;
+        let hash = |state: &foldhash::quality::RandomState| {
+            let mut h = state.build_hasher();
+            feed(&mut h, key);
+            std::hash::Hasher::finish(&h)
+        };
+        ConnId(hash(&self.a), hash(&self.b))
+    }
+}
+
+/// Every field of `key` into `h`, as integers (hashing `SocketAddr`s through
+/// their `Hash` impls cost more than the lookups).
+fn feed(h: &mut impl std::hash::Hasher, key: &ConnKey) {
+    h.write_u64(key.netns);
+    h.write_u64(key.inode);
+    h.write_u8(key.proto as u8);
+    for addr in [key.local, key.remote] {
+        match addr {
+            std::net::SocketAddr::V4(a) => {
+                h.write_u8(4);
+                h.write_u32(a.ip().to_bits());
+                h.write_u16(a.port());
+            }
+            std::net::SocketAddr::V6(a) => {
+                h.write_u8(6);
+                h.write_u128(a.ip().to_bits());
+                h.write_u16(a.port());
+                h.write_u32(a.flowinfo());
+                h.write_u32(a.scope_id());
+            }
+        }
+    }
+}
 
 /// The sockets a trouble-state refresh does not cover: they keep what the
 /// last full dump said of them.
@@ -42,13 +97,19 @@ struct Since {
     state: TcpState,
     /// Steady clock of the sample that first showed it in `state`.
     first: Duration,
-    /// `tcp_info` (bytes received, bytes acked) at the last sample.
-    bytes: Option<(u64, u64)>,
-    /// Throughput between the last two samples.
-    rate: Option<Rate>,
     /// When the transitions saw it enter `state` (exact, unlike `first`,
     /// the sample that first showed it in `state`).
     entered: Option<Duration>,
+}
+
+/// What `tcp_info` said of a connection at the last sample that had it: a
+/// map of its own, empty when the dumps leave `tcp_info` out (large tables).
+#[derive(Debug, Clone, Copy)]
+struct Traffic {
+    /// (bytes received, bytes acked).
+    bytes: (u64, u64),
+    /// Throughput between the last two samples.
+    rate: Rate,
 }
 
 /// Bytes per second in (received) and out (sent and acknowledged), from the
@@ -191,6 +252,10 @@ pub struct History {
     /// Shared with the analyses that still show an older sample, so that a
     /// new sample never copies it: each record builds the next map.
     conn_rates: Arc<ConnRates>,
+    /// The byte counters and throughput of the connections with `tcp_info`.
+    traffic: Arc<TrafficMap>,
+    /// How connections are named in these maps.
+    ids: Ids,
     /// connection → (state, first seen in that state): the connections in
     /// states a trouble-state refresh covers (every TCP state but
     /// ESTABLISHED)...
@@ -305,10 +370,12 @@ impl History {
         let old = Arc::clone(&self.since);
         let old_stable = Arc::clone(&self.since_stable);
         let old_rates = Arc::clone(&self.conn_rates);
+        let old_traffic = Arc::clone(&self.traffic);
         let mut since = SinceMap::with_capacity_and_hasher(old.len(), Default::default());
         let mut since_stable = (!partial)
             .then(|| SinceMap::with_capacity_and_hasher(old_stable.len(), Default::default()));
         let mut rates = ConnRates::default();
+        let mut traffic = TrafficMap::default();
         for s in &snap.sockets {
             if s.state == TcpState::CloseWait && s.proto == crate::model::Proto::Tcp {
                 services
@@ -320,37 +387,30 @@ impl History {
             if partial && is_stable {
                 // As the last full dump left it: its rate still counts for
                 // its process, its series stays.
-                if !old_rates.is_empty() {
-                    let key = s.key();
-                    if let Some(rate) = old_stable.get(&key).and_then(|e| e.rate) {
+                if !old_traffic.is_empty() {
+                    let id = self.ids.of(&s.key());
+                    if let Some(t) = old_traffic.get(&id) {
                         per_process
                             .entry(s.owners.first().map(|o| o.pid))
                             .or_default()
-                            .add(rate);
+                            .add(t.rate);
+                        traffic.insert(id, *t);
                     }
-                    if let Some(series) = old_rates.get(&key) {
-                        rates.insert(key, series.clone());
+                    if let Some(series) = old_rates.get(&id) {
+                        rates.insert(id, series.clone());
                     }
                 }
                 continue;
             }
-            let key = s.key();
+            let id = self.ids.of(&s.key());
             // A connection may have moved between the two maps (ESTABLISHED
             // to CLOSE_WAIT): look in both.
-            let prev = old.get(&key).or_else(|| old_stable.get(&key)).copied();
+            let prev = old.get(&id).or_else(|| old_stable.get(&id)).copied();
             let mut entry = match prev {
                 Some(p) if p.state == s.state => p,
-                Some(p) => Since {
+                _ => Since {
                     state: s.state,
                     first: at,
-                    entered: None,
-                    ..p
-                },
-                None => Since {
-                    state: s.state,
-                    first: at,
-                    bytes: None,
-                    rate: None,
                     entered: None,
                 },
             };
@@ -360,42 +420,38 @@ impl History {
             {
                 entry.entered = Some(since.min(at));
             }
-            let bytes = s
-                .tcp_info
-                .as_ref()
-                .map(|t| (t.bytes_received, t.bytes_acked));
-            entry.rate = match (entry.bytes, bytes, elapsed) {
-                (Some(old), Some(new), Some(dt)) => {
-                    let secs = dt.as_secs_f64();
-                    Some(Rate {
-                        in_bps: (new.0.saturating_sub(old.0) as f64 / secs) as u64,
-                        out_bps: (new.1.saturating_sub(old.1) as f64 / secs) as u64,
-                    })
-                }
-                // A first sight counts as idle, so that a process's sum
-                // does not go missing when one connection is new.
-                (None, Some(_), _) => Some(Rate::default()),
-                _ => None,
-            };
-            entry.bytes = bytes;
-            if let Some(rate) = entry.rate {
+            if let Some(t) = &s.tcp_info {
+                let bytes = (t.bytes_received, t.bytes_acked);
+                let rate = match (old_traffic.get(&id), elapsed) {
+                    (Some(old), Some(dt)) => {
+                        let secs = dt.as_secs_f64();
+                        Rate {
+                            in_bps: (bytes.0.saturating_sub(old.bytes.0) as f64 / secs) as u64,
+                            out_bps: (bytes.1.saturating_sub(old.bytes.1) as f64 / secs) as u64,
+                        }
+                    }
+                    // A first sight counts as idle, so that a process's sum
+                    // does not go missing when one connection is new.
+                    _ => Rate::default(),
+                };
+                traffic.insert(id, Traffic { bytes, rate });
                 per_process
                     .entry(s.owners.first().map(|o| o.pid))
                     .or_default()
                     .add(rate);
-                let before = old_rates.get(&key);
+                let before = old_rates.get(&id);
                 if rate.total() > 0 || before.is_some() {
                     let mut series = before.cloned().unwrap_or_default();
                     push_bounded(&mut series, rate, TREND_SAMPLES);
                     // Dropped once its whole window is idle.
                     if series.iter().any(|r| r.total() > 0) {
-                        rates.insert(key, series);
+                        rates.insert(id, series);
                     }
                 }
             }
             match (&mut since_stable, is_stable) {
-                (Some(m), true) => m.insert(key, entry),
-                _ => since.insert(key, entry),
+                (Some(m), true) => m.insert(id, entry),
+                _ => since.insert(id, entry),
             };
         }
         self.since = Arc::new(since);
@@ -403,12 +459,14 @@ impl History {
             self.since_stable = Arc::new(m);
         }
         self.conn_rates = Arc::new(rates);
+        self.traffic = Arc::new(traffic);
         (per_process, services)
     }
 
     /// What is known of a connection, in whichever map holds it.
     fn since(&self, key: &ConnKey) -> Option<&Since> {
-        self.since.get(key).or_else(|| self.since_stable.get(key))
+        let id = self.ids.of(key);
+        self.since.get(&id).or_else(|| self.since_stable.get(&id))
     }
 
     pub fn samples(&self) -> &VecDeque<Sample> {
@@ -443,14 +501,14 @@ impl History {
 
     /// A connection's throughput between the last two samples.
     pub fn conn_rate(&self, key: &ConnKey) -> Option<Rate> {
-        self.since(key)?.rate
+        Some(self.traffic.get(&self.ids.of(key))?.rate)
     }
 
     /// A connection's throughput over the last samples, oldest first; empty
     /// when it never carried data while watched.
     pub fn conn_rate_series(&self, key: &ConnKey) -> Vec<Rate> {
         self.conn_rates
-            .get(key)
+            .get(&self.ids.of(key))
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default()
     }
@@ -590,6 +648,44 @@ mod tests {
 
     fn at(snap: &mut Snapshot, secs: u64) {
         snap.set_taken_at(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+    }
+
+    #[test]
+    fn connection_ids_tell_apart_every_field_and_survive_a_clone() {
+        let h = History::default();
+        let base = fixture::small().sockets[0].key();
+        let v4: std::net::SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let mapped: std::net::SocketAddr = "[::ffff:10.0.0.1]:80".parse().unwrap();
+        let variants = [
+            ConnKey { netns: 7, ..base },
+            ConnKey {
+                inode: base.inode + 1,
+                ..base
+            },
+            ConnKey {
+                proto: crate::model::Proto::Udp,
+                ..base
+            },
+            ConnKey { local: v4, ..base },
+            ConnKey {
+                local: mapped,
+                ..base
+            },
+            ConnKey { remote: v4, ..base },
+            // Local and remote swapped: the other end of the connection.
+            ConnKey {
+                local: base.remote,
+                remote: base.local,
+                ..base
+            },
+        ];
+        let mut ids: Vec<ConnId> = variants.iter().map(|k| h.ids.of(k)).collect();
+        ids.push(h.ids.of(&base));
+        let distinct: std::collections::HashSet<ConnId> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), ids.len(), "{variants:?}");
+        assert_eq!(h.clone().ids.of(&base), h.ids.of(&base));
+        // Another history draws other seeds: no id is fixed in advance.
+        assert_ne!(History::default().ids.of(&base), h.ids.of(&base));
     }
 
     #[test]
