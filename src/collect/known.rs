@@ -8,10 +8,14 @@
 //! the dump holds at most [`CHECK_ALL_UPTO`] held sockets, else an eighth of
 //! them per answer in turn (a leak of 10k CLOSE_WAIT costs 10k readlinks,
 //! 60 ms at 130k sockets, which a refresh every second cannot afford), so
-//! each is checked at least every [`CHECK_EVERY`] answers; every owning
-//! process is checked to be alive on every answer. A socket that is new
-//! since, or an owner whose descriptor no longer points at it, sends the
-//! caller back to the full fd scan.
+//! each is checked at least every [`CHECK_EVERY`] answers. Every owning
+//! process's fd directory is `stat`ed on every answer: gone, it sends the
+//! caller to scan; with as many descriptors as the full collection read
+//! (Linux 6.2+ gives the count), its owners are not read one by one, since
+//! a descriptor closed and reused would have taken its socket out of the
+//! dump or changed the count. A socket that is new since, or an owner whose
+//! descriptor no longer points at it, sends the caller back to the full fd
+//! scan.
 
 use super::owners::{InodeSet, OwnerScan};
 use crate::model::{Owner, Process, Socket};
@@ -34,6 +38,9 @@ pub struct KnownOwners {
     /// (inode, owner) of every held socket in it, sorted.
     holders: Vec<(u64, Owner)>,
     processes: HashMap<u32, Process>,
+    /// Each holder's descriptor count at the full collection (when its
+    /// whole table was read).
+    fd_counts: HashMap<u32, usize>,
     unreadable_processes: usize,
     hidden_pids: bool,
 }
@@ -43,6 +50,7 @@ impl KnownOwners {
     pub fn remember(
         sockets: &[Socket],
         processes: &HashMap<u32, Process>,
+        fd_counts: HashMap<u32, usize>,
         unreadable_processes: usize,
         hidden_pids: bool,
     ) -> KnownOwners {
@@ -62,6 +70,7 @@ impl KnownOwners {
             inodes,
             holders,
             processes: processes.clone(),
+            fd_counts,
             unreadable_processes,
             hidden_pids,
         }
@@ -83,6 +92,8 @@ impl KnownOwners {
         let turn = self.round % CHECK_EVERY;
         self.round += 1;
         let check = |inode: u64| held <= self.check_all_upto || inode % CHECK_EVERY == turn;
+        // pid → its table has as many descriptors as at the full collection.
+        let mut steady: HashMap<u32, bool> = HashMap::new();
         for s in sockets.iter().filter(|s| s.inode != 0) {
             if !self.inodes.contains(&s.inode) {
                 return None;
@@ -92,7 +103,19 @@ impl KnownOwners {
                 .iter()
                 .take_while(|(i, _)| *i == s.inode)
             {
-                if check(s.inode) && !still_holds(owner, s.inode) {
+                let steady = match steady.get(&owner.pid) {
+                    Some(&known) => known,
+                    None => {
+                        // A process gone since: its sockets are held by
+                        // someone else now (they would have no inode
+                        // otherwise).
+                        let now = fd_dir_stat(owner.pid).ok()?;
+                        let same = self.fd_counts.get(&owner.pid).copied()
+                            == super::owners::fd_count(Ok(now));
+                        *steady.entry(owner.pid).or_insert(same)
+                    }
+                };
+                if !steady && check(s.inode) && !still_holds(owner, s.inode) {
                     return None;
                 }
                 scan.holders.push((s.inode, owner));
@@ -100,14 +123,6 @@ impl KnownOwners {
                     scan.processes.entry(owner.pid).or_insert_with(|| p.clone());
                 }
             }
-        }
-        // A process gone since: its sockets are held by someone else now
-        // (they would have no inode otherwise).
-        let mut pids: Vec<u32> = scan.holders.iter().map(|(_, o)| o.pid).collect();
-        pids.sort_unstable();
-        pids.dedup();
-        if !pids.into_iter().all(alive) {
-            return None;
         }
         Some(scan)
     }
@@ -120,9 +135,9 @@ impl KnownOwners {
     }
 }
 
-/// Whether process `pid` still exists (its `/proc` directory does).
-fn alive(pid: u32) -> bool {
-    rustix::fs::access(format!("/proc/{pid}").as_str(), rustix::fs::Access::EXISTS).is_ok()
+/// `stat` of `/proc/PID/fd`: fails once the process is gone.
+fn fd_dir_stat(pid: u32) -> Result<rustix::fs::Stat, rustix::io::Errno> {
+    rustix::fs::stat(format!("/proc/{pid}/fd").as_str())
 }
 
 /// Whether `/proc/PID/fd/FD` still points at socket `inode`.
@@ -181,19 +196,19 @@ mod tests {
         let a = TcpListener::bind("127.0.0.1:0").unwrap();
         let b = TcpListener::bind("127.0.0.1:0").unwrap();
         let sockets = dumped(&[&a, &b]);
-        let mut known = KnownOwners::remember(&sockets, &HashMap::new(), 0, false);
+        let mut known = KnownOwners::remember(&sockets, &HashMap::new(), HashMap::new(), 0, false);
         let scan = known.answer(&sockets[..1]).expect("known and still held");
         assert_eq!(scan.holders, vec![(sockets[0].inode, sockets[0].owners[0])]);
 
         // An fd that now holds another socket is not taken on trust.
         let mut moved = sockets.clone();
         moved[0].owners[0].fd = b.as_raw_fd() as u32;
-        let mut known = KnownOwners::remember(&moved, &HashMap::new(), 0, false);
+        let mut known = KnownOwners::remember(&moved, &HashMap::new(), HashMap::new(), 0, false);
         assert!(known.answer(&moved[..1]).is_none());
 
         // A socket the full collection did not see sends the caller to scan.
         let c = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut known = KnownOwners::remember(&sockets, &HashMap::new(), 0, false);
+        let mut known = KnownOwners::remember(&sockets, &HashMap::new(), HashMap::new(), 0, false);
         assert!(known.answer(&dumped(&[&c])).is_none());
     }
 
@@ -208,7 +223,7 @@ mod tests {
         // if the fd had been closed and reused: a check finds it out.
         let mut moved = sockets.clone();
         moved[0].owners[0].fd = listeners[1].as_raw_fd() as u32;
-        let mut known = KnownOwners::remember(&moved, &HashMap::new(), 0, false);
+        let mut known = KnownOwners::remember(&moved, &HashMap::new(), HashMap::new(), 0, false);
         known.check_all_upto = 0;
         let answers: Vec<bool> = (0..CHECK_EVERY)
             .map(|_| known.answer(&moved).is_some())
@@ -221,6 +236,16 @@ mod tests {
         );
         let turn = answers.iter().position(|a| !a).unwrap() as u64;
         assert_eq!(turn, moved[0].inode % CHECK_EVERY);
+
+        // A table whose descriptor count is not the one the full collection
+        // read is checked the same way.
+        let counts = HashMap::from([(std::process::id(), 1_000_000)]);
+        let mut known = KnownOwners::remember(&moved, &HashMap::new(), counts, 0, false);
+        known.check_all_upto = 0;
+        let caught = (0..CHECK_EVERY)
+            .filter(|_| known.answer(&moved).is_none())
+            .count();
+        assert_eq!(caught, 1);
     }
 
     #[test]
@@ -229,7 +254,7 @@ mod tests {
         let mut sockets = dumped(&[&l]);
         // A pid that cannot be alive (above pid_max's ceiling).
         sockets[0].owners[0].pid = 1 << 23;
-        let mut known = KnownOwners::remember(&sockets, &HashMap::new(), 0, false);
+        let mut known = KnownOwners::remember(&sockets, &HashMap::new(), HashMap::new(), 0, false);
         known.check_all_upto = 0;
         for _ in 0..CHECK_EVERY {
             assert!(known.answer(&sockets).is_none());

@@ -319,7 +319,7 @@ impl SystemCollector {
         let threads = self.threads;
         let full = scope.is_all();
         let mut used_known = false;
-        let (mut sockets, source, source_note, scan, system, namespaces, found) =
+        let (mut sockets, source, source_note, mut scan, system, namespaces, found) =
             if self.options.incremental {
                 // The tracker needs this round's inodes to trust its cache.
                 let system = system::read();
@@ -467,6 +467,7 @@ impl SystemCollector {
             self.known = Some(known::KnownOwners::remember(
                 &sockets,
                 &processes,
+                std::mem::take(&mut scan.fd_counts),
                 scan.unreadable_processes,
                 scan.hidden_pids,
             ));

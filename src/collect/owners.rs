@@ -33,6 +33,9 @@ pub struct OwnerScan {
     /// Fd tables taken as the tracker last read them (unchanged count and
     /// sockets) instead of read.
     pub tables_reused: usize,
+    /// The descriptor count of each holder whose whole table was read, for
+    /// [`super::known::KnownOwners`] to tell a table that changed since.
+    pub fd_counts: HashMap<u32, usize>,
     /// `/proc` is mounted `hidepid=` and hides other users' processes from
     /// this scan (see [`super::proc_info::pids_hidden_from_me`]).
     pub hidden_pids: bool,
@@ -232,6 +235,7 @@ fn scan_with(
                 all.0.processes.extend(local.processes);
                 all.0.unreadable_processes += local.unreadable_processes;
                 all.0.tables_reused += local.tables_reused;
+                all.0.fd_counts.extend(local.fd_counts);
                 all.1.extend(tracked);
             });
         }
@@ -376,6 +380,9 @@ fn scan_process(
     }
     match info {
         Some(mut p) => {
+            if whole {
+                out.fd_counts.insert(pid, fds.len());
+            }
             p.state = proc_state;
             out.processes.insert(pid, p.clone());
             Ok(Some(Tracked {
@@ -408,13 +415,15 @@ fn unchanged(prev: &Tracked, fd_dir: &OwnedFd, live: Option<Live<'_>>) -> bool {
     if !prev.whole {
         return false;
     }
-    let count = match rustix::fs::fstat(fd_dir) {
-        Ok(st) => st.st_size,
-        Err(_) => return false,
-    };
-    count > 0
-        && usize::try_from(count) == Ok(prev.fds.len())
+    fd_count(rustix::fs::fstat(fd_dir)) == Some(prev.fds.len())
         && prev.fds.values().all(|&ino| ino == 0 || live.contains(ino))
+}
+
+/// The descriptor count `stat` gives an fd directory (Linux 6.2 and later;
+/// None on older kernels, which say 0, and when the stat failed).
+pub(super) fn fd_count(stat: Result<rustix::fs::Stat, Errno>) -> Option<usize> {
+    let size = stat.ok()?.st_size;
+    usize::try_from(size).ok().filter(|&n| n > 0)
 }
 
 /// One process's descriptors as they are read.

@@ -51,26 +51,26 @@ pub fn spawn(
         .name("engine".into())
         .spawn(move || {
             let mut force_full = false;
+            let mut publish = |sampled: Result<Arc<Analysis>, super::SourceError>| match sampled {
+                Ok(analysis) => {
+                    let snap = Arc::clone(&analysis.snapshot);
+                    let woke = !out.put(analysis) || notify(Notice::Sample);
+                    // Written after the screen has the sample, so it never
+                    // waits on the disk.
+                    if let Some(r) = &mut recorder
+                        && let Err(e) = r.write(&snap)
+                    {
+                        recorder = None;
+                        woke && notify(Notice::RecordFailed(e.to_string()))
+                    } else {
+                        woke
+                    }
+                }
+                Err(e) => notify(Notice::Failed(e.to_string())),
+            };
             loop {
                 let start = Instant::now();
-                let noticed = match engine.step(force_full) {
-                    Ok(analysis) => {
-                        let snap = Arc::clone(&analysis.snapshot);
-                        let woke = !out.put(analysis) || notify(Notice::Sample);
-                        // Written after the screen has the sample, so it never
-                        // waits on the disk.
-                        if let Some(r) = &mut recorder
-                            && let Err(e) = r.write(&snap)
-                        {
-                            recorder = None;
-                            woke && notify(Notice::RecordFailed(e.to_string()))
-                        } else {
-                            woke
-                        }
-                    }
-                    Err(e) => notify(Notice::Failed(e.to_string())),
-                };
-                if !noticed {
+                if !engine.tick(force_full, &mut publish) {
                     return;
                 }
                 match wait(&mut engine, &rx, start) {

@@ -259,9 +259,59 @@ impl Engine {
     /// `force_full`), merges it into the last full dump when it is partial,
     /// and digests it.
     pub fn step(&mut self, force_full: bool) -> Result<Arc<Analysis>, SourceError> {
-        let (snap, stats, parts) = self.sample(force_full)?;
+        let refresh = self.due(force_full);
+        self.step_as(refresh)
+    }
+
+    /// True when the sample due now is a full dump of a table whose trouble
+    /// states are refreshed on their own: the live loop then refreshes and
+    /// shows the trouble states first ([`Engine::tick`]), since the
+    /// full dump with its owner scan takes long enough (0.6 s at 130k
+    /// sockets) for them to go stale meanwhile.
+    fn full_due_on_split(&self) -> bool {
+        self.cadence.split() && self.due(false) == Refresh::Full && self.full.is_some()
+    }
+
+    /// A trouble-state refresh whatever is due (see
+    /// [`Engine::full_due_on_split`]); a full one when the source cannot.
+    fn step_trouble(&mut self) -> Result<Arc<Analysis>, SourceError> {
+        let refresh = if self.full.is_some() && self.source.partial() {
+            Refresh::Trouble
+        } else {
+            Refresh::Full
+        };
+        self.step_as(refresh)
+    }
+
+    /// One tick of the live loop: the sample due, preceded by a fresh
+    /// trouble-state refresh when it is a full dump of a split table (see
+    /// [`Engine::full_due_on_split`]). Each goes to `publish`, which returns
+    /// false to stop: then so does this.
+    pub fn tick(
+        &mut self,
+        force_full: bool,
+        mut publish: impl FnMut(Result<Arc<Analysis>, SourceError>) -> bool,
+    ) -> bool {
+        if !force_full && self.full_due_on_split() && !publish(self.step_trouble()) {
+            return false;
+        }
+        publish(self.step(force_full))
+    }
+
+    fn step_as(&mut self, refresh: Refresh) -> Result<Arc<Analysis>, SourceError> {
+        let (snap, stats, parts) = self.sample_as(refresh)?;
         let trace = self.pending_trace.take();
         Ok(self.analyzer.digest_traced(snap, Some(stats), parts, trace))
+    }
+
+    /// Which sample the cadence wants now (a full one on `force_full`, or
+    /// before any full one, or from a source that cannot do partial ones).
+    fn due(&self, force_full: bool) -> Refresh {
+        if force_full || self.full.is_none() || !self.source.partial() {
+            Refresh::Full
+        } else {
+            self.cadence.due()
+        }
     }
 
     /// [`Engine::step`] without the digestion: the sample as the cadence
@@ -270,12 +320,15 @@ impl Engine {
         &mut self,
         force_full: bool,
     ) -> Result<(Arc<Snapshot>, CollectStats, Option<Parts>), SourceError> {
+        let refresh = self.due(force_full);
+        self.sample_as(refresh)
+    }
+
+    fn sample_as(
+        &mut self,
+        refresh: Refresh,
+    ) -> Result<(Arc<Snapshot>, CollectStats, Option<Parts>), SourceError> {
         let wall = std::time::Instant::now();
-        let refresh = if force_full || self.full.is_none() || !self.source.partial() {
-            Refresh::Full
-        } else {
-            self.cadence.due()
-        };
         let sampled = self.source.sample(refresh);
         let took = wall.elapsed();
         let mut snap = match sampled {

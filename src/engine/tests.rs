@@ -2,7 +2,7 @@
 //! that fails and recovers, clock steps. No system access, no sleeping
 //! beyond a few milliseconds of the live thread's interval.
 
-use super::cadence::{Cadence, CpuMeter, SPLIT_ABOVE};
+use super::cadence::{Cadence, CpuMeter, MAX_FULL_INTERVAL as MAX_FULL, SPLIT_ABOVE};
 use super::source::{Refresh, Scripted, SourceError};
 use super::*;
 use crate::model::fixture::{self, socket};
@@ -366,4 +366,55 @@ fn the_first_dump_of_a_large_table_leaves_tcp_info_out_as_the_next_ones_do() {
     let mut engine = engine_of(Scripted::new(move |_, _| Ok(with_info(100))).with_partial());
     let first = engine.step(false).unwrap();
     assert!(first.snapshot.sockets.iter().all(|s| s.tcp_info.is_some()));
+}
+
+#[test]
+fn a_scheduled_full_dump_of_a_split_table_comes_right_after_fresh_trouble_states() {
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&asked);
+    let script = Scripted::new(move |refresh, n| {
+        log.lock().unwrap().push(refresh);
+        let mut snap = big(SPLIT_ABOVE + 10);
+        at(&mut snap, n as u64, n as u64);
+        if refresh == Refresh::Trouble {
+            snap.sockets.retain(|s| s.state != TcpState::Established);
+        }
+        Ok(snap)
+    })
+    .with_partial();
+    let mut e = engine_of(script);
+    let mut shown = Vec::new();
+    let mut publish = |a: Result<Arc<Analysis>, SourceError>| {
+        shown.push(a.unwrap().parts.is_some());
+        true
+    };
+    assert!(e.tick(false, &mut publish), "the first: a full dump alone");
+    let now = Instant::now();
+    let n = SPLIT_ABOVE + 10;
+    e.cadence_mut()
+        .charge(Refresh::Trouble, n, Duration::from_millis(1), now);
+    assert!(e.tick(false, &mut publish), "a trouble refresh is due");
+    // The full dump's time has come (the last one a minute ago).
+    e.cadence_mut().charge(
+        Refresh::Full,
+        n,
+        Duration::from_millis(1),
+        now - 2 * MAX_FULL,
+    );
+    assert!(e.tick(false, &mut publish));
+    // Asked for now (the user's action): a full dump at once.
+    assert!(e.tick(true, &mut publish));
+    drop(publish);
+    assert_eq!(
+        asked.lock().unwrap().as_slice(),
+        [
+            Refresh::Full,
+            Refresh::Trouble,
+            Refresh::Trouble,
+            Refresh::Full,
+            Refresh::Full
+        ]
+    );
+    // Each shown, the trouble refreshes as partial samples.
+    assert_eq!(shown, [false, true, true, false, false]);
 }
