@@ -404,7 +404,6 @@ fn a_scheduled_full_dump_of_a_split_table_comes_right_after_fresh_trouble_states
     assert!(e.tick(false, &mut publish));
     // Asked for now (the user's action): a full dump at once.
     assert!(e.tick(true, &mut publish));
-    drop(publish);
     assert_eq!(
         asked.lock().unwrap().as_slice(),
         [
