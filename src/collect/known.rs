@@ -182,7 +182,7 @@ mod tests {
                     .find(|s| s.state == TcpState::Listen && s.local == l.local_addr().unwrap())
                     .expect("our listener")
                     .clone();
-                s.owners = vec![Owner {
+                s.owners = smallvec::smallvec![Owner {
                     pid: me,
                     fd: l.as_raw_fd() as u32,
                 }];

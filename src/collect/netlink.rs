@@ -696,7 +696,7 @@ fn convert(resp: &InetResponse, proto: Proto, raw_expires: Option<u32>) -> Optio
         retransmits,
         cookie: u64::from_ne_bytes(id.cookie),
         tcp_info: tcp_info.map(Box::new),
-        owners: Vec::new(),
+        owners: Default::default(),
         netns: crate::model::HOST_NETNS,
     })
 }

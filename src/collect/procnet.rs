@@ -78,7 +78,7 @@ fn from_tcp(e: &TcpNetEntry, family: Family) -> Option<Socket> {
         retransmits: 0,
         cookie: 0,
         tcp_info: None,
-        owners: Vec::new(),
+        owners: Default::default(),
         netns: crate::model::HOST_NETNS,
     })
 }
@@ -102,7 +102,7 @@ fn from_udp(e: &UdpNetEntry, family: Family) -> Socket {
         retransmits: 0,
         cookie: 0,
         tcp_info: None,
-        owners: Vec::new(),
+        owners: Default::default(),
         netns: crate::model::HOST_NETNS,
     }
 }

@@ -22,7 +22,11 @@ pub struct Index {
     /// moved to another state since is in the refresh, and is left out of
     /// the kept part. By 4-tuple, which one TCP socket has at a time: a
     /// connection closed since lost its inode (an orphan) but not its
-    /// addresses.
+    /// addresses. IPv4 4-tuples (and IPv4-mapped IPv6 ones, which no IPv4
+    /// socket can share) packed into 96 bits: 24 bytes an entry instead of
+    /// 72, 6 MiB less at 110k connections.
+    by_v4: Map<u128>,
+    /// The other IPv6 ones.
     by_tuple: Map<(SocketAddr, SocketAddr)>,
     /// Positions of the sockets a trouble refresh keeps from the full dump:
     /// the ESTABLISHED connections and the UDP sockets of the host's table
@@ -44,7 +48,10 @@ pub fn index(full: &Snapshot) -> Index {
             Proto::Udp => ix.kept.push(i),
             Proto::Tcp if s.state == TcpState::Established => {
                 ix.kept.push(i);
-                ix.by_tuple.insert((s.local, s.remote), i);
+                match packed(s.local, s.remote) {
+                    Some(k) => ix.by_v4.insert(k, i),
+                    None => ix.by_tuple.insert((s.local, s.remote), i),
+                };
             }
             Proto::Tcp => {}
         }
@@ -83,11 +90,14 @@ pub fn trouble_into(full: &Snapshot, ix: &Index, part: Snapshot) -> Snapshot {
         {
             s.owners = full.sockets[i].owners.clone();
         }
-        if s.proto == Proto::Tcp
-            && s.netns == crate::model::HOST_NETNS
-            && let Some(&i) = ix.by_tuple.get(&(s.local, s.remote))
-        {
-            moved[i] = true;
+        if s.proto == Proto::Tcp && s.netns == crate::model::HOST_NETNS {
+            let at = match packed(s.local, s.remote) {
+                Some(k) => ix.by_v4.get(&k),
+                None => ix.by_tuple.get(&(s.local, s.remote)),
+            };
+            if let Some(&i) = at {
+                moved[i] = true;
+            }
         }
     }
     sockets.reserve(ix.kept.len());
@@ -120,5 +130,40 @@ pub fn trouble_into(full: &Snapshot, ix: &Index, part: Snapshot) -> Snapshot {
         derived: Default::default(),
         transitions,
         namespaces,
+    }
+}
+
+/// An IPv4 4-tuple in 96 bits (addresses and ports), an IPv4-mapped IPv6 one
+/// as the IPv4 one; None for other IPv6 tuples.
+fn packed(local: SocketAddr, remote: SocketAddr) -> Option<u128> {
+    let v4 = |a: SocketAddr| match a.ip().to_canonical() {
+        std::net::IpAddr::V4(ip) => Some((u128::from(ip.to_bits()) << 16) | u128::from(a.port())),
+        std::net::IpAddr::V6(_) => None,
+    };
+    Some((v4(local)? << 48) | v4(remote)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packed;
+
+    #[test]
+    fn packed_tuples_tell_every_address_and_port_apart() {
+        let p = |l: &str, r: &str| packed(l.parse().unwrap(), r.parse().unwrap());
+        let base = p("10.0.0.1:80", "10.0.0.2:5000").unwrap();
+        for other in [
+            p("10.0.0.1:81", "10.0.0.2:5000"),
+            p("10.0.0.3:80", "10.0.0.2:5000"),
+            p("10.0.0.1:80", "10.0.0.2:5001"),
+            p("10.0.0.1:80", "10.0.0.4:5000"),
+            p("10.0.0.2:5000", "10.0.0.1:80"),
+        ] {
+            assert_ne!(other.unwrap(), base);
+        }
+        assert_eq!(
+            p("[::ffff:10.0.0.1]:80", "[::ffff:10.0.0.2]:5000"),
+            Some(base)
+        );
+        assert_eq!(p("[2001:db8::1]:80", "10.0.0.2:5000"), None);
     }
 }

@@ -22,6 +22,6 @@ pub use filter::{Filter, FilterError};
 pub use netns::{NamespaceInfo, Namespaces};
 pub use snapshot::{Attribution, Snapshot, SourceKind, SystemContext};
 pub use socket::{
-    ConnKey, Family, HOST_NETNS, Owner, ProcState, Process, Proto, Socket, TcpInfo, TcpState,
-    Timer, TimerKind,
+    ConnKey, Family, HOST_NETNS, Owner, Owners, ProcState, Process, Proto, Socket, TcpInfo,
+    TcpState, Timer, TimerKind,
 };

@@ -228,6 +228,10 @@ pub struct Owner {
     pub fd: u32,
 }
 
+/// A socket's holders: one, inline, for almost every socket (no allocation
+/// per socket in each copy of a 130k-socket table); more spill to the heap.
+pub type Owners = smallvec::SmallVec<[Owner; 1]>;
+
 /// One TCP or UDP socket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Socket {
@@ -248,7 +252,7 @@ pub struct Socket {
     pub cookie: u64,
     pub tcp_info: Option<Box<TcpInfo>>,
     /// Every (pid, fd) that holds this socket, sorted. Empty when unknown.
-    pub owners: Vec<Owner>,
+    pub owners: Owners,
     /// The network namespace whose table the socket is in, by its inode;
     /// [`HOST_NETNS`] for the namespace sockscope runs in.
     pub netns: u64,

@@ -88,8 +88,8 @@ fn listener_held_by_the_test_itself_is_attributed_to_the_test_pid() {
             .collect();
         assert_eq!(ours.len(), 1, "{ours:#?}");
         assert_eq!(
-            ours[0].owners,
-            vec![sockscope::model::Owner {
+            ours[0].owners.as_slice(),
+            [sockscope::model::Owner {
                 pid: me,
                 fd: listener.as_raw_fd() as u32
             }]

@@ -56,9 +56,8 @@ fn follow_chains(input: &Input, findings: &mut [Finding]) {
         }
         let peers = input.local_peers(&upstream);
         let mut by_backend: std::collections::HashMap<usize, u64> = Default::default();
-        for s in &upstream {
-            let Some(other) = peers.get(&(super::canonical(s.remote), super::canonical(s.local)))
-            else {
+        for other in peers {
+            let Some(other) = other else {
                 continue;
             };
             if other.state != TcpState::CloseWait {

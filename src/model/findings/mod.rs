@@ -496,28 +496,23 @@ impl<'a> Input<'a> {
                 .contains(&ip)
     }
 
-    /// The sockets at the other end of these connections, when that end is
-    /// on this machine: one pass over the snapshot.
-    pub fn local_peers(&self, of: &[&Socket]) -> HashMap<(SocketAddr, SocketAddr), &Socket> {
-        let wanted: HashSet<(SocketAddr, SocketAddr)> = of
-            .iter()
-            .filter(|s| self.is_local(s.remote.ip()))
-            .map(|s| (canonical(s.remote), canonical(s.local)))
-            .collect();
-        if wanted.is_empty() {
-            return HashMap::new();
-        }
+    /// The socket at the other end of each of these connections, when that
+    /// end is on this machine: `[i]` is `of[i]`'s (looked up in the port
+    /// index, no map built).
+    pub fn local_peers(&self, of: &[&Socket]) -> Vec<Option<&'a Socket>> {
         let index = self.by_local_port.get_or_init(|| PortIndex::new(&self.all));
-        let mut found = HashMap::new();
-        for k in wanted {
-            for i in index.candidates(k.0, k.1) {
-                let s = self.all[i as usize];
-                if (canonical(s.local), canonical(s.remote)) == k {
-                    found.insert(k, s);
+        of.iter()
+            .map(|s| {
+                if !self.is_local(s.remote.ip()) {
+                    return None;
                 }
-            }
-        }
-        found
+                let (local, remote) = (canonical(s.remote), canonical(s.local));
+                index
+                    .candidates(local, remote)
+                    .map(|i| self.all[i as usize])
+                    .find(|o| canonical(o.local) == local && canonical(o.remote) == remote)
+            })
+            .collect()
     }
 
     /// Remote hosts of `sockets`, most connections first, with the local
@@ -528,10 +523,7 @@ impl<'a> Input<'a> {
         let local = self.local_peers(sockets);
         type Key = (IpAddr, Option<u32>, bool);
         let mut by_holder: HashMap<Key, (u64, Option<TcpState>)> = HashMap::new();
-        for s in sockets {
-            let other = local
-                .get(&(canonical(s.remote), canonical(s.local)))
-                .copied();
+        for (s, other) in sockets.iter().zip(local) {
             let (pid, queued) = match other {
                 Some(o) if !o.owners.is_empty() => (Some(o.owners[0].pid), false),
                 Some(o) => (
