@@ -23,7 +23,7 @@ pub mod ui;
 /// keeps what a freed 21 MiB table held for the next one, and over minutes
 /// at 130k sockets the free gaps between tables of slightly different sizes
 /// add up in resident memory. Called after a full dump of a large table, at
-/// most once a minute: the pages it frees fault in again once, not at every
+/// most every 50 s: the pages it frees fault in again once, not at every
 /// sample as with a fixed mmap threshold (see [`tune_malloc`]).
 pub fn trim_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

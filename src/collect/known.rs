@@ -111,7 +111,7 @@ impl KnownOwners {
                         // otherwise).
                         let now = fd_dir_stat(owner.pid).ok()?;
                         let same = self.fd_counts.get(&owner.pid).copied()
-                            == super::owners::fd_count(Ok(now));
+                            == super::owners::fd_count(&now);
                         *steady.entry(owner.pid).or_insert(same)
                     }
                 };

@@ -30,9 +30,9 @@ pub struct OwnerScan {
     pub processes: HashMap<u32, Process>,
     /// Processes whose fd table could not be read.
     pub unreadable_processes: usize,
-    /// Fd tables taken as the tracker last read them (unchanged count and
-    /// sockets) instead of read.
-    pub tables_reused: usize,
+    /// The processes whose fd table was taken as the tracker last read it
+    /// (unchanged count and sockets) instead of read.
+    pub reused_tables: Vec<u32>,
     /// The descriptor count of each holder whose whole table was read, for
     /// [`super::known::KnownOwners`] to tell a table that changed since.
     pub fd_counts: HashMap<u32, usize>,
@@ -234,7 +234,7 @@ fn scan_with(
                 all.0.holders.append(&mut local.holders);
                 all.0.processes.extend(local.processes);
                 all.0.unreadable_processes += local.unreadable_processes;
-                all.0.tables_reused += local.tables_reused;
+                all.0.reused_tables.append(&mut local.reused_tables);
                 all.0.fd_counts.extend(local.fd_counts);
                 all.1.extend(tracked);
             });
@@ -320,7 +320,7 @@ fn scan_process(
     let start = out.holders.len();
     let (fds, denied, whole) = match prev.filter(|p| trust_counts && unchanged(p, &fd_dir, live)) {
         Some(p) => {
-            out.tables_reused += 1;
+            out.reused_tables.push(pid);
             out.holders.extend(
                 p.fds
                     .iter()
@@ -415,15 +415,14 @@ fn unchanged(prev: &Tracked, fd_dir: &OwnedFd, live: Option<Live<'_>>) -> bool {
     if !prev.whole {
         return false;
     }
-    fd_count(rustix::fs::fstat(fd_dir)) == Some(prev.fds.len())
+    rustix::fs::fstat(fd_dir).ok().and_then(|st| fd_count(&st)) == Some(prev.fds.len())
         && prev.fds.values().all(|&ino| ino == 0 || live.contains(ino))
 }
 
 /// The descriptor count `stat` gives an fd directory (Linux 6.2 and later;
-/// None on older kernels, which say 0, and when the stat failed).
-pub(super) fn fd_count(stat: Result<rustix::fs::Stat, Errno>) -> Option<usize> {
-    let size = stat.ok()?.st_size;
-    usize::try_from(size).ok().filter(|&n| n > 0)
+/// None on older kernels, which say 0).
+pub(super) fn fd_count(stat: &rustix::fs::Stat) -> Option<usize> {
+    usize::try_from(stat.st_size).ok().filter(|&n| n > 0)
 }
 
 /// One process's descriptors as they are read.
@@ -748,22 +747,26 @@ mod tests {
         assert!(stat_of(&fd).unwrap().unwrap().kernel_thread);
     }
 
+    /// A python3 child running `script`, its stdin and stdout piped.
+    fn python(script: &str) -> std::process::Child {
+        std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3")
+    }
+
     #[test]
     fn tracker_reads_every_table_only_when_a_process_that_held_nothing_holds_a_socket() {
         use std::io::{BufRead, Write};
-        let mut child = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import socket, sys\n\
+        let mut child = python(
+            "import socket, sys\n\
                  sys.stdin.readline()\n\
                  s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
                  print(s.getsockname()[1], flush=True)\n\
                  sys.stdin.readline()",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3");
+        );
         let pid = child.id();
         let mut tracker = OwnerTracker::default();
         let none = InodeSet::default();
@@ -827,10 +830,8 @@ mod tests {
         use std::io::{BufRead, Write};
         // A listener and a file; on a line, the file's descriptor becomes a
         // new listener (dup2), so the table keeps its count.
-        let mut child = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import socket, sys, os\n\
+        let mut child = python(
+            "import socket, sys, os\n\
                  a = socket.socket(); a.bind(('127.0.0.1', 0)); a.listen()\n\
                  f = open('/dev/null')\n\
                  print(a.fileno(), f.fileno(), flush=True)\n\
@@ -839,11 +840,7 @@ mod tests {
                  os.dup2(b.fileno(), f.fileno()); b.close()\n\
                  print('swapped', flush=True)\n\
                  sys.stdin.readline()",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3");
+        );
         let pid = child.id();
         let mut stdin = child.stdin.take().unwrap();
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -875,7 +872,7 @@ mod tests {
             "a reused table still names its holder"
         );
         assert!(
-            second.tables_reused >= 1,
+            second.reused_tables.contains(&pid),
             "the child's unchanged table is not read"
         );
 

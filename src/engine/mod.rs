@@ -268,19 +268,16 @@ impl Engine {
     /// shows the trouble states first ([`Engine::tick`]), since the
     /// full dump with its owner scan takes long enough (0.6 s at 130k
     /// sockets) for them to go stale meanwhile.
+    /// (A source that cannot refresh the trouble states on their own, as
+    /// `/proc/net`, has nothing to show first.)
     fn full_due_on_split(&self) -> bool {
-        self.cadence.split() && self.due(false) == Refresh::Full && self.full.is_some()
+        self.partial_possible() && self.cadence.split() && self.cadence.due() == Refresh::Full
     }
 
-    /// A trouble-state refresh whatever is due (see
-    /// [`Engine::full_due_on_split`]); a full one when the source cannot.
-    fn step_trouble(&mut self) -> Result<Arc<Analysis>, SourceError> {
-        let refresh = if self.full.is_some() && self.source.partial() {
-            Refresh::Trouble
-        } else {
-            Refresh::Full
-        };
-        self.step_as(refresh)
+    /// A trouble-state refresh is possible: the source can do one, and there
+    /// is a full dump to merge it into.
+    fn partial_possible(&self) -> bool {
+        self.full.is_some() && self.source.partial()
     }
 
     /// One tick of the live loop: the sample due, preceded by a fresh
@@ -292,7 +289,7 @@ impl Engine {
         force_full: bool,
         mut publish: impl FnMut(Result<Arc<Analysis>, SourceError>) -> bool,
     ) -> bool {
-        if !force_full && self.full_due_on_split() && !publish(self.step_trouble()) {
+        if !force_full && self.full_due_on_split() && !publish(self.step_as(Refresh::Trouble)) {
             return false;
         }
         publish(self.step(force_full))
@@ -307,7 +304,7 @@ impl Engine {
     /// Which sample the cadence wants now (a full one on `force_full`, or
     /// before any full one, or from a source that cannot do partial ones).
     fn due(&self, force_full: bool) -> Refresh {
-        if force_full || self.full.is_none() || !self.source.partial() {
+        if force_full || !self.partial_possible() {
             Refresh::Full
         } else {
             self.cadence.due()

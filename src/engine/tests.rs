@@ -121,32 +121,44 @@ fn engine_of(
     Engine::new(Box::new(script), SEC)
 }
 
-#[test]
-fn a_trouble_refresh_is_merged_into_the_last_full_dump_once_per_socket() {
-    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+/// The refreshes a scripted source was asked for, in order.
+type Asked = std::sync::Arc<std::sync::Mutex<Vec<Refresh>>>;
+
+/// An engine on a partial source of a table large enough to split, whose
+/// trouble refreshes are its full one passed through `trouble`; and the log
+/// of the refreshes the source was asked for.
+fn split_table(trouble: impl Fn(&mut Snapshot) + Send + 'static) -> (Asked, Engine) {
+    let asked = Asked::default();
     let log = std::sync::Arc::clone(&asked);
     let script = Scripted::new(move |refresh, n| {
         log.lock().unwrap().push(refresh);
         let mut snap = big(SPLIT_ABOVE + 10);
         at(&mut snap, n as u64, n as u64);
         if refresh == Refresh::Trouble {
-            // Only the non-ESTABLISHED sockets, and one of the connections
-            // went to CLOSE_WAIT since the full dump.
-            snap.sockets
-                .retain(|s| s.proto == Proto::Tcp && s.state != TcpState::Established);
-            let mut moved = big(1).sockets.pop().unwrap();
-            moved.state = TcpState::CloseWait;
-            snap.sockets.push(moved);
-            // As the system source: no owner scan on a trouble refresh.
-            for s in &mut snap.sockets {
-                s.owners.clear();
-            }
-            snap.processes.clear();
+            trouble(&mut snap);
         }
         Ok(snap)
     })
     .with_partial();
-    let mut e = engine_of(script);
+    (asked, engine_of(script))
+}
+
+#[test]
+fn a_trouble_refresh_is_merged_into_the_last_full_dump_once_per_socket() {
+    let (asked, mut e) = split_table(|snap| {
+        // Only the non-ESTABLISHED sockets, and one of the connections
+        // went to CLOSE_WAIT since the full dump.
+        snap.sockets
+            .retain(|s| s.proto == Proto::Tcp && s.state != TcpState::Established);
+        let mut moved = big(1).sockets.pop().unwrap();
+        moved.state = TcpState::CloseWait;
+        snap.sockets.push(moved);
+        // As the system source: no owner scan on a trouble refresh.
+        for s in &mut snap.sockets {
+            s.owners.clear();
+        }
+        snap.processes.clear();
+    });
     let full = e.step(false).unwrap();
     assert!(full.parts.is_none());
     e.cadence_mut().charge(
@@ -370,19 +382,9 @@ fn the_first_dump_of_a_large_table_leaves_tcp_info_out_as_the_next_ones_do() {
 
 #[test]
 fn a_scheduled_full_dump_of_a_split_table_comes_right_after_fresh_trouble_states() {
-    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = std::sync::Arc::clone(&asked);
-    let script = Scripted::new(move |refresh, n| {
-        log.lock().unwrap().push(refresh);
-        let mut snap = big(SPLIT_ABOVE + 10);
-        at(&mut snap, n as u64, n as u64);
-        if refresh == Refresh::Trouble {
-            snap.sockets.retain(|s| s.state != TcpState::Established);
-        }
-        Ok(snap)
-    })
-    .with_partial();
-    let mut e = engine_of(script);
+    let (asked, mut e) = split_table(|snap| {
+        snap.sockets.retain(|s| s.state != TcpState::Established);
+    });
     let mut shown = Vec::new();
     let mut publish = |a: Result<Arc<Analysis>, SourceError>| {
         shown.push(a.unwrap().parts.is_some());
