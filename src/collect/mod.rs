@@ -3,7 +3,9 @@
 
 pub mod clock;
 pub mod container;
+pub mod counters;
 pub mod host;
+pub mod idle;
 pub mod known;
 pub mod netlink;
 pub mod netns;
@@ -144,6 +146,11 @@ pub struct SystemCollector {
     follower: netns::Follower,
     /// The kernel answers the legacy TCP dump (both families in one walk).
     tcp_both_families: bool,
+    /// The host's counters, and its last table for reuse while they stand
+    /// still (incremental collections only).
+    idle: idle::IdleTable,
+    /// The bind-mounted namespaces, read when the mount table changes.
+    mounts: netns::discover::Mounts,
 }
 
 impl SystemCollector {
@@ -163,6 +170,8 @@ impl SystemCollector {
             last_sizes: [0; 2],
             follower: netns::Follower::new(),
             tcp_both_families: true,
+            idle: idle::IdleTable::default(),
+            mounts: Default::default(),
         }
     }
 
@@ -179,6 +188,14 @@ impl SystemCollector {
             self.dumper = netlink::Dumper::open().ok();
         }
         self.dumper.as_mut()?.query(socket).ok().flatten()
+    }
+
+    /// Reads the host's counters from `dir` (files named as in
+    /// `/proc/net`) instead, and keeps tables of any size for reuse: tests
+    /// give counters that never move, so that the table is reused whenever
+    /// it may be ([`idle`]), on a machine of any size.
+    pub fn counters_from(&mut self, dir: &str) {
+        self.idle = idle::IdleTable::from_dir(dir, usize::MAX);
     }
 
     /// Turns `tcp_info` on or off for the next collections.
@@ -202,7 +219,7 @@ impl SystemCollector {
     ) -> (crate::model::Namespaces, netns::discover::Discovery) {
         // Each process's namespace is wanted either way (a process in a
         // table not read holds sockets that are not closed ones).
-        let found = netns::discover::discover();
+        let found = netns::discover::discover_with(&mut self.mounts);
         if !self.options.namespaces {
             return (Default::default(), found);
         }
@@ -245,6 +262,29 @@ impl SystemCollector {
             sockets.retain(|s| scope.contains(s));
         }
         Ok((sockets, SourceKind::Proc, note))
+    }
+
+    /// [`SystemCollector::dump_sockets`] for an incremental collection,
+    /// after the host's counters read `signature`: a full table is kept for
+    /// reuse while they stand still ([`idle::IdleTable`]), unless it came
+    /// from a fallback (its note would be lost).
+    fn dump_host(
+        &mut self,
+        scope: Scope,
+        signature: u64,
+        now: std::time::Duration,
+    ) -> Result<(Vec<crate::model::Socket>, SourceKind, Option<String>), CollectError> {
+        let dumped = self.dump_sockets(scope);
+        match &dumped {
+            Ok((sockets, source, None)) if scope.is_all() => {
+                self.idle
+                    .dumped(signature, now, sockets, *source, self.options.tcp_info);
+            }
+            Ok(_) if scope.is_all() => self.idle.forget(),
+            Ok(_) => {}
+            Err(_) => self.idle.forget(),
+        }
+        dumped
     }
 
     fn netlink_dump(
@@ -319,11 +359,27 @@ impl SystemCollector {
         let threads = self.threads;
         let full = scope.is_all();
         let mut used_known = false;
-        let (mut sockets, source, source_note, mut scan, system, namespaces, found) =
+        // The host's table when it was reused, and the signature of the
+        // counters read before this collection.
+        let mut reused_at = None;
+        let mut signature = 0;
+        let mut host_len = 0;
+        let (mut sockets, mut source, mut source_note, mut scan, system, namespaces, found) =
             if self.options.incremental {
                 // The tracker needs this round's inodes to trust its cache.
-                let system = system::read();
-                let (mut sockets, source, note) = self.dump_sockets(scope)?;
+                let (system, sig) = self.idle.system(monotonic);
+                signature = sig;
+                let (mut sockets, source, note) = match full
+                    .then(|| self.idle.reuse(sig, monotonic, self.options.tcp_info))
+                    .flatten()
+                {
+                    Some(r) => {
+                        reused_at = Some(r.at);
+                        (r.sockets, r.source, None)
+                    }
+                    None => self.dump_host(scope, sig, monotonic)?,
+                };
+                host_len = sockets.len();
                 let (spaces, found) = self.other_namespaces(&mut sockets, monotonic);
                 let live: owners::InodeSet = sockets
                     .iter()
@@ -380,6 +436,26 @@ impl SystemCollector {
                     .collect()
             };
         let mut index = by_inode(&sockets);
+        // A reused host table that lacks a socket a process of the host
+        // holds, and that was not outside every table at the dump, is
+        // stale (an accept() moves no counter): dump it again.
+        let host_pid = |pid: &u32| {
+            found
+                .pid_netns
+                .get(pid)
+                .is_none_or(|&ns| ns == crate::model::HOST_NETNS)
+        };
+        if reused_at.is_some()
+            && scan.holders.iter().any(|(inode, o)| {
+                !index.contains_key(inode) && host_pid(&o.pid) && self.idle.stale(*inode)
+            })
+        {
+            let others = sockets.split_off(host_len);
+            (sockets, source, source_note) = self.dump_host(scope, signature, monotonic)?;
+            sockets.extend(others);
+            reused_at = None;
+            index = by_inode(&sockets);
+        }
         // A reused namespace table that lacks a socket a process in that
         // namespace holds is stale (an accept() moves no counter): dump it
         // again, and index again.
@@ -422,6 +498,14 @@ impl SystemCollector {
             }
         }
         attach.sort_unstable();
+        if full && self.options.incremental && reused_at.is_none() {
+            self.idle.set_outside(
+                outside
+                    .iter()
+                    .filter(|(_, o)| host_pid(&o.pid))
+                    .map(|(inode, _)| *inode),
+            );
+        }
         let mut holding = std::collections::HashSet::new();
         for (i, owner) in attach {
             sockets[i].owners.push(owner);
@@ -511,6 +595,7 @@ impl SystemCollector {
             derived: Default::default(),
             transitions: None,
             namespaces,
+            reused_table: reused_at,
         })
     }
 }

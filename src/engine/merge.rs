@@ -81,6 +81,7 @@ pub fn trouble_into(full: &Snapshot, ix: &Index, part: Snapshot) -> Snapshot {
         derived: _,
         transitions,
         namespaces,
+        reused_table: _,
     } = part;
     let mut moved = vec![false; full.sockets.len()];
     for s in &mut sockets {
@@ -130,6 +131,8 @@ pub fn trouble_into(full: &Snapshot, ix: &Index, part: Snapshot) -> Snapshot {
         derived: Default::default(),
         transitions,
         namespaces,
+        // Trouble refreshes are split tables: never reused ones.
+        reused_table: None,
     }
 }
 

@@ -171,6 +171,7 @@ pub fn small() -> Snapshot {
         derived: Default::default(),
         transitions: None,
         namespaces: Default::default(),
+        reused_table: None,
     }
 }
 

@@ -143,6 +143,11 @@ pub struct Snapshot {
     pub transitions: Option<std::sync::Arc<crate::trace::Window>>,
     /// The other network namespaces whose sockets are in `sockets`.
     pub namespaces: super::netns::Namespaces,
+    /// When this machine's own table was not dumped for this sample but
+    /// reused, the steady clock (as `monotonic`) at the dump it comes from:
+    /// the kernel's counters had not moved since (see
+    /// [`crate::collect::idle`]).
+    pub reused_table: Option<Duration>,
 }
 
 /// What is derived from a snapshot's sockets, computed once on first use.
@@ -189,6 +194,7 @@ impl Snapshot {
             derived: Derived::default(),
             transitions: None,
             namespaces: Default::default(),
+            reused_table: None,
         }
     }
 

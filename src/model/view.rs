@@ -260,15 +260,23 @@ pub fn default_sort(g: Grouping) -> (usize, bool) {
     }
 }
 
+/// One row of the table. Groups are boxed: a connections view has a row
+/// per socket, 16 bytes each rather than the largest group's 96 (12 MiB
+/// less for each copy of a 130k-row view).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Row {
-    Process(ProcessGroup),
-    Port(PortGroup),
-    Remote(RemoteGroup),
+    Process(Box<ProcessGroup>),
+    Port(Box<PortGroup>),
+    Remote(Box<RemoteGroup>),
     /// Index into the snapshot's sockets.
     Conn(usize),
-    Netns(NetnsGroup),
+    Netns(Box<NetnsGroup>),
 }
+
+const _: () = assert!(
+    std::mem::size_of::<Row>() <= 16,
+    "a row of a connections view"
+);
 
 /// Everything a cell may need besides the row.
 pub struct ViewCtx<'a> {
@@ -334,20 +342,20 @@ pub fn build(grouping: Grouping, snap: &Snapshot, indices: &[usize]) -> Vec<Row>
     match grouping {
         Grouping::Process => group::by_process(snap, sockets)
             .into_iter()
-            .map(Row::Process)
+            .map(|g| Row::Process(Box::new(g)))
             .collect(),
         Grouping::Port => group::by_local_port(snap, sockets)
             .into_iter()
-            .map(Row::Port)
+            .map(|g| Row::Port(Box::new(g)))
             .collect(),
         Grouping::Remote => group::by_remote_host(sockets)
             .into_iter()
-            .map(Row::Remote)
+            .map(|g| Row::Remote(Box::new(g)))
             .collect(),
         Grouping::Flat => indices.iter().map(|&i| Row::Conn(i)).collect(),
         Grouping::Netns => group::by_netns(snap, sockets)
             .into_iter()
-            .map(Row::Netns)
+            .map(|g| Row::Netns(Box::new(g)))
             .collect(),
     }
 }

@@ -813,6 +813,7 @@ impl Cursor {
             derived: Default::default(),
             transitions: self.transitions.clone(),
             namespaces: self.namespaces.clone(),
+            reused_table: None,
         }
     }
 }

@@ -29,8 +29,24 @@ use std::time::Duration;
 pub use sample::{TraceSample, Transitions};
 pub use window::{Closer, PortKey, Stats, Transition, Window};
 
-/// How often the feed thread empties the rings.
+/// How often the feed thread empties the rings while transitions come.
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
+
+/// While the rings stay empty the feed thread sleeps twice as long after
+/// each empty drain, up to this (a quiet machine wakes it 5 times a second
+/// instead of 20). A 512 KiB ring holds this long of 12,000 transitions a
+/// second with room to spare ([`perf::RING_BYTES`]); the first drain that
+/// finds one goes back to [`DRAIN_EVERY`].
+const DRAIN_IDLE: Duration = Duration::from_millis(200);
+
+/// The sleep after a drain that found `events`, the last sleep being `last`.
+fn next_sleep(events: usize, last: Duration) -> Duration {
+    if events == 0 {
+        (last * 2).min(DRAIN_IDLE)
+    } else {
+        DRAIN_EVERY
+    }
+}
 
 /// Whether transitions are followed, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,8 +167,10 @@ impl Feed {
             .spawn(move || {
                 let mut batch = Vec::with_capacity(4096);
                 let mut lost_before = 0;
+                let mut sleep = DRAIN_EVERY;
                 while !s.stop.load(Ordering::Relaxed) {
                     rings.drain(|e| batch.push(e));
+                    sleep = next_sleep(batch.len(), sleep);
                     let lost = rings.lost();
                     if let Ok(mut t) = s.tracker.lock() {
                         // Per CPU the records are in order; across CPUs they
@@ -169,7 +187,8 @@ impl Feed {
                         crate::collect::clock::thread_cpu().as_nanos() as u64,
                         Ordering::Relaxed,
                     );
-                    std::thread::sleep(DRAIN_EVERY);
+                    // Woken early by the feed's drop.
+                    std::thread::park_timeout(sleep);
                 }
             })
             .map_err(|e| format!("cannot start the transitions thread: {e}"))?;
@@ -233,6 +252,7 @@ impl Drop for Feed {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -248,5 +268,19 @@ mod tests {
             "{why}"
         );
         assert_eq!(super::descriptors_to_spare(1), Ok(()));
+    }
+
+    #[test]
+    fn the_feed_sleeps_longer_while_the_rings_stay_empty_and_not_once_they_fill() {
+        use super::{DRAIN_EVERY, DRAIN_IDLE, next_sleep};
+        let mut sleep = DRAIN_EVERY;
+        let mut quiet = Vec::new();
+        for _ in 0..4 {
+            sleep = next_sleep(0, sleep);
+            quiet.push(sleep.as_millis());
+        }
+        assert_eq!(quiet, [100, 200, 200, 200]);
+        assert_eq!(next_sleep(1, DRAIN_IDLE), DRAIN_EVERY);
+        assert_eq!(next_sleep(5000, DRAIN_EVERY), DRAIN_EVERY);
     }
 }

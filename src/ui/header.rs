@@ -109,6 +109,14 @@ fn live_items(app: &App, theme: &Theme) -> Vec<(String, Style)> {
             .unwrap_or_else(|_| "now".into());
         items.push((age, theme.dim()));
     }
+    if let Some(at) = snap.reused_table {
+        // Nothing moved in the kernel's counters since that dump.
+        let old = snap.monotonic.saturating_sub(at) + since_sample(app);
+        items.push((
+            format!("idle, table {:.0}s old", old.as_secs_f64()),
+            theme.dim(),
+        ));
+    }
     if let Some(parts) = app.parts {
         // The trouble states are the sample's age; the rest is older.
         items.push((

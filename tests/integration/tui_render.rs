@@ -253,3 +253,40 @@ fn rows_scrolled_away_above_are_marked_in_the_title() {
     assert!(title.contains(" above"), "{t}");
     assert!(title.contains('↑'), "{t}");
 }
+
+/// A sample whose table was reused (the kernel's counters stood still)
+/// says so in the header, with the table's age.
+#[test]
+fn the_header_says_when_the_table_is_an_idle_machines_reused_one() {
+    let mut app = App::new(
+        Keymap::defaults(),
+        Filter::default(),
+        Duration::from_secs(1),
+    );
+    let mut snap = fixture::small();
+    snap.reused_table = Some(snap.monotonic - Duration::from_secs(3));
+    app.handle(Event::Snapshot(
+        Arc::new(snap),
+        CollectStats {
+            took: Duration::ZERO,
+            interval: Duration::from_secs(1),
+        },
+    ));
+    let t = text(&render(&app, 200, 50, Theme::mono()));
+    let header = t.lines().next().unwrap();
+    assert!(header.contains("idle, table 3s old"), "{header}");
+    let mut fresh = App::new(
+        Keymap::defaults(),
+        Filter::default(),
+        Duration::from_secs(1),
+    );
+    fresh.handle(Event::Snapshot(
+        Arc::new(fixture::small()),
+        CollectStats {
+            took: Duration::ZERO,
+            interval: Duration::from_secs(1),
+        },
+    ));
+    let t = text(&render(&fresh, 200, 50, Theme::mono()));
+    assert!(!t.lines().next().unwrap().contains("idle"), "{t}");
+}

@@ -38,8 +38,49 @@ fn link_inode(path: &str) -> Option<u64> {
     parse_link(link.to_str()?)
 }
 
+/// The namespaces bind-mounted somewhere, kept between looks: the mount
+/// table is read again only when the kernel flags a change on the open
+/// `/proc/self/mountinfo` (a mount or unmount makes `poll` report
+/// `POLLPRI`), not at every refresh.
+#[derive(Default)]
+pub struct Mounts {
+    file: Option<std::fs::File>,
+    nsfs: Vec<(u64, String)>,
+}
+
+impl Mounts {
+    /// The `nsfs` mounts now (see [`nsfs_mounts`]).
+    pub fn nsfs(&mut self) -> &[(u64, String)] {
+        let changed = self.file.as_ref().is_none_or(|f| {
+            use rustix::event::{PollFd, PollFlags, Timespec};
+            let mut fds = [PollFd::new(f, PollFlags::PRI)];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // An error reads it again, as a change would.
+            rustix::event::poll(&mut fds, Some(&now)).map_or(true, |_| !fds[0].revents().is_empty())
+        });
+        if changed {
+            // Opened anew: a change from now on flags this file.
+            use std::io::Read;
+            let mut text = String::new();
+            self.file = std::fs::File::open("/proc/self/mountinfo")
+                .and_then(|mut f| f.read_to_string(&mut text).map(|_| f))
+                .ok();
+            self.nsfs = nsfs_mounts(&text);
+        }
+        &self.nsfs
+    }
+}
+
 /// Looks at every process and at the mount table.
 pub fn discover() -> Discovery {
+    discover_with(&mut Mounts::default())
+}
+
+/// [`discover`], with the mount table read only when it changed.
+pub fn discover_with(mounts: &mut Mounts) -> Discovery {
     let mut d = Discovery {
         host: link_inode("/proc/self/ns/net"),
         ..Discovery::default()
@@ -70,15 +111,13 @@ pub fn discover() -> Discovery {
             }
         }
     }
-    if let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") {
-        for (ino, at) in nsfs_mounts(&text) {
-            if Some(ino) == d.host {
-                continue;
-            }
-            let f = d.found.entry(ino).or_default();
-            if !f.mounts.contains(&at) {
-                f.mounts.push(at);
-            }
+    for (ino, at) in mounts.nsfs() {
+        if Some(*ino) == d.host {
+            continue;
+        }
+        let f = d.found.entry(*ino).or_default();
+        if !f.mounts.contains(at) {
+            f.mounts.push(at.clone());
         }
     }
     for f in d.found.values_mut() {

@@ -24,6 +24,7 @@ pub mod discover;
 pub mod enter;
 
 use super::container::{self, Roots};
+use super::counters::Counters;
 use super::netlink::{self, DumpRequest, Dumper};
 use super::{SourceChoice, procnet, system};
 use crate::model::{Family, NamespaceInfo, Namespaces, Proto, Socket, SystemContext};
@@ -31,7 +32,7 @@ use discover::Discovery;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,9 +45,6 @@ pub const MAX_REUSE: Duration = Duration::from_secs(600);
 /// At most this many namespaces are dumped again for their age alone in one
 /// refresh (they would all come due together otherwise).
 const AGED_PER_REFRESH: usize = 4;
-
-/// Its sysctls are read again this often.
-const SYSCTL_EVERY: Duration = Duration::from_secs(30);
 
 /// A namespace's receive buffer for dumps: its table is usually small.
 const NS_RECV_BUF: usize = 64 << 10;
@@ -77,17 +75,11 @@ pub struct Follower {
 struct Handle {
     ns: Arc<OwnedFd>,
     dumper: Option<Dumper>,
-    /// `/proc/thread-self/net/{snmp,netstat,sockstat,sockstat6}` opened
-    /// inside: read again with `pread` at 0.
-    files: Vec<Option<File>>,
+    /// Its counter files, opened inside.
+    counters: Counters,
     last: Option<Last>,
-    sysctls: BTreeMap<String, String>,
-    sysctls_at: Option<Duration>,
     /// Whose identity was read, and what it is.
     identity: Option<(u32, container::Identity)>,
-    /// The counters, sockstat and sysctls last read, with their signature:
-    /// shared by the samples while nothing moves (parsed once).
-    system: Option<(u64, Arc<SystemContext>)>,
 }
 
 struct Last {
@@ -96,13 +88,6 @@ struct Last {
     sockets: Vec<Socket>,
     source: &'static str,
 }
-
-const COUNTER_FILES: [&str; 4] = [
-    "/proc/thread-self/net/snmp",
-    "/proc/thread-self/net/sockstat",
-    "/proc/thread-self/net/sockstat6",
-    "/proc/thread-self/net/netstat",
-];
 
 impl Follower {
     pub fn new() -> Follower {
@@ -190,14 +175,11 @@ impl Follower {
                 }
             },
         };
-        if h.sysctls_at
-            .is_none_or(|at| ask.now.saturating_sub(at) >= SYSCTL_EVERY)
-        {
-            h.sysctls = read_sysctls(&h.ns);
-            h.sysctls_at = Some(ask.now);
-            h.system = None;
+        if h.counters.sysctls_due(ask.now) {
+            let sysctls = read_sysctls(&h.ns);
+            h.counters.set_sysctls(sysctls, ask.now);
         }
-        let (system, signature) = h.counters();
+        let (system, signature) = h.counters.read();
         info.system = system;
         let age = h.last.as_ref().map(|l| ask.now.saturating_sub(l.at));
         let aged = age.is_some_and(|a| a >= MAX_REUSE) && self.aged_now < AGED_PER_REFRESH;
@@ -386,22 +368,14 @@ fn open_fd(inode: u64, f: &discover::Found) -> Result<Arc<OwnedFd>, String> {
 /// it is the one found, and makes its dumper and counter files inside.
 fn open_handle(inode: u64, f: &discover::Found) -> Result<Handle, String> {
     let ns = open_fd(inode, f)?;
-    let files = enter::run_in(ns.as_fd(), || {
-        COUNTER_FILES
-            .iter()
-            .map(|p| File::open(p).ok())
-            .collect::<Vec<_>>()
-    })
-    .map_err(|e| enter_error(&e))?;
+    let counters = enter::run_in(ns.as_fd(), || Counters::open("/proc/thread-self/net"))
+        .map_err(|e| enter_error(&e))?;
     Ok(Handle {
         ns,
         dumper: None,
-        files,
+        counters,
         last: None,
-        sysctls: BTreeMap::new(),
-        sysctls_at: None,
         identity: None,
-        system: None,
     })
 }
 
@@ -414,52 +388,6 @@ fn enter_error(e: &std::io::Error) -> String {
 }
 
 impl Handle {
-    /// The namespace's counters, sockstat and sysctls, and a signature that
-    /// changes whenever a segment, a socket or a TIME_WAIT came or went
-    /// (snmp and sockstat). While it stands still the last context is
-    /// shared, not parsed again, and netstat (whose TcpExt counters move
-    /// with the same segments) is not read.
-    fn counters(&mut self) -> (Arc<SystemContext>, u64) {
-        let mut signature = crc32fast::Hasher::new();
-        let mut texts: [Vec<u8>; 4] = Default::default();
-        for (i, text) in texts.iter_mut().enumerate().take(3) {
-            if let Some(Some(file)) = self.files.get(i)
-                && read_at_start(file, text).is_ok()
-            {
-                if i == 0 {
-                    signature.update(text);
-                } else {
-                    own_sockstat(text, &mut signature);
-                }
-            }
-        }
-        let signature = u64::from(signature.finalize());
-        if let Some((sig, system)) = &self.system
-            && *sig == signature
-        {
-            return (Arc::clone(system), signature);
-        }
-        if let Some(Some(file)) = self.files.get(3)
-            && read_at_start(file, &mut texts[3]).is_err()
-        {
-            texts[3].clear();
-        }
-        let mut sys = SystemContext {
-            sysctls: self.sysctls.clone(),
-            ..SystemContext::default()
-        };
-        for (i, text) in texts.iter().enumerate() {
-            let text = String::from_utf8_lossy(text);
-            match i {
-                0 | 3 => system::parse_counter_pairs(&text, &mut sys.counters),
-                _ => system::parse_sockstat(&text, &mut sys.sockstat),
-            }
-        }
-        let sys = Arc::new(sys);
-        self.system = Some((signature, Arc::clone(&sys)));
-        (sys, signature)
-    }
-
     /// Dumps the table, by netlink where it can.
     fn dump(
         &mut self,
@@ -559,64 +487,7 @@ fn read_via_pid(
     Ok(())
 }
 
-/// The figures of a `sockstat` text that are the namespace's own: socket
-/// counts in use and TIME_WAIT. `orphan`, `alloc` and `mem` are the whole
-/// machine's in any namespace, and move with the host's traffic.
-fn own_sockstat(text: &[u8], into: &mut crc32fast::Hasher) {
-    for line in text.split(|&b| b == b'\n') {
-        let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
-        let Some(section) = words.next() else {
-            continue;
-        };
-        into.update(section);
-        while let (Some(key), Some(value)) = (words.next(), words.next()) {
-            if !matches!(key, b"orphan" | b"alloc" | b"mem") {
-                into.update(key);
-                into.update(value);
-            }
-        }
-    }
-}
-
-/// Reads the whole of a `/proc` file from its start again.
-fn read_at_start(file: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = file.read_at(&mut chunk, buf.len() as u64)?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 /// The namespace's own values of the sysctls sockscope reads.
 fn read_sysctls(ns: &OwnedFd) -> BTreeMap<String, String> {
     enter::run_in(ns.as_fd(), system::read_sysctls).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sig(text: &str) -> u32 {
-        let mut h = crc32fast::Hasher::new();
-        own_sockstat(text.as_bytes(), &mut h);
-        h.finalize()
-    }
-
-    #[test]
-    fn the_machines_socket_memory_and_orphans_do_not_move_a_namespaces_signature() {
-        let quiet =
-            "sockets: used 5\nTCP: inuse 3 orphan 0 tw 0 alloc 42 mem 242\nUDP: inuse 1 mem 7\n";
-        let host_busy = "sockets: used 5\nTCP: inuse 3 orphan 12 tw 0 alloc 9042 mem 88242\nUDP: inuse 1 mem 70\n";
-        assert_eq!(sig(quiet), sig(host_busy));
-        let own_tw =
-            "sockets: used 5\nTCP: inuse 3 orphan 0 tw 1 alloc 42 mem 242\nUDP: inuse 1 mem 7\n";
-        let own_socket =
-            "sockets: used 6\nTCP: inuse 4 orphan 0 tw 0 alloc 42 mem 242\nUDP: inuse 1 mem 7\n";
-        assert_ne!(sig(quiet), sig(own_tw));
-        assert_ne!(sig(quiet), sig(own_socket));
-    }
 }
