@@ -149,8 +149,8 @@ pub struct SystemCollector {
     /// The host's counters, and its last table for reuse while they stand
     /// still (incremental collections only).
     idle: idle::IdleTable,
-    /// The bind-mounted namespaces, read when the mount table changes.
-    mounts: netns::discover::Mounts,
+    /// What the last look for namespaces keeps for the next.
+    seen: netns::discover::Seen,
 }
 
 impl SystemCollector {
@@ -171,7 +171,7 @@ impl SystemCollector {
             follower: netns::Follower::new(),
             tcp_both_families: true,
             idle: idle::IdleTable::default(),
-            mounts: Default::default(),
+            seen: Default::default(),
         }
     }
 
@@ -219,7 +219,7 @@ impl SystemCollector {
     ) -> (crate::model::Namespaces, netns::discover::Discovery) {
         // Each process's namespace is wanted either way (a process in a
         // table not read holds sockets that are not closed ones).
-        let found = netns::discover::discover_with(&mut self.mounts);
+        let found = netns::discover::discover_with(&mut self.seen);
         if !self.options.namespaces {
             return (Default::default(), found);
         }

@@ -38,17 +38,39 @@ fn link_inode(path: &str) -> Option<u64> {
     parse_link(link.to_str()?)
 }
 
-/// The namespaces bind-mounted somewhere, kept between looks: the mount
-/// table is read again only when the kernel flags a change on the open
-/// `/proc/self/mountinfo` (a mount or unmount makes `poll` report
-/// `POLLPRI`), not at every refresh.
+/// What one look keeps for the next ([`discover_with`]).
 #[derive(Default)]
-pub struct Mounts {
+pub struct Seen {
+    /// The namespaces bind-mounted somewhere: the mount table is read again
+    /// only when the kernel flags a change on the open
+    /// `/proc/self/mountinfo` (a mount or unmount makes `poll` report
+    /// `POLLPRI`), not at every refresh.
     file: Option<std::fs::File>,
     nsfs: Vec<(u64, String)>,
+    /// Kernel threads seen at the last look, with their namespace: a kernel
+    /// thread never changes namespace, and its pid is not another
+    /// process's while it is listed at every look (most of the processes
+    /// of a quiet machine; a process's link is read at every look, since
+    /// `setns` may move it).
+    kthreads: HashMap<u32, u64, foldhash::fast::RandomState>,
 }
 
-impl Mounts {
+/// `PF_KTHREAD` in the flags of `/proc/PID/stat`.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// True when `pid` is a kernel thread (its `stat` flags say so).
+fn is_kthread(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The fields after the name, which may hold anything but ends at the
+    // last ')': state is the first of them, flags the seventh.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(6)?.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+}
+
+impl Seen {
     /// The `nsfs` mounts now (see [`nsfs_mounts`]).
     pub fn nsfs(&mut self) -> &[(u64, String)] {
         let changed = self.file.as_ref().is_none_or(|f| {
@@ -76,15 +98,16 @@ impl Mounts {
 
 /// Looks at every process and at the mount table.
 pub fn discover() -> Discovery {
-    discover_with(&mut Mounts::default())
+    discover_with(&mut Seen::default())
 }
 
 /// [`discover`], with the mount table read only when it changed.
-pub fn discover_with(mounts: &mut Mounts) -> Discovery {
+pub fn discover_with(seen: &mut Seen) -> Discovery {
     let mut d = Discovery {
         host: link_inode("/proc/self/ns/net"),
         ..Discovery::default()
     };
+    let mut kthreads = HashMap::with_capacity_and_hasher(seen.kthreads.len(), Default::default());
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {
             let Some(pid) = entry
@@ -94,7 +117,24 @@ pub fn discover_with(mounts: &mut Mounts) -> Discovery {
             else {
                 continue;
             };
-            match link_inode(&format!("/proc/{pid}/ns/net")) {
+            let ino = match seen.kthreads.get(&pid) {
+                Some(&ino) => Some(ino),
+                None => {
+                    let ino = link_inode(&format!("/proc/{pid}/ns/net"));
+                    if let Some(ino) = ino
+                        && is_kthread(pid)
+                    {
+                        kthreads.insert(pid, ino);
+                    }
+                    ino
+                }
+            };
+            if let Some(ino) = ino
+                && seen.kthreads.contains_key(&pid)
+            {
+                kthreads.insert(pid, ino);
+            }
+            match ino {
                 Some(ino) if Some(ino) == d.host => {
                     d.pid_netns.insert(pid, HOST_NETNS);
                 }
@@ -111,7 +151,8 @@ pub fn discover_with(mounts: &mut Mounts) -> Discovery {
             }
         }
     }
-    for (ino, at) in mounts.nsfs() {
+    seen.kthreads = kthreads;
+    for (ino, at) in seen.nsfs() {
         if Some(*ino) == d.host {
             continue;
         }
@@ -172,6 +213,30 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_threads_are_told_from_processes() {
+        assert!(!is_kthread(std::process::id()));
+        // kthreadd, where this pid namespace shows the kernel's threads.
+        if std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd") {
+            assert!(is_kthread(2));
+        }
+    }
+
+    /// A look that takes the kernel threads' namespaces from the last one
+    /// finds them where a first look does.
+    #[test]
+    fn kernel_threads_remembered_are_where_they_were() {
+        let mut seen = Seen::default();
+        discover_with(&mut seen);
+        let again = discover_with(&mut seen);
+        let fresh = discover();
+        for pid in seen.kthreads.keys() {
+            if let Some(ns) = fresh.pid_netns.get(pid) {
+                assert_eq!(again.pid_netns.get(pid), Some(ns), "kernel thread {pid}");
+            }
+        }
+    }
 
     #[test]
     fn namespace_links_give_their_inode() {
