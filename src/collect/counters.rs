@@ -2,9 +2,9 @@
 //! sysctls, kept open between refreshes, with a signature that tells
 //! whether anything moved.
 //!
-//! The signature covers `snmp` whole (every segment and datagram in or out,
-//! every connection opened) and `sockstat`'s socket counts in use and in
-//! TIME_WAIT (a socket opened, closed or expired). While it stands still
+//! The signature covers `snmp` and `snmp6` whole (every segment and
+//! datagram in or out, every connection opened) and `sockstat`'s socket
+//! counts in use and in TIME_WAIT (a socket opened, closed or expired). While it stands still
 //! the last parsed context is shared, not parsed again, and `netstat`
 //! (whose TcpExt counters move with the same segments) is not read; and
 //! the socket table cannot have changed but for what moves no counter (see
@@ -21,8 +21,10 @@ use std::time::Duration;
 /// The sysctls are read again this often.
 pub const SYSCTL_EVERY: Duration = Duration::from_secs(30);
 
-/// The files, in the order [`Counters::open`] takes them.
-pub const FILES: [&str; 4] = ["snmp", "sockstat", "sockstat6", "netstat"];
+/// The files, in the order [`Counters::open`] takes them. `snmp6` is only
+/// signed (its counters are not shown): IPv6 datagrams are counted there,
+/// not in `snmp`.
+pub const FILES: [&str; 5] = ["snmp", "sockstat", "sockstat6", "netstat", "snmp6"];
 
 /// The counter files of one namespace, opened once and read again with
 /// `pread` at 0.
@@ -67,15 +69,14 @@ impl Counters {
     /// module's doc).
     pub fn read(&mut self) -> (Arc<SystemContext>, u64) {
         let mut signature = crc32fast::Hasher::new();
-        let mut texts: [Vec<u8>; 4] = Default::default();
-        for (i, text) in texts.iter_mut().enumerate().take(3) {
+        let mut texts: [Vec<u8>; 5] = Default::default();
+        for i in [0, 1, 2, 4] {
             if let Some(Some(file)) = self.files.get(i)
-                && read_at_start(file, text).is_ok()
+                && read_at_start(file, &mut texts[i]).is_ok()
             {
-                if i == 0 {
-                    signature.update(text);
-                } else {
-                    own_sockstat(text, &mut signature);
+                match i {
+                    1 | 2 => own_sockstat(&texts[i], &mut signature),
+                    _ => signature.update(&texts[i]),
                 }
             }
         }
@@ -94,7 +95,7 @@ impl Counters {
             sysctls: self.sysctls.clone(),
             ..SystemContext::default()
         };
-        for (i, text) in texts.iter().enumerate() {
+        for (i, text) in texts.iter().enumerate().take(4) {
             let text = String::from_utf8_lossy(text);
             match i {
                 0 | 3 => system::parse_counter_pairs(&text, &mut sys.counters),
@@ -163,23 +164,46 @@ mod tests {
         assert_ne!(sig(quiet), sig(own_socket));
     }
 
-    /// On this machine's own files: the signature moves when a loopback
-    /// connection is made and a byte goes over it, and the context read
-    /// has the TCP counters.
+    /// Counter files of our own, changed one at a time: the signature
+    /// stands while they do, and moves with a segment (snmp), an IPv6
+    /// datagram (snmp6), a socket in use (sockstat6), but not with the
+    /// machine's orphans; the context is parsed from them.
     #[test]
-    fn a_connection_and_a_byte_move_the_signature() {
-        use std::io::Write;
-        let mut c = Counters::open("/proc/net");
-        let (sys, before) = c.read();
-        assert!(sys.counters.contains_key("Tcp.ActiveOpens"), "{sys:?}");
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (_b, _) = l.accept().unwrap();
-        let (_, opened) = c.read();
-        assert_ne!(before, opened);
-        a.write_all(b"x").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let (_, wrote) = c.read();
-        assert_ne!(opened, wrote);
+    fn the_signature_moves_with_segments_datagrams_and_sockets_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |f: &str, text: &str| std::fs::write(dir.path().join(f), text).unwrap();
+        let snmp = |segs: u32| format!("Tcp: ActiveOpens InSegs\nTcp: 3 {segs}\n");
+        let sockstat = |orphan: u32| format!("TCP: inuse 4 orphan {orphan} tw 1 alloc 9 mem 2\n");
+        let snmp6 = |dgrams: u32| format!("Udp6InDatagrams                 \t{dgrams}\n");
+        write("snmp", &snmp(10));
+        write("sockstat", &sockstat(0));
+        write("sockstat6", "TCP6: inuse 2\n");
+        write("netstat", "TcpExt: ListenDrops\nTcpExt: 7\n");
+        write("snmp6", &snmp6(5));
+        let mut c = Counters::open(dir.path().to_str().unwrap());
+        let (sys, first) = c.read();
+        assert_eq!(sys.counters.get("Tcp.InSegs"), Some(&10), "{sys:?}");
+        assert_eq!(sys.counters.get("TcpExt.ListenDrops"), Some(&7), "{sys:?}");
+        assert_eq!(sys.sockstat.get("TCP6.inuse"), Some(&2), "{sys:?}");
+        assert_eq!(c.read().1, first, "nothing moved");
+        write("sockstat", &sockstat(12));
+        assert_eq!(
+            c.read().1,
+            first,
+            "the machine's orphans are not the namespace's"
+        );
+        write("snmp", &snmp(11));
+        let segment = c.read().1;
+        assert_ne!(segment, first, "a segment");
+        assert_eq!(
+            c.read().0.counters.get("Tcp.InSegs"),
+            Some(&11),
+            "parsed again"
+        );
+        write("snmp6", &snmp6(6));
+        let datagram = c.read().1;
+        assert_ne!(datagram, segment, "an IPv6 datagram");
+        write("sockstat6", "TCP6: inuse 3\n");
+        assert_ne!(c.read().1, datagram, "an IPv6 socket");
     }
 }

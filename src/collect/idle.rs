@@ -3,11 +3,12 @@
 //! Every dump walks the kernel's whole TCP hash (262,144 buckets on a
 //! machine with a few GiB), about 3 ms whether it holds a thousand sockets
 //! or a hundred thousand: on a quiet machine, the largest cost of a
-//! refresh. When the host's `snmp` (every segment and datagram in or out,
-//! every connection opened) and its socket counts in use and in TIME_WAIT
-//! have not moved since the last dump, no socket changed state, none came
-//! or went, and no byte was queued or taken by a segment: that table, its
-//! timers counted down, stands for a new dump, up to [`HOST_REUSE`] old.
+//! refresh. When the host's `snmp` and `snmp6` (every segment and datagram
+//! in or out, every connection opened) and its socket counts in use and in
+//! TIME_WAIT have not moved since the last dump, no socket changed state,
+//! none came or went, and no byte was queued or taken by a segment: that
+//! table, its timers and `tcp_info` ages moved on, stands for a new dump,
+//! up to [`HOST_REUSE`] old.
 //!
 //! What moves no counter:
 //! - `accept()` takes a connection off a listener's queue: the owner scan
@@ -15,15 +16,21 @@
 //!   dumped again at once ([`IdleTable::stale`]);
 //! - an application reading what was queued without the window update
 //!   that sends a segment, or writing into a closed window: Recv-Q and
-//!   Send-Q stand still in the reused table, for [`HOST_REUSE`] at most.
+//!   Send-Q stand still in the reused table, for [`HOST_REUSE`] at most;
 //!
-//! Only the live monitor's incremental collections reuse, and only tables
-//! of at most [`REUSE_LIMIT`] sockets are kept: above it the counters move
-//! every second anyway.
+//! - a `connect()` of a bound UDP socket, which changes its remote end.
+//!
+//! A table is reused only when an owner scan followed its dump, so that a
+//! later scan can see such a descriptor. A process whose descriptors cannot
+//! be read (not root) is not watched this way: a connection it accepts
+//! shows up to [`HOST_REUSE`] late (its sockets have no visible owner
+//! either way). Only the live monitor's incremental collections reuse,
+//! and only tables of at most [`REUSE_LIMIT`] sockets are kept: above it
+//! the counters move every second anyway.
 
 use super::counters::Counters;
-use crate::model::{Socket, SourceKind, SystemContext};
-use std::collections::HashSet;
+use crate::model::{Owner, Socket, SourceKind, SystemContext};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// A reused table is at most this old.
@@ -38,6 +45,14 @@ pub struct IdleTable {
     last: Option<Last>,
     /// Tables of more sockets are not kept ([`REUSE_LIMIT`]).
     limit: usize,
+    /// The sockets outside every table at the dump before the last one.
+    outside_before: Inodes,
+    /// Whether each socket held outside the table is a TCP or UDP one (one
+    /// attribute read each, the first time): a process's unix and netlink
+    /// sockets are in no table of ours, and new ones say nothing of it.
+    inet: HashMap<u64, bool, foldhash::fast::RandomState>,
+    /// Tables found stale by the owner scan and dumped again (tests).
+    pub stale_found: u64,
 }
 
 struct Last {
@@ -50,8 +65,13 @@ struct Last {
     tcp_info: bool,
     /// Sockets held by a process of this namespace at the dump that were in
     /// no table (not bound yet, or closed): not a sign of staleness later.
-    outside: HashSet<u64, foldhash::fast::RandomState>,
+    outside: Inodes,
+    /// An owner scan followed the dump: only then can a later scan tell a
+    /// reused table is stale ([`IdleTable::watched`]).
+    watched: bool,
 }
+
+type Inodes = HashSet<u64, foldhash::fast::RandomState>;
 
 /// A table taken from the last dump.
 pub struct Reused {
@@ -75,6 +95,9 @@ impl IdleTable {
             counters: Counters::open(dir),
             last: None,
             limit,
+            outside_before: Inodes::default(),
+            inet: HashMap::default(),
+            stale_found: 0,
         }
     }
 
@@ -96,7 +119,11 @@ impl IdleTable {
     pub fn reuse(&self, signature: u64, now: Duration, tcp_info: bool) -> Option<Reused> {
         let last = self.last.as_ref()?;
         let age = now.checked_sub(last.at)?;
-        if last.signature != signature || age >= HOST_REUSE || last.tcp_info != tcp_info {
+        if !last.watched
+            || last.signature != signature
+            || age >= HOST_REUSE
+            || last.tcp_info != tcp_info
+        {
             return None;
         }
         let gone = age.as_millis() as u64;
@@ -107,6 +134,13 @@ impl IdleTable {
                 let mut s = s.clone();
                 if let Some(t) = &mut s.timer {
                     t.expires_ms = t.expires_ms.map(|ms| ms.saturating_sub(gone));
+                }
+                // And the time since the last data or ACK goes on.
+                if let Some(info) = &mut s.tcp_info {
+                    let later = |ms: u32| ms.saturating_add(gone as u32);
+                    info.last_data_sent_ms = later(info.last_data_sent_ms);
+                    info.last_data_recv_ms = later(info.last_data_recv_ms);
+                    info.last_ack_recv_ms = later(info.last_ack_recv_ms);
                 }
                 s
             })
@@ -120,6 +154,8 @@ impl IdleTable {
 
     /// A table was dumped at `now` after the counters read `signature`:
     /// kept for reuse when it is small enough, else the last one is let go.
+    /// It is not reused before [`IdleTable::watched`] says an owner scan
+    /// followed it.
     pub fn dumped(
         &mut self,
         signature: u64,
@@ -134,25 +170,53 @@ impl IdleTable {
             sockets: sockets.to_vec(),
             source,
             tcp_info,
-            outside: HashSet::default(),
+            outside: Inodes::default(),
+            watched: false,
         });
     }
 
-    /// The sockets held by processes of this namespace that the table just
-    /// dumped lacks (see [`Last::outside`]).
-    pub fn set_outside(&mut self, outside: impl IntoIterator<Item = u64>) {
+    /// Whether an owner scan followed the table just dumped (`scanned`),
+    /// and the sockets it found held by processes of this namespace outside
+    /// the table (see [`Last::outside`]). The table may be reused only when
+    /// there was a scan and every one of its TCP and UDP sockets outside
+    /// was outside the table before too: a new one may be a connection
+    /// accepted between the dump and the scan, whose socket the table has
+    /// without its inode.
+    pub fn watched(&mut self, scanned: bool, outside: impl IntoIterator<Item = (u64, Owner)>) {
+        let held: Vec<(u64, Owner)> = outside.into_iter().collect();
+        let still: Inodes = held.iter().map(|(i, _)| *i).collect();
+        self.inet.retain(|i, _| still.contains(i));
+        let outside: Inodes = held
+            .into_iter()
+            .filter(|&(i, o)| self.is_inet(i, o))
+            .map(|(i, _)| i)
+            .collect();
+        let known = outside.iter().all(|i| self.outside_before.contains(i));
         if let Some(last) = &mut self.last {
-            last.outside = outside.into_iter().collect();
+            last.watched = scanned && known;
+            last.outside = outside.clone();
         }
+        self.outside_before = outside;
     }
 
-    /// Whether a reused table is stale: a process of this namespace holds
-    /// `inode`, which it lacks and which was not outside every table at the
-    /// dump either (an `accept()` since, which moves no counter).
-    pub fn stale(&self, inode: u64) -> bool {
+    /// Whether a reused table is stale: `owner`, a process of this
+    /// namespace, holds `inode`, a TCP or UDP socket that the table lacks
+    /// and that was not outside every table at the dump either (an
+    /// `accept()` since, which moves no counter).
+    pub fn stale(&mut self, inode: u64, owner: Owner) -> bool {
         self.last
             .as_ref()
             .is_some_and(|l| !l.outside.contains(&inode))
+            && self.is_inet(inode, owner)
+    }
+
+    /// Whether `owner`'s socket `inode` is a TCP or UDP one (see
+    /// [`IdleTable::inet`]); one that cannot be read counts as one.
+    fn is_inet(&mut self, inode: u64, owner: Owner) -> bool {
+        *self.inet.entry(inode).or_insert_with(|| {
+            super::owners::protocol(owner)
+                .is_none_or(|p| p.starts_with(b"TCP") || p.starts_with(b"UDP"))
+        })
     }
 
     /// Lets the last table go: the next collection dumps.

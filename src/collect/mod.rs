@@ -198,6 +198,12 @@ impl SystemCollector {
         self.idle = idle::IdleTable::from_dir(dir, usize::MAX);
     }
 
+    /// How many times a reused host table was found stale by the owner
+    /// scan and dumped again, since the collector was made.
+    pub fn stale_tables(&self) -> u64 {
+        self.idle.stale_found
+    }
+
     /// Turns `tcp_info` on or off for the next collections.
     pub fn set_tcp_info(&mut self, on: bool) {
         self.options.tcp_info = on;
@@ -447,9 +453,10 @@ impl SystemCollector {
         };
         if reused_at.is_some()
             && scan.holders.iter().any(|(inode, o)| {
-                !index.contains_key(inode) && host_pid(&o.pid) && self.idle.stale(*inode)
+                !index.contains_key(inode) && host_pid(&o.pid) && self.idle.stale(*inode, *o)
             })
         {
+            self.idle.stale_found += 1;
             let others = sockets.split_off(host_len);
             (sockets, source, source_note) = self.dump_host(scope, signature, monotonic)?;
             sockets.extend(others);
@@ -499,11 +506,9 @@ impl SystemCollector {
         }
         attach.sort_unstable();
         if full && self.options.incremental && reused_at.is_none() {
-            self.idle.set_outside(
-                outside
-                    .iter()
-                    .filter(|(_, o)| host_pid(&o.pid))
-                    .map(|(inode, _)| *inode),
+            self.idle.watched(
+                want_owners,
+                outside.iter().filter(|(_, o)| host_pid(&o.pid)).copied(),
             );
         }
         let mut holding = std::collections::HashSet::new();

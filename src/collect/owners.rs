@@ -186,6 +186,10 @@ fn held(scan: &OwnerScan) -> InodeSet {
     scan.holders.iter().map(|(i, _)| *i).collect()
 }
 
+/// Below this many processes to read, a scan reads them on the calling
+/// thread.
+const SPREAD_ABOVE: usize = 32;
+
 /// Scans the processes `only` wants (all without it): the scan, what the
 /// tracker keeps of them, and every pid `/proc` listed.
 fn scan_with(
@@ -208,38 +212,49 @@ fn scan_with(
     let next = AtomicUsize::new(0);
     let result = Mutex::new((OwnerScan::default(), HashMap::new()));
     let failure = Mutex::new(None);
-    let threads = threads.clamp(1, 8).min(pids.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut local = OwnerScan::default();
-                let mut tracked = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&pid) = pids.get(i) else { break };
-                    let trust = only.is_some();
-                    match scan_process(&proc_dir, pid, prev.get(&pid), live, trust, &mut local) {
-                        Ok(Some(t)) => tracked.push((pid, t)),
-                        Ok(None) => {}
-                        Err(e) => {
-                            // Stop every thread: the scan is incomplete whatever they find.
-                            next.store(pids.len(), Ordering::Relaxed);
-                            let mut f = failure.lock().unwrap_or_else(|e| e.into_inner());
-                            f.get_or_insert(e);
-                            return;
-                        }
-                    }
+    // A few processes (a quiet machine's holders) are read here: starting
+    // threads would cost more than the reads.
+    let threads = if pids.len() < SPREAD_ABOVE {
+        1
+    } else {
+        threads.clamp(1, 8).min(pids.len())
+    };
+    let work = || {
+        let mut local = OwnerScan::default();
+        let mut tracked = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&pid) = pids.get(i) else { break };
+            let trust = only.is_some();
+            match scan_process(&proc_dir, pid, prev.get(&pid), live, trust, &mut local) {
+                Ok(Some(t)) => tracked.push((pid, t)),
+                Ok(None) => {}
+                Err(e) => {
+                    // Stop every thread: the scan is incomplete whatever they find.
+                    next.store(pids.len(), Ordering::Relaxed);
+                    let mut f = failure.lock().unwrap_or_else(|e| e.into_inner());
+                    f.get_or_insert(e);
+                    return;
                 }
-                let mut all = result.lock().unwrap_or_else(|e| e.into_inner());
-                all.0.holders.append(&mut local.holders);
-                all.0.processes.extend(local.processes);
-                all.0.unreadable_processes += local.unreadable_processes;
-                all.0.reused_tables.append(&mut local.reused_tables);
-                all.0.fd_counts.extend(local.fd_counts);
-                all.1.extend(tracked);
-            });
+            }
         }
-    });
+        let mut all = result.lock().unwrap_or_else(|e| e.into_inner());
+        all.0.holders.append(&mut local.holders);
+        all.0.processes.extend(local.processes);
+        all.0.unreadable_processes += local.unreadable_processes;
+        all.0.reused_tables.append(&mut local.reused_tables);
+        all.0.fd_counts.extend(local.fd_counts);
+        all.1.extend(tracked);
+    };
+    if threads == 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(work);
+            }
+        });
+    }
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
@@ -569,14 +584,7 @@ impl ClosedSockets {
         for &(inode, owner) in outside {
             still.insert(inode);
             let (tcp, first) = *self.seen.entry(inode).or_insert_with(|| {
-                let path = format!("/proc/{}/fd/{}", owner.pid, owner.fd);
-                let mut buf = [0u8; 32];
-                let tcp =
-                    match rustix::fs::getxattr(path.as_str(), "system.sockprotoname", &mut buf[..])
-                    {
-                        Ok(n) => buf[..n].starts_with(b"TCP"),
-                        Err(_) => false,
-                    };
+                let tcp = protocol(owner).is_some_and(|p| p.starts_with(b"TCP"));
                 (tcp, generation)
             });
             if !tcp || first == generation {
@@ -594,6 +602,16 @@ impl ClosedSockets {
     }
 }
 
+/// The protocol of the socket `owner` holds, as `lsof` names it (`TCP`,
+/// `TCPv6`, `UDP`, `UNIX`, `NETLINK`...): its `system.sockprotoname`
+/// attribute. None when the descriptor is gone or cannot be read.
+pub fn protocol(owner: Owner) -> Option<Vec<u8>> {
+    let path = format!("/proc/{}/fd/{}", owner.pid, owner.fd);
+    let mut buf = [0u8; 32];
+    let n = rustix::fs::getxattr(path.as_str(), "system.sockprotoname", &mut buf[..]).ok()?;
+    Some(buf[..n].to_vec())
+}
+
 /// What the incremental scan reads of `/proc/PID/stat`.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Stat {
@@ -606,7 +624,8 @@ struct Stat {
     state: Option<ProcState>,
 }
 
-const PF_KTHREAD: u64 = 0x0020_0000;
+/// `PF_KTHREAD` in the flags of `/proc/PID/stat`.
+pub const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// Fields counted after the `)` that ends the name (a name may hold spaces
 /// and parentheses). None when the process is gone.

@@ -328,7 +328,10 @@ impl Engine {
         if refresh == Refresh::Full {
             // Replaced by this dump: let go of it and its index first, so
             // that they and the new one are not held at once (31 MiB at
-            // 130k sockets; the screen has its own merged copy).
+            // 130k sockets: the screen shows a trouble refresh's merged
+            // copy by then, unless every sample is a full dump). Should the
+            // dump fail, the next sample is a full one either way
+            // (`Cadence::failed`).
             self.full = None;
             self.full_index = Default::default();
         }

@@ -32,17 +32,19 @@ pub use window::{Closer, PortKey, Stats, Transition, Window};
 /// How often the feed thread empties the rings while transitions come.
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
 
-/// While the rings stay empty the feed thread sleeps twice as long after
-/// each empty drain, up to this (a quiet machine wakes it 5 times a second
-/// instead of 20). A 512 KiB ring holds this long of 12,000 transitions a
-/// second with room to spare ([`perf::RING_BYTES`]); the first drain that
-/// finds one goes back to [`DRAIN_EVERY`].
+/// Once this many drains in a row found nothing (half a second of quiet),
+/// the feed thread sleeps [`DRAIN_IDLE`] between drains: a quiet machine
+/// wakes it 5 times a second instead of 20. A burst wakes it at once
+/// either way, when a ring is a quarter full ([`perf::WAKE_AT`]).
+const QUIET_DRAINS: u32 = 10;
+
 const DRAIN_IDLE: Duration = Duration::from_millis(200);
 
-/// The sleep after a drain that found `events`, the last sleep being `last`.
-fn next_sleep(events: usize, last: Duration) -> Duration {
-    if events == 0 {
-        (last * 2).min(DRAIN_IDLE)
+/// The sleep after a drain, when that many drains in a row (this one
+/// included) found nothing.
+fn next_sleep(empty_in_a_row: u32) -> Duration {
+    if empty_in_a_row >= QUIET_DRAINS {
+        DRAIN_IDLE
     } else {
         DRAIN_EVERY
     }
@@ -87,6 +89,8 @@ struct Shared {
 pub struct Feed {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Written to stop the thread at once, wherever it waits.
+    wake: Arc<std::os::fd::OwnedFd>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -161,16 +165,28 @@ impl Feed {
             cpu_ns: AtomicU64::new(0),
             lost: AtomicU64::new(0),
         });
+        let wake = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .map(Arc::new)
+        .map_err(|e| format!("cannot make the transitions thread's eventfd: {e}"))?;
         let s = Arc::clone(&shared);
+        let woken = Arc::clone(&wake);
         let thread = std::thread::Builder::new()
             .name("sockscope-trace".into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(4096);
                 let mut lost_before = 0;
-                let mut sleep = DRAIN_EVERY;
+                let mut empty_in_a_row: u32 = 0;
                 while !s.stop.load(Ordering::Relaxed) {
                     rings.drain(|e| batch.push(e));
-                    sleep = next_sleep(batch.len(), sleep);
+                    empty_in_a_row = if batch.is_empty() {
+                        empty_in_a_row.saturating_add(1)
+                    } else {
+                        0
+                    };
+                    let sleep = next_sleep(empty_in_a_row);
                     let lost = rings.lost();
                     if let Ok(mut t) = s.tracker.lock() {
                         // Per CPU the records are in order; across CPUs they
@@ -187,14 +203,15 @@ impl Feed {
                         crate::collect::clock::thread_cpu().as_nanos() as u64,
                         Ordering::Relaxed,
                     );
-                    // Woken early by the feed's drop.
-                    std::thread::park_timeout(sleep);
+                    // Woken early by a filling ring, or by the feed's drop.
+                    rings.wait(std::os::fd::AsFd::as_fd(&*woken), sleep);
                 }
             })
             .map_err(|e| format!("cannot start the transitions thread: {e}"))?;
         Ok(Feed {
             shared,
             thread: Some(thread),
+            wake,
         })
     }
 
@@ -252,7 +269,7 @@ impl Drop for Feed {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            t.thread().unpark();
+            let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
             let _ = t.join();
         }
     }
@@ -271,16 +288,11 @@ mod tests {
     }
 
     #[test]
-    fn the_feed_sleeps_longer_while_the_rings_stay_empty_and_not_once_they_fill() {
-        use super::{DRAIN_EVERY, DRAIN_IDLE, next_sleep};
-        let mut sleep = DRAIN_EVERY;
-        let mut quiet = Vec::new();
-        for _ in 0..4 {
-            sleep = next_sleep(0, sleep);
-            quiet.push(sleep.as_millis());
-        }
-        assert_eq!(quiet, [100, 200, 200, 200]);
-        assert_eq!(next_sleep(1, DRAIN_IDLE), DRAIN_EVERY);
-        assert_eq!(next_sleep(5000, DRAIN_EVERY), DRAIN_EVERY);
+    fn the_feed_sleeps_longer_after_half_a_second_of_empty_rings_only() {
+        use super::{DRAIN_EVERY, DRAIN_IDLE, QUIET_DRAINS, next_sleep};
+        assert_eq!(next_sleep(0), DRAIN_EVERY, "a drain that found transitions");
+        assert_eq!(next_sleep(QUIET_DRAINS - 1), DRAIN_EVERY);
+        assert_eq!(next_sleep(QUIET_DRAINS), DRAIN_IDLE);
+        assert_eq!(next_sleep(u32::MAX), DRAIN_IDLE);
     }
 }

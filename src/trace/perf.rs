@@ -24,6 +24,10 @@ const IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
 /// one drain takes.
 pub const RING_BYTES: usize = 512 * 1024;
 
+/// A ring wakes its waiter once this much is in it: a burst of transitions
+/// is drained as it comes, not at the next tick, before the ring fills.
+pub const WAKE_AT: usize = RING_BYTES / 4;
+
 /// The open rings, one per CPU.
 pub struct Rings {
     rings: Vec<Sampler>,
@@ -91,7 +95,10 @@ impl Rings {
         for cpu in cpus() {
             let mut it = found.iter();
             let Some(first) = it.next() else { break };
-            let leader = builder(first.id, cpu).build().map_err(ctx("open"))?;
+            let leader = builder(first.id, cpu)
+                .wakeup_watermark(WAKE_AT)
+                .build()
+                .map_err(ctx("open"))?;
             let mut ring = leader.sampled(RING_BYTES).map_err(ctx("mmap"))?;
             for f in it {
                 let mut c = builder(f.id, cpu).build().map_err(ctx("open"))?;
@@ -126,6 +133,36 @@ impl Rings {
     /// Records the kernel dropped so far because a ring was full.
     pub fn lost(&self) -> u64 {
         self.lost
+    }
+
+    /// Waits until a ring holds [`WAKE_AT`] bytes, `wake` can be read, or
+    /// `timeout` has passed. When `poll` fails, or a descriptor reports an
+    /// error or a hang-up (which it would again at once), it sleeps out the
+    /// timeout instead: never a busy loop.
+    pub fn wait(&self, wake: std::os::fd::BorrowedFd<'_>, timeout: Duration) {
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        let mut fds: Vec<PollFd> = self
+            .rings
+            .iter()
+            .map(|r| {
+                // SAFETY: the descriptor is the sampler's, which `self.rings`
+                // owns and keeps open for as long as `self` is borrowed,
+                // which outlives this call's `fds`.
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(r.as_raw_fd()) };
+                PollFd::from_borrowed_fd(fd, PollFlags::IN)
+            })
+            .collect();
+        fds.push(PollFd::from_borrowed_fd(wake, PollFlags::IN));
+        let spec = Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let broken = PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL;
+        if rustix::event::poll(&mut fds, Some(&spec)).is_err()
+            || fds.iter().any(|f| f.revents().intersects(broken))
+        {
+            std::thread::sleep(timeout);
+        }
     }
 
     /// Takes every record the rings hold, oldest first per CPU.

@@ -253,6 +253,14 @@ fn held(snap: &Snapshot, port: u16, peer: u16) -> Option<Vec<u32>> {
 /// socket in no table and dumps again, so the accepted end has its owner.
 #[test]
 fn a_reused_table_is_dumped_again_when_a_process_accepts_a_connection() {
+    // A table is reused only after an owner scan that could read every
+    // process: as root.
+    if !common::root_or_skip(
+        "a_reused_table_is_dumped_again_when_a_process_accepts_a_connection",
+        "a reused socket table",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     for f in sockscope::collect::counters::FILES {
         std::fs::copy(format!("/proc/net/{f}"), dir.path().join(f)).unwrap();
@@ -285,6 +293,7 @@ fn a_reused_table_is_dumped_again_when_a_process_accepts_a_connection() {
         Some(vec![pid]),
         "a reused table's sockets get their owners as a dumped one's"
     );
+    let stale = collector.stale_tables();
     holder.accept(listener);
     let after = collector.collect().unwrap();
     assert_eq!(
@@ -292,4 +301,10 @@ fn a_reused_table_is_dumped_again_when_a_process_accepts_a_connection() {
         "the accepted descriptor is in no reused table"
     );
     assert_eq!(held(&after, port, client_port), Some(vec![pid]));
+    assert_eq!(
+        collector.stale_tables(),
+        stale + 1,
+        "dumped again for being stale (not for its age: {:?} since the reuse)",
+        after.monotonic.saturating_sub(again.monotonic)
+    );
 }

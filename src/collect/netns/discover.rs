@@ -47,16 +47,13 @@ pub struct Seen {
     /// `POLLPRI`), not at every refresh.
     file: Option<std::fs::File>,
     nsfs: Vec<(u64, String)>,
-    /// Kernel threads seen at the last look, with their namespace: a kernel
-    /// thread never changes namespace, and its pid is not another
-    /// process's while it is listed at every look (most of the processes
-    /// of a quiet machine; a process's link is read at every look, since
-    /// `setns` may move it).
-    kthreads: HashMap<u32, u64, foldhash::fast::RandomState>,
+    /// The pids of the last look: for a kernel thread, its namespace (it
+    /// never changes namespace, and its pid is not another process's while
+    /// it is listed at every look: most of the pids of a quiet machine);
+    /// None for a process, whose link is read at every look (`setns` may
+    /// move it), without asking again whether it is a kernel thread.
+    kinds: HashMap<u32, Option<u64>, foldhash::fast::RandomState>,
 }
-
-/// `PF_KTHREAD` in the flags of `/proc/PID/stat`.
-const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// True when `pid` is a kernel thread (its `stat` flags say so).
 fn is_kthread(pid: u32) -> bool {
@@ -67,7 +64,7 @@ fn is_kthread(pid: u32) -> bool {
     // last ')': state is the first of them, flags the seventh.
     stat.rsplit_once(')')
         .and_then(|(_, rest)| rest.split_whitespace().nth(6)?.parse::<u64>().ok())
-        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+        .is_some_and(|flags| flags & crate::collect::owners::PF_KTHREAD != 0)
 }
 
 impl Seen {
@@ -107,7 +104,7 @@ pub fn discover_with(seen: &mut Seen) -> Discovery {
         host: link_inode("/proc/self/ns/net"),
         ..Discovery::default()
     };
-    let mut kthreads = HashMap::with_capacity_and_hasher(seen.kthreads.len(), Default::default());
+    let mut kinds = HashMap::with_capacity_and_hasher(seen.kinds.len(), Default::default());
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {
             let Some(pid) = entry
@@ -117,23 +114,20 @@ pub fn discover_with(seen: &mut Seen) -> Discovery {
             else {
                 continue;
             };
-            let ino = match seen.kthreads.get(&pid) {
-                Some(&ino) => Some(ino),
-                None => {
+            let ino = match seen.kinds.get(&pid) {
+                Some(&Some(kernel)) => {
+                    kinds.insert(pid, Some(kernel));
+                    Some(kernel)
+                }
+                known => {
                     let ino = link_inode(&format!("/proc/{pid}/ns/net"));
-                    if let Some(ino) = ino
-                        && is_kthread(pid)
-                    {
-                        kthreads.insert(pid, ino);
+                    if let Some(ino) = ino {
+                        let kernel = known.is_none() && is_kthread(pid);
+                        kinds.insert(pid, kernel.then_some(ino));
                     }
                     ino
                 }
             };
-            if let Some(ino) = ino
-                && seen.kthreads.contains_key(&pid)
-            {
-                kthreads.insert(pid, ino);
-            }
             match ino {
                 Some(ino) if Some(ino) == d.host => {
                     d.pid_netns.insert(pid, HOST_NETNS);
@@ -151,7 +145,7 @@ pub fn discover_with(seen: &mut Seen) -> Discovery {
             }
         }
     }
-    seen.kthreads = kthreads;
+    seen.kinds = kinds;
     for (ino, at) in seen.nsfs() {
         if Some(*ino) == d.host {
             continue;
@@ -231,7 +225,8 @@ mod tests {
         discover_with(&mut seen);
         let again = discover_with(&mut seen);
         let fresh = discover();
-        for pid in seen.kthreads.keys() {
+        let kernel = seen.kinds.iter().filter_map(|(pid, k)| k.map(|_| pid));
+        for pid in kernel {
             if let Some(ns) = fresh.pid_netns.get(pid) {
                 assert_eq!(again.pid_netns.get(pid), Some(ns), "kernel thread {pid}");
             }
