@@ -186,10 +186,6 @@ fn held(scan: &OwnerScan) -> InodeSet {
     scan.holders.iter().map(|(i, _)| *i).collect()
 }
 
-/// Below this many processes to read, a scan reads them on the calling
-/// thread.
-const SPREAD_ABOVE: usize = 32;
-
 /// Scans the processes `only` wants (all without it): the scan, what the
 /// tracker keeps of them, and every pid `/proc` listed.
 fn scan_with(
@@ -212,13 +208,7 @@ fn scan_with(
     let next = AtomicUsize::new(0);
     let result = Mutex::new((OwnerScan::default(), HashMap::new()));
     let failure = Mutex::new(None);
-    // A few processes (a quiet machine's holders) are read here: starting
-    // threads would cost more than the reads.
-    let threads = if pids.len() < SPREAD_ABOVE {
-        1
-    } else {
-        threads.clamp(1, 8).min(pids.len())
-    };
+    let threads = threads.clamp(1, 8).min(pids.len().max(1));
     let work = || {
         let mut local = OwnerScan::default();
         let mut tracked = Vec::new();
