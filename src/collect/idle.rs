@@ -183,6 +183,14 @@ impl IdleTable {
     /// accepted between the dump and the scan, whose socket the table has
     /// without its inode.
     pub fn watched(&mut self, scanned: bool, outside: impl IntoIterator<Item = (u64, Owner)>) {
+        if self.last.is_none() {
+            // No table kept (too large): nothing to watch, and no attribute
+            // read per socket held outside it. The next table kept waits
+            // for one more scan to confirm its outside sockets.
+            self.inet.clear();
+            self.outside_before.clear();
+            return;
+        }
         let held: Vec<(u64, Owner)> = outside.into_iter().collect();
         let still: Inodes = held.iter().map(|(i, _)| *i).collect();
         self.inet.retain(|i, _| still.contains(i));

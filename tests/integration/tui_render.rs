@@ -258,35 +258,16 @@ fn rows_scrolled_away_above_are_marked_in_the_title() {
 /// says so in the header, with the table's age.
 #[test]
 fn the_header_says_when_the_table_is_an_idle_machines_reused_one() {
-    let mut app = App::new(
-        Keymap::defaults(),
-        Filter::default(),
-        Duration::from_secs(1),
-    );
+    let header = |snap: sockscope::model::Snapshot| {
+        let mut app = new_app();
+        app.handle(Event::Snapshot(Arc::new(snap), STATS));
+        let t = text(&render(&app, 200, 50, Theme::mono()));
+        t.lines().next().unwrap().to_string()
+    };
     let mut snap = fixture::small();
     snap.reused_table = Some(snap.monotonic - Duration::from_secs(3));
-    app.handle(Event::Snapshot(
-        Arc::new(snap),
-        CollectStats {
-            took: Duration::ZERO,
-            interval: Duration::from_secs(1),
-        },
-    ));
-    let t = text(&render(&app, 200, 50, Theme::mono()));
-    let header = t.lines().next().unwrap();
-    assert!(header.contains("idle, table 3s old"), "{header}");
-    let mut fresh = App::new(
-        Keymap::defaults(),
-        Filter::default(),
-        Duration::from_secs(1),
-    );
-    fresh.handle(Event::Snapshot(
-        Arc::new(fixture::small()),
-        CollectStats {
-            took: Duration::ZERO,
-            interval: Duration::from_secs(1),
-        },
-    ));
-    let t = text(&render(&fresh, 200, 50, Theme::mono()));
-    assert!(!t.lines().next().unwrap().contains("idle"), "{t}");
+    let reused = header(snap);
+    assert!(reused.contains("idle, table 3s old"), "{reused}");
+    let fresh = header(fixture::small());
+    assert!(!fresh.contains("idle"), "{fresh}");
 }
