@@ -7,6 +7,7 @@ pub mod counters;
 pub mod host;
 pub mod idle;
 pub mod known;
+pub mod mounts;
 pub mod netlink;
 pub mod netns;
 pub mod owners;

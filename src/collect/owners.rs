@@ -75,6 +75,24 @@ struct Tracked {
     /// the table still has as many descriptors, it may be taken as it is.
     whole: bool,
     info: Option<Process>,
+    /// Its fd table could not be read (another user's process when not
+    /// root, or one this root may not trace): not read again until the
+    /// next listing of every table, since its permissions are the same
+    /// for every descriptor and rarely change.
+    unreadable: bool,
+}
+
+impl Tracked {
+    fn unreadable(start: u64, comm: Vec<u8>) -> Tracked {
+        Tracked {
+            start,
+            comm,
+            fds: FdMap::default(),
+            whole: false,
+            info: None,
+            unreadable: true,
+        }
+    }
 }
 
 /// Incremental owner lookups for the live monitor. A scan reads the fd
@@ -142,8 +160,10 @@ impl OwnerTracker {
             {
                 // The others are as they were: kept while they exist.
                 let mut prev = std::mem::take(&mut self.procs);
+                let mut scan = scan;
                 for pid in pids {
                     if let Some(t) = prev.remove(&pid).filter(|t| t.info.is_none()) {
+                        scan.unreadable_processes += usize::from(t.unreadable);
                         procs.insert(pid, t);
                     }
                 }
@@ -317,7 +337,7 @@ fn scan_process(
         Ok(fd) => fd,
         Err(Errno::ACCESS) | Err(Errno::PERM) => {
             out.unreadable_processes += 1;
-            return Ok(None);
+            return Ok(Some(Tracked::unreadable(start_time, comm)));
         }
         Err(e) if scan_failed(e) => return Err(failure(pid, "fd", e)),
         Err(_) => return Ok(None), // vanished (ENOENT, ESRCH)
@@ -361,7 +381,7 @@ fn scan_process(
     };
     if denied && out.holders.len() == start {
         out.unreadable_processes += 1;
-        return Ok(None);
+        return Ok(Some(Tracked::unreadable(start_time, comm)));
     }
     if out.holders.len() == start {
         return Ok(Some(Tracked {
@@ -370,6 +390,7 @@ fn scan_process(
             fds,
             whole,
             info: None,
+            unreadable: false,
         }));
     }
     // Read again after an exec or a rename: stat's name is not the one we have.
@@ -396,6 +417,7 @@ fn scan_process(
                 fds,
                 whole,
                 info: Some(p),
+                unreadable: false,
             }))
         }
         // Gone before we could name it: its descriptors are closed by now, and
@@ -477,8 +499,11 @@ impl FdTable<'_> {
                 None => match rustix::fs::readlinkat_raw(fd_dir, name, &mut link[..]) {
                     Ok(len) => socket_inode(&link[..len]).unwrap_or(0),
                     Err(Errno::ACCESS) | Err(Errno::PERM) => {
+                        // The check is the same for every descriptor of
+                        // the process (may we trace it): the rest would
+                        // be denied too.
                         self.denied = true;
-                        continue;
+                        break;
                     }
                     Err(_) => continue, // fd closed meanwhile
                 },

@@ -71,14 +71,20 @@ pub fn proc_mount(mountinfo: &str) -> Option<ProcMount> {
 
 /// Whether `/proc` hides processes from this process: `hidepid=` hides,
 /// and this process is neither root (root may ptrace anyone) nor in the
-/// `gid=` group.
+/// `gid=` group. The mount table is read again only when it changed (see
+/// [`super::mounts`]): this is asked at every owner scan.
 pub fn pids_hidden_from_me() -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    static PROC: std::sync::Mutex<Option<(super::mounts::MountTable, Option<ProcMount>)>> =
+        std::sync::Mutex::new(None);
+    let mut guard = PROC.lock().unwrap_or_else(|e| e.into_inner());
+    let (table, mount) = guard.get_or_insert_with(|| (super::mounts::MountTable::default(), None));
+    if let Some(text) = table.changed() {
+        *mount = proc_mount(&text);
+    }
+    let Some(mount) = *mount else {
         return false;
     };
-    let Some(mount) = proc_mount(&text) else {
-        return false;
-    };
+    drop(guard);
     if !mount.hides || rustix::process::geteuid().is_root() {
         return false;
     }

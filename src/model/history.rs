@@ -241,10 +241,10 @@ pub struct History {
     samples: VecDeque<Sample>,
     /// pid → its socket counts per sample, newest last; aligned with the
     /// newest entries of `samples`.
-    process_totals: HashMap<Option<u32>, VecDeque<ProcessSample>>,
+    process_totals: foldhash::HashMap<Option<u32>, VecDeque<ProcessSample>>,
     /// Service id (its lowest pid; None: no holder) → its trouble per sample,
     /// newest last. A socket shared by a service's processes counts once.
-    service_totals: HashMap<Option<u32>, VecDeque<ServiceSample>>,
+    service_totals: foldhash::HashMap<Option<u32>, VecDeque<ServiceSample>>,
     /// Kernel counters over time, for rates.
     pub counters: CounterHistory,
     /// Throughput per sample of the connections that carried any, for the
@@ -311,7 +311,8 @@ impl History {
         let (process_rates, mut services) = self.record_connections(snap, elapsed, partial);
 
         let groups = group::by_process(snap, &snap.sockets);
-        let mut seen = std::collections::HashSet::with_capacity(groups.len());
+        let mut seen: foldhash::HashSet<Option<u32>> =
+            foldhash::HashSet::with_capacity_and_hasher(groups.len(), Default::default());
         let depth = self.samples.len().min(TREND_SAMPLES);
         for g in &groups {
             seen.insert(g.pid);

@@ -95,3 +95,60 @@ fn unprivileged_run_lists_root_sockets_without_owners_and_says_so_once() {
     parse_attribution_note(lines[0])
         .unwrap_or_else(|| panic!("not the attribution note: {:?}", lines[0]));
 }
+
+/// The live tracker (here `record`'s) reads a table it may not read once,
+/// not at every sample: it still counts that process, at every sample, as
+/// one whose owners it cannot name.
+#[test]
+fn an_unprivileged_recording_counts_other_users_processes_at_every_sample() {
+    let test = "an_unprivileged_recording_counts_other_users_processes_at_every_sample";
+    if !common::root_or_skip(test, "root's processes as seen by nobody") {
+        return;
+    }
+    let wrapper = as_nobody().expect("root");
+    let copies = copies_for_nobody(false);
+    let mut root_holder = Holder::new();
+    let (_, port) = root_holder.listen("127.0.0.1:0");
+
+    // A directory nobody may write to for the recording.
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = dir.path().join("unreadable.rec");
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..]).arg(&copies.sockscope).args([
+        "record",
+        file.to_str().unwrap(),
+        "--interval",
+        "200ms",
+        "--duration",
+        "2s",
+        &format!("lport:{port}"),
+    ]);
+    let out = output(&mut cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let rec = sockscope::record::Recording::open(&file).unwrap();
+    assert!(rec.len() >= 5, "only {} frames in 2 s", rec.len());
+    let mut cursor = sockscope::record::Cursor::new();
+    for i in 0..rec.len() {
+        let snap = cursor.seek(&rec, i).unwrap();
+        // At least our root holder; how many others is the machine's.
+        assert!(
+            snap.attribution.unreadable_processes >= 1,
+            "frame {i}: {:?}",
+            snap.attribution
+        );
+        let listener = snap
+            .sockets
+            .iter()
+            .find(|s| s.local.port() == port)
+            .unwrap_or_else(|| panic!("frame {i}: root's listener is recorded"));
+        assert!(listener.owners.is_empty(), "frame {i}: {listener:?}");
+    }
+}

@@ -45,7 +45,7 @@ pub struct Seen {
     /// only when the kernel flags a change on the open
     /// `/proc/self/mountinfo` (a mount or unmount makes `poll` report
     /// `POLLPRI`), not at every refresh.
-    file: Option<std::fs::File>,
+    mounts: crate::collect::mounts::MountTable,
     nsfs: Vec<(u64, String)>,
     /// The pids of the last look: for a kernel thread, its namespace (it
     /// never changes namespace, and its pid is not another process's while
@@ -70,23 +70,7 @@ fn is_kthread(pid: u32) -> bool {
 impl Seen {
     /// The `nsfs` mounts now (see [`nsfs_mounts`]).
     pub fn nsfs(&mut self) -> &[(u64, String)] {
-        let changed = self.file.as_ref().is_none_or(|f| {
-            use rustix::event::{PollFd, PollFlags, Timespec};
-            let mut fds = [PollFd::new(f, PollFlags::PRI)];
-            let now = Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // An error reads it again, as a change would.
-            rustix::event::poll(&mut fds, Some(&now)).map_or(true, |_| !fds[0].revents().is_empty())
-        });
-        if changed {
-            // Opened anew: a change from now on flags this file.
-            use std::io::Read;
-            let mut text = String::new();
-            self.file = std::fs::File::open("/proc/self/mountinfo")
-                .and_then(|mut f| f.read_to_string(&mut text).map(|_| f))
-                .ok();
+        if let Some(text) = self.mounts.changed() {
             self.nsfs = nsfs_mounts(&text);
         }
         &self.nsfs
