@@ -14,6 +14,7 @@ use crate::model::{Filter, Snapshot};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 
 /// Above this many sockets in the sample, rows are built off the UI thread
@@ -74,16 +75,37 @@ const STEPS_ABOVE: usize = 20_000;
 /// [`build`], handing the first page of a large connections view to
 /// `first`, in order, before the rest is sorted: when the cursor is on that
 /// page, what the screen shows is final.
-pub fn build_in_steps(req: &Request, mut first: impl FnMut(Built)) -> Built {
+pub fn build_in_steps(req: &Request, first: impl FnMut(Built)) -> Built {
+    build_unless(req, first, || false).expect("never given up")
+}
+
+/// [`build_in_steps`], given up (None) between two of its steps once
+/// `superseded` says a newer request came: its rows would not be shown,
+/// and the newer one waits for them. A key pressed while a new sample's
+/// rows are built then costs the rest of one step, not of the build.
+pub fn build_unless(
+    req: &Request,
+    mut first: impl FnMut(Built),
+    superseded: impl Fn() -> bool,
+) -> Option<Built> {
     let snap = &*req.snapshot;
     let indices: Vec<usize> = (0..snap.sockets.len())
         .filter(|&i| req.filter.matches(&snap.sockets[i], snap))
         .collect();
+    if superseded() {
+        return None;
+    }
     let mut filtered = (req.filtered && !req.filter.is_empty()).then(|| {
         let counts = crate::model::group::by_state(indices.iter().map(|&i| &snap.sockets[i]));
         (counts, findings::analyze(snap, &req.history, &req.filter))
     });
+    if superseded() {
+        return None;
+    }
     let mut rows = view::build(req.grouping, snap, &indices);
+    if superseded() {
+        return None;
+    }
     let ctx = ViewCtx {
         snap,
         history: &req.history,
@@ -116,12 +138,15 @@ pub fn build_in_steps(req: &Request, mut first: impl FnMut(Built)) -> Built {
         if on_head {
             first(built(head, found, filtered.take(), true));
         }
+        if superseded() {
+            return None;
+        }
         rows = steps.rest(req.head);
     } else {
         view::sort(&mut rows, req.sort.0, req.sort.1, &ctx);
     }
     let found = find(&rows);
-    built(rows, found, filtered, false)
+    Some(built(rows, found, filtered, false))
 }
 
 /// The thread that builds large views. Requests queued behind the one it
@@ -129,12 +154,17 @@ pub fn build_in_steps(req: &Request, mut first: impl FnMut(Built)) -> Built {
 pub struct Worker {
     tx: Sender<Request>,
     next: u64,
+    /// The id of the newest request sent: a build for an older one is
+    /// given up between two steps.
+    newest: Arc<AtomicU64>,
 }
 
 impl Worker {
     /// `deliver` hands a result to the UI loop; false once it is gone.
     pub fn spawn(deliver: impl Fn(Built) -> bool + Send + 'static) -> Worker {
         let (tx, rx) = mpsc::channel::<Request>();
+        let newest = Arc::new(AtomicU64::new(0));
+        let sent = Arc::clone(&newest);
         std::thread::Builder::new()
             .name("rows".into())
             .spawn(move || {
@@ -143,14 +173,33 @@ impl Worker {
                         req = newer;
                     }
                     let mut open = true;
-                    let built = build_in_steps(&req, |head| open = open && deliver(head));
-                    if !open || !deliver(built) {
+                    let superseded = || sent.load(Ordering::Relaxed) != req.id;
+                    let built = build_unless(&req, |head| open = open && deliver(head), superseded);
+                    if !open {
+                        return;
+                    }
+                    if let Some(built) = built
+                        && !deliver(built)
+                    {
                         return;
                     }
                 }
             })
             .expect("spawn the rows thread");
-        Worker { tx, next: 0 }
+        Worker {
+            tx,
+            next: 0,
+            newest,
+        }
+    }
+
+    /// Hands a request to the thread under the next id; false once the
+    /// thread is gone.
+    fn send(&mut self, mut req: Request) -> bool {
+        self.next += 1;
+        req.id = self.next;
+        self.newest.store(self.next, Ordering::Relaxed);
+        self.tx.send(req).is_ok()
     }
 }
 
@@ -260,7 +309,7 @@ impl App {
             .as_ref()
             .is_some_and(|f| f.filter == text && f.sample == Arc::as_ptr(&snapshot) as usize);
         let async_build = self.goes_async(&snapshot);
-        let mut req = Request {
+        let req = Request {
             id: 0,
             snapshot,
             history,
@@ -274,9 +323,7 @@ impl App {
             cursor: self.cursor,
         };
         if async_build && let Some(w) = &mut self.worker {
-            w.next += 1;
-            req.id = w.next;
-            if w.tx.send(req).is_ok() {
+            if w.send(req) {
                 self.waiting = Some(w.next);
                 return;
             }
@@ -347,5 +394,54 @@ impl App {
         }
         f.counts = counts;
         f.findings = found;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn request(grouping: Grouping, head: usize) -> Request {
+        Request {
+            id: 1,
+            snapshot: Arc::new(crate::model::fixture::small()),
+            history: Arc::new(History::default()),
+            filter: Filter::default(),
+            grouping,
+            sort: (0, false),
+            names: None,
+            selected: None,
+            filtered: true,
+            head,
+            cursor: 0,
+        }
+    }
+
+    #[test]
+    fn a_build_overtaken_by_a_newer_request_is_given_up_between_its_steps() {
+        for grouping in [Grouping::Process, Grouping::Port, Grouping::Flat] {
+            let req = request(grouping, 0);
+            let whole = build(&req);
+            assert!(!whole.rows.is_empty());
+            // Never overtaken: the same rows as an uninterrupted build.
+            let kept = build_unless(&req, |_| {}, || false).expect("not given up");
+            assert_eq!(kept.rows.len(), whole.rows.len());
+            // Overtaken after each number of steps: given up there, and the
+            // steps after it are not asked about.
+            for after in 0..3 {
+                let asked = Cell::new(0);
+                let built = build_unless(
+                    &req,
+                    |_| panic!("no head for a small view"),
+                    || {
+                        asked.set(asked.get() + 1);
+                        asked.get() > after
+                    },
+                );
+                assert!(built.is_none(), "{grouping:?} after {after} steps");
+                assert_eq!(asked.get(), after + 1);
+            }
+        }
     }
 }
