@@ -9,9 +9,12 @@
 use super::source::Refresh;
 use std::time::{Duration, Instant};
 
-/// The share of one core sampling may use, as a divisor: 11 rather than 10
-/// leaves room for drawing and key presses.
-pub const MAX_SHARE: u32 = 11;
+/// The share of one core sampling may use, as a divisor. Every cost charged
+/// is the whole process's CPU time (drawing and key presses included), so
+/// this is what the process uses on a steady load: 10.5 rather than 10
+/// leaves room for what the smoothing has not caught up with yet (a burst
+/// of keys, a neighbour slowing every read).
+pub const MAX_SHARE: f64 = 10.5;
 
 /// Above this many sockets the trouble states are refreshed on their own
 /// (when the source can): below it, a full dump every interval is cheap.
@@ -133,10 +136,10 @@ impl Cadence {
     }
 
     fn replan(&mut self) {
-        let share = 1.0 / f64::from(MAX_SHARE);
+        let share = 1.0 / MAX_SHARE;
         let full = self.cost_full.unwrap_or_default();
         if !self.split {
-            self.interval = self.base.max(full * MAX_SHARE);
+            self.interval = self.base.max(full.mul_f64(MAX_SHARE));
             self.full_interval = self.interval;
             return;
         }
