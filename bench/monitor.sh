@@ -339,19 +339,25 @@ def measure(session, pid, window, keys, label, ready):
     # The header's age is right when drawn, and drawn at each sample and
     # once a second without one: between two draws it lags. What counts is
     # how long ago the sample on screen was taken, at every read: its time
-    # is the read that first shows it less the age shown there.
+    # is the read that first shows it less the age shown there. Another
+    # sample shows a lower age; or the same age, when that age has stood
+    # for more than a second (a redraw of the same sample would show more).
     ages, shown, estab = [], [], []
-    taken, last_shown = None, None
+    taken, last_shown, since = None, None, None
     end = time.monotonic() + window
     while time.monotonic() < end:
         lines = capture(session)
         now = time.monotonic()
         h = header(lines)
-        if h["age"] is not None:
-            if taken is None or last_shown is None or h["age"] < last_shown:
-                taken = now - h["age"]  # another sample
-            last_shown = h["age"]
-            shown.append(h["age"])
+        a = h["age"]
+        if a is not None:
+            if (taken is None or last_shown is None or a < last_shown
+                    or (a == last_shown and now - since > 1.1)):
+                taken, since = now - a, now  # another sample
+            elif a != last_shown:
+                since = now  # the same sample, redrawn
+            last_shown = a
+            shown.append(a)
             ages.append(now - taken)
         m = re.search(r"ESTAB (\d+)s old", h["line"])
         if m:

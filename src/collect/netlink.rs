@@ -221,27 +221,14 @@ impl Reply<'_> {
                 _ => continue,
             }
             // A legacy TCP dump's answers have the same body under the old
-            // type, which the parser does not know: it reads them as the new.
-            let patched;
-            let message = if kind == TCPDIAG_GETSOCK {
-                let mut m = rest[..len].to_vec();
-                m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-                patched = m;
-                &patched[..]
-            } else {
-                &rest[..len]
-            };
-            match NetlinkMessage::<SockDiagMessage>::deserialize(message) {
-                Ok(NetlinkMessage {
-                    payload: NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)),
-                    ..
-                }) => {
+            // type: read alike.
+            match parse_inet(&rest[NLMSG_HDR_LEN..len]) {
+                Ok(resp) => {
                     let cookie = u64::from_ne_bytes(resp.header.socket_id.cookie);
                     if cookie == 0 || self.seen.insert(cookie) {
-                        on_socket(&resp, message);
+                        on_socket(&resp, &rest[..len]);
                     }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     self.undecoded.get_or_insert(NetlinkError::Decode {
                         what: self.what.to_string(),
@@ -636,6 +623,31 @@ fn request_bytes(req: DumpRequest, states: u32, exact: Option<SocketId>, seq: u3
     let mut request = vec![0u8; packet.buffer_len()];
     packet.serialize(&mut request);
     request
+}
+
+/// `sizeof(struct inet_diag_msg)`: the attributes follow it.
+const INET_DIAG_MSG_LEN: usize = 72;
+/// `INET_DIAG_INFO`: the attribute that carries `tcp_info`.
+const INET_DIAG_INFO: u16 = 2;
+
+/// One answer's body (after the `nlmsghdr`): the crate's parse of the
+/// `inet_diag_msg`, and of the one attribute read from it, `tcp_info`. The
+/// other attributes the kernel always adds (shutdown, cgroup, socket
+/// options...) are checked for framing but not decoded: at 130k sockets,
+/// decoding each of them into the crate's attribute type cost more than
+/// the rest of the reading.
+fn parse_inet(body: &[u8]) -> Result<InetResponse, netlink_packet_core::DecodeError> {
+    use netlink_packet_core::{NlasIterator, Parseable};
+    use netlink_packet_sock_diag::inet::InetResponseHeader;
+    let header = InetResponseHeader::parse(body)?;
+    let mut nlas = smallvec::SmallVec::new();
+    for nla in NlasIterator::new(body.get(INET_DIAG_MSG_LEN..).unwrap_or_default()) {
+        let nla = nla?;
+        if nla.kind() == INET_DIAG_INFO {
+            nlas.push(Nla::parse(&nla)?);
+        }
+    }
+    Ok(InetResponse { header, nlas })
 }
 
 /// `idiag_expires` of the `inet_diag_msg` in this netlink message: the

@@ -286,3 +286,61 @@ fn skip_no_v6() {
     );
     eprintln!("SKIPPED one_legacy_tcp_dump_has_both_families: no IPv6 loopback");
 }
+
+/// `answer` with raw attributes (type, value) after its `inet_diag_msg`.
+fn with_attributes(mut msg: Vec<u8>, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+    for (kind, value) in attrs {
+        let len = 4 + value.len();
+        msg.extend_from_slice(&(len as u16).to_ne_bytes());
+        msg.extend_from_slice(&kind.to_ne_bytes());
+        msg.extend_from_slice(value);
+        msg.resize(msg.len() + ((len + 3) & !3) - len, 0);
+    }
+    let total = msg.len() as u32;
+    msg[..4].copy_from_slice(&total.to_ne_bytes());
+    msg
+}
+
+#[test]
+fn tcp_info_is_read_among_the_attributes_the_kernel_always_adds() {
+    // INET_DIAG_SHUTDOWN (8) and INET_DIAG_SOCKOPT (22) around
+    // INET_DIAG_INFO (2), whose value is only handed on, whatever its length.
+    let info = [7u8; 104];
+    let msg = with_attributes(
+        answer(SEQ, PORT, 1, 1001),
+        &[(8, &[0]), (INET_DIAG_INFO, &info), (22, &[1, 0])],
+    );
+    let mut reply = reply();
+    let mut seen = Vec::new();
+    let mut on = |r: &InetResponse, _: &[u8]| {
+        let bytes = r.nlas.iter().find_map(|n| match n {
+            Nla::TcpInfo(b) => Some(b.clone()),
+            _ => None,
+        });
+        seen.push((r.header.socket_id.source_port, bytes));
+    };
+    assert!(matches!(reply.walk(&msg, &mut on), Walk::More));
+    assert!(matches!(
+        reply.walk(&done(SEQ, PORT, 0), &mut on),
+        Walk::End(Ok(()))
+    ));
+    assert_eq!(seen, vec![(1001, Some(info.to_vec()))]);
+}
+
+#[test]
+fn an_attribute_longer_than_its_answer_fails_the_dump_at_its_end() {
+    let mut bad = with_attributes(answer(SEQ, PORT, 1, 1001), &[(8, &[0])]);
+    // The attribute says 64 bytes where 8 are left.
+    let at = bad.len() - 8;
+    bad[at..at + 2].copy_from_slice(&64u16.to_ne_bytes());
+    let batch = [bad, answer(SEQ, PORT, 2, 1002)].concat();
+    let mut reply = reply();
+    let mut ports = Vec::new();
+    let mut on = |r: &InetResponse, _: &[u8]| ports.push(r.header.socket_id.source_port);
+    assert!(matches!(reply.walk(&batch, &mut on), Walk::More));
+    match reply.walk(&done(SEQ, PORT, 0), &mut on) {
+        Walk::End(Err(NetlinkError::Decode { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ports, vec![1002]);
+}
