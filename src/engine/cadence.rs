@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 /// The share of one core sampling may use, as a divisor. Every cost charged
 /// is the whole process's CPU time (drawing and key presses included), so
-/// this is what the process uses on a steady load: 10.5 rather than 10
-/// leaves room for what the smoothing has not caught up with yet (a burst
-/// of keys, a neighbour slowing every read).
-pub const MAX_SHARE: f64 = 10.5;
+/// this is what the process uses on a steady load. 11 rather than 10 leaves
+/// room for what the smoothing has not caught up with yet: on this shared
+/// test machine, 10.5 measured up to 10.1% over a minute, when neighbours
+/// made every read cost a third more than a few minutes earlier.
+pub const MAX_SHARE: f64 = 11.0;
 
 /// Above this many sockets the trouble states are refreshed on their own
 /// (when the source can): below it, a full dump every interval is cheap.
