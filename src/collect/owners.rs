@@ -103,7 +103,9 @@ impl Tracked {
 /// when it is new, was not a socket, or pointed at a socket that no longer
 /// exists. The full rescan also catches the rare fd number reused while its
 /// old socket lives on in another process, and a descriptor passed to a
-/// process that held no socket while its sender keeps its own.
+/// process that held no socket while its sender keeps its own. A process
+/// whose table may not be read is tried at those listings only, and
+/// counted as unreadable at every scan.
 #[derive(Debug, Default)]
 pub struct OwnerTracker {
     procs: HashMap<u32, Tracked>,
