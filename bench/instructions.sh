@@ -38,10 +38,18 @@ bench_setup
 start_loadgen "$LOADGEN_ARGS"
 
 # ir BINARY ARGS...: user-space instructions of one run.
+# A run that fails (a crash under valgrind, an error) stops the bench: its
+# count would be that of a program that did not do the work. `diagnose`
+# exits 1 when it finds something at warning level, which is a success here.
 ir() {
-    local out=$TMP/callgrind.out
+    local out=$TMP/callgrind.out rc=0
     rm -f "$out"
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>>"$TMP/valgrind.log" || true
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>"$TMP/valgrind.log" || rc=$?
+    if ((rc != 0)) && ! [[ $rc == 1 && " $* " == *" diagnose "* ]]; then
+        say "$* exited with $rc under valgrind:"
+        tail -20 "$TMP/valgrind.log" >&2
+        exit 1
+    fi
     grep -m1 '^summary:' "$out" | awk '{print $2}'
 }
 
