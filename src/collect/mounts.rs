@@ -57,13 +57,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_look_reads_the_table_and_a_quiet_one_is_not_read_again() {
+    fn the_first_look_reads_the_table() {
+        // Whether a second look reads it again depends on mounts made
+        // meanwhile by anything on the machine: not asserted here (the
+        // namespace tests see a mount made after a first look).
         let mut table = MountTable::default();
         let first = table.changed().expect("read at the first look");
         assert!(first.contains(" - proc "), "{first}");
-        // No mount in between (a test elsewhere may mount one: then it is
-        // read again, as it should be; it is never None at first).
-        let _ = table.changed();
     }
 
     #[test]
