@@ -21,17 +21,25 @@ pub const MAX_SHARE: f64 = 11.0;
 /// (when the source can): below it, a full dump every interval is cheap.
 pub const SPLIT_ABOVE: usize = 20_000;
 
-/// The part of the budget trouble-state refreshes may take when split: at
-/// 130k sockets a full dump with its owner scan costs about as much as five
-/// trouble refreshes, and once a minute is often enough for it.
-pub const TROUBLE_SHARE: f64 = 0.85;
+/// The most of the budget trouble-state refreshes may take when split.
+/// They take less when the full dumps need more to run every
+/// [`MAX_FULL_INTERVAL`] (at 130k sockets a full dump with its owner scan
+/// costs as much as six or seven trouble refreshes: about 11% of the
+/// budget once a minute), and never less than [`MIN_TROUBLE_SHARE`].
+pub const TROUBLE_SHARE: f64 = 0.92;
+
+/// The least of the budget trouble-state refreshes keep, however costly
+/// the full dumps.
+pub const MIN_TROUBLE_SHARE: f64 = 0.5;
 
 /// The longest a full dump may wait when the trouble states take the budget.
 pub const MAX_FULL_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Costs are smoothed over a few samples: one slow sample (a page-cache
-/// miss, a busy neighbour) does not halve the refresh rate.
-const SMOOTHING: f64 = 0.3;
+/// Costs are smoothed over several samples: one slow sample (a page-cache
+/// miss, a busy neighbour) does not stretch the next interval by much.
+/// The interval is what the age of the trouble states on screen is made
+/// of; at 0.3, one refresh that cost a third more stretched it by a tenth.
+const SMOOTHING: f64 = 0.15;
 
 #[derive(Debug, Clone)]
 pub struct Cadence {
@@ -145,14 +153,18 @@ impl Cadence {
             return;
         }
         // Fresh trouble states are what an incident needs: their refreshes
-        // may take most of the budget, the full dumps what is left.
+        // may take most of the budget, all but what the full dumps need to
+        // run once every MAX_FULL_INTERVAL; the full dumps take what is left.
         let trouble = self.cost_trouble.unwrap_or_default();
-        let trouble_share = share * TROUBLE_SHARE;
+        let full_needs = full.as_secs_f64() / MAX_FULL_INTERVAL.as_secs_f64();
+        let trouble_share = (share * TROUBLE_SHARE)
+            .min(share - full_needs)
+            .max(share * MIN_TROUBLE_SHARE);
         self.interval = self.base.max(Duration::from_secs_f64(
             trouble.as_secs_f64() / trouble_share,
         ));
         let left = share - trouble.as_secs_f64() / self.interval.as_secs_f64();
-        let floor = share * (1.0 - TROUBLE_SHARE);
+        let floor = share - trouble_share;
         let full_every = Duration::from_secs_f64(full.as_secs_f64() / left.max(floor));
         self.full_interval = full_every.max(self.interval).min(MAX_FULL_INTERVAL);
     }

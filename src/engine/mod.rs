@@ -124,15 +124,17 @@ impl Analyzer {
         stats: Option<CollectStats>,
         parts: Option<Parts>,
     ) -> Arc<Analysis> {
-        self.analyze_traced(snapshot, stats, parts, None)
+        self.analyze_traced(snapshot, stats, parts, None, None)
     }
 
+    /// `counts` are the sample's state counts when known already.
     fn analyze_traced(
         &mut self,
         snapshot: Arc<Snapshot>,
         stats: Option<CollectStats>,
         parts: Option<Parts>,
         trace: Option<Arc<crate::trace::TraceSample>>,
+        counts: Option<StateCounts>,
     ) -> Arc<Analysis> {
         // A replayed frame brings its recorded window.
         let trace = trace.or_else(|| {
@@ -144,8 +146,9 @@ impl Analyzer {
             findings::transitions::analyze(&snapshot, &t.minute, &Filter::default(), &mut found);
         }
         self.generation += 1;
+        let counts = counts.unwrap_or_else(|| crate::model::group::by_state(&snapshot.sockets));
         Arc::new(Analysis {
-            counts: crate::model::group::by_state(&snapshot.sockets),
+            counts,
             snapshot,
             history: Arc::clone(&self.history),
             findings: Arc::new(found),
@@ -187,7 +190,10 @@ impl Analyzer {
             Some(_) => history.record_partial(&snapshot),
             None => history.record(&snapshot),
         }
-        self.analyze_traced(snapshot, stats, parts, trace)
+        // The history has just counted the sample's states: one pass over
+        // the table saved (130k sockets at each refresh).
+        let counts = history.samples().back().map(|s| s.counts);
+        self.analyze_traced(snapshot, stats, parts, trace, counts)
     }
 }
 

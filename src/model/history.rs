@@ -10,6 +10,16 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// What the history knows of a connection's time in its state
+/// ([`History::seen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// [`History::first_seen`].
+    pub first: (SystemTime, bool),
+    /// [`History::is_new`].
+    pub is_new: bool,
+}
+
 /// One sample of the machine-wide state counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
@@ -590,7 +600,20 @@ impl History {
     /// the age), and whether that is only an upper bound (it was already
     /// there at the first sample).
     pub fn first_seen(&self, key: &ConnKey) -> Option<(SystemTime, bool)> {
+        self.seen(key).map(|s| s.first)
+    }
+
+    /// [`History::first_seen`] and [`History::is_new`] of a connection,
+    /// found with one lookup.
+    pub fn seen(&self, key: &ConnKey) -> Option<Seen> {
         let e = self.since(key)?;
+        Some(Seen {
+            first: self.first_seen_of(e)?,
+            is_new: self.is_new_of(e),
+        })
+    }
+
+    fn first_seen_of(&self, e: &Since) -> Option<(SystemTime, bool)> {
         let newest = self.samples.back()?;
         let age = newest.mono.saturating_sub(e.entered.unwrap_or(e.first));
         let wall = newest.at.checked_sub(age).unwrap_or(newest.at);
@@ -600,9 +623,10 @@ impl History {
     /// True when a connection reached its current state in the newest sample
     /// (and was not simply there when sockscope started).
     pub fn is_new(&self, key: &ConnKey) -> bool {
-        let Some(e) = self.since(key) else {
-            return false;
-        };
+        self.since(key).is_some_and(|e| self.is_new_of(e))
+    }
+
+    fn is_new_of(&self, e: &Since) -> bool {
         Some(e.first) != self.started && Some(e.first) == self.samples.back().map(|s| s.mono)
     }
 

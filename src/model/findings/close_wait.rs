@@ -1,7 +1,7 @@
 //! `close_wait_leak`: a process holding connections its peer has closed.
 
 use super::text::{describe_peer, holdings, list, list_pids, plural, shared_clause, who, who_all};
-use super::{Finding, Input, Kind, Severity, oldest};
+use super::{Finding, Input, Kind, Severity, oldest_and_new};
 use crate::model::socket::{Proto, Socket, TcpState};
 use std::collections::BTreeSet;
 
@@ -142,14 +142,10 @@ fn finding(input: &Input, service: Option<u32>, sockets: &[&Socket]) -> Finding 
         .copied()
         .filter(|s| s.owners.is_empty() && service.is_some())
         .collect();
-    let new = sockets
-        .iter()
-        .filter(|s| input.history.is_new(&s.key()))
-        .count() as u64;
     // A fitted line over 15 s or more: None until the history is that long.
     let fit = input.history.service_close_wait_growth(service);
     let growth = fit.map(|g| g.per_min);
-    let first = oldest(input, sockets);
+    let (first, new) = oldest_and_new(input, sockets);
     let age = first.and_then(|(t, _)| input.snap.taken_at.duration_since(t).ok());
 
     let growing = fit.is_some_and(|g| g.growing());

@@ -267,6 +267,11 @@ pub(crate) struct Input<'a> {
     pub listening: HashSet<u16>,
     /// The snapshot's sockets by local port, built on first use.
     pub by_local_port: std::cell::OnceCell<PortIndex>,
+    /// The closing TCP sockets of `all` ([`closing`]) and their index by
+    /// local port, built on first use: the other end of a half-closed
+    /// connection is among them (at 130k sockets, a quarter of the table
+    /// to index at each refresh instead of all of it).
+    pub closing: std::cell::OnceCell<(Vec<&'a Socket>, PortIndex)>,
     /// The TCP sockets of `sockets` by state (indexed by the state's kernel
     /// number), sorted out in one pass: a finding about one state reads
     /// only its sockets, not every socket of the machine.
@@ -499,17 +504,30 @@ impl<'a> Input<'a> {
     /// The socket at the other end of each of these connections, when that
     /// end is on this machine: `[i]` is `of[i]`'s (looked up in the port
     /// index, no map built).
+    /// A half-closed connection's other end (see [`half_closed`]) is looked
+    /// up among the closing sockets only.
     pub fn local_peers(&self, of: &[&Socket]) -> Vec<Option<&'a Socket>> {
-        let index = self.by_local_port.get_or_init(|| PortIndex::new(&self.all));
         of.iter()
             .map(|s| {
                 if !self.is_local(s.remote.ip()) {
                     return None;
                 }
+                let (table, index): (&[&'a Socket], &PortIndex) = if half_closed(s) {
+                    let (table, index) = self.closing.get_or_init(|| {
+                        let table: Vec<&Socket> =
+                            self.all.iter().copied().filter(|o| closing(o)).collect();
+                        let index = PortIndex::new(&table);
+                        (table, index)
+                    });
+                    (table, index)
+                } else {
+                    let index = self.by_local_port.get_or_init(|| PortIndex::new(&self.all));
+                    (&self.all, index)
+                };
                 let (local, remote) = (canonical(s.remote), canonical(s.local));
                 index
                     .candidates(local, remote)
-                    .map(|i| self.all[i as usize])
+                    .map(|i| table[i as usize])
                     .find(|o| canonical(o.local) == local && canonical(o.remote) == remote)
             })
             .collect()
@@ -560,6 +578,31 @@ impl<'a> Input<'a> {
         peers.truncate(limit);
         peers
     }
+}
+
+/// A connection one side of which has sent its FIN and the other not yet:
+/// CLOSE_WAIT (the peer's FIN came) or FIN_WAIT2 (ours was acknowledged).
+/// Its other end, when on this machine, has sent or received that FIN too:
+/// it is [`closing`], never ESTABLISHED. An ESTABLISHED entry for it in a
+/// trouble refresh is the last full dump's, from before the close: the
+/// other end has gone since (it would be in the refresh otherwise).
+fn half_closed(s: &Socket) -> bool {
+    s.proto == super::socket::Proto::Tcp
+        && matches!(s.state, TcpState::CloseWait | TcpState::FinWait2)
+}
+
+/// A TCP socket past ESTABLISHED: a FIN sent or received.
+fn closing(s: &Socket) -> bool {
+    s.proto == super::socket::Proto::Tcp
+        && matches!(
+            s.state,
+            TcpState::FinWait1
+                | TcpState::FinWait2
+                | TcpState::CloseWait
+                | TcpState::Closing
+                | TcpState::LastAck
+                | TcpState::TimeWait
+        )
 }
 
 fn canonical(a: SocketAddr) -> SocketAddr {
@@ -628,6 +671,7 @@ fn analyze_with(
             tcp_by_state,
             listening: listening.remove(&netns).unwrap_or_default(),
             by_local_port: std::cell::OnceCell::new(),
+            closing: std::cell::OnceCell::new(),
             snap,
             netns,
             system,
@@ -714,11 +758,23 @@ pub fn worst(findings: &[Finding]) -> Option<Severity> {
 /// received gives an earlier bound for sockets sockscope found already in
 /// the state (for CLOSE_WAIT and FIN_WAIT2 the last thing the peer sent).
 pub(crate) fn oldest(input: &Input, sockets: &[&Socket]) -> Option<(SystemTime, bool)> {
+    oldest_and_new(input, sockets).0
+}
+
+/// [`oldest`], and how many of the sockets reached their state in the
+/// newest sample ([`History::is_new`]): one history lookup per socket.
+pub(crate) fn oldest_and_new(
+    input: &Input,
+    sockets: &[&Socket],
+) -> (Option<(SystemTime, bool)>, u64) {
     let taken = input.snap.taken_at;
-    sockets
+    let mut new = 0;
+    let first = sockets
         .iter()
         .map(|s| {
-            let (seen, from_start) = input.history.first_seen(&s.key()).unwrap_or((taken, true));
+            let seen = input.history.seen(&s.key());
+            new += u64::from(seen.is_some_and(|e| e.is_new));
+            let (seen, from_start) = seen.map_or((taken, true), |e| e.first);
             if !from_start {
                 // Seen arriving in this state: exact to one interval.
                 return (seen, true);
@@ -728,7 +784,8 @@ pub(crate) fn oldest(input: &Input, sockets: &[&Socket]) -> Option<(SystemTime, 
             });
             (by_ack.map_or(seen, |a| a.min(seen)), false)
         })
-        .min_by_key(|(t, _)| *t)
+        .min_by_key(|(t, _)| *t);
+    (first, new)
 }
 
 /// Counts of items, biggest first, ties by the item.

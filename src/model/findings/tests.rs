@@ -571,3 +571,62 @@ fn retransmissions_without_segs_out_from_a_short_tcp_info_are_not_a_share_of_not
     let findings = run(&[a, b]);
     assert!(of_kind(&findings, Kind::Retransmissions).is_empty());
 }
+
+#[test]
+fn a_half_closed_connections_other_end_is_never_taken_from_an_established_entry() {
+    // A trouble refresh merged into an older full dump: the client's end is
+    // fresh in FIN_WAIT2; the server's end is gone since (it would be in
+    // the refresh otherwise) and only its ESTABLISHED entry of the full dump
+    // is left. That entry is not the other end now.
+    let mut snap = fixture::small();
+    snap.sockets.push(socket(
+        Proto::Tcp,
+        TcpState::FinWait2,
+        "127.0.0.1:52000",
+        "127.0.0.1:7000",
+        0,
+        1000,
+        &[],
+    ));
+    snap.sockets.push(socket(
+        Proto::Tcp,
+        TcpState::Established,
+        "127.0.0.1:7000",
+        "127.0.0.1:52000",
+        301,
+        1000,
+        &[(6000, 4)],
+    ));
+    let h = {
+        let mut h = History::default();
+        h.record(&snap);
+        h
+    };
+    let findings = analyze(&snap, &h, &Filter::default());
+    let orphans = findings
+        .iter()
+        .find(|f| f.kind == Kind::FinWait2 && f.pid.is_none())
+        .expect("the orphaned FIN_WAIT2 finding");
+    let to_7000: Vec<&Peer> = orphans
+        .peers
+        .iter()
+        .filter(|p| p.pid == Some(6000))
+        .collect();
+    assert!(
+        to_7000.is_empty(),
+        "the stale ESTABLISHED entry was taken for the other end: {:?}",
+        orphans.peers
+    );
+    // The fixture's own FIN_WAIT2 still finds its other end in CLOSE_WAIT.
+    let held = findings
+        .iter()
+        .find(|f| f.kind == Kind::FinWait2 && f.pid == Some(5000))
+        .expect("python3's FIN_WAIT2 finding");
+    assert!(
+        held.peers
+            .iter()
+            .any(|p| p.pid == Some(1000) && p.state == Some(TcpState::CloseWait)),
+        "{:?}",
+        held.peers
+    );
+}
