@@ -504,6 +504,7 @@ impl<'a> Input<'a> {
     /// The socket at the other end of each of these connections, when that
     /// end is on this machine: `[i]` is `of[i]`'s (looked up in the port
     /// index, no map built).
+    ///
     /// A half-closed connection's other end (see [`half_closed`]) is looked
     /// up among the closing sockets only.
     pub fn local_peers(&self, of: &[&Socket]) -> Vec<Option<&'a Socket>> {
