@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 /// this is what the process uses on a steady load. 11 rather than 10 leaves
 /// room for what the smoothing has not caught up with yet: on this shared
 /// test machine, 10.5 measured up to 10.1% over a minute, when neighbours
-/// made every read cost a third more than a few minutes earlier.
+/// made every read cost a third more than a few minutes earlier (costs
+/// smoothed at 0.3 then; with trouble refreshes smoothed at 0.15 since, the
+/// 130k benchmark load measured 8.8-8.9% over one and over ten minutes).
 pub const MAX_SHARE: f64 = 11.0;
 
 /// Above this many sockets the trouble states are refreshed on their own
@@ -29,17 +31,25 @@ pub const SPLIT_ABOVE: usize = 20_000;
 pub const TROUBLE_SHARE: f64 = 0.92;
 
 /// The least of the budget trouble-state refreshes keep, however costly
-/// the full dumps.
+/// the full dumps. A full dump that needs more than the rest to run once
+/// every [`MAX_FULL_INTERVAL`] still runs that often: the budget is not
+/// held then (6 s of CPU per full dump, say), the trouble states' age is.
 pub const MIN_TROUBLE_SHARE: f64 = 0.5;
 
 /// The longest a full dump may wait when the trouble states take the budget.
 pub const MAX_FULL_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Costs are smoothed over several samples: one slow sample (a page-cache
-/// miss, a busy neighbour) does not stretch the next interval by much.
-/// The interval is what the age of the trouble states on screen is made
-/// of; at 0.3, one refresh that cost a third more stretched it by a tenth.
+/// Trouble-refresh costs are smoothed over several samples: one slow
+/// sample (a page-cache miss, a busy neighbour) does not stretch the next
+/// interval by much. The interval is what the age of the trouble states on
+/// screen is made of; at 0.3, one refresh that cost a third more stretched
+/// it by a tenth.
 const SMOOTHING: f64 = 0.15;
+
+/// Full-dump costs, one sample a minute on a split table, follow a lasting
+/// rise faster: the trouble refreshes take all the budget the full dumps
+/// leave, so a full dump's cost underestimated is budget overrun.
+const SMOOTHING_FULL: f64 = 0.3;
 
 #[derive(Debug, Clone)]
 pub struct Cadence {
@@ -129,17 +139,17 @@ impl Cadence {
 
     /// [`Cadence::sampled`] with the cost and the time given (tests).
     pub fn charge(&mut self, refresh: Refresh, sockets: usize, cost: Duration, now: Instant) {
-        let slot = match refresh {
+        let (slot, smoothing) = match refresh {
             Refresh::Full => {
                 self.last_full = Some(now);
                 self.split = sockets > SPLIT_ABOVE;
-                &mut self.cost_full
+                (&mut self.cost_full, SMOOTHING_FULL)
             }
-            Refresh::Trouble => &mut self.cost_trouble,
+            Refresh::Trouble => (&mut self.cost_trouble, SMOOTHING),
         };
         *slot = Some(match *slot {
             None => cost,
-            Some(old) => old.mul_f64(1.0 - SMOOTHING) + cost.mul_f64(SMOOTHING),
+            Some(old) => old.mul_f64(1.0 - smoothing) + cost.mul_f64(smoothing),
         });
         self.replan();
     }

@@ -192,7 +192,11 @@ impl Analyzer {
         }
         // The history has just counted the sample's states: one pass over
         // the table saved (130k sockets at each refresh).
-        let counts = history.samples().back().map(|s| s.counts);
+        let counts = history
+            .samples()
+            .back()
+            .filter(|s| s.mono == snapshot.monotonic)
+            .map(|s| s.counts);
         self.analyze_traced(snapshot, stats, parts, trace, counts)
     }
 }

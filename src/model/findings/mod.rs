@@ -269,8 +269,8 @@ pub(crate) struct Input<'a> {
     pub by_local_port: std::cell::OnceCell<PortIndex>,
     /// The closing TCP sockets of `all` ([`closing`]) and their index by
     /// local port, built on first use: the other end of a half-closed
-    /// connection is among them (at 130k sockets, a quarter of the table
-    /// to index at each refresh instead of all of it).
+    /// connection is among them (on the 130k benchmark load, a sixth of
+    /// the table to index at each refresh instead of all of it).
     pub closing: std::cell::OnceCell<(Vec<&'a Socket>, PortIndex)>,
     /// The TCP sockets of `sockets` by state (indexed by the state's kernel
     /// number), sorted out in one pass: a finding about one state reads
@@ -502,35 +502,58 @@ impl<'a> Input<'a> {
     }
 
     /// The socket at the other end of each of these connections, when that
-    /// end is on this machine: `[i]` is `of[i]`'s (looked up in the port
+    /// end is on this machine: `[i]` is `of[i]`'s (looked up in a port
     /// index, no map built).
     ///
-    /// A half-closed connection's other end (see [`half_closed`]) is looked
-    /// up among the closing sockets only.
+    /// A half-closed connection's other end (see [`half_closed`]) is one of
+    /// the [`closing`] sockets: looked up in their own index, or in the
+    /// whole table's when another finding has built that one already.
     pub fn local_peers(&self, of: &[&Socket]) -> Vec<Option<&'a Socket>> {
         of.iter()
             .map(|s| {
                 if !self.is_local(s.remote.ip()) {
                     return None;
                 }
-                let (table, index): (&[&'a Socket], &PortIndex) = if half_closed(s) {
-                    let (table, index) = self.closing.get_or_init(|| {
-                        let table: Vec<&Socket> =
-                            self.all.iter().copied().filter(|o| closing(o)).collect();
-                        let index = PortIndex::new(&table);
-                        (table, index)
-                    });
-                    (table, index)
-                } else {
-                    let index = self.by_local_port.get_or_init(|| PortIndex::new(&self.all));
-                    (&self.all, index)
-                };
+                let half = half_closed(s);
+                let (table, index): (&[&'a Socket], &PortIndex) =
+                    match (half, self.by_local_port.get()) {
+                        (true, None) => {
+                            let (table, index) = self.closing.get_or_init(|| {
+                                let table = self.closing_sockets();
+                                let index = PortIndex::new(&table);
+                                (table, index)
+                            });
+                            (table, index)
+                        }
+                        (_, Some(index)) => (&self.all, index),
+                        (false, None) => (
+                            &self.all,
+                            self.by_local_port.get_or_init(|| PortIndex::new(&self.all)),
+                        ),
+                    };
                 let (local, remote) = (canonical(s.remote), canonical(s.local));
                 index
                     .candidates(local, remote)
                     .map(|i| table[i as usize])
-                    .find(|o| canonical(o.local) == local && canonical(o.remote) == remote)
+                    .find(|o| {
+                        canonical(o.local) == local
+                            && canonical(o.remote) == remote
+                            && (!half || closing(o))
+                    })
             })
+            .collect()
+    }
+
+    /// The [`closing`] sockets of `all`: from the sockets sorted by state
+    /// when they are all of them (no filter), without reading the rest of
+    /// the table.
+    fn closing_sockets(&self) -> Vec<&'a Socket> {
+        if self.filtered {
+            return self.all.iter().copied().filter(|o| closing(o)).collect();
+        }
+        CLOSING
+            .iter()
+            .flat_map(|&state| self.tcp(state).iter().copied())
             .collect()
     }
 
@@ -583,27 +606,32 @@ impl<'a> Input<'a> {
 
 /// A connection one side of which has sent its FIN and the other not yet:
 /// CLOSE_WAIT (the peer's FIN came) or FIN_WAIT2 (ours was acknowledged).
-/// Its other end, when on this machine, has sent or received that FIN too:
-/// it is [`closing`], never ESTABLISHED. An ESTABLISHED entry for it in a
-/// trouble refresh is the last full dump's, from before the close: the
-/// other end has gone since (it would be in the refresh otherwise).
+/// Its other end, when on this machine, is [`closing`]: the other end of a
+/// CLOSE_WAIT sent its FIN (FIN_WAIT1, FIN_WAIT2), the other end of a
+/// FIN_WAIT2 got ours (CLOSE_WAIT, LAST_ACK, or CLOSING in a simultaneous
+/// close); never ESTABLISHED, and never TIME_WAIT, which takes both FINs.
+/// An ESTABLISHED entry for it in a trouble refresh is the last full
+/// dump's, from before the close: the other end has gone since (it would
+/// be in the refresh otherwise). A dump is not taken at one instant, so a
+/// full dump may also catch the other end a moment before its state
+/// changed: that end is then left unmatched for one sample.
 fn half_closed(s: &Socket) -> bool {
     s.proto == super::socket::Proto::Tcp
         && matches!(s.state, TcpState::CloseWait | TcpState::FinWait2)
 }
 
-/// A TCP socket past ESTABLISHED: a FIN sent or received.
+/// The states the other end of a half-closed connection can be in.
+const CLOSING: [TcpState; 5] = [
+    TcpState::FinWait1,
+    TcpState::FinWait2,
+    TcpState::CloseWait,
+    TcpState::Closing,
+    TcpState::LastAck,
+];
+
+/// A TCP socket in one of the [`CLOSING`] states.
 fn closing(s: &Socket) -> bool {
-    s.proto == super::socket::Proto::Tcp
-        && matches!(
-            s.state,
-            TcpState::FinWait1
-                | TcpState::FinWait2
-                | TcpState::CloseWait
-                | TcpState::Closing
-                | TcpState::LastAck
-                | TcpState::TimeWait
-        )
+    s.proto == super::socket::Proto::Tcp && CLOSING.contains(&s.state)
 }
 
 fn canonical(a: SocketAddr) -> SocketAddr {

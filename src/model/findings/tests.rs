@@ -597,12 +597,41 @@ fn a_half_closed_connections_other_end_is_never_taken_from_an_established_entry(
         1000,
         &[(6000, 4)],
     ));
+    // The other way round: a CLOSE_WAIT of the fixture's redis whose
+    // client's end is gone, an ESTABLISHED entry of it left.
+    snap.sockets.push(socket(
+        Proto::Tcp,
+        TcpState::CloseWait,
+        "127.0.0.1:6800",
+        "127.0.0.1:53000",
+        302,
+        999,
+        &[(1000, 40)],
+    ));
+    snap.sockets.push(socket(
+        Proto::Tcp,
+        TcpState::Established,
+        "127.0.0.1:53000",
+        "127.0.0.1:6800",
+        303,
+        1000,
+        &[(6001, 4)],
+    ));
     let h = {
         let mut h = History::default();
         h.record(&snap);
         h
     };
     let findings = analyze(&snap, &h, &Filter::default());
+    let leak = findings
+        .iter()
+        .find(|f| f.kind == Kind::CloseWaitLeak && f.pid == Some(1000))
+        .expect("redis's CLOSE_WAIT finding");
+    assert!(
+        leak.peers.iter().all(|p| p.pid != Some(6001)),
+        "the stale ESTABLISHED entry was taken for the other end: {:?}",
+        leak.peers
+    );
     let orphans = findings
         .iter()
         .find(|f| f.kind == Kind::FinWait2 && f.pid.is_none())
