@@ -11,6 +11,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// `d` lies in `lo..=hi`.
+#[track_caller]
+fn assert_within(d: Duration, lo: Duration, hi: Duration) {
+    assert!(d >= lo && d <= hi, "{d:?} not within {lo:?}..={hi:?}");
+}
+
 fn at(snap: &mut Snapshot, wall_s: u64, mono_s: u64) {
     snap.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + wall_s);
     snap.monotonic = Duration::from_secs(1000 + mono_s);
@@ -49,10 +55,7 @@ fn a_small_table_is_dumped_whole_every_interval_within_the_cpu_budget() {
         c.charge(Refresh::Full, 1000, Duration::from_millis(200), now);
     }
     let iv = c.interval();
-    assert!(
-        iv >= Duration::from_millis(2150) && iv <= Duration::from_millis(2250),
-        "{iv:?}"
-    );
+    assert_within(iv, Duration::from_millis(2150), Duration::from_millis(2250));
 }
 
 #[test]
@@ -66,9 +69,10 @@ fn a_large_table_refreshes_the_trouble_states_every_interval_and_the_rest_less_o
     assert_eq!(c.interval(), SEC, "the trouble states every second");
     // 30 ms/s of trouble refreshes leaves 61 ms/s: a full dump every ~6.6 s.
     let full = c.full_interval();
-    assert!(
-        full >= Duration::from_millis(6400) && full <= Duration::from_millis(6800),
-        "{full:?}"
+    assert_within(
+        full,
+        Duration::from_millis(6400),
+        Duration::from_millis(6800),
     );
     let per_second = 0.030 / c.interval().as_secs_f64() + 0.400 / c.full_interval().as_secs_f64();
     assert!(per_second <= 1.0 / MAX_SHARE + 1e-9, "{per_second}");
@@ -86,10 +90,7 @@ fn trouble_refreshes_that_cost_too_much_stretch_the_interval_not_the_budget() {
     c.charge(Refresh::Trouble, 130_000, Duration::from_millis(100), t0);
     // 100 ms a refresh at 92% of 1/11 of a core: every 1.2 s.
     let iv = c.interval();
-    assert!(
-        iv >= Duration::from_millis(1180) && iv <= Duration::from_millis(1210),
-        "{iv:?}"
-    );
+    assert_within(iv, Duration::from_millis(1180), Duration::from_millis(1210));
     let share = 0.1 / c.interval().as_secs_f64() + 0.4 / c.full_interval().as_secs_f64();
     assert!(share <= 1.0 / MAX_SHARE + 1e-9, "{share}");
     assert!(c.full_interval() <= MAX_FULL, "{:?}", c.full_interval());
@@ -104,15 +105,9 @@ fn costly_full_dumps_take_what_they_need_to_run_once_a_minute_from_the_trouble_s
     c.charge(Refresh::Full, 130_000, Duration::from_millis(900), t0);
     c.charge(Refresh::Trouble, 130_000, Duration::from_millis(100), t0);
     let iv = c.interval();
-    assert!(
-        iv >= Duration::from_millis(1300) && iv <= Duration::from_millis(1330),
-        "{iv:?}"
-    );
+    assert_within(iv, Duration::from_millis(1300), Duration::from_millis(1330));
     let full = c.full_interval();
-    assert!(
-        full >= Duration::from_millis(59_500) && full <= MAX_FULL,
-        "{full:?}"
-    );
+    assert_within(full, Duration::from_millis(59_500), MAX_FULL);
     let share = 0.1 / iv.as_secs_f64() + 0.9 / full.as_secs_f64();
     assert!(share <= 1.0 / MAX_SHARE + 1e-9, "{share}");
     // A full dump that no budget could run once a minute: the trouble
@@ -122,10 +117,7 @@ fn costly_full_dumps_take_what_they_need_to_run_once_a_minute_from_the_trouble_s
     c.charge(Refresh::Full, 130_000, Duration::from_secs(6), t0);
     c.charge(Refresh::Trouble, 130_000, Duration::from_millis(100), t0);
     let iv = c.interval();
-    assert!(
-        iv >= Duration::from_millis(2190) && iv <= Duration::from_millis(2210),
-        "{iv:?}"
-    );
+    assert_within(iv, Duration::from_millis(2190), Duration::from_millis(2210));
     assert_eq!(c.full_interval(), MAX_FULL);
 }
 
