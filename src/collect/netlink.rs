@@ -101,6 +101,9 @@ pub struct Dumper {
     seq: u32,
     /// A request was sent whose reply was not read to its end.
     in_flight: bool,
+    /// How many answers the last dump had: the next one's set of cookies is
+    /// made that large at once instead of growing through rehashes.
+    expect: usize,
     /// The network namespace the socket was made in, when not the
     /// caller's: a fresh socket must be made there too.
     netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
@@ -261,6 +264,7 @@ impl Dumper {
             buf: vec![0; RECV_BUF],
             seq: 0,
             in_flight: false,
+            expect: 0,
             netns: None,
         })
     }
@@ -281,6 +285,7 @@ impl Dumper {
             buf: vec![0; buf.max(1 << 14)],
             seq: 0,
             in_flight: false,
+            expect: 0,
             netns: Some(netns),
         })
     }
@@ -529,7 +534,10 @@ impl Dumper {
             seq: self.seq,
             port: self.port,
             single,
-            seen: Default::default(),
+            seen: std::collections::HashSet::with_capacity_and_hasher(
+                self.expect,
+                Default::default(),
+            ),
             undecoded: None,
         };
         loop {
@@ -553,6 +561,9 @@ impl Dumper {
                 Walk::More => {}
                 Walk::End(end) => {
                     self.in_flight = false;
+                    if !single {
+                        self.expect = reply.seen.len();
+                    }
                     return end;
                 }
                 // The socket stays in flight: replaced before the next request.

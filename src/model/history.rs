@@ -112,6 +112,73 @@ struct Since {
     entered: Option<Duration>,
 }
 
+/// The entries the newest record made, by the position of their socket in
+/// its sample's table. The findings that follow ask for the same sockets
+/// (every CLOSE_WAIT and FIN_WAIT2): by position, a lookup hashes nothing
+/// and reads the entries in order, instead of a random read into the maps
+/// for each (at 130k sockets those reads missed the caches the dump had
+/// just filled, and were a tenth of a trouble refresh's user time).
+#[derive(Debug, Default)]
+struct Latest {
+    /// The sample's clock and its table (address and length): a socket of
+    /// another table is looked up in the maps.
+    mono: Duration,
+    table: usize,
+    len: usize,
+    /// Position → 1 + its index in `entries`; 0 (or past the end) for a
+    /// socket not recorded by position (one a trouble refresh kept from the
+    /// full dump, whose entry is in the maps).
+    slots: Vec<u32>,
+    entries: Vec<(Mark, Since)>,
+}
+
+/// Enough of a socket to tell that an entry by position is its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    inode: u64,
+    ports: u32,
+    state: TcpState,
+}
+
+impl Mark {
+    fn of(s: &crate::model::Socket) -> Mark {
+        Mark {
+            inode: s.inode,
+            ports: u32::from(s.local.port()) << 16 | u32::from(s.remote.port()),
+            state: s.state,
+        }
+    }
+}
+
+impl Latest {
+    /// The entry recorded for `s`, when `s` is in the recorded table.
+    fn get(
+        &self,
+        sockets: &[crate::model::Socket],
+        mono: Duration,
+        s: &crate::model::Socket,
+    ) -> Option<&Since> {
+        if mono != self.mono || sockets.len() != self.len || sockets.as_ptr() as usize != self.table
+        {
+            return None;
+        }
+        let i = position(sockets, s)?;
+        let slot = *self.slots.get(i)?;
+        let (mark, since) = self.entries.get((slot as usize).checked_sub(1)?)?;
+        (*mark == Mark::of(s)).then_some(since)
+    }
+}
+
+/// Where `s` is in `sockets`, when it is one of them (by address: no
+/// comparison of contents).
+fn position(sockets: &[crate::model::Socket], s: &crate::model::Socket) -> Option<usize> {
+    let size = std::mem::size_of::<crate::model::Socket>();
+    let offset =
+        (s as *const crate::model::Socket as usize).checked_sub(sockets.as_ptr() as usize)?;
+    let i = offset / size;
+    (offset % size == 0 && sockets.get(i).is_some_and(|at| std::ptr::eq(at, s))).then_some(i)
+}
+
 /// What `tcp_info` said of a connection at the last sample that had it: a
 /// map of its own, empty when the dumps leave `tcp_info` out (large tables).
 #[derive(Debug, Clone, Copy)]
@@ -280,6 +347,8 @@ pub struct History {
     /// State entries the transitions saw, for the next record: they make
     /// the ages of those connections exact.
     exact: Arc<crate::trace::sample::Exact>,
+    /// The newest record's entries by position ([`History::seen_in`]).
+    latest: Arc<Latest>,
 }
 
 impl History {
@@ -383,11 +452,38 @@ impl History {
         let old_rates = Arc::clone(&self.conn_rates);
         let old_traffic = Arc::clone(&self.traffic);
         let mut since = SinceMap::with_capacity_and_hasher(old.len(), Default::default());
-        let mut since_stable = (!partial)
+        let since_stable = (!partial)
             .then(|| SinceMap::with_capacity_and_hasher(old_stable.len(), Default::default()));
         let mut rates = ConnRates::default();
         let mut traffic = TrafficMap::default();
-        for s in &snap.sockets {
+        // The sockets looked at (a trouble refresh's kept part is not), their
+        // ids and what the last record said of them, in tight passes first:
+        // the lookups do not depend on each other, so their cache misses
+        // overlap instead of coming one at a time in the loop below.
+        let looked: Vec<(usize, ConnId)> = snap
+            .sockets
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !(partial && stable(s)))
+            .map(|(i, s)| (i, self.ids.of(&s.key())))
+            .collect();
+        // A connection may have moved between the two maps (ESTABLISHED to
+        // CLOSE_WAIT): look in both.
+        let before: Vec<Option<Since>> = looked
+            .iter()
+            .map(|(_, id)| old.get(id).or_else(|| old_stable.get(id)).copied())
+            .collect();
+        let mut latest = Latest {
+            mono: at,
+            table: snap.sockets.as_ptr() as usize,
+            len: snap.sockets.len(),
+            slots: Vec::new(),
+            entries: Vec::new(),
+        };
+        let mut next = looked.iter().zip(before).peekable();
+        let mut fresh: Vec<ConnId> = Vec::with_capacity(old.len());
+        let mut kept: Vec<(ConnId, Since)> = Vec::new();
+        for (i, s) in snap.sockets.iter().enumerate() {
             if s.state == TcpState::CloseWait && s.proto == crate::model::Proto::Tcp {
                 services
                     .entry(super::holders::service_id(snap, s))
@@ -395,9 +491,10 @@ impl History {
                     .close_wait += 1;
             }
             let is_stable = stable(s);
-            if partial && is_stable {
-                // As the last full dump left it: its rate still counts for
-                // its process, its series stays.
+            let Some(((_, id), prev)) = next.next_if(|((at, _), _)| *at == i) else {
+                // A trouble refresh's kept socket, as the last full dump
+                // left it: its rate still counts for its process, its
+                // series stays.
                 if !old_traffic.is_empty() {
                     let id = self.ids.of(&s.key());
                     if let Some(t) = old_traffic.get(&id) {
@@ -412,11 +509,8 @@ impl History {
                     }
                 }
                 continue;
-            }
-            let id = self.ids.of(&s.key());
-            // A connection may have moved between the two maps (ESTABLISHED
-            // to CLOSE_WAIT): look in both.
-            let prev = old.get(&id).or_else(|| old_stable.get(&id)).copied();
+            };
+            let id = *id;
             let mut entry = match prev {
                 Some(p) if p.state == s.state => p,
                 _ => Since {
@@ -460,17 +554,32 @@ impl History {
                     }
                 }
             }
-            match (&mut since_stable, is_stable) {
-                (Some(m), true) => m.insert(id, entry),
-                _ => since.insert(id, entry),
-            };
+            if since_stable.is_some() && is_stable {
+                kept.push((id, entry));
+            } else {
+                fresh.push(id);
+                // By position too, for the findings (the trouble states).
+                latest.slots.resize(i, 0);
+                latest.entries.push((Mark::of(s), entry));
+                latest.slots.push(latest.entries.len() as u32);
+            }
         }
+        // Into the maps in tight loops of their own, for the same reason as
+        // the lookups: each insert is a write to a random place of a map
+        // larger than the caches.
+        since.extend(
+            fresh
+                .into_iter()
+                .zip(latest.entries.iter().map(|(_, e)| *e)),
+        );
         self.since = Arc::new(since);
-        if let Some(m) = since_stable {
+        if let Some(mut m) = since_stable {
+            m.extend(kept);
             self.since_stable = Arc::new(m);
         }
         self.conn_rates = Arc::new(rates);
         self.traffic = Arc::new(traffic);
+        self.latest = Arc::new(latest);
         (per_process, services)
     }
 
@@ -607,6 +716,19 @@ impl History {
     /// found with one lookup.
     pub fn seen(&self, key: &ConnKey) -> Option<Seen> {
         let e = self.since(key)?;
+        Some(Seen {
+            first: self.first_seen_of(e)?,
+            is_new: self.is_new_of(e),
+        })
+    }
+
+    /// [`History::seen`] of a socket of `snap`: by its position when `snap`
+    /// is the sample last recorded, else by its key.
+    pub fn seen_in(&self, snap: &Snapshot, s: &crate::model::Socket) -> Option<Seen> {
+        let e = match self.latest.get(&snap.sockets, snap.monotonic, s) {
+            Some(e) => e,
+            None => self.since(&s.key())?,
+        };
         Some(Seen {
             first: self.first_seen_of(e)?,
             is_new: self.is_new_of(e),
@@ -787,6 +909,59 @@ mod tests {
             .close_wait_growth(Some(1000))
             .unwrap();
         assert!(!g.growing(), "{g:?}");
+    }
+
+    #[test]
+    fn a_socket_is_found_by_position_in_the_recorded_table_and_by_key_elsewhere() {
+        let mut h = History::default();
+        let mut snap = fixture::small();
+        at(&mut snap, 100);
+        h.record(&snap);
+        snap.sockets[1].state = TcpState::LastAck;
+        at(&mut snap, 120);
+        h.record(&snap);
+        let by_key = |h: &History, s: &crate::model::Socket| h.seen(&s.key());
+        // The recorded table: by position, as by key, the kept ESTABLISHED
+        // and UDP sockets included (they are looked up by key).
+        for s in &snap.sockets {
+            assert!(by_key(&h, s).is_some(), "{s:?}");
+            assert_eq!(h.seen_in(&snap, s), by_key(&h, s), "{s:?}");
+        }
+        assert!(
+            h.latest
+                .get(&snap.sockets, snap.monotonic, &snap.sockets[1])
+                .is_some()
+        );
+        let changed = h.seen_in(&snap, &snap.sockets[1]).unwrap();
+        assert!(changed.is_new && !changed.first.1, "{changed:?}");
+        // A copy of the table (another address) and a socket of no table:
+        // by key.
+        let copy = snap.clone();
+        assert!(
+            h.latest
+                .get(&copy.sockets, copy.monotonic, &copy.sockets[1])
+                .is_none()
+        );
+        for s in &copy.sockets {
+            assert_eq!(h.seen_in(&copy, s), by_key(&h, s), "{s:?}");
+        }
+        let lone = snap.sockets[2].clone();
+        assert_eq!(h.seen_in(&snap, &lone), by_key(&h, &lone));
+        // Another connection in the same place of the recorded table is not
+        // given the entry of the one that was there.
+        snap.sockets[1].inode += 1;
+        snap.sockets[1].remote.set_port(40_000);
+        assert_eq!(h.seen_in(&snap, &snap.sockets[1]), None);
+        // A trouble refresh: the kept part by key, the fresh part by
+        // position, alike.
+        snap.sockets[1] = copy.sockets[1].clone();
+        snap.sockets[2].state = TcpState::LastAck;
+        at(&mut snap, 130);
+        h.record_partial(&snap);
+        for s in &snap.sockets {
+            assert_eq!(h.seen_in(&snap, s), by_key(&h, s), "{s:?}");
+        }
+        assert!(h.seen_in(&snap, &snap.sockets[2]).unwrap().is_new);
     }
 
     #[test]

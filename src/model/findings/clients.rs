@@ -3,7 +3,7 @@
 
 use super::text::{percent, who};
 use super::{Finding, Input, Kind, Severity};
-use crate::model::socket::{Proto, TcpState};
+use crate::model::socket::TcpState;
 use foldhash::{HashMap, HashMapExt};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -11,13 +11,11 @@ use std::net::IpAddr;
 pub(super) fn analyze(input: &Input, out: &mut Vec<Finding>) {
     let limits = &input.limits;
     let mut services: HashMap<u16, BTreeSet<u32>> = HashMap::new();
-    for s in &input.all {
-        if s.proto == Proto::Tcp && s.state == TcpState::Listen {
-            services
-                .entry(s.local.port())
-                .or_default()
-                .extend(s.owners.iter().map(|o| o.pid));
-        }
+    for s in &input.listeners {
+        services
+            .entry(s.local.port())
+            .or_default()
+            .extend(s.owners.iter().map(|o| o.pid));
     }
     // Inbound connections per service, per client host.
     let mut clients: HashMap<u16, HashMap<IpAddr, u64>> = HashMap::new();

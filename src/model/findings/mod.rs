@@ -263,8 +263,10 @@ pub(crate) struct Input<'a> {
     /// Addresses this machine's sockets are bound to: a remote end on one of
     /// them is a local process. Built on first use: only peer lookups need it.
     pub local_ips: std::cell::OnceCell<HashSet<IpAddr>>,
-    /// TCP ports something listens on here.
+    /// TCP ports something listens on here...
     pub listening: HashSet<u16>,
+    /// ...and the listeners (of `all`: whatever the filter).
+    pub listeners: Vec<&'a Socket>,
     /// The snapshot's sockets by local port, built on first use.
     pub by_local_port: std::cell::OnceCell<PortIndex>,
     /// The closing TCP sockets of `all` ([`closing`]) and their index by
@@ -649,56 +651,44 @@ fn analyze_with(
     filter: &Filter,
     limits: Thresholds,
 ) -> Vec<Finding> {
-    let sockets: Vec<&Socket> = if filter.is_empty() {
-        snap.sockets.iter().collect()
-    } else {
-        snap.sockets
-            .iter()
-            .filter(|s| filter.matches(s, snap))
-            .collect()
-    };
     // Each network namespace on its own: its own ports, listeners,
-    // counters and sysctls. The host's first.
-    let mut listening: HashMap<u64, HashSet<u16>> = HashMap::new();
+    // counters and sysctls. The host's first. One pass over the table
+    // sorts out each namespace's sockets, the ones the filter selects by
+    // state, and its listeners (at 130k sockets, each pass is a read of
+    // 20 MiB).
+    let unfiltered = filter.is_empty();
+    let mut parts: std::collections::BTreeMap<u64, Part> = Default::default();
+    let mut host = Part::default();
     for s in &snap.sockets {
-        if s.proto == super::socket::Proto::Tcp && s.state == TcpState::Listen {
-            listening.entry(s.netns).or_default().insert(s.local.port());
-        }
+        let part = if snap.namespaces.is_empty() || s.netns == super::socket::HOST_NETNS {
+            &mut host
+        } else {
+            parts.entry(s.netns).or_default()
+        };
+        part.add(s, unfiltered || filter.matches(s, snap));
     }
-    let mut by_netns: std::collections::BTreeMap<u64, (Vec<&Socket>, Vec<&Socket>)> =
-        Default::default();
-    if snap.namespaces.is_empty() {
-        by_netns.insert(
-            super::socket::HOST_NETNS,
-            (sockets, snap.sockets.iter().collect()),
-        );
-    } else {
-        for s in sockets {
-            by_netns.entry(s.netns).or_default().0.push(s);
-        }
-        for s in &snap.sockets {
-            if let Some((_, all)) = by_netns.get_mut(&s.netns) {
-                all.push(s);
-            }
-        }
-        by_netns.entry(super::socket::HOST_NETNS).or_default();
-    }
+    parts.insert(super::socket::HOST_NETNS, host);
     let mut out = Vec::new();
-    for (netns, (sockets, all)) in by_netns {
+    for (netns, part) in parts {
+        if part.sockets.is_empty() && netns != super::socket::HOST_NETNS {
+            continue;
+        }
         let system = match snap.namespaces.get(netns) {
             Some(ns) => &ns.system,
             None if netns == super::socket::HOST_NETNS => &snap.system,
             None => continue,
         };
-        let mut tcp_by_state: Vec<Vec<&Socket>> = vec![Vec::new(); TcpState::Closing as usize + 1];
-        for s in &sockets {
-            if s.proto == super::socket::Proto::Tcp {
-                tcp_by_state[s.state as usize].push(*s);
-            }
-        }
+        let Part {
+            all,
+            sockets,
+            mut tcp_by_state,
+            listeners,
+        } = part;
+        tcp_by_state.resize(TcpState::Closing as usize + 1, Vec::new());
         let input = Input {
             tcp_by_state,
-            listening: listening.remove(&netns).unwrap_or_default(),
+            listening: listeners.iter().map(|s| s.local.port()).collect(),
+            listeners,
             by_local_port: std::cell::OnceCell::new(),
             closing: std::cell::OnceCell::new(),
             snap,
@@ -729,6 +719,40 @@ fn analyze_with(
     accept::rank_causes(&mut out);
     sort(&mut out);
     out
+}
+
+/// One namespace's sockets, sorted out for [`analyze_with`].
+#[derive(Default)]
+struct Part<'a> {
+    all: Vec<&'a Socket>,
+    /// Those the filter selects.
+    sockets: Vec<&'a Socket>,
+    /// The TCP ones of `sockets` by state.
+    tcp_by_state: Vec<Vec<&'a Socket>>,
+    /// The TCP listeners of `all`.
+    listeners: Vec<&'a Socket>,
+}
+
+impl<'a> Part<'a> {
+    fn add(&mut self, s: &'a Socket, selected: bool) {
+        self.all.push(s);
+        let tcp = s.proto == super::socket::Proto::Tcp;
+        if tcp && s.state == TcpState::Listen {
+            self.listeners.push(s);
+        }
+        if !selected {
+            return;
+        }
+        self.sockets.push(s);
+        if tcp {
+            let i = s.state as usize;
+            if self.tcp_by_state.len() <= i {
+                self.tcp_by_state
+                    .resize(TcpState::Closing as usize + 1, Vec::new());
+            }
+            self.tcp_by_state[i].push(s);
+        }
+    }
 }
 
 /// Says where a finding of another namespace is: `[web]` before its
@@ -801,7 +825,7 @@ pub(crate) fn oldest_and_new(
     let first = sockets
         .iter()
         .map(|s| {
-            let seen = input.history.seen(&s.key());
+            let seen = input.history.seen_in(input.snap, s);
             new += u64::from(seen.is_some_and(|e| e.is_new));
             let (seen, from_start) = seen.map_or((taken, true), |e| e.first);
             if !from_start {
