@@ -94,10 +94,13 @@ impl KnownOwners {
         let check = |inode: u64| held <= self.check_all_upto || inode % CHECK_EVERY == turn;
         // pid → its table has as many descriptors as at the full collection.
         let mut steady: HashMap<u32, bool> = HashMap::new();
-        for s in sockets.iter().filter(|s| s.inode != 0) {
-            if !self.inodes.contains(&s.inode) {
-                return None;
-            }
+        // Every held socket known, checked first in a loop of its own: its
+        // lookups do not depend on each other, so their cache misses overlap.
+        let held_sockets = || sockets.iter().filter(|s| s.inode != 0);
+        if !held_sockets().all(|s| self.inodes.contains(&s.inode)) {
+            return None;
+        }
+        for s in held_sockets() {
             let from = self.holders.partition_point(|(i, _)| *i < s.inode);
             for &(_, owner) in self.holders[from..]
                 .iter()

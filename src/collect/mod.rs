@@ -388,11 +388,6 @@ impl SystemCollector {
                 };
                 host_len = sockets.len();
                 let (spaces, found) = self.other_namespaces(&mut sockets, monotonic);
-                let live: owners::InodeSet = sockets
-                    .iter()
-                    .map(|s| s.inode)
-                    .filter(|&i| i != 0)
-                    .collect();
                 let remembered = (!full && want_owners)
                     .then(|| self.known.as_mut()?.answer(&sockets))
                     .flatten();
@@ -400,6 +395,11 @@ impl SystemCollector {
                 let scan = if let Some(scan) = remembered {
                     scan
                 } else if want_owners {
+                    let live: owners::InodeSet = sockets
+                        .iter()
+                        .map(|s| s.inode)
+                        .filter(|&i| i != 0)
+                        .collect();
                     self.tracker
                         .scan_scope(threads, &live, full)
                         .map_err(CollectError::Owners)?

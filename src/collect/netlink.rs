@@ -506,6 +506,8 @@ impl Dumper {
         self.ready()?;
         self.seq = self.seq.wrapping_add(1);
         let request = legacy_tcp_request(tcp_info, states, self.seq);
+        // As many as the last dump had, at once: no copies as it grows.
+        out.reserve(self.expect);
         self.exchange(&request, "tcp", false, &mut |resp, raw| {
             if let Some(sock) = convert(resp, Proto::Tcp, raw_expires(raw)) {
                 out.push(sock);
