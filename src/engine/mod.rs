@@ -308,7 +308,35 @@ impl Engine {
     fn step_as(&mut self, refresh: Refresh) -> Result<Arc<Analysis>, SourceError> {
         let (snap, stats, parts) = self.sample_as(refresh)?;
         let trace = self.pending_trace.take();
-        Ok(self.analyzer.digest_traced(snap, Some(stats), parts, trace))
+        let sockets = snap.sockets.len();
+        let mut analysis = self.analyzer.digest_traced(snap, Some(stats), parts, trace);
+        // Charged once digested: a sample's cost is its collection and its
+        // digestion (and the drawing of the one before). Charged before
+        // it, a full dump's digestion of 130k sockets went to the trouble
+        // refresh after it, whose interval then stretched by a fifth for
+        // the next ten refreshes, once a minute.
+        self.charge(refresh, sockets);
+        if let Some(a) = Arc::get_mut(&mut analysis) {
+            a.stats = a.stats.map(|s| self.stats(s.took));
+            a.parts = a.parts.map(|p| Parts {
+                full_interval: self.cadence.full_interval(),
+                ..p
+            });
+        }
+        Ok(analysis)
+    }
+
+    /// Charges a sample's CPU to the cadence.
+    fn charge(&mut self, refresh: Refresh, sockets: usize) {
+        self.cadence.sampled(refresh, sockets);
+    }
+
+    /// The figures shown for a collection that took `took`.
+    fn stats(&self, took: Duration) -> CollectStats {
+        CollectStats {
+            took,
+            interval: self.cadence.interval(),
+        }
     }
 
     /// Which sample the cadence wants now (a full one on `force_full`, or
@@ -328,9 +356,17 @@ impl Engine {
         force_full: bool,
     ) -> Result<(Arc<Snapshot>, CollectStats, Option<Parts>), SourceError> {
         let refresh = self.due(force_full);
-        self.sample_as(refresh)
+        let (snap, stats, parts) = self.sample_as(refresh)?;
+        self.charge(refresh, snap.sockets.len());
+        let parts = parts.map(|p| Parts {
+            full_interval: self.cadence.full_interval(),
+            ..p
+        });
+        Ok((snap, self.stats(stats.took), parts))
     }
 
+    /// A sample as the cadence wants it, merged, not yet charged to it: the
+    /// caller charges it once done with it ([`Engine::charge`]).
     fn sample_as(
         &mut self,
         refresh: Refresh,
@@ -411,12 +447,7 @@ impl Engine {
         // connection's is asked for on its own).
         self.tcp_info = snap.sockets.len() <= crate::collect::TCP_INFO_LIMIT;
         self.source.set_tcp_info(self.tcp_info);
-        self.cadence.sampled(refresh, snap.sockets.len());
-        let stats = CollectStats {
-            took,
-            interval: self.cadence.interval(),
-        };
-        Ok((snap, stats, parts))
+        Ok((snap, self.stats(took), parts))
     }
 
     /// Fills in `tcp_info` for the focused connection when the dump left it out.
