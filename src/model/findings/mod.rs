@@ -286,8 +286,8 @@ pub(crate) struct Input<'a> {
 /// that match (at 130k sockets, reading a server port's 50k sockets for
 /// each lookup cost more than the rest of the findings).
 pub(crate) struct PortIndex {
-    /// `idx[start[p]..start[p + 1]]` are the sockets on local port `p`.
-    start: Vec<u32>,
+    /// Where the sockets of each local port are in `idx`.
+    start: Starts,
     idx: Vec<u32>,
     /// The remote port of each socket of `idx`, in the same order.
     remote: Vec<u16>,
@@ -302,8 +302,11 @@ pub(crate) struct PortIndex {
 impl PortIndex {
     /// Over `all`: the positions are positions in it.
     fn new(all: &[&Socket]) -> PortIndex {
-        // Two counting sorts, by remote port then (stable) by local port:
-        // each socket is read once, and no comparison sort runs.
+        PortIndex::build(all, all.len() <= SMALL_INDEX)
+    }
+
+    /// [`PortIndex::new`], sorted by comparison when `small`.
+    fn build(all: &[&Socket], small: bool) -> PortIndex {
         let ports: Vec<(u16, u16, u32)> = all
             .iter()
             .map(|s| {
@@ -314,6 +317,23 @@ impl PortIndex {
                 )
             })
             .collect();
+        if small {
+            // A small table: a comparison sort, and each port's entries
+            // found by binary search. A table of 65,537 starts would cost
+            // more to clear than the sort (at 1k sockets, a fresh 256 KiB
+            // zeroed at every refresh was most of the findings' time).
+            let mut order: Vec<u32> = (0..ports.len() as u32).collect();
+            order.sort_by_key(|&i| (ports[i as usize].0, ports[i as usize].1));
+            let of = |i: &u32| ports[*i as usize];
+            return PortIndex {
+                start: Starts::Sorted(order.iter().map(|i| of(i).0).collect()),
+                remote: order.iter().map(|i| of(i).1).collect(),
+                addrs: order.iter().map(|i| of(i).2).collect(),
+                idx: order,
+            };
+        }
+        // Two counting sorts, by remote port then (stable) by local port:
+        // each socket is read once, and no comparison sort runs.
         let by_remote = counting_sort(ports.len(), |i| ports[i].1);
         let start = prefix_counts(ports.iter().map(|p| p.0));
         let mut next = start.clone();
@@ -329,7 +349,7 @@ impl PortIndex {
             *slot += 1;
         }
         PortIndex {
-            start,
+            start: Starts::Dense(start),
             idx,
             remote,
             addrs,
@@ -337,8 +357,16 @@ impl PortIndex {
     }
 
     fn range(&self, port: u16) -> std::ops::Range<usize> {
-        let p = usize::from(port);
-        self.start[p] as usize..self.start[p + 1] as usize
+        match &self.start {
+            Starts::Dense(start) => {
+                let p = usize::from(port);
+                start[p] as usize..start[p + 1] as usize
+            }
+            Starts::Sorted(local) => {
+                let from = local.partition_point(|&p| p < port);
+                from..from + local[from..].partition_point(|&p| p == port)
+            }
+        }
     }
 
     fn at(&self, port: u16) -> &[u32] {
@@ -360,6 +388,19 @@ impl PortIndex {
             .filter(move |&(_, &a)| a == want)
             .map(|(&i, _)| i)
     }
+}
+
+/// Up to this many sockets, a [`PortIndex`] is sorted by comparison and
+/// searched (a dense table of starts is 256 KiB whatever the sockets).
+const SMALL_INDEX: usize = 4096;
+
+/// Where each local port's entries of a [`PortIndex`] are.
+enum Starts {
+    /// `idx[start[p]..start[p + 1]]` are the sockets on local port `p`.
+    Dense(Vec<u32>),
+    /// The local port of each entry of `idx`, in order: a port's entries
+    /// are found by binary search.
+    Sorted(Vec<u16>),
 }
 
 /// A hash of two addresses, the same for an IPv4 address and its

@@ -659,3 +659,47 @@ fn a_half_closed_connections_other_end_is_never_taken_from_an_established_entry(
         held.peers
     );
 }
+
+#[test]
+fn a_small_port_index_finds_what_the_dense_one_finds() {
+    // Ports and addresses shared in every way: many sockets on one local
+    // port, pairs told apart only by address, IPv4 against IPv4-mapped.
+    let mut snap = fixture::small();
+    for i in 0..600u32 {
+        let (local_port, remote_port) = (7000 + (i % 7) as u16, 30_000 + (i % 50) as u16);
+        let local = if i % 5 == 0 {
+            format!("[::ffff:127.0.0.{}]:{local_port}", 1 + i % 3)
+        } else {
+            format!("127.0.0.{}:{local_port}", 1 + i % 3)
+        };
+        let remote = format!("127.0.{}.{}:{remote_port}", i % 2, 1 + i % 4);
+        snap.sockets.push(socket(
+            Proto::Tcp,
+            TcpState::Established,
+            &local,
+            &remote,
+            u64::from(i) + 1,
+            0,
+            &[],
+        ));
+    }
+    let all: Vec<&Socket> = snap.sockets.iter().collect();
+    let small = PortIndex::build(&all, true);
+    let dense = PortIndex::build(&all, false);
+    let mut found = 0;
+    for s in &all {
+        assert_eq!(small.at(s.local.port()), dense.at(s.local.port()));
+        let (l, r) = (canonical(s.local), canonical(s.remote));
+        let a: Vec<u32> = small.candidates(l, r).collect();
+        let b: Vec<u32> = dense.candidates(l, r).collect();
+        assert_eq!(a, b, "{s:?}");
+        // Every socket is among its own candidates.
+        let me = all.iter().position(|o| std::ptr::eq(*o, *s)).unwrap() as u32;
+        assert!(a.contains(&me), "{s:?}");
+        found += a.len();
+    }
+    assert!(found >= all.len());
+    // A port nobody is on.
+    assert!(small.at(1).is_empty() && dense.at(1).is_empty());
+    assert!(small.at(u16::MAX).is_empty() && dense.at(u16::MAX).is_empty());
+}
