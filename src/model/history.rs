@@ -452,27 +452,32 @@ impl History {
         let old_rates = Arc::clone(&self.conn_rates);
         let old_traffic = Arc::clone(&self.traffic);
         let mut since = SinceMap::with_capacity_and_hasher(old.len(), Default::default());
-        let since_stable = (!partial)
+        let mut since_stable = (!partial)
             .then(|| SinceMap::with_capacity_and_hasher(old_stable.len(), Default::default()));
         let mut rates = ConnRates::default();
         let mut traffic = TrafficMap::default();
-        // The sockets looked at (a trouble refresh's kept part is not), their
-        // ids and what the last record said of them, in tight passes first:
-        // the lookups do not depend on each other, so their cache misses
-        // overlap instead of coming one at a time in the loop below.
-        let looked: Vec<(usize, ConnId)> = snap
-            .sockets
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !(partial && stable(s)))
-            .map(|(i, s)| (i, self.ids.of(&s.key())))
-            .collect();
-        // A connection may have moved between the two maps (ESTABLISHED to
-        // CLOSE_WAIT): look in both.
-        let before: Vec<Option<Since>> = looked
-            .iter()
-            .map(|(_, id)| old.get(id).or_else(|| old_stable.get(id)).copied())
-            .collect();
+        // A trouble refresh: the ids of the sockets it looks at (not the kept
+        // part) and what the last record said of them, in tight passes
+        // first: the lookups do not depend on each other, so their cache
+        // misses overlap instead of coming one at a time in the loop below.
+        // A full record (once a minute) looks them up as it goes, rather
+        // than hold a copy of every entry of 130k sockets meanwhile.
+        let lookup = |id: &ConnId| {
+            // A connection may have moved between the two maps
+            // (ESTABLISHED to CLOSE_WAIT): look in both.
+            old.get(id).or_else(|| old_stable.get(id)).copied()
+        };
+        let looked: Vec<(usize, ConnId)> = if partial {
+            snap.sockets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !stable(s))
+                .map(|(i, s)| (i, self.ids.of(&s.key())))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let before: Vec<Option<Since>> = looked.iter().map(|(_, id)| lookup(id)).collect();
         let mut latest = Latest {
             mono: at,
             table: snap.sockets.as_ptr() as usize,
@@ -482,7 +487,6 @@ impl History {
         };
         let mut next = looked.iter().zip(before).peekable();
         let mut fresh: Vec<ConnId> = Vec::with_capacity(old.len());
-        let mut kept: Vec<(ConnId, Since)> = Vec::new();
         for (i, s) in snap.sockets.iter().enumerate() {
             if s.state == TcpState::CloseWait && s.proto == crate::model::Proto::Tcp {
                 services
@@ -491,7 +495,12 @@ impl History {
                     .close_wait += 1;
             }
             let is_stable = stable(s);
-            let Some(((_, id), prev)) = next.next_if(|((at, _), _)| *at == i) else {
+            let (id, prev) = if !partial {
+                let id = self.ids.of(&s.key());
+                (id, lookup(&id))
+            } else if let Some(((_, id), prev)) = next.next_if(|((at, _), _)| *at == i) {
+                (*id, prev)
+            } else {
                 // A trouble refresh's kept socket, as the last full dump
                 // left it: its rate still counts for its process, its
                 // series stays.
@@ -510,7 +519,6 @@ impl History {
                 }
                 continue;
             };
-            let id = *id;
             let mut entry = match prev {
                 Some(p) if p.state == s.state => p,
                 _ => Since {
@@ -554,8 +562,8 @@ impl History {
                     }
                 }
             }
-            if since_stable.is_some() && is_stable {
-                kept.push((id, entry));
+            if let (Some(m), true) = (&mut since_stable, is_stable) {
+                m.insert(id, entry);
             } else {
                 fresh.push(id);
                 // By position too, for the findings (the trouble states).
@@ -564,17 +572,16 @@ impl History {
                 latest.slots.push(latest.entries.len() as u32);
             }
         }
-        // Into the maps in tight loops of their own, for the same reason as
-        // the lookups: each insert is a write to a random place of a map
-        // larger than the caches.
+        // Into the map in a tight loop of its own, for the same reason as the
+        // lookups: each insert is a write to a random place of a map larger
+        // than the caches.
         since.extend(
             fresh
                 .into_iter()
                 .zip(latest.entries.iter().map(|(_, e)| *e)),
         );
         self.since = Arc::new(since);
-        if let Some(mut m) = since_stable {
-            m.extend(kept);
+        if let Some(m) = since_stable {
             self.since_stable = Arc::new(m);
         }
         self.conn_rates = Arc::new(rates);
