@@ -315,20 +315,28 @@ impl Engine {
         // it, a full dump's digestion of 130k sockets went to the trouble
         // refresh after it, whose interval then stretched by a fifth for
         // the next ten refreshes, once a minute.
-        self.charge(refresh, sockets);
+        let charged = self.charge(refresh, sockets, stats, parts);
         if let Some(a) = Arc::get_mut(&mut analysis) {
-            a.stats = a.stats.map(|s| self.stats(s.took));
-            a.parts = a.parts.map(|p| Parts {
-                full_interval: self.cadence.full_interval(),
-                ..p
-            });
+            (a.stats, a.parts) = (Some(charged.0), charged.1);
         }
         Ok(analysis)
     }
 
-    /// Charges a sample's CPU to the cadence.
-    fn charge(&mut self, refresh: Refresh, sockets: usize) {
+    /// Charges a sample's CPU to the cadence; returns its figures as the
+    /// cadence stands after the charge (the interval it set).
+    fn charge(
+        &mut self,
+        refresh: Refresh,
+        sockets: usize,
+        stats: CollectStats,
+        parts: Option<Parts>,
+    ) -> (CollectStats, Option<Parts>) {
         self.cadence.sampled(refresh, sockets);
+        let parts = parts.map(|p| Parts {
+            full_interval: self.cadence.full_interval(),
+            ..p
+        });
+        (self.stats(stats.took), parts)
     }
 
     /// The figures shown for a collection that took `took`.
@@ -357,12 +365,8 @@ impl Engine {
     ) -> Result<(Arc<Snapshot>, CollectStats, Option<Parts>), SourceError> {
         let refresh = self.due(force_full);
         let (snap, stats, parts) = self.sample_as(refresh)?;
-        self.charge(refresh, snap.sockets.len());
-        let parts = parts.map(|p| Parts {
-            full_interval: self.cadence.full_interval(),
-            ..p
-        });
-        Ok((snap, self.stats(stats.took), parts))
+        let (stats, parts) = self.charge(refresh, snap.sockets.len(), stats, parts);
+        Ok((snap, stats, parts))
     }
 
     /// A sample as the cadence wants it, merged, not yet charged to it: the

@@ -722,11 +722,7 @@ impl History {
     /// [`History::first_seen`] and [`History::is_new`] of a connection,
     /// found with one lookup.
     pub fn seen(&self, key: &ConnKey) -> Option<Seen> {
-        let e = self.since(key)?;
-        Some(Seen {
-            first: self.first_seen_of(e)?,
-            is_new: self.is_new_of(e),
-        })
+        self.seen_of(self.since(key)?)
     }
 
     /// [`History::seen`] of a socket of `snap`: by its position when `snap`
@@ -736,6 +732,10 @@ impl History {
             Some(e) => e,
             None => self.since(&s.key())?,
         };
+        self.seen_of(e)
+    }
+
+    fn seen_of(&self, e: &Since) -> Option<Seen> {
         Some(Seen {
             first: self.first_seen_of(e)?,
             is_new: self.is_new_of(e),
