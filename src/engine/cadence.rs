@@ -46,7 +46,7 @@ pub const MAX_FULL_INTERVAL: Duration = Duration::from_secs(60);
 /// sample (a page-cache miss, a busy neighbour) does not stretch the next
 /// interval by much. The interval is what the age of the trouble states on
 /// screen is made of; at 0.3, one refresh that cost a third more stretched
-/// it by a tenth.
+/// it by a tenth. The first samples are averaged instead (see [`Smoothed`]).
 const SMOOTHING: f64 = 0.15;
 
 /// Full-dump costs, one sample a minute on a split table, follow a lasting
@@ -61,9 +61,29 @@ pub struct Cadence {
     full_interval: Duration,
     split: bool,
     last_full: Option<Instant>,
-    cost_full: Option<Duration>,
-    cost_trouble: Option<Duration>,
+    cost_full: Smoothed,
+    cost_trouble: Smoothed,
     meter: CpuMeter,
+}
+
+/// A cost smoothed exponentially, after a plain mean of the first samples:
+/// the first refreshes after launch cost more than the next ones (the first
+/// table drawn, caches cold), and an exponential average started on them
+/// would take tens of refreshes to forget them. The mean weighs the n-th
+/// sample 1/n until that is less than the smoothing factor, so the
+/// interval the user sees settles within the first few seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Smoothed {
+    cost: Duration,
+    samples: u32,
+}
+
+impl Smoothed {
+    fn add(&mut self, cost: Duration, smoothing: f64) {
+        self.samples = self.samples.saturating_add(1);
+        let weight = (1.0 / f64::from(self.samples)).max(smoothing);
+        self.cost = self.cost.mul_f64(1.0 - weight) + cost.mul_f64(weight);
+    }
 }
 
 impl Cadence {
@@ -74,8 +94,8 @@ impl Cadence {
             full_interval: base,
             split: false,
             last_full: None,
-            cost_full: None,
-            cost_trouble: None,
+            cost_full: Smoothed::default(),
+            cost_trouble: Smoothed::default(),
             meter: CpuMeter::new(),
         }
     }
@@ -150,16 +170,13 @@ impl Cadence {
             }
             Refresh::Trouble => (&mut self.cost_trouble, SMOOTHING),
         };
-        *slot = Some(match *slot {
-            None => cost,
-            Some(old) => old.mul_f64(1.0 - smoothing) + cost.mul_f64(smoothing),
-        });
+        slot.add(cost, smoothing);
         self.replan();
     }
 
     fn replan(&mut self) {
         let share = 1.0 / MAX_SHARE;
-        let full = self.cost_full.unwrap_or_default();
+        let full = self.cost_full.cost;
         if !self.split {
             self.interval = self.base.max(full.mul_f64(MAX_SHARE));
             self.full_interval = self.interval;
@@ -168,7 +185,7 @@ impl Cadence {
         // Fresh trouble states are what an incident needs: their refreshes
         // may take most of the budget, all but what the full dumps need to
         // run once every MAX_FULL_INTERVAL; the full dumps take what is left.
-        let trouble = self.cost_trouble.unwrap_or_default();
+        let trouble = self.cost_trouble.cost;
         let full_needs = full.as_secs_f64() / MAX_FULL_INTERVAL.as_secs_f64();
         let trouble_share = (share * TROUBLE_SHARE)
             .min(share - full_needs)
