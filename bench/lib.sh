@@ -6,6 +6,10 @@
 #                            apt-get installs PKG for each CMD not found
 #   build_release            release build of sockscope and examples/loadgen;
 #                            sets SOCKSCOPE and LOADGEN (honours CARGO_TARGET_DIR)
+#   build_baseline REV       release build of sockscope as of commit REV, from
+#                            `git archive` into TMP, in TARGET/baseline (kept
+#                            between runs, so its dependencies build once);
+#                            sets BASELINE_SOCKSCOPE and BASELINE_NAME
 #   bench_setup              TMP directory, cleanup trap, sysctls raised for
 #                            the run and restored on exit
 #   start_loadgen [ARGS]     starts loadgen with ARGS (one string, split on
@@ -70,9 +74,26 @@ build_release() {
     fi
 }
 
+build_baseline() {
+    local rev=$1 commit target_dir
+    commit=$(git rev-parse --verify --quiet "$rev^{commit}") || {
+        say "BASELINE=$rev is not a commit of this repository"
+        exit 2
+    }
+    BASELINE_NAME=$(git rev-parse --short "$commit")
+    target_dir=$(cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    say "building sockscope as of $BASELINE_NAME (release) to measure beside this build"
+    mkdir -p "$TMP/baseline"
+    git archive "$commit" | tar -x -C "$TMP/baseline"
+    (cd "$TMP/baseline" && CARGO_TARGET_DIR=$target_dir/baseline cargo build --release --locked --bin sockscope)
+    BASELINE_SOCKSCOPE=$TMP/baseline/sockscope
+    cp "$target_dir/baseline/release/sockscope" "$BASELINE_SOCKSCOPE"
+}
+
 # Set here, used by the scripts that source this file.
 # shellcheck disable=SC2034
-SOCKSCOPE='' LOADGEN='' READY=''
+SOCKSCOPE='' LOADGEN='' READY='' BASELINE_SOCKSCOPE='' BASELINE_NAME=''
 
 # --- sysctls and cleanup -----------------------------------------------------
 TMP=

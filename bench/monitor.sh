@@ -2,6 +2,9 @@
 # sockscope live-monitor benchmark.
 #
 #   sudo bench/monitor.sh [SECONDS]      (default 60; takes about 4 min + 2 * SECONDS)
+#   sudo BASELINE=HEAD~1 bench/monitor.sh [SECONDS]
+#                                        (the same for both builds, side by side:
+#                                        about 8 min + 4 * SECONDS, and a build)
 #
 # Runs the live monitor (`sockscope`, release build, default --interval 1s) in
 # a detached tmux session of 120x40 on a private tmux socket
@@ -61,11 +64,18 @@
 #   SMALL_LOADGEN_ARGS  for load (b) (default "--established 500 --close-wait 20 --time-wait 0 --workers 2")
 #   KEYS                key presses per load (default 60)
 #   CARGO_TARGET_DIR    honoured, as by cargo
-#   SOCKSCOPE_BIN       measure this binary instead of the fresh build (run
-#                       once with the previous commit's build, once without)
+#   BASELINE            a commit (say HEAD~1), built here, or a sockscope
+#                       binary (as for bench/run.sh): measured too, on
+#                       the same loads in the same run, each load's monitors
+#                       one after the other (the baseline first), so the two
+#                       builds are compared side by side on this machine's
+#                       same minutes; the report shows both, with the targets
+#                       for each
+#   SOCKSCOPE_BIN       measure this binary instead of the fresh build
 set -euo pipefail
 
 WINDOW=${1:-60}
+BASELINE=${BASELINE:-}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
 SMALL_LOADGEN_ARGS=${SMALL_LOADGEN_ARGS:---established 500 --close-wait 20 --time-wait 0 --workers 2}
 KEYS=${KEYS:-60}
@@ -83,6 +93,22 @@ bench_setup
 # within the window, taking load (a) from ~130k sockets to ~120k. Keep them
 # for the whole run; loadgen's resets kill them when it stops.
 set_sysctl net.ipv4.tcp_fin_timeout $((WINDOW + 900))
+
+# The builds to measure, as NAME=PATH: the baseline first when there is one.
+# A build's name: its commit, "+changes" when the tree has uncommitted ones.
+this_name=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- || this_name+="+changes"
+[[ -n ${SOCKSCOPE_BIN:-} ]] && this_name=$SOCKSCOPE_BIN
+BUILDS=("$this_name=$SOCKSCOPE")
+if [[ -n $BASELINE ]]; then
+    if [[ -f $BASELINE && -x $BASELINE ]]; then
+        BASELINE_SOCKSCOPE=$BASELINE BASELINE_NAME=$BASELINE
+    else
+        build_baseline "$BASELINE"
+    fi
+    BUILDS=("$BASELINE_NAME (baseline)=$BASELINE_SOCKSCOPE" "${BUILDS[@]}")
+fi
+# The loadgen of bench/lib.sh's build, for every build measured: the same load.
 
 # --- tmux --------------------------------------------------------------------
 export TMUX_SOCKET=sockscope-bench
@@ -305,7 +331,7 @@ def calibrate(session, n):
 
 # ------------------------------------------------------------------- measure
 def measure(session, pid, window, keys, label, ready):
-    res = {"label": label, "ready": ready, "window": window}
+    res = {"label": label, "build": os.environ.get("BUILD", "this"), "ready": ready, "window": window}
     started = time.monotonic()
     with open(f"/proc/{pid}/comm") as f:
         comm = f.read().strip()
@@ -455,6 +481,11 @@ def measure(session, pid, window, keys, label, ready):
 
 # -------------------------------------------------------------------- report
 def report(calib, loads):
+    builds = sorted(set(r["build"] for r in loads))
+
+    def name(r):
+        return r["label"] if len(builds) == 1 else f"{r['label']} {r['build']}"
+
     un = os.uname()
     env = os.environ
     print()
@@ -467,15 +498,15 @@ def report(calib, loads):
           f"median {calib['median']:.1f} ms, max {calib['max']:.1f} ms ({calib['n']} keys); "
           f"one capture-pane: {calib['capture_ms']:.1f} ms")
     print()
-    hdr = (f"{'load':<14} {'sockets':>8}  {'header':<30} {'CPU %core':>9} {'peak RSS':>9} "
+    hdr = (f"{'load, build':<30} {'sockets':>8}  {'header':<30} {'CPU %core':>9} {'peak RSS':>9} "
            f"{'term B/s':>8}  {'keys':>4} {'median':>6} {'p99':>6} {'max':>6} {'age max':>7}")
     print(hdr)
-    print(f"{'':<14} {'':>8}  {'':<30} {'':>9} {'MiB':>9} {'':>8}  {'':>4} {'ms':>6} {'ms':>6} {'ms':>6} {'s':>7}")
+    print(f"{'':<30} {'':>8}  {'':<30} {'':>9} {'MiB':>9} {'':>8}  {'':>4} {'ms':>6} {'ms':>6} {'ms':>6} {'s':>7}")
     for r in loads:
         ms = [p["ms"] for p in r["presses"] if p["ms"] is not None]
         lost = len(r["presses"]) - len(ms)
         shown = f"{r['every']}, took {r['took']}ms"
-        print(f"{r['label']:<14} {r['sockets'] or 0:>8}  {shown:<30} {r['cpu_pct']:>9.2f} "
+        print(f"{name(r):<30} {r['sockets'] or 0:>8}  {shown:<30} {r['cpu_pct']:>9.2f} "
               f"{r['vmhwm_kib'] / 1024:>9.1f} {r['wchar_per_s']:>8.0f}  {len(r['presses']):>4} "
               f"{statistics.median(ms):>6.1f} {pct(ms, 99):>6.1f} "
               f"{(max(ms) if not lost else float('inf')):>6.1f} "
@@ -486,7 +517,7 @@ def report(calib, loads):
     print("sample's time is the age shown where it first appears, so a header not redrawn still counts): the trouble states'")
     for r in loads:
         print()
-        print(f"{r['label']}: {r['ready']}")
+        print(f"{name(r)}: {r['ready']}")
         print(f"  header at the end of the window: {r['header']}")
         print(f"  sockets on screen: {r['sockets_start']} at the window's start, {r['sockets']} at its end")
         th = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["threads_pct"].items(), key=lambda kv: -kv[1]))
@@ -520,10 +551,12 @@ def report(calib, loads):
     print()
     print("targets:")
     def line(label, ok, detail):
-        print(f"  {label:<52} {'PASS' if ok else 'FAIL'}  ({detail})")
-    for r, cpu_ok, cpu_target in zip(loads, (lambda c: c <= 10, lambda c: c <= 0.5),
-                                     ("<= 10%", "<= 0.5%")):
-        tag = r["label"].split()[0]
+        print(f"  {label:<68} {'PASS' if ok else 'FAIL'}  ({detail})")
+    for r in loads:
+        large = r["label"].startswith("(a)")
+        cpu_ok = (lambda c: c <= 10) if large else (lambda c: c <= 0.5)
+        cpu_target = "<= 10%" if large else "<= 0.5%"
+        tag = r["label"].split()[0] + ("" if len(builds) == 1 else f" {r['build']}")
         ms = [p["ms"] if p["ms"] is not None else float("inf") for p in r["presses"]]
         rss = r["vmhwm_kib"] / 1024
         line(f"{tag} CPU {cpu_target} of one core", cpu_ok(r["cpu_pct"]), f"{r['cpu_pct']:.2f}%")
@@ -579,17 +612,23 @@ wait_quiet() {
     say "still $n TCP sockets on the machine; going on"
 }
 
-# measure_load LABEL OUTFILE LOADGEN_ARGS
+# measure_load LABEL TAG LOADGEN_ARGS: one load, each build's monitor on it in
+# turn; results in $TMP/TAG-N.json, N the build's place in BUILDS.
 measure_load() {
-    local label=$1 out=$2 args=$3 session
+    local label=$1 tag=$2 args=$3 session i name bin
     wait_quiet
     start_loadgen "$args"
-    session=monitor-$$
-    new_session "$session" "exec $(printf '%q' "$SOCKSCOPE")"
-    SC_PID=$(tm display-message -p -t "$session" '#{pane_pid}')
-    say "$label: sockscope pid $SC_PID in tmux session $session; measuring"
-    READY=$READY python3 "$TMP/measure.py" measure "$session" "$SC_PID" "$WINDOW" "$KEYS" "$label" "$out"
-    kill_sessions
+    for i in "${!BUILDS[@]}"; do
+        name=${BUILDS[$i]%%=*}
+        bin=${BUILDS[$i]#*=}
+        session=monitor-$$-$i
+        new_session "$session" "exec $(printf '%q' "$bin")"
+        SC_PID=$(tm display-message -p -t "$session" '#{pane_pid}')
+        say "$label, $name: sockscope pid $SC_PID in tmux session $session; measuring"
+        READY=$READY BUILD=$name python3 "$TMP/measure.py" measure "$session" "$SC_PID" "$WINDOW" \
+            "$KEYS" "$label" "$TMP/$tag-$i.json"
+        kill_sessions
+    done
     stop_loadgen
 }
 
@@ -603,10 +642,16 @@ python3 "$TMP/measure.py" calibrate calibrate-$$ "$TMP/calibrate.json"
 kill_sessions
 
 # The small load first: the large one leaves 10k TIME_WAIT behind for 60 s.
-measure_load "(b) ~1k" "$TMP/small.json" "$SMALL_LOADGEN_ARGS"
-measure_load "(a) ~130k" "$TMP/large.json" "$LOADGEN_ARGS"
+measure_load "(b) ~1k" small "$SMALL_LOADGEN_ARGS"
+measure_load "(a) ~130k" large "$LOADGEN_ARGS"
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 BUSY_AFTER=$(cpu_busy)
 export LOAD_BEFORE LOAD_AFTER BUSY_BEFORE BUSY_AFTER
-python3 "$TMP/measure.py" report "$TMP/calibrate.json" "$TMP/large.json" "$TMP/small.json"
+results=()
+for tag in large small; do
+    for i in "${!BUILDS[@]}"; do
+        results+=("$TMP/$tag-$i.json")
+    done
+done
+python3 "$TMP/measure.py" report "$TMP/calibrate.json" "${results[@]}"
