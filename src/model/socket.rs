@@ -233,7 +233,7 @@ pub struct Owner {
 pub type Owners = smallvec::SmallVec<[Owner; 1]>;
 
 /// One TCP or UDP socket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Socket {
     pub proto: Proto,
     pub family: Family,
@@ -256,6 +256,48 @@ pub struct Socket {
     /// The network namespace whose table the socket is in, by its inode;
     /// [`HOST_NETNS`] for the namespace sockscope runs in.
     pub netns: u64,
+}
+
+/// Written out for the owners: `SmallVec`'s own `clone` goes through an
+/// iterator, and a trouble refresh at 130k sockets copies the 100k kept
+/// ones; the owners are `Copy`, so one copy of the slice does.
+impl Clone for Socket {
+    fn clone(&self) -> Socket {
+        let Socket {
+            proto,
+            family,
+            state,
+            local,
+            remote,
+            inode,
+            uid,
+            recv_q,
+            send_q,
+            timer,
+            retransmits,
+            cookie,
+            tcp_info,
+            owners,
+            netns,
+        } = self;
+        Socket {
+            proto: *proto,
+            family: *family,
+            state: *state,
+            local: *local,
+            remote: *remote,
+            inode: *inode,
+            uid: *uid,
+            recv_q: *recv_q,
+            send_q: *send_q,
+            timer: *timer,
+            retransmits: *retransmits,
+            cookie: *cookie,
+            tcp_info: tcp_info.clone(),
+            owners: Owners::from_slice(owners),
+            netns: *netns,
+        }
+    }
 }
 
 /// The namespace sockscope runs in ("host"): sockets and processes carry

@@ -700,6 +700,13 @@ fn analyze_with(
     let unfiltered = filter.is_empty();
     let mut parts: std::collections::BTreeMap<u64, Part> = Default::default();
     let mut host = Part::default();
+    if snap.namespaces.is_empty() {
+        // All of them are the host's: no growing by doubling.
+        host.all.reserve(snap.sockets.len());
+        if unfiltered {
+            host.sockets.reserve(snap.sockets.len());
+        }
+    }
     for s in &snap.sockets {
         let part = if snap.namespaces.is_empty() || s.netns == super::socket::HOST_NETNS {
             &mut host
