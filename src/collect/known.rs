@@ -17,9 +17,13 @@
 //! descriptor no longer points at it, sends the caller back to the full fd
 //! scan.
 
-use super::owners::{InodeSet, OwnerScan};
+use super::owners::OwnerScan;
 use crate::model::{Owner, Process, Socket};
 use std::collections::HashMap;
+
+/// Inode → where its owners start in [`KnownOwners::holders`] (its length
+/// for a socket no one held).
+type Starts = HashMap<u64, u32, foldhash::fast::RandomState>;
 
 /// Up to this many held sockets in a partial dump, every owner is checked
 /// on every answer.
@@ -33,8 +37,9 @@ pub struct KnownOwners {
     round: u64,
     /// [`CHECK_ALL_UPTO`], lower in tests.
     check_all_upto: usize,
-    /// Inodes of the last full dump, held or not.
-    inodes: InodeSet,
+    /// Inodes of the last full dump, held or not, and where their owners
+    /// are in `holders`: one lookup, not a binary search of 100k entries.
+    inodes: Starts,
     /// (inode, owner) of every held socket in it, sorted.
     holders: Vec<(u64, Owner)>,
     processes: HashMap<u32, Process>,
@@ -54,16 +59,22 @@ impl KnownOwners {
         unreadable_processes: usize,
         hidden_pids: bool,
     ) -> KnownOwners {
-        let inodes: InodeSet = sockets
-            .iter()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect();
         let mut holders: Vec<(u64, Owner)> = sockets
             .iter()
             .flat_map(|s| s.owners.iter().map(move |o| (s.inode, *o)))
             .collect();
         holders.sort_unstable();
+        let none = u32::try_from(holders.len()).unwrap_or(u32::MAX);
+        let mut inodes: Starts = sockets
+            .iter()
+            .filter(|s| s.inode != 0)
+            .map(|s| (s.inode, none))
+            .collect();
+        for (at, &(inode, _)) in holders.iter().enumerate().rev() {
+            if let Some(start) = inodes.get_mut(&inode) {
+                *start = at as u32;
+            }
+        }
         KnownOwners {
             round: 0,
             check_all_upto: CHECK_ALL_UPTO,
@@ -94,14 +105,14 @@ impl KnownOwners {
         let check = |inode: u64| held <= self.check_all_upto || inode % CHECK_EVERY == turn;
         // pid → its table has as many descriptors as at the full collection.
         let mut steady: HashMap<u32, bool> = HashMap::new();
-        // Every held socket known, checked first in a loop of its own: its
+        // Every held socket known, looked up first in a loop of its own: its
         // lookups do not depend on each other, so their cache misses overlap.
         let held_sockets = || sockets.iter().filter(|s| s.inode != 0);
-        if !held_sockets().all(|s| self.inodes.contains(&s.inode)) {
-            return None;
-        }
-        for s in held_sockets() {
-            let from = self.holders.partition_point(|(i, _)| *i < s.inode);
+        let starts: Option<Vec<u32>> = held_sockets()
+            .map(|s| self.inodes.get(&s.inode).copied())
+            .collect();
+        for (s, from) in held_sockets().zip(starts?) {
+            let from = (from as usize).min(self.holders.len());
             for &(_, owner) in self.holders[from..]
                 .iter()
                 .take_while(|(i, _)| *i == s.inode)
