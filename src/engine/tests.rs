@@ -433,6 +433,38 @@ fn the_live_engine_holds_one_sample_for_a_ui_that_does_not_take_it() {
 }
 
 #[test]
+fn the_live_engine_and_its_workers_run_nicer_than_the_ui() {
+    // A key press must not wait behind a refresh of 130k sockets: the
+    // engine thread, and any thread it starts to collect, run at a lower
+    // weight than the thread that started it (the UI), which keeps its own.
+    use rustix::process::getpriority_process;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let script = Scripted::new(move |_, n| {
+        let engine = getpriority_process(None);
+        let worker = std::thread::spawn(|| getpriority_process(None))
+            .join()
+            .expect("a worker");
+        let _ = tx.send((engine, worker));
+        let mut snap = fixture::small();
+        at(&mut snap, n as u64, n as u64);
+        Ok(snap)
+    });
+    let ui = getpriority_process(None).expect("this thread's nice value");
+    let engine = Engine::new(Box::new(script), SEC);
+    let live = live::spawn(engine, None, |_| true);
+    let (engine, worker) = rx.recv().expect("a sample");
+    let want = (ui + live::ENGINE_NICE).min(19);
+    assert_eq!(engine.expect("the engine's nice value"), want);
+    assert_eq!(worker.expect("a worker's nice value"), want);
+    assert_eq!(
+        getpriority_process(None).ok(),
+        Some(ui),
+        "the UI keeps its own"
+    );
+    drop(live);
+}
+
+#[test]
 fn the_first_dump_of_a_large_table_leaves_tcp_info_out_as_the_next_ones_do() {
     let info = fixture::small()
         .sockets
