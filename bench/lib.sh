@@ -4,6 +4,7 @@
 #   bench_init               needs root and bash 5; cds to the repository
 #   install_missing CMD=PKG...
 #                            apt-get installs PKG for each CMD not found
+#   cargo_target_dir         prints the build directory cargo uses here
 #   build_release            release build of sockscope and examples/loadgen;
 #                            sets SOCKSCOPE and LOADGEN (honours CARGO_TARGET_DIR)
 #   build_baseline REV       release build of sockscope as of commit REV, from
@@ -57,12 +58,17 @@ install_missing() {
 }
 
 # --- build -------------------------------------------------------------------
+# The build directory cargo uses here (CARGO_TARGET_DIR honoured).
+cargo_target_dir() {
+    cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
 build_release() {
     say "building sockscope and examples/loadgen (release)"
     cargo build --release --bin sockscope --example loadgen
     local target_dir
-    target_dir=$(cargo metadata --format-version 1 --no-deps |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    target_dir=$(cargo_target_dir)
     SOCKSCOPE=$target_dir/release/sockscope
     LOADGEN=$target_dir/release/examples/loadgen
     # SOCKSCOPE_BIN: measure another build (say, the previous commit's)
@@ -81,8 +87,7 @@ build_baseline() {
         exit 2
     }
     BASELINE_NAME=$(git rev-parse --short "$commit")
-    target_dir=$(cargo metadata --format-version 1 --no-deps |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    target_dir=$(cargo_target_dir)
     say "building sockscope as of $BASELINE_NAME (release) to measure beside this build"
     mkdir -p "$TMP/baseline"
     git archive "$commit" | tar -x -C "$TMP/baseline"

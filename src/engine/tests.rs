@@ -127,43 +127,28 @@ fn the_interval_settles_within_a_few_refreshes_of_a_costly_first_one() {
     // ones (it pays for the first drawing of the whole table, cold
     // caches). The user launched sockscope mid-incident: within ten
     // refreshes the interval must be close to what the steady cost gives.
+    let ms = Duration::from_millis;
     let t0 = Instant::now();
     let mut c = Cadence::new(SEC);
-    c.charge(Refresh::Full, 130_000, Duration::from_millis(400), t0);
-    c.charge(Refresh::Trouble, 130_000, Duration::from_millis(400), t0);
+    c.charge(Refresh::Full, 130_000, ms(400), t0);
+    c.charge(Refresh::Trouble, 130_000, ms(400), t0);
     // 400 ms a refresh at 92% of 1/10.75 of a core: every 4.67 s.
-    assert_within(
-        c.interval(),
-        Duration::from_millis(4660),
-        Duration::from_millis(4690),
-    );
-    c.charge(Refresh::Trouble, 130_000, Duration::from_millis(100), t0);
+    assert_within(c.interval(), ms(4660), ms(4690));
+    c.charge(Refresh::Trouble, 130_000, ms(100), t0);
     // The mean of the two, 250 ms: every 2.92 s (smoothed at 0.15 from the
     // first, 355 ms: 4.15 s).
-    assert_within(
-        c.interval(),
-        Duration::from_millis(2910),
-        Duration::from_millis(2930),
-    );
+    assert_within(c.interval(), ms(2910), ms(2930));
     for _ in 0..8 {
-        c.charge(Refresh::Trouble, 130_000, Duration::from_millis(100), t0);
+        c.charge(Refresh::Trouble, 130_000, ms(100), t0);
     }
     // The mean of the first six (150 ms), then four steps at 0.15 towards
     // 100 ms: 126.1 ms, every 1.47 s (smoothed at 0.15 from the start:
     // 169 ms, 1.97 s).
-    assert_within(
-        c.interval(),
-        Duration::from_millis(1465),
-        Duration::from_millis(1480),
-    );
+    assert_within(c.interval(), ms(1465), ms(1480));
     for _ in 0..30 {
-        c.charge(Refresh::Trouble, 130_000, Duration::from_millis(100), t0);
+        c.charge(Refresh::Trouble, 130_000, ms(100), t0);
     }
-    assert_within(
-        c.interval(),
-        Duration::from_millis(1168),
-        Duration::from_millis(1175),
-    );
+    assert_within(c.interval(), ms(1168), ms(1175));
 }
 
 #[test]

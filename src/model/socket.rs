@@ -263,39 +263,11 @@ pub struct Socket {
 /// ones; the owners are `Copy`, so one copy of the slice does.
 impl Clone for Socket {
     fn clone(&self) -> Socket {
-        let Socket {
-            proto,
-            family,
-            state,
-            local,
-            remote,
-            inode,
-            uid,
-            recv_q,
-            send_q,
-            timer,
-            retransmits,
-            cookie,
-            tcp_info,
-            owners,
-            netns,
-        } = self;
+        // Every other field is `Copy`: one that is not stops the build here.
         Socket {
-            proto: *proto,
-            family: *family,
-            state: *state,
-            local: *local,
-            remote: *remote,
-            inode: *inode,
-            uid: *uid,
-            recv_q: *recv_q,
-            send_q: *send_q,
-            timer: *timer,
-            retransmits: *retransmits,
-            cookie: *cookie,
-            tcp_info: tcp_info.clone(),
-            owners: Owners::from_slice(owners),
-            netns: *netns,
+            tcp_info: self.tcp_info.clone(),
+            owners: Owners::from_slice(&self.owners),
+            ..*self
         }
     }
 }
